@@ -1,0 +1,197 @@
+//! Reading a person's age and sex from free text ("a 48-year-old woman", "my 4 yo",
+//! "3 month old baby", "I'm 34").
+//!
+//! Deliberately conservative: it answers only when a pattern is clear, because a wrong age is
+//! worse than none (the red-flag rules for infants depend on it).
+
+use domain::Sex;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Demographics {
+    pub age: Option<f32>,
+    pub sex: Option<Sex>,
+}
+
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for ch in text.chars() {
+        if ch.is_alphanumeric() || ch == '.' && cur.chars().all(|c| c.is_ascii_digit()) && !cur.is_empty() {
+            for l in ch.to_lowercase() {
+                cur.push(l);
+            }
+        } else if ch == '\'' || ch == '\u{2019}' {
+            // "i'm" -> "im"
+        } else {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    // Split glued forms such as "48yo", "3yrs", "6mo", "48f" into number and unit.
+    let mut split = Vec::with_capacity(out.len());
+    for w in out {
+        let digits: String = w.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        if !digits.is_empty() && digits.len() < w.len() && digits.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            split.push(digits.trim_end_matches('.').to_string());
+            split.push(w[digits.len()..].to_string());
+        } else {
+            split.push(w.trim_end_matches('.').to_string());
+        }
+    }
+    split
+}
+
+fn number(w: &str) -> Option<f32> {
+    let n = match w {
+        "one" | "a" | "an" => 1.0,
+        "two" => 2.0,
+        "three" => 3.0,
+        "four" => 4.0,
+        "five" => 5.0,
+        "six" => 6.0,
+        "seven" => 7.0,
+        "eight" => 8.0,
+        "nine" => 9.0,
+        "ten" => 10.0,
+        "eleven" => 11.0,
+        "twelve" => 12.0,
+        _ => return w.parse::<f32>().ok().filter(|v| v.is_finite() && *v >= 0.0),
+    };
+    Some(n)
+}
+
+/// Unit words and how many years one of them is.
+fn unit_years(w: &str) -> Option<f32> {
+    Some(match w {
+        "year" | "years" | "yr" | "yrs" | "yo" | "y" | "yrold" | "yearold" => 1.0,
+        "month" | "months" | "mo" | "mos" | "mth" | "mths" | "mon" => 1.0 / 12.0,
+        "week" | "weeks" | "wk" | "wks" => 7.0 / 365.25,
+        "day" | "days" => 1.0 / 365.25,
+        _ => return None,
+    })
+}
+
+const FEMALE: &[&str] = &[
+    "woman", "female", "girl", "lady", "f", "daughter", "wife", "mother", "mum", "mom",
+    "grandmother", "grandma", "gran", "nan", "she", "her", "sister", "aunt", "pregnant",
+    "girlfriend",
+];
+const MALE: &[&str] = &[
+    "man", "male", "boy", "gentleman", "m", "son", "husband", "father", "dad", "grandfather",
+    "grandpa", "grandad", "he", "him", "his", "brother", "uncle", "boyfriend", "guy",
+];
+
+/// Reads age and sex from text where a clear pattern gives them.
+pub fn read_demographics(text: &str) -> Demographics {
+    let w = words(text);
+    let mut age: Option<f32> = None;
+    for i in 0..w.len() {
+        let Some(n) = number(&w[i]) else { continue };
+        let next = w.get(i + 1).map(String::as_str).unwrap_or("");
+        let after = w.get(i + 2).map(String::as_str).unwrap_or("");
+        let prev = if i > 0 { w[i - 1].as_str() } else { "" };
+        let prev2 = if i > 1 { w[i - 2].as_str() } else { "" };
+        // "48 year old", "48-year-old", "3 month old", "48yo", "6 weeks old"
+        if let Some(u) = unit_years(next) {
+            let is_age = matches!(next, "yo" | "y" | "yrold" | "yearold")
+                || after == "old"
+                || after == "of" && w.get(i + 3).is_some_and(|x| x == "age")
+                || prev == "aged"
+                || prev == "age";
+            // Words such as "a" only count with an explicit "old": "a week old".
+            let word_number = w[i].parse::<f32>().is_err();
+            if is_age && (!word_number || after == "old") {
+                age = Some(n * u);
+                break;
+            }
+        }
+        // "aged 48", "age 48", "age: 48"
+        if (prev == "aged" || prev == "age") && w[i].parse::<f32>().is_ok() && n <= 120.0 {
+            age = Some(n);
+            break;
+        }
+        // "im 34", "i am 34", "my 4 yo" handled above; "48 f", "48m"
+        if w[i].parse::<f32>().is_ok()
+            && (prev == "im" || (prev == "am" && prev2 == "i"))
+            && n >= 1.0
+            && n <= 110.0
+            && unit_years(next).is_none()
+        {
+            age = Some(n);
+            break;
+        }
+        if w[i].parse::<f32>().is_ok() && (next == "f" || next == "m") && n >= 1.0 && n <= 110.0 && i < 3 {
+            age = Some(n);
+            break;
+        }
+    }
+    if age.is_none() && w.iter().any(|x| x == "newborn" || x == "neonate") {
+        age = Some(0.02);
+    }
+    let age = age.filter(|a| *a <= 120.0);
+
+    // Sex: the first gendered noun naming the patient wins; otherwise pronouns, if one-sided.
+    let strong = |set: &[&str], x: &str| set.contains(&x) && !matches!(x, "she" | "her" | "he" | "him" | "his");
+    let mut sex = None;
+    for x in &w {
+        if strong(FEMALE, x) {
+            sex = Some(Sex::Female);
+            break;
+        }
+        if strong(MALE, x) {
+            sex = Some(Sex::Male);
+            break;
+        }
+    }
+    if sex.is_none() {
+        let f = w.iter().filter(|x| matches!(x.as_str(), "she" | "her")).count();
+        let m = w.iter().filter(|x| matches!(x.as_str(), "he" | "him" | "his")).count();
+        if f > 0 && m == 0 {
+            sex = Some(Sex::Female);
+        } else if m > 0 && f == 0 {
+            sex = Some(Sex::Male);
+        }
+    }
+    Demographics { age, sex }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn age(t: &str) -> Option<f32> {
+        read_demographics(t).age
+    }
+
+    #[test]
+    fn reads_common_age_forms() {
+        assert_eq!(age("A 48-year-old woman presents with"), Some(48.0));
+        assert_eq!(age("my 4 yo has had a temp"), Some(4.0));
+        assert_eq!(age("I'm 34 and I've had a headache"), Some(34.0));
+        assert_eq!(age("68yo M, chest pain"), Some(68.0));
+        assert_eq!(age("aged 71, confused"), Some(71.0));
+        assert_eq!(age("55 m chest pain"), Some(55.0));
+        let a = age("my 6 week old baby").unwrap();
+        assert!((a - 6.0 * 7.0 / 365.25).abs() < 1e-4);
+        assert!((age("3-month-old boy").unwrap() - 0.25).abs() < 1e-4);
+    }
+
+    #[test]
+    fn durations_are_not_ages() {
+        assert_eq!(age("headache for 3 days"), None);
+        assert_eq!(age("had a temp of 39 since yesterday"), None);
+        assert_eq!(age("cough for 2 weeks"), None);
+    }
+
+    #[test]
+    fn reads_sex() {
+        assert_eq!(read_demographics("A 48-year-old woman").sex, Some(Sex::Female));
+        assert_eq!(read_demographics("my son has a fever").sex, Some(Sex::Male));
+        assert_eq!(read_demographics("she has had pain, her tummy").sex, Some(Sex::Female));
+        assert_eq!(read_demographics("headache fever stiff neck").sex, None);
+    }
+}

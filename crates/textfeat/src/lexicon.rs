@@ -1,0 +1,140 @@
+//! A deterministic phrase matcher: finds known phrases in text, negation-aware.
+//!
+//! It needs no model, so the red-flag rules can still run when every model is down.
+
+use crate::tokens::{Token, tokenize};
+use std::collections::HashMap;
+
+/// A phrase found in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LexiconMatch {
+    /// The id the phrase was registered with (a finding index).
+    pub id: u32,
+    /// False when the phrase lies in a negation scope ("no rash").
+    pub present: bool,
+}
+
+/// Phrases indexed by their first word; matching is greedy, longest phrase first.
+#[derive(Debug, Clone, Default)]
+pub struct Lexicon {
+    by_first: HashMap<String, Vec<(Vec<String>, u32)>>,
+    len: usize,
+}
+
+/// Light plural folding so "headaches" finds "headache" and "rashes" finds "rash": a final
+/// "s" and then a final "e" go. Applied to text and phrases alike, so both sides agree.
+fn fold(w: &str) -> &str {
+    let mut w = w;
+    if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        w = &w[..w.len() - 1];
+    }
+    if w.len() > 3 && w.ends_with('e') {
+        w = &w[..w.len() - 1];
+    }
+    w
+}
+
+impl Lexicon {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a phrase for an id. Phrases are normalised like text.
+    pub fn insert(&mut self, phrase: &str, id: u32) {
+        let words: Vec<String> = tokenize(phrase)
+            .into_iter()
+            .filter(|t| t.text != ".")
+            .map(|t| fold(&t.text).to_string())
+            .collect();
+        if words.is_empty() {
+            return;
+        }
+        let entry = self.by_first.entry(words[0].clone()).or_default();
+        entry.push((words, id));
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// All phrase matches in the text, left to right. Nested phrases all match: "crushing chest
+    /// pain" finds both the specific finding and "chest pain", as a reader would.
+    pub fn find(&self, text: &str) -> Vec<LexiconMatch> {
+        self.find_in_tokens(&tokenize(text))
+    }
+
+    pub fn find_in_tokens(&self, tokens: &[Token]) -> Vec<LexiconMatch> {
+        let folded: Vec<&str> = tokens.iter().map(|t| fold(&t.text)).collect();
+        let mut out = Vec::new();
+        for i in 0..folded.len() {
+            if let Some(cands) = self.by_first.get(folded[i]) {
+                for (words, id) in cands {
+                    let end = i + words.len();
+                    if end <= folded.len() && folded[i..end].iter().zip(words).all(|(a, b)| *a == b) {
+                        out.push(LexiconMatch { id: *id, present: !tokens[i].negated });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Each id found, once: present if any mention of it is present (a finding mentioned both
+    /// ways is treated as present, the safer reading for triage).
+    pub fn findings(&self, text: &str) -> Vec<(u32, bool)> {
+        let mut seen: Vec<(u32, bool)> = Vec::new();
+        for m in self.find(text) {
+            match seen.iter_mut().find(|(id, _)| *id == m.id) {
+                Some(slot) => slot.1 |= m.present,
+                None => seen.push((m.id, m.present)),
+            }
+        }
+        seen
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lex() -> Lexicon {
+        let mut l = Lexicon::new();
+        l.insert("chest pain", 0);
+        l.insert("rash", 1);
+        l.insert("stiff neck", 2);
+        l.insert("chest pain on exertion", 3);
+        l.insert("not eating", 4);
+        l
+    }
+
+    #[test]
+    fn finds_phrases_with_negation() {
+        let f = lex().findings("Stiff neck and headaches, no rash");
+        assert_eq!(f, vec![(2, true), (1, false)]);
+    }
+
+    #[test]
+    fn nested_phrases_all_match() {
+        assert_eq!(lex().findings("chest pain on exertion"), vec![(0, true), (3, true)]);
+    }
+
+    #[test]
+    fn phrase_with_its_own_negation_word_is_present() {
+        assert_eq!(lex().findings("my baby is not eating"), vec![(4, true)]);
+    }
+
+    #[test]
+    fn plural_folding() {
+        assert_eq!(lex().findings("rashes everywhere"), vec![(1, true)]);
+    }
+
+    #[test]
+    fn mention_both_ways_counts_as_present() {
+        assert_eq!(lex().findings("no rash yesterday. today a rash"), vec![(1, true)]);
+    }
+}

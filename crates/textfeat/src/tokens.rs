@@ -1,0 +1,153 @@
+//! Normalisation, tokenisation and negation scope.
+
+/// One word of the normalised text, with whether it lies inside a negation scope and whether a
+/// clause boundary follows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub text: String,
+    pub negated: bool,
+    /// True when this token is itself a negation trigger ("no", "denies").
+    pub trigger: bool,
+}
+
+/// Lower-cases, folds apostrophes away ("can't" -> "cant") and turns every other
+/// non-alphanumeric character into a space, except that a comma becomes a standalone ","
+/// and other clause punctuation a standalone "." so that negation scope can end there.
+pub fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        match ch {
+            '\'' | '\u{2019}' | '`' => {}
+            ',' => out.push_str(" , "),
+            '.' | ';' | ':' | '!' | '?' | '\n' | '(' | ')' => out.push_str(" . "),
+            c if c.is_alphanumeric() => {
+                for l in c.to_lowercase() {
+                    out.push(l);
+                }
+            }
+            _ => out.push(' '),
+        }
+    }
+    out
+}
+
+/// Words that open a negation scope.
+const TRIGGERS: &[&str] = &[
+    "no", "not", "denies", "denied", "deny", "denying", "without", "never", "nor", "negative",
+    "dont", "doesnt", "didnt", "isnt", "hasnt", "havent", "hadnt", "wasnt", "arent", "absent",
+    "free", "nil",
+];
+
+/// Words that end a negation scope (a new clause with its own verb, or a contrast).
+const TERMINATORS: &[&str] = &[
+    "but", "however", "although", "though", "except", "apart", "yet", "whereas", "which", "has",
+    "have", "had", "is", "was", "reports", "complains", "presents", "admits", "feels", "feeling",
+    "got", "getting", "developed", "now", "also", "still", "then", "so",
+];
+
+/// How many words a negation scope reaches at most, so a stray "no" cannot negate a paragraph.
+const MAX_SCOPE: usize = 7;
+
+fn is_trigger(w: &str) -> bool {
+    TRIGGERS.contains(&w)
+}
+
+fn is_terminator(w: &str) -> bool {
+    TERMINATORS.contains(&w)
+}
+
+/// Splits normalised text into tokens and marks negation scope. A "." token (from
+/// punctuation) ends the scope, except that a comma-separated list after a trigger stays
+/// negated ("denies fever, cough or rash") while each item is short.
+pub fn tokenize(text: &str) -> Vec<Token> {
+    let norm = normalise(text);
+    let mut out: Vec<Token> = Vec::with_capacity(norm.len() / 5 + 1);
+    let mut scope_left = 0usize;
+    let mut since_break = 0usize;
+    let mut raw = norm.split_whitespace().peekable();
+    while let Some(w) = raw.next() {
+        if w == "." || w == "," {
+            // A comma inside a negated list keeps the scope open for one more short item;
+            // anything longer, or the end of a sentence, closes it.
+            if w == "," && scope_left > 0 && since_break <= 4 {
+                scope_left = MAX_SCOPE.min(scope_left + 3);
+            } else {
+                scope_left = 0;
+            }
+            since_break = 0;
+            // Keep one boundary marker so phrases never match across clauses.
+            if out.last().is_some_and(|t| t.text != ".") {
+                out.push(Token { text: ".".into(), negated: false, trigger: false });
+            }
+            continue;
+        }
+        since_break += 1;
+        if is_trigger(w) {
+            // "no longer" and "not only" do not negate what follows in the usual way, and
+            // "negative" only negates as "negative for".
+            let next = raw.peek().copied().unwrap_or("");
+            let real = !(matches!((w, next), ("no", "longer") | ("not", "only"))
+                || (w == "negative" && next != "for")
+                || (w == "free" && next != "of"));
+            out.push(Token { text: w.to_string(), negated: scope_left > 0, trigger: real });
+            if real {
+                scope_left = MAX_SCOPE;
+            }
+            continue;
+        }
+        if is_terminator(w) {
+            scope_left = 0;
+        }
+        let negated = scope_left > 0;
+        scope_left = scope_left.saturating_sub(1);
+        out.push(Token { text: w.to_string(), negated, trigger: false });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn negated_words(text: &str) -> Vec<String> {
+        tokenize(text).into_iter().filter(|t| t.negated).map(|t| t.text).collect()
+    }
+
+    #[test]
+    fn normalises_punctuation_and_apostrophes() {
+        assert_eq!(normalise("Can't BREATHE!").split_whitespace().collect::<Vec<_>>(), ["cant", "breathe", "."]);
+        assert_eq!(normalise("a, b").split_whitespace().collect::<Vec<_>>(), ["a", ",", "b"]);
+    }
+
+    #[test]
+    fn simple_negation() {
+        assert_eq!(negated_words("headache and a stiff neck, no rash"), ["rash"]);
+    }
+
+    #[test]
+    fn negated_list_survives_commas() {
+        assert_eq!(negated_words("denies chest pain, palpitations or fever"), ["chest", "pain", "palpitations", "or", "fever"]);
+    }
+
+    #[test]
+    fn terminator_ends_scope() {
+        let n = negated_words("no fever but has a bad cough");
+        assert_eq!(n, ["fever"]);
+    }
+
+    #[test]
+    fn sentence_ends_scope() {
+        let n = negated_words("No vomiting. The headache is terrible and it started suddenly this morning");
+        assert_eq!(n, ["vomiting"]);
+    }
+
+    #[test]
+    fn cant_is_not_a_negation() {
+        assert!(negated_words("i cant breathe properly").is_empty());
+    }
+
+    #[test]
+    fn no_longer_is_not_a_trigger() {
+        assert!(negated_words("he no longer eats").is_empty());
+    }
+}
