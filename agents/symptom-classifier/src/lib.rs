@@ -1,1 +1,329 @@
-//! symptom-classifier
+//! The symptom-classifier agent: free text to findings, present and absent, over the whole
+//! findings vocabulary.
+//!
+//! Hashed word and character n-gram features (negation-scoped, see `textfeat`) go into an
+//! embedding bag, then an MLP with two sigmoid heads: "mentioned as present" and "mentioned
+//! as absent". It needs no other agent's output.
+
+use domain::{CaseInput, ExtractedFinding};
+use kb::KnowledgeBase;
+use ml::batch::{BagBatch, rows};
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::loss::BinaryCrossEntropyLossConfig;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ml::encoder::{TextEncoder, TextEncoderConfig};
+use ml::io::{self, ModelIoError};
+use ml::train::{Progress, TrainConfig, fit};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use textfeat::{FeatureConfig, Featurizer};
+
+pub const NAME: &str = "symptom-classifier";
+
+/// The committed model's folder.
+pub fn default_model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("model")
+}
+
+#[derive(Config, Debug)]
+pub struct NetConfig {
+    pub encoder: TextEncoderConfig,
+    pub hidden: usize,
+    pub findings: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct Net {
+    enc: TextEncoder,
+    fc: Linear,
+    present: Linear,
+    absent: Linear,
+}
+
+impl NetConfig {
+    pub fn init(&self, device: &Device) -> Net {
+        Net {
+            enc: self.encoder.init(device),
+            fc: LinearConfig::new(2 * self.encoder.dim, self.hidden).init(device),
+            present: LinearConfig::new(self.hidden, self.findings).init(device),
+            absent: LinearConfig::new(self.hidden, self.findings).init(device),
+        }
+    }
+}
+
+impl Net {
+    /// Logits of (present, absent), each [batch, findings], from the bag of words outside
+    /// negation scope and the bag of words inside it, pooled separately.
+    pub fn forward(&self, pos: &BagBatch, neg: &BagBatch) -> (Tensor<2>, Tensor<2>) {
+        let x = Tensor::cat(vec![self.enc.forward(pos), self.enc.forward(neg)], 1);
+        let h = relu(self.fc.forward(x));
+        (self.present.forward(h.clone()), self.absent.forward(h))
+    }
+}
+
+/// Everything needed to rebuild the model: written to `config.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub version: String,
+    pub buckets: usize,
+    pub dim: usize,
+    pub hidden: usize,
+    pub max_features: usize,
+    pub feature_seed: u64,
+    /// Decision thresholds of the present and absent heads, tuned on the validation split.
+    pub threshold: f32,
+    pub absent_threshold: f32,
+    pub finding_ids: Vec<String>,
+    pub kb_fingerprint: String,
+    pub train: TrainConfig,
+}
+
+impl ModelConfig {
+    pub fn new(kb: &KnowledgeBase, train: TrainConfig) -> Self {
+        ModelConfig {
+            version: format!("{NAME}-1"),
+            buckets: 1 << 15,
+            dim: 64,
+            hidden: 256,
+            max_features: 320,
+            feature_seed: 0x5e1f,
+            threshold: 0.5,
+            absent_threshold: 0.5,
+            finding_ids: kb.finding_ids(),
+            kb_fingerprint: kb.fingerprint.clone(),
+            train,
+        }
+    }
+
+    fn net(&self) -> NetConfig {
+        NetConfig::new(TextEncoderConfig::new(self.buckets, self.dim), self.hidden, self.finding_ids.len())
+    }
+
+    fn featurizer(&self) -> Featurizer {
+        Featurizer::new(FeatureConfig { buckets: self.buckets, max_features: self.max_features, seed: self.feature_seed })
+    }
+}
+
+/// The loaded agent model: one instance serves every thread.
+pub struct SymptomClassifier {
+    config: ModelConfig,
+    net: Net,
+    featurizer: Featurizer,
+    device: Device,
+}
+
+impl SymptomClassifier {
+    pub fn load(dir: &Path, kb: &KnowledgeBase, device: &Device) -> Result<Self, ModelIoError> {
+        let config: ModelConfig = io::load_config(dir)?;
+        io::check_vocab(dir, "findings", &config.finding_ids, &kb.finding_ids())?;
+        let net = io::load_weights(dir, config.net().init(device))?;
+        Ok(Self::from_parts(config, net, device))
+    }
+
+    fn from_parts(config: ModelConfig, net: Net, device: &Device) -> Self {
+        SymptomClassifier { featurizer: config.featurizer(), config, net, device: device.clone() }
+    }
+
+    pub fn version(&self) -> &str {
+        &self.config.version
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), ModelIoError> {
+        io::save_config(dir, &self.config)?;
+        io::save_weights(dir, self.net.clone())
+    }
+
+    /// Findings read in each text: present when the present head is above threshold and above
+    /// the absent head, absent when the absent head is.
+    pub fn predict_batch(&self, inputs: &[&CaseInput]) -> Vec<Vec<ExtractedFinding>> {
+        if inputs.is_empty() {
+            return Vec::new();
+        }
+        let (p, a) = self.probabilities(inputs);
+        let (t, ta) = (self.config.threshold, self.config.absent_threshold);
+        p.iter()
+            .zip(&a)
+            .map(|(p, a)| {
+                let mut out = Vec::new();
+                for i in 0..p.len() {
+                    if p[i] >= t && p[i] >= a[i] {
+                        out.push(ExtractedFinding { finding: i, present: true, probability: p[i] });
+                    } else if a[i] >= ta && a[i] > p[i] {
+                        out.push(ExtractedFinding { finding: i, present: false, probability: a[i] });
+                    }
+                }
+                out.sort_by(|x, y| y.probability.total_cmp(&x.probability));
+                out
+            })
+            .collect()
+    }
+
+    /// Sigmoid outputs of both heads, per input.
+    pub fn probabilities(&self, inputs: &[&CaseInput]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let (pos, neg) = bags(&self.featurizer, inputs.iter().map(|c| c.text.as_str()), &self.device);
+        let (p, a) = self.net.forward(&pos, &neg);
+        (rows(sigmoid(p)), rows(sigmoid(a)))
+    }
+
+    pub fn predict(&self, input: &CaseInput) -> Vec<ExtractedFinding> {
+        self.predict_batch(&[input]).pop().unwrap_or_default()
+    }
+}
+
+/// The two bags (outside and inside negation scope) of each text.
+fn bags<'t>(featurizer: &Featurizer, texts: impl Iterator<Item = &'t str>, device: &Device) -> (BagBatch, BagBatch) {
+    let (pos, neg): (Vec<Vec<u32>>, Vec<Vec<u32>>) = texts.map(|t| featurizer.features_by_scope(t)).unzip();
+    let p: Vec<&[u32]> = pos.iter().map(Vec::as_slice).collect();
+    let n: Vec<&[u32]> = neg.iter().map(Vec::as_slice).collect();
+    (BagBatch::new(&p, device), BagBatch::new(&n, device))
+}
+
+/// Precision, recall and F1 of present and absent findings.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    pub present_precision: f64,
+    pub present_recall: f64,
+    pub present_f1: f64,
+    pub absent_precision: f64,
+    pub absent_recall: f64,
+    pub absent_f1: f64,
+}
+
+fn f1(tp: usize, fp: usize, fn_: usize) -> (f64, f64, f64) {
+    let p = tp as f64 / (tp + fp).max(1) as f64;
+    let r = tp as f64 / (tp + fn_).max(1) as f64;
+    (p, r, if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 })
+}
+
+impl SymptomClassifier {
+    pub fn evaluate(&self, cases: &[synth::Case]) -> Metrics {
+        let mut c = [0usize; 6]; // tp, fp, fn for present, then absent
+        let inputs: Vec<CaseInput> = cases.iter().map(synth::Case::input).collect();
+        for (chunk, cs) in inputs.chunks(256).zip(cases.chunks(256)) {
+            let refs: Vec<&CaseInput> = chunk.iter().collect();
+            for (pred, case) in self.predict_batch(&refs).into_iter().zip(cs) {
+                for (k, gold, present) in [(0, &case.text_present, true), (3, &case.text_absent, false)] {
+                    let got: Vec<usize> = pred.iter().filter(|f| f.present == present).map(|f| f.finding).collect();
+                    let tp = got.iter().filter(|g| gold.contains(g)).count();
+                    c[k] += tp;
+                    c[k + 1] += got.len() - tp;
+                    c[k + 2] += gold.len() - tp;
+                }
+            }
+        }
+        let (pp, pr, pf) = f1(c[0], c[1], c[2]);
+        let (ap, ar, af) = f1(c[3], c[4], c[5]);
+        Metrics { present_precision: pp, present_recall: pr, present_f1: pf, absent_precision: ap, absent_recall: ar, absent_f1: af }
+    }
+}
+
+/// Trains on the synthetic splits and returns the model with its test metrics.
+pub fn train(kb: &KnowledgeBase, data: &synth::Splits, train: TrainConfig, progress: &mut dyn Progress) -> (SymptomClassifier, Metrics) {
+    let config = ModelConfig::new(kb, train.clone());
+    let device = Device::flex().autodiff();
+    device.seed(train.seed);
+    let featurizer = config.featurizer();
+    let f = config.finding_ids.len();
+    let scoped: Vec<(Vec<u32>, Vec<u32>)> = data.train.iter().map(|c| featurizer.features_by_scope(&c.text)).collect();
+    let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+    let net = config.net().init(&device);
+    let (net, _) = fit(net, data.train.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
+        let pos: Vec<&[u32]> = idx.iter().map(|&i| scoped[i].0.as_slice()).collect();
+        let neg: Vec<&[u32]> = idx.iter().map(|&i| scoped[i].1.as_slice()).collect();
+        let mut tp = vec![0i64; idx.len() * f];
+        let mut ta = vec![0i64; idx.len() * f];
+        for (r, &i) in idx.iter().enumerate() {
+            for &p in &data.train[i].text_present {
+                tp[r * f + p] = 1;
+            }
+            for &a in &data.train[i].text_absent {
+                ta[r * f + a] = 1;
+            }
+        }
+        let tp = Tensor::<2, Int>::from_data(TensorData::new(tp, [idx.len(), f]), &device);
+        let ta = Tensor::<2, Int>::from_data(TensorData::new(ta, [idx.len(), f]), &device);
+        let (lp, la) = net.forward(&BagBatch::new(&pos, &device), &BagBatch::new(&neg, &device));
+        bce.forward(lp, tp) + bce.forward(la, ta)
+    });
+    let infer = Device::flex();
+    let net = move_to(net.valid(), &infer);
+    let mut model = SymptomClassifier::from_parts(config, net, &infer);
+    // Thresholds: the grid value with the best validation F1, for each head.
+    let mut best = (0.5f32, 0.5f32, -1.0f64, -1.0f64);
+    for k in 2..=8 {
+        let t = k as f32 / 10.0;
+        model.config.threshold = t;
+        model.config.absent_threshold = t;
+        let m = model.evaluate(&data.val);
+        if m.present_f1 > best.2 {
+            best.0 = t;
+            best.2 = m.present_f1;
+        }
+        if m.absent_f1 > best.3 {
+            best.1 = t;
+            best.3 = m.absent_f1;
+        }
+    }
+    model.config.threshold = best.0;
+    model.config.absent_threshold = best.1;
+    let metrics = model.evaluate(&data.test);
+    (model, metrics)
+}
+
+fn move_to(net: Net, device: &Device) -> Net {
+    net.to_device(device)
+}
+
+/// The model card written beside the weights.
+pub fn model_card(model: &SymptomClassifier, m: &Metrics, data: &synth::Splits) -> String {
+    let c = &model.config;
+    format!(
+        "# {NAME} model card\n\n\
+         **What it does.** Reads free text and returns the knowledge-base findings it mentions, \
+         each as present or absent (negation-aware), over all {} findings.\n\n\
+         **Model.** Hashed word unigrams, bigrams and character trigrams ({} buckets, at most {} \
+         features) into a {}-dimensional embedding bag (sum / sqrt(n)), pooled separately for \
+         the words outside and inside a negation scope, a {}-unit ReLU layer, two sigmoid heads. \
+         Thresholds {} (present) and {} (absent), tuned on the validation split. Version `{}`.\n\n\
+         **Data.** Synthetic patients from the project's knowledge base (fingerprint `{}`), \
+         generator seed {}: {} training, {} validation, {} test cases in four registers (lay, \
+         carer, terse, clinical) with negations and typos. Targets are the findings the text \
+         mentions.\n\n\
+         **Training.** {} epochs, batch {}, Adam, learning rate {} decaying linearly to a tenth, \
+         seed {}. Reproduce with `triagent train --agent {NAME}`.\n\n\
+         **Test metrics (synthetic test split).**\n\n\
+         | head | precision | recall | F1 |\n|---|---|---|---|\n\
+         | present | {:.3} | {:.3} | {:.3} |\n| absent | {:.3} | {:.3} | {:.3} |\n\n\
+         **Limits.** Trained only on generated text: real people's wording, spelling and \
+         languages other than English will do worse (see `triagent eval` on the hand-written \
+         vignettes). Findings without a phrase in the knowledge base cannot be learnt. It reads \
+         words, not meaning: sarcasm, hypotheticals and history of past illness may be read as \
+         present. Not a diagnosis.\n",
+        c.finding_ids.len(),
+        c.buckets,
+        c.max_features,
+        c.dim,
+        c.hidden,
+        c.threshold,
+        c.absent_threshold,
+        c.version,
+        c.kb_fingerprint,
+        c.train.seed,
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        c.train.epochs,
+        c.train.batch_size,
+        c.train.learning_rate,
+        c.train.seed,
+        m.present_precision,
+        m.present_recall,
+        m.present_f1,
+        m.absent_precision,
+        m.absent_recall,
+        m.absent_f1,
+    )
+}

@@ -1,1 +1,364 @@
-//! treatment-retriever
+//! The treatment-retriever agent: a dual encoder that embeds the request and every care-advice
+//! entry and returns the nearest advice that is safe for the person.
+//!
+//! The advice side embeds each entry's own words (title, advice, the names of the conditions
+//! and findings it is linked to) once, at load. A request is embedded by the query side and
+//! compared by cosine similarity. Advice that the person must not follow (an NSAID in
+//! pregnancy, aspirin under 16) is removed by deterministic rules before ranking.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor, TensorData};
+use domain::{CaseInput, RetrievedAdvice};
+use kb::{Contraindication, KnowledgeBase};
+use ml::batch::{BagBatch, rows};
+use ml::encoder::{TextEncoder, TextEncoderConfig};
+use ml::io::{self, ModelIoError};
+use ml::train::{Progress, TrainConfig, fit};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use textfeat::{FeatureConfig, Featurizer};
+
+pub const NAME: &str = "treatment-retriever";
+
+pub fn default_model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("model")
+}
+
+#[derive(Config, Debug)]
+pub struct NetConfig {
+    pub query: TextEncoderConfig,
+    pub advice: TextEncoderConfig,
+    pub out: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct Net {
+    q_enc: TextEncoder,
+    q_proj: Linear,
+    a_enc: TextEncoder,
+    a_proj: Linear,
+}
+
+impl NetConfig {
+    pub fn init(&self, device: &Device) -> Net {
+        Net {
+            q_enc: self.query.init(device),
+            q_proj: LinearConfig::new(self.query.dim, self.out).init(device),
+            a_enc: self.advice.init(device),
+            a_proj: LinearConfig::new(self.advice.dim, self.out).init(device),
+        }
+    }
+}
+
+fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
+    let n = (x.clone() * x.clone()).sum_dim(1).sqrt() + 1e-6;
+    x / n
+}
+
+impl Net {
+    pub fn query(&self, bags: &BagBatch) -> Tensor<2> {
+        l2_normalise(self.q_proj.forward(self.q_enc.forward(bags)))
+    }
+    pub fn advice(&self, bags: &BagBatch) -> Tensor<2> {
+        l2_normalise(self.a_proj.forward(self.a_enc.forward(bags)))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelConfig {
+    pub version: String,
+    pub query_buckets: usize,
+    pub advice_buckets: usize,
+    pub dim: usize,
+    pub out: usize,
+    pub max_features: usize,
+    pub query_seed: u64,
+    pub advice_seed: u64,
+    /// Cosine similarities are multiplied by this before the softmax in training.
+    pub scale: f32,
+    pub advice_ids: Vec<String>,
+    pub kb_fingerprint: String,
+    pub train: TrainConfig,
+}
+
+impl ModelConfig {
+    pub fn new(kb: &KnowledgeBase, train: TrainConfig) -> Self {
+        ModelConfig {
+            version: format!("{NAME}-1"),
+            query_buckets: 1 << 15,
+            advice_buckets: 1 << 14,
+            dim: 64,
+            out: 64,
+            max_features: 320,
+            query_seed: 0x7e7a,
+            advice_seed: 0xad71,
+            scale: 10.0,
+            advice_ids: kb.advice.iter().map(|a| a.id.clone()).collect(),
+            kb_fingerprint: kb.fingerprint.clone(),
+            train,
+        }
+    }
+
+    fn net(&self) -> NetConfig {
+        NetConfig::new(TextEncoderConfig::new(self.query_buckets, self.dim), TextEncoderConfig::new(self.advice_buckets, self.dim), self.out)
+    }
+
+    fn query_featurizer(&self) -> Featurizer {
+        Featurizer::new(FeatureConfig { buckets: self.query_buckets, max_features: self.max_features, seed: self.query_seed })
+    }
+
+    fn advice_featurizer(&self) -> Featurizer {
+        Featurizer::new(FeatureConfig { buckets: self.advice_buckets, max_features: self.max_features, seed: self.advice_seed })
+    }
+}
+
+/// The words an advice entry is embedded from.
+fn advice_text(kb: &KnowledgeBase, i: usize) -> String {
+    let a = &kb.advice[i];
+    let mut t = format!("{} . {}", a.title, a.advice);
+    for &c in &a.conditions {
+        t.push_str(" . ");
+        t.push_str(&kb.conditions[c].name);
+    }
+    for &f in &a.findings {
+        let f = &kb.findings[f];
+        t.push_str(" . ");
+        t.push_str(&f.name);
+        if let Some(p) = f.lay.first() {
+            t.push_str(" . ");
+            t.push_str(p);
+        }
+    }
+    t
+}
+
+fn advice_bags(kb: &KnowledgeBase, featurizer: &Featurizer, device: &Device) -> BagBatch {
+    let bags: Vec<Vec<u32>> = (0..kb.advice.len()).map(|i| featurizer.features(&advice_text(kb, i))).collect();
+    let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
+    BagBatch::new(&refs, device)
+}
+
+/// Who this person is, for the advice they must not follow. Age bands come from the age;
+/// pregnancy, breastfeeding and long-term conditions from structured findings or the text.
+pub fn contraindications(kb: &KnowledgeBase, input: &CaseInput) -> Vec<Contraindication> {
+    let mut out = Vec::new();
+    if let Some(a) = input.age {
+        if a < 0.25 {
+            out.push(Contraindication::InfantUnder3Months);
+        }
+        if a < 12.0 {
+            out.push(Contraindication::ChildUnder12);
+        }
+        if a < 16.0 {
+            out.push(Contraindication::ChildUnder16);
+        }
+        if a >= 65.0 {
+            out.push(Contraindication::OlderAdult);
+        }
+    }
+    let mask = kb.present_mask(&input.text, &input.findings, &[], &input.vitals);
+    for (id, c) in [
+        ("pregnant", Contraindication::Pregnancy),
+        ("breastfeeding", Contraindication::Breastfeeding),
+        ("kidney_disease_history", Contraindication::KidneyDisease),
+        ("liver_disease_history", Contraindication::LiverDisease),
+        ("anticoagulant_use", Contraindication::Anticoagulants),
+        ("asthma_history", Contraindication::Asthma),
+        ("heart_disease_history", Contraindication::HeartDisease),
+        ("high_blood_pressure_history", Contraindication::HighBloodPressure),
+    ] {
+        if kb.finding_idx(id).is_some_and(|i| mask[i]) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+pub struct TreatmentRetriever {
+    config: ModelConfig,
+    net: Net,
+    /// Every advice entry's embedding, [advice, out], computed once at load.
+    advice: Tensor<2>,
+    featurizer: Featurizer,
+    device: Device,
+    kb: Arc<KnowledgeBase>,
+}
+
+impl TreatmentRetriever {
+    pub fn load(dir: &Path, kb: Arc<KnowledgeBase>, device: &Device) -> Result<Self, ModelIoError> {
+        let config: ModelConfig = io::load_config(dir)?;
+        let ids: Vec<String> = kb.advice.iter().map(|a| a.id.clone()).collect();
+        io::check_vocab(dir, "advice", &config.advice_ids, &ids)?;
+        let net = io::load_weights(dir, config.net().init(device))?;
+        Ok(Self::from_parts(config, net, device, kb))
+    }
+
+    fn from_parts(config: ModelConfig, net: Net, device: &Device, kb: Arc<KnowledgeBase>) -> Self {
+        let advice = net.advice(&advice_bags(&kb, &config.advice_featurizer(), device));
+        TreatmentRetriever { featurizer: config.query_featurizer(), config, net, advice, device: device.clone(), kb }
+    }
+
+    pub fn version(&self) -> &str {
+        &self.config.version
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<(), ModelIoError> {
+        io::save_config(dir, &self.config)?;
+        io::save_weights(dir, self.net.clone())
+    }
+
+    /// Cosine similarity of each request to every advice entry.
+    pub fn scores(&self, inputs: &[&CaseInput]) -> Vec<Vec<f32>> {
+        if inputs.is_empty() {
+            return Vec::new();
+        }
+        let bags: Vec<Vec<u32>> = inputs.iter().map(|c| self.featurizer.features(&c.text)).collect();
+        let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
+        let q = self.net.query(&BagBatch::new(&refs, &self.device));
+        rows(q.matmul(self.advice.clone().transpose()))
+    }
+
+    /// The `k` nearest advice entries that are safe for each person.
+    pub fn retrieve_batch(&self, inputs: &[&CaseInput], k: usize) -> Vec<Vec<RetrievedAdvice>> {
+        self.scores(inputs)
+            .into_iter()
+            .zip(inputs)
+            .map(|(s, input)| {
+                let avoid = contraindications(&self.kb, input);
+                let mut idx: Vec<usize> = (0..s.len()).filter(|&i| !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))).collect();
+                idx.sort_by(|a, b| s[*b].total_cmp(&s[*a]));
+                idx.truncate(k);
+                idx.into_iter().map(|i| RetrievedAdvice { advice: i, score: s[i] }).collect()
+            })
+            .collect()
+    }
+
+    pub fn retrieve(&self, input: &CaseInput, k: usize) -> Vec<RetrievedAdvice> {
+        self.retrieve_batch(&[input], k).pop().unwrap_or_default()
+    }
+
+    pub fn evaluate(&self, cases: &[synth::Case]) -> Metrics {
+        let inputs: Vec<CaseInput> = cases.iter().map(synth::Case::input).collect();
+        let (mut hit1, mut hit5, mut rr, mut n) = (0.0, 0.0, 0.0, 0usize);
+        for (chunk, cs) in inputs.chunks(512).zip(cases.chunks(512)) {
+            let refs: Vec<&CaseInput> = chunk.iter().collect();
+            for (s, case) in self.scores(&refs).into_iter().zip(cs) {
+                let pos = positives(&self.kb, case);
+                if pos.is_empty() {
+                    continue;
+                }
+                n += 1;
+                let mut order: Vec<usize> = (0..s.len()).collect();
+                order.sort_by(|a, b| s[*b].total_cmp(&s[*a]));
+                let rank = order.iter().position(|i| pos.contains(i)).unwrap_or(order.len());
+                hit1 += f64::from(rank < 1);
+                hit5 += f64::from(rank < 5);
+                rr += 1.0 / (rank + 1) as f64;
+            }
+        }
+        let n = n.max(1) as f64;
+        Metrics { recall_at_1: hit1 / n, recall_at_5: hit5 / n, mrr: rr / n }
+    }
+}
+
+/// Advice that fits a case: linked to its condition, or to a finding its text mentions.
+pub fn positives(kb: &KnowledgeBase, case: &synth::Case) -> Vec<usize> {
+    (0..kb.advice.len())
+        .filter(|&i| {
+            let a = &kb.advice[i];
+            a.conditions.contains(&case.patient.condition) || a.findings.iter().any(|f| case.text_present.contains(f))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Share of cases whose nearest entry fits the case.
+    pub recall_at_1: f64,
+    /// Share of cases with a fitting entry among the nearest five.
+    pub recall_at_5: f64,
+    pub mrr: f64,
+}
+
+pub fn train(kb: Arc<KnowledgeBase>, data: &synth::Splits, train: TrainConfig, progress: &mut dyn Progress) -> (TreatmentRetriever, Metrics) {
+    let config = ModelConfig::new(&kb, train.clone());
+    let device = Device::flex().autodiff();
+    device.seed(train.seed.wrapping_add(2));
+    let qf = config.query_featurizer();
+    let abags = advice_bags(&kb, &config.advice_featurizer(), &device);
+    let n_adv = kb.advice.len();
+    let bags: Vec<Vec<u32>> = data.train.iter().map(|c| qf.features(&c.text)).collect();
+    let pos: Vec<Vec<usize>> = data.train.iter().map(|c| positives(&kb, c)).collect();
+    let usable: Vec<usize> = (0..data.train.len()).filter(|&i| !pos[i].is_empty()).collect();
+    let scale = config.scale;
+    let net = config.net().init(&device);
+    let (net, _) = fit(net, usable.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
+        let idx: Vec<usize> = idx.iter().map(|&k| usable[k]).collect();
+        let refs: Vec<&[u32]> = idx.iter().map(|&i| bags[i].as_slice()).collect();
+        let q = net.query(&BagBatch::new(&refs, &device));
+        let a = net.advice(&abags);
+        let logp = log_softmax(q.matmul(a.transpose()) * scale, 1);
+        // Multi-positive loss: -log of the total probability of the fitting entries.
+        let mut mask = vec![-1e4f32; idx.len() * n_adv];
+        for (r, &i) in idx.iter().enumerate() {
+            for &p in &pos[i] {
+                mask[r * n_adv + p] = 0.0;
+            }
+        }
+        let mask = Tensor::<2>::from_data(TensorData::new(mask, [idx.len(), n_adv]), &device);
+        let x = logp + mask;
+        let m = x.clone().max_dim(1);
+        let lse = (x - m.clone()).exp().sum_dim(1).log() + m;
+        -lse.mean()
+    });
+    let infer = Device::flex();
+    let model = TreatmentRetriever::from_parts(config, net.valid().to_device(&infer), &infer, kb);
+    let metrics = model.evaluate(&data.test);
+    (model, metrics)
+}
+
+pub fn model_card(model: &TreatmentRetriever, m: &Metrics, data: &synth::Splits) -> String {
+    let c = &model.config;
+    format!(
+        "# {NAME} model card\n\n\
+         **What it does.** Returns the care-advice entries of the knowledge base nearest to a \
+         request ({} entries), after removing any the person must not follow (by age, \
+         pregnancy, breastfeeding, kidney or liver disease, blood thinners, asthma, heart \
+         disease, high blood pressure).\n\n\
+         **Model.** A dual encoder: the request through a hashed n-gram embedding bag ({} \
+         buckets) and a linear projection to {} dimensions; each advice entry's own words \
+         (title, advice, linked condition and finding names) through a second bag ({} buckets) \
+         and projection. Cosine similarity; advice embeddings are computed once at load. \
+         Version `{}`.\n\n\
+         **Data.** Synthetic patients (knowledge base `{}`), seed {}: {} training and {} test \
+         cases. An entry fits a case when it is linked to the case's condition or to a finding \
+         its text mentions; training maximises the probability of the fitting entries (softmax \
+         over all entries, scale {}).\n\n\
+         **Training.** {} epochs, batch {}, Adam, learning rate {} decaying to a tenth. \
+         Reproduce with `triagent train --agent {NAME}`.\n\n\
+         **Test metrics (synthetic test split).** recall@1 {:.3}, recall@5 {:.3}, MRR {:.3}.\n\n\
+         **Limits.** It can only return advice the knowledge base holds; the service puts \
+         emergency advice first when the triage level calls for it. Advice is general, not a \
+         prescription; every entry says when to seek help.\n",
+        c.advice_ids.len(),
+        c.query_buckets,
+        c.out,
+        c.advice_buckets,
+        c.version,
+        c.kb_fingerprint,
+        c.train.seed,
+        data.train.len(),
+        data.test.len(),
+        c.scale,
+        c.train.epochs,
+        c.train.batch_size,
+        c.train.learning_rate,
+        m.recall_at_1,
+        m.recall_at_5,
+        m.mrr,
+    )
+}

@@ -296,3 +296,36 @@ mod tests {
         assert_eq!(AgeBand::of_age(65.0), AgeBand::Older);
     }
 }
+
+/// A finding the symptom classifier read in the text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExtractedFinding {
+    pub finding: usize,
+    pub present: bool,
+    pub probability: f32,
+}
+
+/// A condition with its calibrated probability.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankedCondition {
+    pub condition: usize,
+    pub probability: f32,
+}
+
+/// A care-advice entry and how close it is to the request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetrievedAdvice {
+    pub advice: usize,
+    pub score: f32,
+}
+
+/// The emergency detector's answer: the model's level raised by the red-flag rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmergencyAssessment {
+    pub level: TriageLevel,
+    pub model_level: TriageLevel,
+    /// Probability of each level, most urgent first.
+    pub probabilities: [f32; 5],
+    /// Indices of the red-flag rules that fired.
+    pub red_flags: Vec<usize>,
+}

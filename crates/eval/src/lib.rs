@@ -1,1 +1,204 @@
-//! eval
+//! Evaluation of the whole pipeline on the synthetic test split and on the hand-written
+//! vignettes: ICD-10 accuracy (top-1, top-3, top-10), triage accuracy per level, under-triaged
+//! emergencies, over-triage, and calibration, written as markdown with PNG plots.
+
+mod plots;
+mod vignettes;
+
+use domain::{CaseInput, Sex, TriageLevel};
+use kb::{KnowledgeBase, icd10_category};
+use pipeline::Models;
+use std::fmt::Write as _;
+use std::path::Path;
+
+pub use vignettes::{Vignette, VignetteError, default_vignettes_path, load_vignettes};
+
+/// One evaluation item: the request and what counts as right.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub input: CaseInput,
+    /// Acceptable ICD-10 codes.
+    pub gold_codes: Vec<String>,
+    pub gold_level: TriageLevel,
+}
+
+impl Item {
+    pub fn from_case(kb: &KnowledgeBase, c: &synth::Case) -> Item {
+        Item { input: c.input(), gold_codes: vec![kb.conditions[c.patient.condition].icd10.clone()], gold_level: c.patient.level }
+    }
+
+    pub fn from_vignette(v: &Vignette) -> Item {
+        let d = textfeat::read_demographics(&v.text);
+        Item {
+            input: CaseInput {
+                text: v.text.clone(),
+                age: v.age.or(d.age),
+                sex: v.sex.or(d.sex).unwrap_or(Sex::Unknown),
+                findings: Vec::new(),
+                vitals: Default::default(),
+            },
+            gold_codes: v.gold_icd10.clone(),
+            gold_level: v.gold_level,
+        }
+    }
+}
+
+/// What the pipeline answered for one item.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Rank (0-based) of the first condition whose code is a gold code, if in the top ten.
+    pub code_rank: Option<usize>,
+    /// The same at the ICD-10 category level (J18.9 matches J18.0).
+    pub category_rank: Option<usize>,
+    pub top_probability: f32,
+    pub top_correct: bool,
+    pub level: TriageLevel,
+    pub gold_level: TriageLevel,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub name: String,
+    pub n: usize,
+    pub top1: f64,
+    pub top3: f64,
+    pub top10: f64,
+    pub category_top1: f64,
+    pub category_top3: f64,
+    pub triage_accuracy: f64,
+    /// Accuracy per gold level, most urgent first (None when the level has no items).
+    pub per_level: [Option<(f64, usize)>; 5],
+    /// confusion[gold][pred]
+    pub confusion: [[usize; 5]; 5],
+    pub under_triaged_emergencies: f64,
+    pub emergencies: usize,
+    pub over_triage: f64,
+    pub under_triage: f64,
+    pub ece: f64,
+    /// Reliability bins: (mean confidence, accuracy, count).
+    pub reliability: Vec<(f64, f64, usize)>,
+}
+
+pub fn answer(kb: &KnowledgeBase, item: &Item, t: &pipeline::Triage) -> Answer {
+    let codes: Vec<&str> = t.conditions.iter().map(|r| kb.conditions[r.condition].icd10.as_str()).collect();
+    let code_rank = codes.iter().position(|c| item.gold_codes.iter().any(|g| g == c));
+    let category_rank = codes.iter().position(|c| item.gold_codes.iter().any(|g| icd10_category(g) == icd10_category(c)));
+    Answer {
+        code_rank,
+        category_rank,
+        top_probability: t.conditions.first().map_or(0.0, |r| r.probability),
+        top_correct: code_rank == Some(0),
+        level: t.decision.level,
+        gold_level: item.gold_level,
+    }
+}
+
+/// Runs the pipeline on every item (in batches) and scores it.
+pub fn evaluate(models: &Models, name: &str, items: &[Item]) -> Report {
+    let mut answers = Vec::with_capacity(items.len());
+    for chunk in items.chunks(256) {
+        let inputs: Vec<&CaseInput> = chunk.iter().map(|i| &i.input).collect();
+        for (t, item) in models.run_batch(&inputs, 10, 3).iter().zip(chunk) {
+            answers.push(answer(&models.kb, item, t));
+        }
+    }
+    score(name, &answers)
+}
+
+pub fn score(name: &str, answers: &[Answer]) -> Report {
+    let n = answers.len().max(1) as f64;
+    let within = |r: Option<usize>, k: usize| r.is_some_and(|r| r < k);
+    let frac = |f: &dyn Fn(&Answer) -> bool| answers.iter().filter(|a| f(a)).count() as f64 / n;
+    let mut confusion = [[0usize; 5]; 5];
+    for a in answers {
+        confusion[a.gold_level.index()][a.level.index()] += 1;
+    }
+    let mut per_level = [None; 5];
+    for (g, row) in confusion.iter().enumerate() {
+        let total: usize = row.iter().sum();
+        if total > 0 {
+            per_level[g] = Some((row[g] as f64 / total as f64, total));
+        }
+    }
+    let emergencies: Vec<&Answer> = answers.iter().filter(|a| a.gold_level.is_emergency()).collect();
+    let missed = emergencies.iter().filter(|a| !a.level.is_emergency()).count();
+    let bins = 10;
+    let mut rel = vec![(0.0f64, 0.0f64, 0usize); bins];
+    for a in answers {
+        let b = ((a.top_probability * bins as f32) as usize).min(bins - 1);
+        rel[b].0 += f64::from(a.top_probability);
+        rel[b].1 += f64::from(a.top_correct);
+        rel[b].2 += 1;
+    }
+    let ece = rel.iter().filter(|r| r.2 > 0).map(|(c, k, m)| (*m as f64 / n) * ((c - k) / *m as f64).abs()).sum();
+    let reliability = rel.into_iter().map(|(c, k, m)| if m > 0 { (c / m as f64, k / m as f64, m) } else { (0.0, 0.0, 0) }).collect();
+    Report {
+        name: name.to_string(),
+        n: answers.len(),
+        top1: frac(&|a| within(a.code_rank, 1)),
+        top3: frac(&|a| within(a.code_rank, 3)),
+        top10: frac(&|a| within(a.code_rank, 10)),
+        category_top1: frac(&|a| within(a.category_rank, 1)),
+        category_top3: frac(&|a| within(a.category_rank, 3)),
+        triage_accuracy: frac(&|a| a.level == a.gold_level),
+        per_level,
+        confusion,
+        under_triaged_emergencies: missed as f64 / emergencies.len().max(1) as f64,
+        emergencies: emergencies.len(),
+        over_triage: frac(&|a| a.level < a.gold_level),
+        under_triage: frac(&|a| a.level > a.gold_level),
+        ece,
+        reliability,
+    }
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "## {} ({} cases)\n", self.name, self.n);
+        let _ = writeln!(s, "| metric | value |\n|---|---|");
+        let _ = writeln!(s, "| top-1 accuracy (ICD-10 code) | {:.3} |", self.top1);
+        let _ = writeln!(s, "| top-3 accuracy (ICD-10 code) | {:.3} |", self.top3);
+        let _ = writeln!(s, "| top-10 accuracy (ICD-10 code) | {:.3} |", self.top10);
+        let _ = writeln!(s, "| top-1 / top-3 accuracy (ICD-10 category) | {:.3} / {:.3} |", self.category_top1, self.category_top3);
+        let _ = writeln!(s, "| triage accuracy | {:.3} |", self.triage_accuracy);
+        let _ = writeln!(s, "| under-triaged emergencies | {:.3} ({} emergencies) |", self.under_triaged_emergencies, self.emergencies);
+        let _ = writeln!(s, "| over-triage (any level too urgent) | {:.3} |", self.over_triage);
+        let _ = writeln!(s, "| under-triage (any level not urgent enough) | {:.3} |", self.under_triage);
+        let _ = writeln!(s, "| expected calibration error (top-1 condition) | {:.3} |\n", self.ece);
+        let _ = writeln!(s, "Triage accuracy per gold level:\n\n| level | accuracy | cases |\n|---|---|---|");
+        for (i, l) in TriageLevel::ALL.iter().enumerate() {
+            match self.per_level[i] {
+                Some((a, n)) => {
+                    let _ = writeln!(s, "| {l} | {a:.3} | {n} |");
+                }
+                None => {
+                    let _ = writeln!(s, "| {l} | - | 0 |");
+                }
+            }
+        }
+        let _ = writeln!(s, "\nConfusion (rows gold, columns predicted, most urgent first):\n");
+        let _ = writeln!(s, "| gold \\ predicted | {} |", TriageLevel::ALL.map(|l| l.as_str()).join(" | "));
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for (g, row) in self.confusion.iter().enumerate() {
+            let _ = writeln!(s, "| {} | {} |", TriageLevel::ALL[g], row.map(|x| x.to_string()).join(" | "));
+        }
+        s
+    }
+}
+
+/// Writes `report.md` and the plots of each report into `out`.
+pub fn write_reports(out: &Path, header: &str, reports: &[Report]) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let mut md = format!("# Triagent evaluation\n\n{header}\n\n");
+    for r in reports {
+        md.push_str(&r.markdown());
+        let slug: String = r.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let rel = format!("{slug}-reliability.png");
+        let conf = format!("{slug}-confusion.png");
+        plots::reliability(&out.join(&rel), r).map_err(std::io::Error::other)?;
+        plots::confusion(&out.join(&conf), r).map_err(std::io::Error::other)?;
+        let _ = writeln!(md, "\n![reliability diagram]({rel})\n\n![triage confusion matrix]({conf})\n");
+    }
+    std::fs::write(out.join("report.md"), md)
+}

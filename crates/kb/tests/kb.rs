@@ -136,3 +136,16 @@ fn phrase_matcher_reads_negations() {
     assert_eq!(by_id("neck_stiffness"), Some(true));
     assert_eq!(by_id("rash"), Some(false));
 }
+
+#[test]
+fn minimal_fixture_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minimal");
+    let kb = load_dir(&dir).expect("minimal fixture is valid");
+    assert_eq!(kb.conditions.len(), 1);
+    let rule = &kb.rules[0];
+    for ex in &rule.examples {
+        let mask = kb.present_mask("", &[], &[], &ex.vitals);
+        let input = RuleInput { present: &mask, age: ex.age, sex: Sex::Unknown, vitals: &ex.vitals };
+        assert_eq!(rule.fires(&input), ex.fires);
+    }
+}

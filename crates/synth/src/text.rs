@@ -61,6 +61,7 @@ pub(crate) struct Writer {
     /// (lay phrases, clinical phrases, is risk factor) per finding.
     phrases: Vec<(Vec<String>, Vec<String>, bool)>,
     closings: Vec<&'static str>,
+    fillers: Vec<&'static str>,
 }
 
 const LAY_CLOSINGS: &[&str] = &[
@@ -76,6 +77,50 @@ const LAY_CLOSINGS: &[&str] = &[
     "",
     "",
     "",
+];
+
+/// Everyday context people add that says nothing clinical; the models must learn to ignore it.
+const FILLERS: &[&str] = &[
+    "it started at work",
+    "i was at the supermarket when it began",
+    "we only got back from holiday on sunday",
+    "my partner told me to ask",
+    "i have an exam next week",
+    "i took the day off work",
+    "it was really busy at home this week",
+    "i work nights",
+    "i tried googling it",
+    "i had a takeaway last night",
+    "we have a new puppy",
+    "i was gardening yesterday",
+    "i have been working from home",
+    "my kids are off school",
+    "i took some tablets from the chemist",
+    "i had a glass of wine on saturday",
+    "i went to the gym on monday",
+    "it is the school holidays",
+    "i normally never get ill",
+    "i do not like going to the doctor",
+    "i had my booster in the autumn",
+    "i have been really busy lately",
+    "i live on my own",
+    "we have just moved house",
+    "it has been very hot this week",
+    "the weather has been cold and wet",
+    "i have been drinking plenty of water",
+    "i ate as normal today",
+    "my neighbour said to check",
+    "i could not get a gp appointment",
+    "we are staying with family",
+    "i am a student",
+    "i am retired",
+    "i drive for a living",
+    "i cycle to work",
+    "she is at nursery",
+    "he goes to primary school",
+    "we had a party at the weekend",
+    "i have been stressed with work",
+    "i tried honey and lemon",
 ];
 
 const DURATIONS_LAY: &[&str] = &[
@@ -172,7 +217,8 @@ impl Writer {
             .collect();
         // A closing line must not itself read as a finding ("i'm worried" is anxiety).
         let closings = LAY_CLOSINGS.iter().copied().filter(|c| kb.lexicon().find(c).is_empty()).collect();
-        Writer { phrases, closings }
+        let fillers = FILLERS.iter().copied().filter(|c| kb.lexicon().find(c).is_empty()).collect();
+        Writer { phrases, closings, fillers }
     }
 
     fn phrase(&self, f: usize, clinical_bias: f64, rng: &mut ChaCha8Rng) -> String {
@@ -263,6 +309,12 @@ impl Writer {
             };
             parts.push(form);
         }
+        if rng.random_bool(0.5)
+            && let Some(f) = self.fillers.choose(rng)
+        {
+            let at = rng.random_range(0..=parts.len());
+            parts.insert(at, f.to_string());
+        }
         if let Some(c) = self.closings.choose(rng)
             && !c.is_empty()
         {
@@ -326,6 +378,12 @@ impl Writer {
         }
         if !neg.is_empty() {
             parts.push(format!("no {}", list(neg, "or")));
+        }
+        if rng.random_bool(0.4)
+            && let Some(f) = self.fillers.choose(rng)
+        {
+            let at = rng.random_range(1..=parts.len());
+            parts.insert(at, f.to_string());
         }
         if let Some(c) = self.closings.choose(rng)
             && !c.is_empty()

@@ -65,10 +65,20 @@ impl Featurizer {
         self.features_of_tokens(&tokenize(text))
     }
 
+    /// Features split by negation scope: (outside any negation, inside one). The symptom
+    /// classifier pools the two bags separately, so "no rash" cannot blur into "rash".
+    pub fn features_by_scope(&self, text: &str) -> (Vec<u32>, Vec<u32>) {
+        let tokens = tokenize(text);
+        let pos: Vec<Token> = tokens.iter().map(|t| if t.negated { Token { text: ".".into(), negated: false, trigger: false } } else { t.clone() }).collect();
+        let neg: Vec<Token> = tokens.iter().map(|t| if t.negated { t.clone() } else { Token { text: ".".into(), negated: false, trigger: false } }).collect();
+        let neg_features = if neg.iter().any(|t| t.text != ".") { self.features_of_tokens(&neg) } else { Vec::new() };
+        (self.features_of_tokens(&pos), neg_features)
+    }
+
     pub fn features_of_tokens(&self, tokens: &[Token]) -> Vec<u32> {
         let cap = self.cfg.max_features;
         let mut out: Vec<u32> = Vec::with_capacity(cap.min(tokens.len() * 7 + 1));
-        let mut push = |out: &mut Vec<u32>, id: u32| {
+        let push = |out: &mut Vec<u32>, id: u32| {
             if out.len() < cap {
                 out.push(id);
             }
@@ -83,6 +93,12 @@ impl Featurizer {
             let flag: &[u8] = if t.negated { b"N" } else { b"P" };
             let h = fnv(fnv(fnv(FNV_OFFSET, b"w"), flag), t.text.as_bytes());
             push(&mut out, self.bucket(h));
+            // The stem too, so "fainted", "fainting" and "faints" share a feature.
+            let st = stem(&t.text);
+            if st.len() < t.text.len() {
+                let h = fnv(fnv(fnv(FNV_OFFSET, b"s"), flag), st.as_bytes());
+                push(&mut out, self.bucket(h));
+            }
             if let Some(p) = prev {
                 let h = fnv(fnv(fnv(fnv(FNV_OFFSET, b"b"), flag), p.text.as_bytes()), t.text.as_bytes());
                 push(&mut out, self.bucket(fnv(h, b" ")));
@@ -116,8 +132,30 @@ impl Featurizer {
     }
 }
 
+/// A crude English suffix stripper: enough to join inflections of symptom words.
+pub fn stem(w: &str) -> &str {
+    for suf in ["ings", "ing", "ied", "ies", "ed", "es", "ly", "s"] {
+        if let Some(base) = w.strip_suffix(suf)
+            && base.len() >= 3
+            && !(suf == "s" && (base.ends_with('s') || base.ends_with('u') || base.ends_with('i')))
+        {
+            return base;
+        }
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stems_join_inflections() {
+        assert_eq!(super::stem("fainted"), "faint");
+        assert_eq!(super::stem("fainting"), "faint");
+        assert_eq!(super::stem("faints"), "faint");
+        assert_eq!(super::stem("virus"), "virus");
+        assert_eq!(super::stem("red"), "red");
+    }
+
     use super::*;
 
     #[test]

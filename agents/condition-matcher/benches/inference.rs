@@ -1,0 +1,32 @@
+//! Inference of the condition-matcher model: one request and batches of 8, 32 and 128, featurisation
+//! included. Run: `cargo bench -p condition-matcher`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use domain::CaseInput;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn bench(c: &mut Criterion) {
+    let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
+    let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
+    let m = condition_matcher::ConditionMatcher::load(&condition_matcher::default_model_dir(), &kb, &device).expect("committed model");
+    let inputs: Vec<CaseInput> = synth::Generator::new(&kb, 4242).cases(256).iter().map(synth::Case::input).collect();
+    let mut g = c.benchmark_group("condition_matcher");
+    g.measurement_time(Duration::from_secs(4));
+    for size in [1usize, 8, 32, 128] {
+        g.throughput(Throughput::Elements(size as u64));
+        g.bench_with_input(BenchmarkId::new("batch", size), &size, |b, &size| {
+            let mut start = 0usize;
+            b.iter(|| {
+                start = (start + size) % (inputs.len() - size);
+                let refs: Vec<&CaseInput> = inputs[start..start + size].iter().collect();
+                black_box(m.predict_batch(&refs, 10))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,62 @@
+//! Choosing the compute device from configuration.
+
+use burn::tensor::Device;
+use std::fmt;
+use std::str::FromStr;
+
+/// Where the models run: `cpu` (burn-flex) or `cuda:N` (needs the `cuda` feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    #[default]
+    Cpu,
+    Cuda(usize),
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "cpu" | "flex" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceChoice::Cuda)
+                .ok_or_else(|| format!("unknown device '{other}': use 'cpu' or 'cuda:N'")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceChoice::Cpu => f.write_str("cpu"),
+            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// The device for a choice. Never `Device::default()`, which would try CUDA first.
+pub fn select_device(choice: DeviceChoice) -> Result<Device, String> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(n) => Ok(Device::cuda(n)),
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda(_) => Err("this build has no CUDA support: rebuild with `--features cuda`".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_choices() {
+        assert_eq!("cpu".parse::<DeviceChoice>(), Ok(DeviceChoice::Cpu));
+        assert_eq!("cuda:1".parse::<DeviceChoice>(), Ok(DeviceChoice::Cuda(1)));
+        assert!("gpu".parse::<DeviceChoice>().is_err());
+        #[cfg(not(feature = "cuda"))]
+        assert!(select_device(DeviceChoice::Cuda(0)).is_err());
+    }
+}

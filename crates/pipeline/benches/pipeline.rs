@@ -1,0 +1,36 @@
+//! All four models on one request (text in, answers out, featurisation included), and per
+//! request in batches of 64. Run: `cargo bench -p pipeline`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use domain::CaseInput;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn bench(c: &mut Criterion) {
+    let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
+    let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
+    let models = pipeline::Models::load(kb.clone(), &pipeline::ModelDirs::default(), &device).expect("models");
+    let inputs = pipeline::bench_support::sample_inputs(&kb, 256);
+    let mut g = c.benchmark_group("all_four_models");
+    g.measurement_time(Duration::from_secs(5));
+    let mut i = 0usize;
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("single_request", |b| {
+        b.iter(|| {
+            i = (i + 1) % inputs.len();
+            black_box(models.run(&inputs[i], 10, 3))
+        })
+    });
+    for size in [8usize, 32, 64, 128] {
+        g.throughput(Throughput::Elements(size as u64));
+        g.bench_with_input(BenchmarkId::new("batch", size), &size, |b, &size| {
+            let refs: Vec<&CaseInput> = inputs.iter().take(size).collect();
+            b.iter(|| black_box(models.run_batch(&refs, 10, 3)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

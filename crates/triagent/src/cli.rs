@@ -1,0 +1,252 @@
+//! Command-line interface: `train`, `eval`, `synth`.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ml::train::{Progress, TrainConfig};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(name = "triagent", version, about = "Open medical triage: knowledge base, models and service")]
+struct Cli {
+    /// Knowledge-base folder.
+    #[arg(long, global = true, default_value_os_t = kb::default_dir())]
+    kb: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train agent models from the knowledge base and a seed; writes agents/NAME/model/.
+    Train {
+        /// `all` or one of symptom-classifier, condition-matcher, treatment-retriever, emergency-detector.
+        #[arg(long, default_value = "all")]
+        agent: String,
+        #[arg(long, default_value_t = 20261123)]
+        seed: u64,
+        /// Synthetic training cases (validation and test are a tenth each).
+        #[arg(long, default_value_t = 60000)]
+        cases: usize,
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Override the learning rate (for experiments).
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Write models under this folder (NAME/ inside) instead of the agents' own folders.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Evaluate the four models together on the synthetic test split and the hand-written
+    /// vignettes; writes report.md and PNG plots into --out.
+    Eval {
+        #[arg(long, default_value = "eval-out")]
+        out: PathBuf,
+        #[arg(long, default_value_os_t = eval::default_vignettes_path())]
+        vignettes: PathBuf,
+        /// Load models from this folder (NAME/ inside) instead of the agents' own folders.
+        #[arg(long)]
+        models: Option<PathBuf>,
+        /// The training seed: the synthetic test split is generated from it.
+        #[arg(long, default_value_t = 20261123)]
+        seed: u64,
+        #[arg(long, default_value_t = 6000)]
+        cases: usize,
+        /// Print each vignette the pipeline gets wrong (for knowledge-base and model work).
+        #[arg(long)]
+        show_misses: bool,
+    },
+    /// Print synthetic cases.
+    Synth {
+        #[arg(long, default_value_t = 10)]
+        n: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+pub const AGENTS: [&str; 4] = ["symptom-classifier", "condition-matcher", "treatment-retriever", "emergency-detector"];
+
+/// A progress bar for a training phase.
+struct Bar {
+    bar: Option<ProgressBar>,
+    started: Instant,
+}
+
+impl Bar {
+    fn new() -> Self {
+        Bar { bar: None, started: Instant::now() }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&mut self, phase: &str, total: u64) {
+        let bar = ProgressBar::new(total);
+        bar.set_style(ProgressStyle::with_template("{prefix:>20} [{bar:40}] {pos}/{len} {msg} ({elapsed}, eta {eta})").expect("template").progress_chars("=> "));
+        bar.set_prefix(phase.to_string());
+        self.bar = Some(bar);
+        self.started = Instant::now();
+    }
+    fn step(&mut self, loss: f32) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            if b.position() % 20 == 0 {
+                b.set_message(format!("loss {loss:.4}"));
+            }
+        }
+    }
+    fn epoch(&mut self, epoch: usize, mean_loss: f32) {
+        if let Some(b) = &self.bar {
+            b.println(format!("  epoch {epoch}: mean loss {mean_loss:.5}"));
+        }
+    }
+    fn finish(&mut self, summary: &str) {
+        if let Some(b) = self.bar.take() {
+            b.finish_with_message(format!("{summary} in {:.1}s", self.started.elapsed().as_secs_f64()));
+        }
+    }
+}
+
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train { agent, seed, cases, epochs, lr, out } => train(&cli.kb, &agent, seed, cases, epochs, lr, out),
+        Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, &out, &vignettes, models, seed, cases, show_misses),
+        Command::Synth { n, seed } => {
+            let kb = kb::load_dir(&cli.kb)?;
+            for c in synth::Generator::new(&kb, seed).cases(n) {
+                let cond = &kb.conditions[c.patient.condition];
+                println!("[{} | {} {} | {}] {}", c.register.as_str(), cond.id, cond.icd10, c.patient.level, c.text);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn train(kb_dir: &PathBuf, agent: &str, seed: u64, cases: usize, epochs: Option<usize>, lr: Option<f64>, out: Option<PathBuf>) -> Result<()> {
+    let names: Vec<&str> = if agent == "all" { AGENTS.to_vec() } else { vec![agent] };
+    for n in &names {
+        if !AGENTS.contains(n) {
+            bail!("unknown agent '{n}': use all or one of {}", AGENTS.join(", "));
+        }
+    }
+    let kb = std::sync::Arc::new(kb::load_dir(kb_dir).with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?);
+    let started = Instant::now();
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message(format!("generating {} synthetic cases (seed {seed})", cases + cases / 5));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let data = synth::splits(&kb, seed, cases, cases / 10, cases / 10);
+    spinner.finish_with_message(format!("generated {} cases in {:.1}s", cases + cases / 5, started.elapsed().as_secs_f64()));
+    let dir_for = |name: &str, default: PathBuf| out.as_ref().map(|o| o.join(name)).unwrap_or(default);
+    for name in names {
+        let t = Instant::now();
+        let mut bar = Bar::new();
+        match name {
+            "symptom-classifier" => {
+                let cfg = TrainConfig { epochs: epochs.unwrap_or(10), batch_size: 128, learning_rate: lr.unwrap_or(1e-2), seed };
+                let (model, m) = symptom_classifier::train(&kb, &data, cfg, &mut bar);
+                let dir = dir_for(name, symptom_classifier::default_model_dir());
+                model.save(&dir)?;
+                ml::io::write_card(&dir, &symptom_classifier::model_card(&model, &m, &data))?;
+                println!("{name}: present F1 {:.3}, absent F1 {:.3} (test) -> {} [{:.0}s]", m.present_f1, m.absent_f1, dir.display(), t.elapsed().as_secs_f64());
+            }
+            "condition-matcher" => {
+                let cfg = TrainConfig { epochs: epochs.unwrap_or(8), batch_size: 128, learning_rate: lr.unwrap_or(3e-3), seed };
+                let (model, m) = condition_matcher::train(&kb, &data, cfg, &mut bar);
+                let dir = dir_for(name, condition_matcher::default_model_dir());
+                model.save(&dir)?;
+                ml::io::write_card(&dir, &condition_matcher::model_card(&model, &m, &data))?;
+                println!("{name}: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}, ECE {:.3}, T {:.2} (test) -> {} [{:.0}s]", m.top1, m.top3, m.top10, m.ece, model.temperature(), dir.display(), t.elapsed().as_secs_f64());
+            }
+            "treatment-retriever" => {
+                let cfg = TrainConfig { epochs: epochs.unwrap_or(6), batch_size: 128, learning_rate: lr.unwrap_or(3e-3), seed };
+                let (model, m) = treatment_retriever::train(kb.clone(), &data, cfg, &mut bar);
+                let dir = dir_for(name, treatment_retriever::default_model_dir());
+                model.save(&dir)?;
+                ml::io::write_card(&dir, &treatment_retriever::model_card(&model, &m, &data))?;
+                println!("{name}: recall@1 {:.3}, recall@5 {:.3}, MRR {:.3} (test) -> {} [{:.0}s]", m.recall_at_1, m.recall_at_5, m.mrr, dir.display(), t.elapsed().as_secs_f64());
+            }
+            "emergency-detector" => {
+                let cfg = TrainConfig { epochs: epochs.unwrap_or(6), batch_size: 128, learning_rate: lr.unwrap_or(3e-3), seed };
+                let (model, m) = emergency_detector::train(kb.clone(), &data, cfg, &mut bar);
+                let dir = dir_for(name, emergency_detector::default_model_dir());
+                model.save(&dir)?;
+                ml::io::write_card(&dir, &emergency_detector::model_card(&model, &m, &data))?;
+                println!("{name}: accuracy {:.3}, under-triaged emergencies {:.3}, over-triage {:.3} (test) -> {} [{:.0}s]", m.accuracy, m.under_triaged_emergencies, m.over_triage, dir.display(), t.elapsed().as_secs_f64());
+            }
+            _ => unreachable!("checked above"),
+        }
+    }
+    Ok(())
+}
+
+/// The model folders: the agents' own, or NAME/ under a root.
+pub fn model_dirs(root: Option<&PathBuf>) -> pipeline::ModelDirs {
+    match root {
+        None => pipeline::ModelDirs::default(),
+        Some(r) => pipeline::ModelDirs {
+            symptom_classifier: r.join("symptom-classifier"),
+            condition_matcher: r.join("condition-matcher"),
+            treatment_retriever: r.join("treatment-retriever"),
+            emergency_detector: r.join("emergency-detector"),
+        },
+    }
+}
+
+fn evaluate(kb_dir: &PathBuf, out: &PathBuf, vignettes: &PathBuf, models: Option<PathBuf>, seed: u64, cases: usize, show_misses: bool) -> Result<()> {
+    let kb = std::sync::Arc::new(kb::load_dir(kb_dir).with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?);
+    let device = ml::select_device(ml::DeviceChoice::Cpu).map_err(anyhow::Error::msg)?;
+    let models = pipeline::Models::load(kb.clone(), &model_dirs(models.as_ref()), &device)?;
+    let vs = eval::load_vignettes(vignettes, &kb)?;
+    let test = synth::splits(&kb, seed, 0, 0, cases).test;
+    let synthetic: Vec<eval::Item> = test.iter().map(|c| eval::Item::from_case(&kb, c)).collect();
+    let hand: Vec<eval::Item> = vs.iter().map(eval::Item::from_vignette).collect();
+    let bar = ProgressBar::new(2);
+    bar.set_style(ProgressStyle::with_template("{prefix:>20} [{bar:40}] {pos}/{len} {msg}").expect("template").progress_chars("=> "));
+    bar.set_prefix("eval");
+    bar.set_message(format!("synthetic test split ({} cases)", synthetic.len()));
+    let r1 = eval::evaluate(&models, "Synthetic test split", &synthetic);
+    bar.inc(1);
+    bar.set_message(format!("hand-written vignettes ({} cases)", hand.len()));
+    let r2 = eval::evaluate(&models, "Hand-written vignettes", &hand);
+    if show_misses {
+        for (v, item) in vs.iter().zip(&hand) {
+            let t = models.run(&item.input, 5, 3);
+            let a = eval::answer(&kb, item, &t);
+            if a.code_rank.is_some_and(|r| r < 3) && a.level == a.gold_level {
+                continue;
+            }
+            let top: Vec<String> = t.conditions.iter().take(3).map(|r| format!("{} {:.2}", kb.conditions[r.condition].icd10, r.probability)).collect();
+            let flags: Vec<&str> = t.decision.red_flags.iter().map(|&r| kb.rules[r].id.as_str()).collect();
+            let found: Vec<String> = t.findings.iter().map(|f| format!("{}{}", if f.present { "" } else { "!" }, kb.findings[f.finding].id)).collect();
+            println!(
+                "{} gold {:?} {} | got [{}] {} (model {}) flags {:?}\n   findings {:?}\n   {}",
+                v.id, v.gold_icd10, v.gold_level, top.join(", "), t.decision.level,
+                t.emergency.as_ref().map_or("-".into(), |e| e.model_level.to_string()), flags, found, v.text
+            );
+        }
+    }
+    bar.inc(1);
+    bar.finish_with_message("done");
+    let header = format!(
+        "Knowledge base `{}` ({} findings, {} conditions). Synthetic test split: seed {seed} + 2, {} cases. \
+         Vignettes: `{}`. A condition counts as right when its ICD-10 code is one of the gold codes. \
+         Produced by `triagent eval --out {}`.",
+        kb.fingerprint,
+        kb.findings.len(),
+        kb.conditions.len(),
+        synthetic.len(),
+        vignettes.display(),
+        out.display()
+    );
+    eval::write_reports(out, &header, &[r1.clone(), r2.clone()])?;
+    for r in [&r1, &r2] {
+        println!(
+            "{}: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}; triage accuracy {:.3}; under-triaged emergencies {:.3} of {}; over-triage {:.3}; ECE {:.3}",
+            r.name, r.top1, r.top3, r.top10, r.triage_accuracy, r.under_triaged_emergencies, r.emergencies, r.over_triage, r.ece
+        );
+    }
+    println!("report: {}", out.join("report.md").display());
+    Ok(())
+}
