@@ -13,9 +13,9 @@ use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{CaseInput, RankedCondition};
 use kb::KnowledgeBase;
-use ml::batch::{BagBatch, dense, rows};
+use ml::batch::{BagBatch, rows};
 use ml::encoder::{TextEncoder, TextEncoderConfig};
-use ml::inputs::{self, DEMOGRAPHIC_WIDTH};
+use ml::inputs::DEMOGRAPHIC_WIDTH;
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
 use serde::{Deserialize, Serialize};
@@ -117,13 +117,9 @@ pub struct ConditionMatcher {
     device: Device,
 }
 
-/// Turns cases into the three input tensors.
+/// Turns cases into the three input tensors (no vitals: conditions are matched on what is said).
 fn batch(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], device: &Device) -> (BagBatch, Tensor<2>, Tensor<2>) {
-    let bags: Vec<Vec<u32>> = inputs.iter().map(|c| featurizer.features(&c.text)).collect();
-    let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
-    let f: Vec<Vec<f32>> = inputs.iter().map(|c| inputs::structured_findings(&c.findings, n_findings)).collect();
-    let d: Vec<Vec<f32>> = inputs.iter().map(|c| inputs::demographics(c.age, c.sex).to_vec()).collect();
-    (BagBatch::new(&refs, device), dense(&f, 2 * n_findings, device), dense(&d, DEMOGRAPHIC_WIDTH, device))
+    ml::batch::case_batch(featurizer, n_findings, inputs, false, device)
 }
 
 impl ConditionMatcher {

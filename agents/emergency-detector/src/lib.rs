@@ -13,9 +13,9 @@ use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{CaseInput, EmergencyAssessment, TriageLevel};
 use kb::{KnowledgeBase, RuleInput};
-use ml::batch::{BagBatch, dense, rows};
+use ml::batch::{BagBatch, rows};
 use ml::encoder::{TextEncoder, TextEncoderConfig};
-use ml::inputs::{self, DEMOGRAPHIC_WIDTH, VITAL_WIDTH};
+use ml::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH};
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
 use serde::{Deserialize, Serialize};
@@ -116,18 +116,7 @@ pub struct EmergencyDetector {
 }
 
 fn batch(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], device: &Device) -> (BagBatch, Tensor<2>, Tensor<2>) {
-    let bags: Vec<Vec<u32>> = inputs.iter().map(|c| featurizer.features(&c.text)).collect();
-    let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
-    let f: Vec<Vec<f32>> = inputs.iter().map(|c| inputs::structured_findings(&c.findings, n_findings)).collect();
-    let o: Vec<Vec<f32>> = inputs
-        .iter()
-        .map(|c| {
-            let mut v = inputs::demographics(c.age, c.sex).to_vec();
-            v.extend_from_slice(&inputs::vitals(&c.vitals));
-            v
-        })
-        .collect();
-    (BagBatch::new(&refs, device), dense(&f, 2 * n_findings, device), dense(&o, DEMOGRAPHIC_WIDTH + VITAL_WIDTH, device))
+    ml::batch::case_batch(featurizer, n_findings, inputs, true, device)
 }
 
 /// The level with the least expected cost under `p` (most urgent first), under-triage

@@ -20,3 +20,10 @@ fn hand_written_vignettes_stay_above_the_floor() {
     assert!(r.triage_accuracy >= FLOOR_TRIAGE, "triage accuracy {:.3} < {FLOOR_TRIAGE}", r.triage_accuracy);
     assert!(r.under_triaged_emergencies <= CEILING_UNDER_TRIAGED_EMERGENCIES, "under-triaged emergencies {:.3} > {CEILING_UNDER_TRIAGED_EMERGENCIES}", r.under_triaged_emergencies);
 }
+
+// Measured 2026-11-23 with the committed models: top-3 0.639, top-10 0.806, triage accuracy
+// 0.433, under-triaged emergencies 0.165 (13 of 79).
+const FLOOR_TOP3: f64 = 0.60;
+const FLOOR_TOP10: f64 = 0.77;
+const FLOOR_TRIAGE: f64 = 0.40;
+const CEILING_UNDER_TRIAGED_EMERGENCIES: f64 = 0.20;

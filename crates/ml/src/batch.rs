@@ -1,6 +1,8 @@
 //! Padding hashed feature bags into tensors.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use domain::CaseInput;
+use textfeat::Featurizer;
 
 /// A batch of feature bags: ids padded with 0, a mask, and 1/sqrt(n) per row.
 #[derive(Debug, Clone)]
@@ -47,4 +49,26 @@ pub fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
     let [b, w] = t.dims();
     let flat: Vec<f32> = t.into_data().try_into_vec::<f32>().expect("float tensor");
     (0..b).map(|r| flat[r * w..(r + 1) * w].to_vec()).collect()
+}
+
+/// The inputs of a case batch as tensors: the text's feature bags, the structured findings
+/// (present and absent slots), and the other structured inputs (demographics, then vitals when
+/// `with_vitals`).
+pub fn case_batch(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], with_vitals: bool, device: &Device) -> (BagBatch, Tensor<2>, Tensor<2>) {
+    use crate::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, structured_findings, vitals};
+    let bags: Vec<Vec<u32>> = inputs.iter().map(|c| featurizer.features(&c.text)).collect();
+    let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
+    let f: Vec<Vec<f32>> = inputs.iter().map(|c| structured_findings(&c.findings, n_findings)).collect();
+    let width = DEMOGRAPHIC_WIDTH + if with_vitals { VITAL_WIDTH } else { 0 };
+    let o: Vec<Vec<f32>> = inputs
+        .iter()
+        .map(|c| {
+            let mut v = demographics(c.age, c.sex).to_vec();
+            if with_vitals {
+                v.extend_from_slice(&vitals(&c.vitals));
+            }
+            v
+        })
+        .collect();
+    (BagBatch::new(&refs, device), dense(&f, 2 * n_findings, device), dense(&o, width, device))
 }

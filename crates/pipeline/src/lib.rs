@@ -69,7 +69,7 @@ impl Models {
             .zip(emergency)
             .zip(inputs)
             .map(|((((f, c), a), e), input)| {
-                let decision = decide_level(&self.kb, input, Some(&e), Some(&f));
+                let decision = decide_level(&self.kb, input, Some(&e), Some(&f), Some(&c));
                 Triage { findings: f, conditions: c, care: a, emergency: Some(e), decision }
             })
             .collect()
@@ -104,16 +104,35 @@ pub struct Decision {
 /// never says less than "see a clinician soon".
 pub const SAFETY_FLOOR: TriageLevel = TriageLevel::Consultation;
 
+/// A condition this probable raises the level to its usual urgency.
+pub const CONFIDENT_CONDITION: f32 = 0.35;
+
 /// The final triage level.
 ///
 /// With the emergency detector's assessment: its level (model and rules), raised by any rule
 /// that also fires on the findings the symptom classifier read. Without it: the red-flag rules
 /// on everything known (structured findings, the phrase matcher, the classifier's findings if
 /// any, vitals), and never less urgent than [`SAFETY_FLOOR`].
-pub fn decide_level(kb: &KnowledgeBase, input: &CaseInput, emergency: Option<&EmergencyAssessment>, findings: Option<&[ExtractedFinding]>) -> Decision {
+pub fn decide_level(
+    kb: &KnowledgeBase,
+    input: &CaseInput,
+    emergency: Option<&EmergencyAssessment>,
+    findings: Option<&[ExtractedFinding]>,
+    conditions: Option<&[RankedCondition]>,
+) -> Decision {
     let extra: Vec<usize> = findings.unwrap_or(&[]).iter().filter(|f| f.present).map(|f| f.finding).collect();
     let hits = emergency_detector::red_flags(kb, input, &extra);
-    let rules_level = hits.iter().map(|h| h.level).min();
+    // A condition the matcher is confident about brings its usual urgency with it.
+    let confident = conditions
+        .unwrap_or(&[])
+        .iter()
+        .filter(|r| r.probability >= CONFIDENT_CONDITION)
+        .map(|r| kb.conditions[r.condition].urgency)
+        .min();
+    let rules_level = match (hits.iter().map(|h| h.level).min(), confident) {
+        (Some(a), Some(b)) => Some(a.most_urgent(b)),
+        (a, b) => a.or(b),
+    };
     let red_flags: Vec<usize> = hits.iter().map(|h| h.rule).collect();
     match emergency {
         Some(e) => {

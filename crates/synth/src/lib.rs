@@ -232,6 +232,15 @@ impl<'a> Generator<'a> {
         let mut in_text_present = patient.present.clone();
         let mut in_text_absent = patient.absent.clone();
         let mut findings = Vec::new();
+        if rng.random_bool(0.06) {
+            // An app that sends only structured fields and no words.
+            findings.extend(in_text_present.drain(..).map(|f| (f, true)));
+            findings.extend(in_text_absent.drain(..).map(|f| (f, false)));
+            let age = rng.random_bool(0.8).then_some(patient.age);
+            let sex = rng.random_bool(0.8).then_some(patient.sex);
+            let vitals = if rng.random_bool(0.4) { patient.vitals } else { Vitals::default() };
+            return Case { patient, register: Register::Terse, text: String::new(), age, sex, findings, vitals, text_present: Vec::new(), text_absent: Vec::new() };
+        }
         if rng.random_bool(0.2) {
             in_text_present.shuffle(rng);
             let k = rng.random_range(1..=2).min(in_text_present.len().saturating_sub(1));

@@ -13,6 +13,10 @@ struct Cli {
     /// Knowledge-base folder.
     #[arg(long, global = true, default_value_os_t = kb::default_dir())]
     kb: PathBuf,
+    /// Where inference runs: `cpu` (burn-flex) or `cuda:N` (needs a `--features cuda` build).
+    /// Training always runs on the CPU.
+    #[arg(long, global = true, default_value = "cpu")]
+    device: ml::DeviceChoice,
     #[command(subcommand)]
     command: Command,
 }
@@ -112,7 +116,7 @@ pub fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Train { agent, seed, cases, epochs, lr, out } => train(&cli.kb, &agent, seed, cases, epochs, lr, out),
-        Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, &out, &vignettes, models, seed, cases, show_misses),
+        Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, cli.device, &out, &vignettes, models, seed, cases, show_misses),
         Command::Synth { n, seed } => {
             let kb = kb::load_dir(&cli.kb)?;
             for c in synth::Generator::new(&kb, seed).cases(n) {
@@ -194,9 +198,10 @@ pub fn model_dirs(root: Option<&PathBuf>) -> pipeline::ModelDirs {
     }
 }
 
-fn evaluate(kb_dir: &PathBuf, out: &PathBuf, vignettes: &PathBuf, models: Option<PathBuf>, seed: u64, cases: usize, show_misses: bool) -> Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes: &PathBuf, models: Option<PathBuf>, seed: u64, cases: usize, show_misses: bool) -> Result<()> {
     let kb = std::sync::Arc::new(kb::load_dir(kb_dir).with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?);
-    let device = ml::select_device(ml::DeviceChoice::Cpu).map_err(anyhow::Error::msg)?;
+    let device = ml::select_device(device).map_err(anyhow::Error::msg)?;
     let models = pipeline::Models::load(kb.clone(), &model_dirs(models.as_ref()), &device)?;
     let vs = eval::load_vignettes(vignettes, &kb)?;
     let test = synth::splits(&kb, seed, 0, 0, cases).test;
