@@ -142,6 +142,19 @@ fn advice_bags(kb: &KnowledgeBase, featurizer: &Featurizer, device: &Device) -> 
     BagBatch::new(&refs, device)
 }
 
+/// The words a request is embedded from: its text, then the names of the findings it sends as
+/// structured fields (present ones only), so an app that sends no text still gets advice.
+fn query_text(kb: &KnowledgeBase, input: &CaseInput) -> String {
+    let mut t = input.text.clone();
+    for &(f, present) in &input.findings {
+        if present && let Some(f) = kb.findings.get(f) {
+            t.push_str(" . ");
+            t.push_str(&f.name.to_lowercase());
+        }
+    }
+    t
+}
+
 /// Who this person is, for the advice they must not follow. Age bands come from the age;
 /// pregnancy, breastfeeding and long-term conditions from structured findings or the text.
 pub fn contraindications(kb: &KnowledgeBase, input: &CaseInput) -> Vec<Contraindication> {
@@ -216,7 +229,7 @@ impl TreatmentRetriever {
         if inputs.is_empty() {
             return Vec::new();
         }
-        let bags: Vec<Vec<u32>> = inputs.iter().map(|c| self.featurizer.features(&c.text)).collect();
+        let bags: Vec<Vec<u32>> = inputs.iter().map(|c| self.featurizer.features(&query_text(&self.kb, c))).collect();
         let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
         let q = self.net.query(&BagBatch::new(&refs, &self.device));
         rows(q.matmul(self.advice.clone().transpose()))
@@ -265,12 +278,14 @@ impl TreatmentRetriever {
     }
 }
 
-/// Advice that fits a case: linked to its condition, or to a finding its text mentions.
+/// Advice that fits a case: linked to its condition, or to a finding the request mentions
+/// (in its text or as a structured field).
 pub fn positives(kb: &KnowledgeBase, case: &synth::Case) -> Vec<usize> {
+    let mentioned = |f: &usize| case.text_present.contains(f) || case.findings.contains(&(*f, true));
     (0..kb.advice.len())
         .filter(|&i| {
             let a = &kb.advice[i];
-            a.conditions.contains(&case.patient.condition) || a.findings.iter().any(|f| case.text_present.contains(f))
+            a.conditions.contains(&case.patient.condition) || a.findings.iter().any(mentioned)
         })
         .collect()
 }
@@ -291,7 +306,7 @@ pub fn train(kb: Arc<KnowledgeBase>, data: &synth::Splits, train: TrainConfig, p
     let qf = config.query_featurizer();
     let abags = advice_bags(&kb, &config.advice_featurizer(), &device);
     let n_adv = kb.advice.len();
-    let bags: Vec<Vec<u32>> = data.train.iter().map(|c| qf.features(&c.text)).collect();
+    let bags: Vec<Vec<u32>> = data.train.iter().map(|c| qf.features(&query_text(&kb, &c.input()))).collect();
     let pos: Vec<Vec<usize>> = data.train.iter().map(|c| positives(&kb, c)).collect();
     let usable: Vec<usize> = (0..data.train.len()).filter(|&i| !pos[i].is_empty()).collect();
     let scale = config.scale;
@@ -329,7 +344,8 @@ pub fn model_card(model: &TreatmentRetriever, m: &Metrics, data: &synth::Splits)
          request ({} entries), after removing any the person must not follow (by age, \
          pregnancy, breastfeeding, kidney or liver disease, blood thinners, asthma, heart \
          disease, high blood pressure).\n\n\
-         **Model.** A dual encoder: the request through a hashed n-gram embedding bag ({} \
+         **Model.** A dual encoder: the request (its text and the names of its structured \
+         findings) through a hashed n-gram embedding bag ({} \
          buckets) and a linear projection to {} dimensions; each advice entry's own words \
          (title, advice, linked condition and finding names) through a second bag ({} buckets) \
          and projection. Cosine similarity; advice embeddings are computed once at load. \
