@@ -26,7 +26,7 @@ fn save_load_round_trip_gives_identical_outputs() {
 fn red_flags_raise_the_model_level() {
     let (kb, model) = setup();
     let cases = [
-        ("her face has dropped on one side and her speech is slurred", Some(70.0), TriageLevel::EmergencyAmbulance, "face"),
+        ("her face has dropped on one side and her speech is slurred", Some(70.0), TriageLevel::EmergencyAmbulance, "stroke"),
         ("fever and a stiff neck, rash that does not fade under a glass", Some(19.0), TriageLevel::EmergencyAmbulance, ""),
         ("i keep thinking about killing myself", Some(30.0), TriageLevel::Emergency, "suicid"),
     ];

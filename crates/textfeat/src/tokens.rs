@@ -42,7 +42,7 @@ const TRIGGERS: &[&str] = &[
 const TERMINATORS: &[&str] = &[
     "but", "however", "although", "though", "except", "apart", "yet", "whereas", "which", "has",
     "have", "had", "is", "was", "reports", "complains", "presents", "admits", "feels", "feeling",
-    "got", "getting", "developed", "now", "also", "still", "then", "so",
+    "got", "getting", "developed", "now", "also", "still", "then", "so", "just", "only",
 ];
 
 /// How many words a negation scope reaches at most, so a stray "no" cannot negate a paragraph.
