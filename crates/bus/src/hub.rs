@@ -1,0 +1,285 @@
+//! The bus itself: numbering, the replay buffer and per-subscriber delivery.
+//!
+//! Publishing takes one short lock (number, timestamp, push to the replay ring, hand to the
+//! broadcast channel) and never waits for a subscriber: tokio's broadcast channel overwrites the
+//! oldest slot when a reader is behind, and that reader learns it on its next receive. Numbering
+//! and sending under the same lock is what makes live delivery arrive in `seq` order, which the
+//! resume logic relies on.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::Utc;
+use tokio::sync::broadcast::{self, error::RecvError};
+use uuid::Uuid;
+
+use crate::event::{DiagnosisEvent, DiagnosisEventKind};
+
+/// Events are shared, not copied, between the replay buffer and every subscriber's slot: a
+/// publish allocates once however many subscribers there are, and a subscriber copies only
+/// the events its filter keeps.
+type Shared = Arc<DiagnosisEvent>;
+
+/// The handle triage code publishes through and the API subscribes through. Cloning is cheap
+/// and every clone is the same bus.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    replay_len: usize,
+    published: AtomicU64,
+    /// Shared with every subscription so lag is counted even after the bus handle is gone.
+    dropped: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// The `seq` of the next event; starts at 1 so `after = 0` means "from the very start".
+    next_seq: u64,
+    replay: VecDeque<Shared>,
+    /// `None` once closed: dropping the only sender is what ends every subscription.
+    sender: Option<broadcast::Sender<Shared>>,
+}
+
+impl Bus {
+    /// `capacity` is how many events a subscriber may fall behind before it gets a
+    /// [`Item::Gap`]; `replay` is how many recent events a resuming subscriber can get back.
+    /// A capacity of 0 is raised to 1, as a channel must hold at least one event.
+    pub fn new(capacity: usize, replay: usize) -> Self {
+        // tokio panics above usize::MAX / 2; no sensible configuration gets near it.
+        let capacity = capacity.clamp(1, usize::MAX / 2);
+        let (sender, _) = broadcast::channel(capacity);
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    next_seq: 1,
+                    // Allocated up front so a publish never grows it.
+                    replay: VecDeque::with_capacity(replay.min(1 << 16)),
+                    sender: Some(sender),
+                }),
+                replay_len: replay,
+                published: AtomicU64::new(0),
+                dropped: Arc::new(AtomicU64::new(0)),
+            }),
+        }
+    }
+
+    /// Numbers, timestamps and delivers an event, and returns it so the caller can log its
+    /// `seq`. Never waits for a subscriber. After [`Bus::close`] the event is still numbered
+    /// and kept for replay, but no live subscriber remains to receive it.
+    pub fn publish(&self, report_id: Uuid, kind: DiagnosisEventKind) -> DiagnosisEvent {
+        let mut state = self.inner.lock();
+        let event = DiagnosisEvent {
+            seq: state.next_seq,
+            report_id,
+            at: Utc::now(),
+            kind,
+        };
+        let shared = Arc::new(event.clone());
+        state.next_seq += 1;
+        if self.inner.replay_len > 0 {
+            if state.replay.len() == self.inner.replay_len {
+                state.replay.pop_front();
+            }
+            state.replay.push_back(Arc::clone(&shared));
+        }
+        if let Some(sender) = &state.sender {
+            // An error only means nobody is listening right now, which is normal.
+            let _ = sender.send(shared);
+        }
+        self.inner.published.fetch_add(1, Ordering::Relaxed);
+        event
+    }
+
+    /// Follows the bus from now on (`after = None`), or resumes after the event numbered
+    /// `after`: first whatever the replay buffer still holds past it, then live events, with
+    /// neither a repeat nor a hole at the seam. If the buffer no longer reaches back to
+    /// `after + 1`, the first item is a [`Item::Gap`] saying how many events are gone.
+    ///
+    /// An `after` beyond the last published event (a client that saw an earlier run of the
+    /// process) is treated as "from now", so it is not left waiting for numbers already reused.
+    pub fn subscribe(&self, filter: Filter, after: Option<u64>) -> Subscription {
+        let state = self.inner.lock();
+        // Subscribing and copying the replay under the same lock as publish gives an exact
+        // seam: everything up to `last` is in the copy, everything after reaches `live`.
+        let live = state.sender.as_ref().map(broadcast::Sender::subscribe);
+        let last = state.next_seq - 1;
+        let mut gap = None;
+        let mut replay = VecDeque::new();
+        let seen = match after {
+            None => last,
+            Some(after) if after >= last => last,
+            Some(after) => {
+                let oldest = state.replay.front().map_or(state.next_seq, |e| e.seq);
+                if oldest > after + 1 {
+                    gap = Some(oldest - (after + 1));
+                }
+                // Sequence numbers in the buffer are contiguous, so the start is arithmetic.
+                let skip =
+                    usize::try_from((after + 1).saturating_sub(oldest)).unwrap_or(usize::MAX);
+                replay.extend(state.replay.iter().skip(skip).cloned());
+                after
+            }
+        };
+        drop(state);
+        Subscription {
+            filter,
+            gap,
+            replay,
+            live,
+            seen,
+            dropped: Arc::clone(&self.inner.dropped),
+        }
+    }
+
+    /// Stops live delivery: subscriptions receive what is already queued for them, then
+    /// `None`. Lets shutdown end every SSE stream without tracking them.
+    pub fn close(&self) {
+        self.inner.lock().sender = None;
+    }
+
+    /// Live subscriptions, for metrics.
+    pub fn subscribers(&self) -> usize {
+        self.inner
+            .lock()
+            .sender
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
+    }
+
+    /// Events published since the bus was made, for metrics.
+    pub fn published(&self) -> u64 {
+        self.inner.published.load(Ordering::Relaxed)
+    }
+
+    /// Events lost by lagging subscribers, summed over subscribers: a rising value means
+    /// some consumer cannot keep up, or the capacity is too small.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Inner {
+    /// Nothing panics while the lock is held with the state half-updated, so a poisoned lock
+    /// still guards consistent data, and triage must not fail because a subscriber panicked.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Which events a subscriber wants. Filtering runs in the subscriber, so a selective
+/// subscriber costs publishers nothing more than any other.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Keep only these [`DiagnosisEventKind::type_name`]s; `None` keeps every type.
+    pub types: Option<Vec<String>>,
+    /// Keep only events whose [`DiagnosisEventKind::level`] is one of these; events without a
+    /// level are dropped. `None` keeps everything.
+    pub levels: Option<Vec<String>>,
+}
+
+impl Filter {
+    /// Everything.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    pub fn matches(&self, event: &DiagnosisEvent) -> bool {
+        let type_ok = self
+            .types
+            .as_ref()
+            .is_none_or(|types| types.iter().any(|t| t == event.type_name()));
+        let level_ok = self.levels.as_ref().is_none_or(|levels| {
+            event
+                .level()
+                .is_some_and(|l| levels.iter().any(|wanted| wanted == l))
+        });
+        type_ok && level_ok
+    }
+
+    /// Types and levels named in the filter that no event can have, so the API can reject a
+    /// typo instead of serving a stream that stays silent forever.
+    pub fn unknown_values(&self) -> Vec<&str> {
+        let types = self
+            .types
+            .iter()
+            .flatten()
+            .filter(|t| !DiagnosisEventKind::TYPE_NAMES.contains(&t.as_str()));
+        let levels = self
+            .levels
+            .iter()
+            .flatten()
+            .filter(|l| !crate::event::LEVELS.contains(&l.as_str()));
+        types.chain(levels).map(String::as_str).collect()
+    }
+}
+
+/// What a subscriber receives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    Event(DiagnosisEvent),
+    /// The subscriber lost its place: `missed` events (counted before filtering, since the
+    /// lost events were never seen) are gone and delivery continues after them.
+    Gap {
+        missed: u64,
+    },
+}
+
+/// One subscriber's view of the bus. Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    filter: Filter,
+    gap: Option<u64>,
+    replay: VecDeque<Shared>,
+    live: Option<broadcast::Receiver<Shared>>,
+    /// The highest `seq` already handed out or filtered away: live events at or below it are
+    /// repeats of the replay and are skipped.
+    seen: u64,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Subscription {
+    /// The next matching event or gap; `None` once the bus is closed (or every handle to it is
+    /// dropped) and everything queued has been delivered.
+    ///
+    /// Cancel-safe: if the future is dropped before it completes (say, in a `select!` with a
+    /// shutdown signal), no event is lost.
+    pub async fn next(&mut self) -> Option<Item> {
+        if let Some(missed) = self.gap.take() {
+            return Some(Item::Gap { missed });
+        }
+        while let Some(event) = self.replay.pop_front() {
+            self.seen = event.seq;
+            if self.filter.matches(&event) {
+                return Some(Item::Event(DiagnosisEvent::clone(&event)));
+            }
+        }
+        let live = self.live.as_mut()?;
+        loop {
+            match live.recv().await {
+                Ok(event) => {
+                    if event.seq <= self.seen {
+                        continue;
+                    }
+                    self.seen = event.seq;
+                    if self.filter.matches(&event) {
+                        return Some(Item::Event(DiagnosisEvent::clone(&event)));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    self.dropped.fetch_add(missed, Ordering::Relaxed);
+                    return Some(Item::Gap { missed });
+                }
+                Err(RecvError::Closed) => {
+                    self.live = None;
+                    return None;
+                }
+            }
+        }
+    }
+}
