@@ -1,0 +1,209 @@
+//! An agent actor: one agent's worker pool behind a deadline and a circuit breaker.
+
+use crate::pool::{Pool, PoolError};
+use crate::{AgentKind, AgentModel, AgentOutput};
+use actix::prelude::*;
+use domain::CaseInput;
+use failsafe::futures::CircuitBreaker as _;
+use failsafe::{Config, Error as BreakerError, StateMachine, failure_policy::ConsecutiveFailures};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Per-agent runtime settings (configuration section `agents.NAME`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSettings {
+    pub workers: usize,
+    pub queue: usize,
+    pub max_batch: usize,
+    pub max_wait: Duration,
+    pub deadline: Duration,
+    /// Consecutive failures that open the breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open the first time; doubles on each reopening up to the max.
+    pub breaker_backoff: Duration,
+    pub breaker_backoff_max: Duration,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            workers: 1,
+            queue: 1024,
+            max_batch: 32,
+            max_wait: Duration::ZERO,
+            deadline: Duration::from_millis(250),
+            breaker_failures: 5,
+            breaker_backoff: Duration::from_secs(2),
+            breaker_backoff_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The outcome of one agent call, as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentStatus {
+    Ok,
+    Timeout,
+    Failed,
+    CircuitOpen,
+    /// The queue was full: the call never started (the API reports it as `failed`; when every
+    /// agent is full the service answers 503).
+    Overloaded,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Ok => "ok",
+            AgentStatus::Timeout => "timeout",
+            AgentStatus::Failed | AgentStatus::Overloaded => "failed",
+            AgentStatus::CircuitOpen => "circuit_open",
+        }
+    }
+}
+
+/// Exponential back-off from `start` to `max` (failsafe's own needs whole seconds).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        Some(d)
+    }
+}
+
+/// Breaker state for metrics and events: 0 closed, 1 open, 2 half open.
+#[derive(Debug, Clone)]
+pub struct BreakerWatch {
+    kind: AgentKind,
+    state: Arc<AtomicU8>,
+    bus: bus::Bus,
+}
+
+impl BreakerWatch {
+    fn set(&self, state: u8, name: &str) {
+        if self.state.swap(state, Ordering::Relaxed) != state {
+            self.bus.publish(Uuid::nil(), bus::DiagnosisEventKind::BreakerStateChanged { agent: self.kind.as_str().into(), state: name.into() });
+        }
+    }
+}
+
+impl failsafe::Instrument for BreakerWatch {
+    fn on_call_rejected(&self) {}
+    fn on_open(&self) {
+        self.set(1, "open");
+    }
+    fn on_half_open(&self) {
+        self.set(2, "half_open");
+    }
+    fn on_closed(&self) {
+        self.set(0, "closed");
+    }
+}
+
+type Breaker = StateMachine<ConsecutiveFailures<Backoff>, BreakerWatch>;
+
+/// Live numbers about one agent, for metrics and readiness.
+#[derive(Clone)]
+pub struct AgentStats {
+    pub kind: AgentKind,
+    pub version: String,
+    pub breaker_state: Arc<AtomicU8>,
+    pub pool: Arc<crate::pool::PoolCounters>,
+}
+
+pub struct AgentActor {
+    kind: AgentKind,
+    version: String,
+    pool: Arc<Pool>,
+    breaker: Breaker,
+    deadline: Duration,
+    stats: AgentStats,
+}
+
+impl AgentActor {
+    pub fn new(model: Arc<dyn AgentModel>, settings: &AgentSettings, bus: bus::Bus) -> AgentActor {
+        let kind = model.kind();
+        let version = model.version();
+        let pool = Arc::new(Pool::start(model, settings.workers, settings.queue, settings.max_batch, settings.max_wait));
+        let state = Arc::new(AtomicU8::new(0));
+        let watch = BreakerWatch { kind, state: state.clone(), bus };
+        let backoff = Backoff { next: settings.breaker_backoff, max: settings.breaker_backoff_max.max(settings.breaker_backoff) };
+        let breaker = Config::new()
+            .failure_policy(failsafe::failure_policy::consecutive_failures(settings.breaker_failures.max(1), backoff))
+            .instrument(watch)
+            .build();
+        let stats = AgentStats { kind, version: version.clone(), breaker_state: state, pool: pool.counters.clone() };
+        AgentActor { kind, version, pool, breaker, deadline: settings.deadline, stats }
+    }
+
+    pub fn stats(&self) -> AgentStats {
+        self.stats.clone()
+    }
+}
+
+impl Actor for AgentActor {
+    type Context = Context<Self>;
+}
+
+/// Run one request through this agent.
+#[derive(Message)]
+#[rtype(result = "AgentReply")]
+pub struct Infer(pub Arc<CaseInput>);
+
+#[derive(Debug, Clone)]
+pub struct AgentReply {
+    pub kind: AgentKind,
+    pub version: String,
+    pub status: AgentStatus,
+    pub output: Option<AgentOutput>,
+    pub latency_ms: f64,
+}
+
+#[derive(Debug)]
+enum CallError {
+    Timeout,
+    Failed,
+    Overloaded,
+}
+
+impl Handler<Infer> for AgentActor {
+    type Result = ResponseFuture<AgentReply>;
+
+    fn handle(&mut self, msg: Infer, _ctx: &mut Self::Context) -> Self::Result {
+        // Nothing here blocks: submitting never waits and the answer is awaited off the loop.
+        let (kind, version, pool, breaker, deadline) = (self.kind, self.version.clone(), self.pool.clone(), self.breaker.clone(), self.deadline);
+        Box::pin(async move {
+            let started = Instant::now();
+            let call = async {
+                let rx = pool.submit(msg.0).map_err(|e| match e {
+                    PoolError::QueueFull => CallError::Overloaded,
+                    _ => CallError::Failed,
+                })?;
+                match tokio::time::timeout(deadline, rx).await {
+                    Err(_) => Err(CallError::Timeout),
+                    Ok(Err(_)) | Ok(Ok(Err(_))) => Err(CallError::Failed),
+                    Ok(Ok(Ok(out))) => Ok(out),
+                }
+            };
+            // A full queue says nothing about the agent's health: it does not trip the breaker.
+            let result = breaker.call_with(|e: &CallError| !matches!(e, CallError::Overloaded), call).await;
+            let (status, output) = match result {
+                Ok(out) => (AgentStatus::Ok, Some(out)),
+                Err(BreakerError::Rejected) => (AgentStatus::CircuitOpen, None),
+                Err(BreakerError::Inner(CallError::Timeout)) => (AgentStatus::Timeout, None),
+                Err(BreakerError::Inner(CallError::Failed)) => (AgentStatus::Failed, None),
+                Err(BreakerError::Inner(CallError::Overloaded)) => (AgentStatus::Overloaded, None),
+            };
+            AgentReply { kind, version, status, output, latency_ms: started.elapsed().as_secs_f64() * 1e3 }
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! The coordinator actor: fan a request out to the four agents at once, merge, publish.
+
+use crate::agent::{AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatus, Infer};
+use crate::{AgentKind, AgentModel, AgentOutput};
+use actix::prelude::*;
+use bus::{Bus, DiagnosisEventKind, RankedCode};
+use domain::{CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice};
+use kb::KnowledgeBase;
+use pipeline::Decision;
+use std::sync::Arc;
+use std::time::Instant;
+use uuid::Uuid;
+
+impl actix::Supervised for AgentActor {}
+
+pub struct Coordinator {
+    agents: Vec<Addr<AgentActor>>,
+    kb: Arc<KnowledgeBase>,
+    bus: Bus,
+}
+
+impl Actor for Coordinator {
+    type Context = Context<Self>;
+}
+
+/// Every queue was full: the caller should retry later (HTTP 503 with Retry-After).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("every agent queue is full")]
+pub struct Overloaded;
+
+/// Triage one request under the given report id.
+#[derive(Message)]
+#[rtype(result = "Result<TriageOutcome, Overloaded>")]
+pub struct Triage {
+    pub id: Uuid,
+    pub input: Arc<CaseInput>,
+}
+
+/// How one agent did on one request.
+#[derive(Debug, Clone)]
+pub struct AgentRun {
+    pub kind: AgentKind,
+    pub version: String,
+    pub status: AgentStatus,
+    pub latency_ms: f64,
+}
+
+/// Everything the API needs to answer: each agent's output (None when it was not ok), how each
+/// agent did, and the merged decision.
+#[derive(Debug, Clone)]
+pub struct TriageOutcome {
+    pub id: Uuid,
+    pub runs: Vec<AgentRun>,
+    pub findings: Option<Vec<ExtractedFinding>>,
+    pub conditions: Option<Vec<RankedCondition>>,
+    pub care: Option<Vec<RetrievedAdvice>>,
+    pub emergency: Option<EmergencyAssessment>,
+    pub decision: Decision,
+    pub degraded: bool,
+    pub total_ms: f64,
+}
+
+impl Coordinator {
+    /// Starts one supervised actor per agent model and the coordinator, in the current actix
+    /// system. Returns the coordinator's address and each agent's live stats.
+    pub fn start(kb: Arc<KnowledgeBase>, models: Vec<Arc<dyn AgentModel>>, settings: impl Fn(AgentKind) -> AgentSettings, bus: Bus) -> (Addr<Coordinator>, Vec<AgentStats>) {
+        let mut agents = Vec::with_capacity(models.len());
+        let mut stats = Vec::with_capacity(models.len());
+        for model in models {
+            let actor = AgentActor::new(model.clone(), &settings(model.kind()), bus.clone());
+            stats.push(actor.stats());
+            let cell = std::sync::Mutex::new(Some(actor));
+            // Supervised: if the actor itself ever stops, it restarts with the same pool and model.
+            agents.push(Supervisor::start(move |_| cell.lock().ok().and_then(|mut c| c.take()).expect("agent actor starts once")));
+        }
+        let addr = Coordinator { agents, kb, bus }.start();
+        (addr, stats)
+    }
+}
+
+fn finding_ids(kb: &KnowledgeBase, f: &[ExtractedFinding], present: bool) -> Vec<String> {
+    f.iter().filter(|x| x.present == present).map(|x| kb.findings[x.finding].id.clone()).collect()
+}
+
+/// The event an agent's answer is published as, the moment it arrives.
+fn event_of(kb: &KnowledgeBase, reply: &AgentReply) -> Option<DiagnosisEventKind> {
+    let latency_ms = reply.latency_ms;
+    Some(match reply.output.as_ref()? {
+        AgentOutput::Findings(f) => DiagnosisEventKind::FindingsExtracted { present: finding_ids(kb, f, true), absent: finding_ids(kb, f, false), latency_ms },
+        AgentOutput::Conditions(c) => DiagnosisEventKind::ConditionsRanked {
+            top: c.iter().take(5).map(|r| RankedCode { id: kb.conditions[r.condition].id.clone(), icd10: kb.conditions[r.condition].icd10.clone(), probability: r.probability }).collect(),
+            latency_ms,
+        },
+        AgentOutput::Care(a) => DiagnosisEventKind::CareRetrieved { advice: a.iter().map(|r| kb.advice[r.advice].id.clone()).collect(), latency_ms },
+        AgentOutput::Emergency(e) => DiagnosisEventKind::EmergencyAssessed {
+            level: e.level.as_str().into(),
+            red_flags: e.red_flags.iter().map(|&r| kb.rules[r].id.clone()).collect(),
+            latency_ms,
+        },
+    })
+}
+
+impl Handler<Triage> for Coordinator {
+    type Result = ResponseFuture<Result<TriageOutcome, Overloaded>>;
+
+    fn handle(&mut self, msg: Triage, _ctx: &mut Self::Context) -> Self::Result {
+        let agents = self.agents.clone();
+        let kb = self.kb.clone();
+        let bus = self.bus.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let Triage { id, input } = msg;
+            bus.publish(id, DiagnosisEventKind::TriageReceived { text_chars: input.text.chars().count(), structured_findings: input.findings.len(), has_vitals: !input.vitals.is_empty() });
+            // All four at once; each answer is published as soon as it arrives, so an
+            // emergency assessment goes out before the slower agents finish.
+            let calls = agents.iter().zip(AgentKind::ALL).map(|(addr, kind)| {
+                let (input, kb, bus) = (input.clone(), kb.clone(), bus.clone());
+                async move {
+                    let reply = match addr.send(Infer(input)).await {
+                        Ok(r) => r,
+                        Err(_) => AgentReply { kind, version: String::new(), status: AgentStatus::Failed, output: None, latency_ms: 0.0 },
+                    };
+                    if let Some(ev) = event_of(&kb, &reply) {
+                        bus.publish(id, ev);
+                    }
+                    reply
+                }
+            });
+            let replies = futures::future::join_all(calls).await;
+            if replies.iter().all(|r| r.status == AgentStatus::Overloaded) {
+                return Err(Overloaded);
+            }
+            let mut out = TriageOutcome { id, runs: Vec::new(), findings: None, conditions: None, care: None, emergency: None, decision: Decision { level: pipeline::SAFETY_FLOOR, red_flags: Vec::new(), floor_applied: true }, degraded: false, total_ms: 0.0 };
+            for r in replies {
+                out.runs.push(AgentRun { kind: r.kind, version: r.version, status: r.status, latency_ms: r.latency_ms });
+                if r.status != AgentStatus::Ok {
+                    out.degraded = true;
+                    bus.publish(id, DiagnosisEventKind::AgentDegraded { agent: r.kind.as_str().into(), status: r.status.as_str().into() });
+                }
+                match r.output {
+                    Some(AgentOutput::Findings(f)) => out.findings = Some(f),
+                    Some(AgentOutput::Conditions(c)) => out.conditions = Some(c),
+                    Some(AgentOutput::Care(a)) => out.care = Some(a),
+                    Some(AgentOutput::Emergency(e)) => out.emergency = Some(e),
+                    None => {}
+                }
+            }
+            out.decision = pipeline::decide_level(&kb, &input, out.emergency.as_ref(), out.findings.as_deref(), out.conditions.as_deref());
+            out.total_ms = started.elapsed().as_secs_f64() * 1e3;
+            bus.publish(id, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms });
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! A bounded pool of worker threads that owns one agent's model and runs micro-batches.
+
+use crate::{AgentModel, AgentOutput};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use domain::CaseInput;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Why a job did not produce an output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("the agent's queue is full")]
+    QueueFull,
+    #[error("inference failed: {0}")]
+    Failed(String),
+    #[error("the agent's workers have stopped")]
+    Stopped,
+}
+
+struct Job {
+    input: Arc<CaseInput>,
+    reply: oneshot::Sender<Result<AgentOutput, PoolError>>,
+}
+
+/// Counters the metrics read.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    pub batches: AtomicU64,
+    pub items: AtomicU64,
+    pub panics: AtomicU64,
+    pub queued: AtomicUsize,
+}
+
+pub struct Pool {
+    tx: Sender<Job>,
+    pub counters: Arc<PoolCounters>,
+}
+
+impl Pool {
+    /// Starts `workers` threads sharing `model`, a queue of `queue` jobs, batches of at most
+    /// `max_batch` gathered for at most `max_wait` after the first job arrives.
+    pub fn start(model: Arc<dyn AgentModel>, workers: usize, queue: usize, max_batch: usize, max_wait: Duration) -> Pool {
+        let (tx, rx) = bounded::<Job>(queue.max(1));
+        let counters = Arc::new(PoolCounters::default());
+        for i in 0..workers.max(1) {
+            let rx = rx.clone();
+            let model = model.clone();
+            let counters = counters.clone();
+            std::thread::Builder::new()
+                .name(format!("{}-{i}", model.kind().as_str()))
+                .spawn(move || worker(model, rx, max_batch.max(1), max_wait, counters))
+                .expect("spawning an agent worker thread");
+        }
+        Pool { tx, counters }
+    }
+
+    /// Queues one request; the answer arrives on the returned receiver. Never blocks: a full
+    /// queue is an immediate error, so callers can answer 503 instead of waiting.
+    pub fn submit(&self, input: Arc<CaseInput>) -> Result<oneshot::Receiver<Result<AgentOutput, PoolError>>, PoolError> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Job { input, reply }) {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                Ok(rx)
+            }
+            Err(TrySendError::Full(_)) => Err(PoolError::QueueFull),
+            Err(TrySendError::Disconnected(_)) => Err(PoolError::Stopped),
+        }
+    }
+
+    pub fn queue_depth(&self) -> usize {
+        self.tx.len()
+    }
+}
+
+fn worker(model: Arc<dyn AgentModel>, rx: Receiver<Job>, max_batch: usize, max_wait: Duration, counters: Arc<PoolCounters>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        let until = Instant::now() + max_wait;
+        while jobs.len() < max_batch {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) if max_wait.is_zero() => break,
+                Err(_) => match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                    Ok(j) => jobs.push(j),
+                    Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => break,
+                },
+            }
+        }
+        counters.queued.fetch_sub(jobs.len(), Ordering::Relaxed);
+        // A caller that has given up (deadline passed) no longer needs an answer.
+        jobs.retain(|j| !j.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters.items.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        let inputs: Vec<&CaseInput> = jobs.iter().map(|j| j.input.as_ref()).collect();
+        // The model is immutable, so after a panic the same worker safely goes on with it: that
+        // is the restart. The panic is counted and every job in the batch fails.
+        let result = catch_unwind(AssertUnwindSafe(|| model.infer(&inputs)));
+        drop(inputs);
+        match result {
+            Ok(outputs) if outputs.len() == jobs.len() => {
+                for (job, out) in jobs.into_iter().zip(outputs) {
+                    let _ = job.reply.send(Ok(out));
+                }
+            }
+            Ok(outputs) => {
+                let msg = format!("{} outputs for {} inputs", outputs.len(), jobs.len());
+                for job in jobs {
+                    let _ = job.reply.send(Err(PoolError::Failed(msg.clone())));
+                }
+            }
+            Err(_) => {
+                counters.panics.fetch_add(1, Ordering::Relaxed);
+                for job in jobs {
+                    let _ = job.reply.send(Err(PoolError::Failed("inference panicked".into())));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The runtime with test doubles of the agent trait: agents that are slow, fail or panic on
+//! purpose. The real models are not needed to test what is around them.
+
+use coordinator::{AgentKind, AgentModel, AgentOutput, AgentSettings, AgentStatus, Coordinator, Overloaded, Triage, TriageOutcome};
+use domain::{CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice, TriageLevel};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+fn kb() -> Arc<kb::KnowledgeBase> {
+    static KB: OnceLock<Arc<kb::KnowledgeBase>> = OnceLock::new();
+    KB.get_or_init(|| Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"))).clone()
+}
+
+/// A double: answers a fixed, plausible output after `delay`, or fails / panics when told to.
+struct Double {
+    kind: AgentKind,
+    delay: Duration,
+    fail: AtomicBool,
+    panic_on: Option<&'static str>,
+    calls: AtomicUsize,
+}
+
+impl Double {
+    fn new(kind: AgentKind) -> Arc<Double> {
+        Arc::new(Double { kind, delay: Duration::ZERO, fail: AtomicBool::new(false), panic_on: None, calls: AtomicUsize::new(0) })
+    }
+    fn slow(kind: AgentKind, delay: Duration) -> Arc<Double> {
+        Arc::new(Double { kind, delay, fail: AtomicBool::new(false), panic_on: None, calls: AtomicUsize::new(0) })
+    }
+}
+
+impl AgentModel for Double {
+    fn kind(&self) -> AgentKind {
+        self.kind
+    }
+    fn version(&self) -> String {
+        "double-1".into()
+    }
+    fn infer(&self, batch: &[&CaseInput]) -> Vec<AgentOutput> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        if let Some(word) = self.panic_on
+            && batch.iter().any(|c| c.text.contains(word))
+        {
+            panic!("a deliberately panicking agent");
+        }
+        if self.fail.load(Ordering::SeqCst) {
+            return Vec::new(); // wrong number of outputs: a failure
+        }
+        batch
+            .iter()
+            .map(|_| match self.kind {
+                AgentKind::SymptomClassifier => AgentOutput::Findings(vec![ExtractedFinding { finding: 0, present: true, probability: 0.9 }]),
+                AgentKind::ConditionMatcher => AgentOutput::Conditions(vec![RankedCondition { condition: 0, probability: 0.2 }]),
+                AgentKind::TreatmentRetriever => AgentOutput::Care(vec![RetrievedAdvice { advice: 0, score: 0.8 }]),
+                AgentKind::EmergencyDetector => AgentOutput::Emergency(EmergencyAssessment {
+                    level: TriageLevel::SelfCare,
+                    model_level: TriageLevel::SelfCare,
+                    probabilities: [0.0, 0.0, 0.0, 0.0, 1.0],
+                    red_flags: Vec::new(),
+                }),
+            })
+            .collect()
+    }
+}
+
+fn settings() -> AgentSettings {
+    AgentSettings {
+        workers: 1,
+        queue: 64,
+        max_batch: 8,
+        max_wait: Duration::ZERO,
+        deadline: Duration::from_millis(1000),
+        breaker_failures: 3,
+        breaker_backoff: Duration::from_millis(150),
+        breaker_backoff_max: Duration::from_millis(600),
+    }
+}
+
+fn input(text: &str) -> Arc<CaseInput> {
+    Arc::new(CaseInput { text: text.into(), ..Default::default() })
+}
+
+async fn triage(addr: &actix::Addr<Coordinator>, text: &str) -> Result<TriageOutcome, Overloaded> {
+    addr.send(Triage { id: Uuid::new_v4(), input: input(text) }).await.expect("coordinator alive")
+}
+
+fn status(o: &TriageOutcome, kind: AgentKind) -> AgentStatus {
+    o.runs.iter().find(|r| r.kind == kind).expect("every agent reports").status
+}
+
+fn doubles() -> Vec<Arc<Double>> {
+    AgentKind::ALL.iter().map(|&k| Double::new(k)).collect()
+}
+
+fn as_models(d: &[Arc<Double>]) -> Vec<Arc<dyn AgentModel>> {
+    d.iter().map(|x| x.clone() as Arc<dyn AgentModel>).collect()
+}
+
+#[actix_rt::test]
+async fn wall_time_is_the_slowest_agent_not_the_sum() {
+    let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(200))).collect();
+    let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
+    let t = Instant::now();
+    let o = triage(&addr, "headache").await.unwrap();
+    let took = t.elapsed();
+    assert!(!o.degraded, "{:?}", o.runs);
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_millis(500), "four 200 ms agents took {took:?}: not parallel");
+}
+
+#[actix_rt::test]
+async fn one_agent_down_at_a_time_keeps_the_safety_floor() {
+    for down in AgentKind::ALL {
+        let d = doubles();
+        d.iter().find(|x| x.kind == down).unwrap().fail.store(true, Ordering::SeqCst);
+        let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
+        let o = triage(&addr, "a mild cold").await.unwrap();
+        assert!(o.degraded, "{down:?}");
+        assert_eq!(status(&o, down), AgentStatus::Failed, "{down:?}");
+        for other in AgentKind::ALL.iter().filter(|k| **k != down) {
+            assert_eq!(status(&o, *other), AgentStatus::Ok);
+        }
+        match down {
+            // The doubles' emergency detector says self-care; without it the floor applies.
+            AgentKind::EmergencyDetector => {
+                assert!(o.emergency.is_none());
+                assert!(o.decision.floor_applied);
+                assert!(o.decision.level <= TriageLevel::Consultation, "{}", o.decision.level);
+            }
+            AgentKind::ConditionMatcher => assert!(o.conditions.is_none(), "no guessing without the matcher"),
+            AgentKind::SymptomClassifier => assert!(o.findings.is_none()),
+            AgentKind::TreatmentRetriever => assert!(o.care.is_none()),
+        }
+        if down != AgentKind::EmergencyDetector {
+            assert_eq!(o.decision.level, TriageLevel::SelfCare, "{down:?}");
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn red_flag_rules_still_run_without_the_emergency_detector() {
+    let d = doubles();
+    d[3].fail.store(true, Ordering::SeqCst);
+    let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
+    let o = triage(&addr, "her face has dropped on one side and her speech is slurred").await.unwrap();
+    assert_eq!(o.decision.level, TriageLevel::EmergencyAmbulance);
+    assert!(!o.decision.red_flags.is_empty());
+}
+
+#[actix_rt::test]
+async fn a_slow_agent_times_out_and_the_answer_is_degraded() {
+    let mut d = doubles();
+    d[1] = Double::slow(AgentKind::ConditionMatcher, Duration::from_millis(400));
+    let (addr, _) = Coordinator::start(kb(), as_models(&d), |k| AgentSettings { deadline: if k == AgentKind::ConditionMatcher { Duration::from_millis(100) } else { Duration::from_secs(1) }, ..settings() }, bus::Bus::new(256, 256));
+    let t = Instant::now();
+    let o = triage(&addr, "cough").await.unwrap();
+    assert_eq!(status(&o, AgentKind::ConditionMatcher), AgentStatus::Timeout);
+    assert!(o.degraded && o.conditions.is_none());
+    assert!(t.elapsed() < Duration::from_millis(350), "the deadline bounds the wait: {:?}", t.elapsed());
+}
+
+#[actix_rt::test]
+async fn breaker_opens_after_failures_and_closes_after_recovery() {
+    let d = doubles();
+    let bus = bus::Bus::new(1024, 1024);
+    let mut sub = bus.subscribe(bus::Filter { types: Some(vec!["breaker_state_changed".into()]), levels: None }, None);
+    let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus.clone());
+    d[0].fail.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let o = triage(&addr, "x").await.unwrap();
+        assert_eq!(status(&o, AgentKind::SymptomClassifier), AgentStatus::Failed);
+    }
+    let calls_before = d[0].calls.load(Ordering::SeqCst);
+    let o = triage(&addr, "x").await.unwrap();
+    assert_eq!(status(&o, AgentKind::SymptomClassifier), AgentStatus::CircuitOpen);
+    assert_eq!(d[0].calls.load(Ordering::SeqCst), calls_before, "an open breaker does not call the agent");
+    assert_eq!(stats[0].breaker_state.load(Ordering::SeqCst), 1);
+    // The agent recovers; after the back-off the breaker lets a trial call through and closes.
+    d[0].fail.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let o = triage(&addr, "x").await.unwrap();
+    assert_eq!(status(&o, AgentKind::SymptomClassifier), AgentStatus::Ok);
+    assert_eq!(stats[0].breaker_state.load(Ordering::SeqCst), 0);
+    let mut states = Vec::new();
+    while states.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(1), sub.next()).await {
+            Ok(Some(bus::Item::Event(e))) => {
+                if let bus::DiagnosisEventKind::BreakerStateChanged { agent, state } = e.kind {
+                    assert_eq!(agent, "symptom_classifier");
+                    states.push(state);
+                }
+            }
+            other => panic!("expected breaker events, got {other:?} after {states:?}"),
+        }
+    }
+    assert_eq!(states[0], "open");
+    assert!(states.contains(&"closed".to_string()) || states.contains(&"half_open".to_string()), "{states:?}");
+}
+
+#[actix_rt::test]
+async fn a_panic_in_inference_is_a_failure_and_the_agent_goes_on() {
+    let mut d = doubles();
+    d[2] = Arc::new(Double { kind: AgentKind::TreatmentRetriever, delay: Duration::ZERO, fail: AtomicBool::new(false), panic_on: Some("boom"), calls: AtomicUsize::new(0) });
+    let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
+    let o = triage(&addr, "boom").await.unwrap();
+    assert_eq!(status(&o, AgentKind::TreatmentRetriever), AgentStatus::Failed);
+    let o = triage(&addr, "fine now").await.unwrap();
+    assert_eq!(status(&o, AgentKind::TreatmentRetriever), AgentStatus::Ok);
+    assert_eq!(stats[2].pool.panics.load(Ordering::SeqCst), 1);
+}
+
+#[actix_rt::test]
+async fn full_queues_everywhere_is_overloaded() {
+    let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(300))).collect();
+    let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| AgentSettings { queue: 1, max_batch: 1, ..settings() }, bus::Bus::new(256, 256));
+    // One request busy in each worker, one waiting in each queue: the next finds them all full.
+    let a = addr.send(Triage { id: Uuid::new_v4(), input: input("a") });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let b = addr.send(Triage { id: Uuid::new_v4(), input: input("b") });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let c = triage(&addr, "c").await;
+    assert_eq!(c.err(), Some(Overloaded));
+    assert!(a.await.unwrap().is_ok());
+    assert!(b.await.unwrap().is_ok());
+}
+
+#[actix_rt::test]
+async fn micro_batches_form_from_waiting_requests() {
+    let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(50))).collect();
+    let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(4096, 256));
+    let calls: Vec<_> = (0..16).map(|i| addr.send(Triage { id: Uuid::new_v4(), input: input(&format!("req {i}")) })).collect();
+    for c in futures::future::join_all(calls).await {
+        assert!(!c.unwrap().unwrap().degraded);
+    }
+    let batches = stats[0].pool.batches.load(Ordering::SeqCst);
+    let items = stats[0].pool.items.load(Ordering::SeqCst);
+    assert_eq!(items, 16);
+    assert!(batches < 16, "16 waiting requests ran in {batches} batches: no batching");
+}
