@@ -53,7 +53,7 @@ pub fn confusion(path: &Path, r: &Report) -> Res {
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(90)
-        .build_cartesian_2d((0i32..5i32).into_segmented(), (0i32..5i32).into_segmented())?;
+        .build_cartesian_2d((0i32..4i32).into_segmented(), (0i32..4i32).into_segmented())?;
     chart
         .configure_mesh()
         .disable_mesh()
