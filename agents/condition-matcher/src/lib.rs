@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{CaseInput, RankedCondition};
 use kb::KnowledgeBase;
 use ml::batch::{BagBatch, rows};
-use ml::encoder::{TextEncoder, TextEncoderConfig};
+use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::inputs::DEMOGRAPHIC_WIDTH;
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
@@ -59,7 +59,11 @@ impl NetConfig {
 impl Net {
     /// Logits over conditions, [batch, conditions].
     pub fn forward(&self, bags: &BagBatch, findings: Tensor<2>, demo: Tensor<2>) -> Tensor<2> {
-        let t = self.enc.forward(bags);
+        self.head(self.enc.forward(bags), findings, demo)
+    }
+
+    /// Everything after the text encoder; inference feeds it bags pooled outside Burn.
+    pub fn head(&self, t: Tensor<2>, findings: Tensor<2>, demo: Tensor<2>) -> Tensor<2> {
         let s = self.structured.forward(findings);
         let h = relu(self.fc.forward(Tensor::cat(vec![t, s, demo], 1)));
         self.out.forward(h)
@@ -113,6 +117,7 @@ impl ModelConfig {
 pub struct ConditionMatcher {
     config: ModelConfig,
     net: Net,
+    pooled: PooledEncoder,
     featurizer: Featurizer,
     device: Device,
 }
@@ -132,7 +137,7 @@ impl ConditionMatcher {
     }
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device) -> Self {
-        ConditionMatcher { featurizer: config.featurizer(), config, net, device: device.clone() }
+        ConditionMatcher { featurizer: config.featurizer(), pooled: PooledEncoder::new(&net.enc), config, net, device: device.clone() }
     }
 
     pub fn version(&self) -> &str {
@@ -149,8 +154,9 @@ impl ConditionMatcher {
     }
 
     fn logits(&self, inputs: &[&CaseInput]) -> Tensor<2> {
-        let (b, f, d) = batch(&self.featurizer, self.config.finding_ids.len(), inputs, &self.device);
-        self.net.forward(&b, f, d)
+        let (bags, f, d) = ml::batch::case_inputs(&self.featurizer, self.config.finding_ids.len(), inputs, false, &self.device);
+        let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
+        self.net.head(self.pooled.pool(&refs, &self.device), f, d)
     }
 
     /// Calibrated probabilities over every condition, per input.

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{CaseInput, EmergencyAssessment, TriageLevel};
 use kb::{KnowledgeBase, RuleInput};
 use ml::batch::{BagBatch, rows};
-use ml::encoder::{TextEncoder, TextEncoderConfig};
+use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH};
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
@@ -61,7 +61,11 @@ impl NetConfig {
 
 impl Net {
     pub fn forward(&self, bags: &BagBatch, findings: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
-        let t = self.enc.forward(bags);
+        self.head(self.enc.forward(bags), findings, other)
+    }
+
+    /// Everything after the text encoder; inference feeds it bags pooled outside Burn.
+    pub fn head(&self, t: Tensor<2>, findings: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
         let s = self.structured.forward(findings);
         let h = relu(self.fc.forward(Tensor::cat(vec![t, s, other], 1)));
         self.out.forward(h)
@@ -110,6 +114,7 @@ impl ModelConfig {
 pub struct EmergencyDetector {
     config: ModelConfig,
     net: Net,
+    pooled: PooledEncoder,
     featurizer: Featurizer,
     device: Device,
     kb: Arc<KnowledgeBase>,
@@ -151,7 +156,7 @@ impl EmergencyDetector {
     }
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device, kb: Arc<KnowledgeBase>) -> Self {
-        EmergencyDetector { featurizer: config.featurizer(), config, net, device: device.clone(), kb }
+        EmergencyDetector { featurizer: config.featurizer(), pooled: PooledEncoder::new(&net.enc), config, net, device: device.clone(), kb }
     }
 
     pub fn version(&self) -> &str {
@@ -168,8 +173,9 @@ impl EmergencyDetector {
         if inputs.is_empty() {
             return Vec::new();
         }
-        let (b, f, o) = batch(&self.featurizer, self.config.finding_ids.len(), inputs, &self.device);
-        rows(softmax(self.net.forward(&b, f, o), 1))
+        let (bags, f, o) = ml::batch::case_inputs(&self.featurizer, self.config.finding_ids.len(), inputs, true, &self.device);
+        let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
+        rows(softmax(self.net.head(self.pooled.pool(&refs, &self.device), f, o), 1))
     }
 
     pub fn assess_batch(&self, inputs: &[&CaseInput]) -> Vec<EmergencyAssessment> {

@@ -14,7 +14,7 @@ use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use ml::encoder::{TextEncoder, TextEncoderConfig};
+use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
 use serde::{Deserialize, Serialize};
@@ -58,8 +58,12 @@ impl Net {
     /// Logits of (present, absent), each [batch, findings], from the bag of words outside
     /// negation scope and the bag of words inside it, pooled separately.
     pub fn forward(&self, pos: &BagBatch, neg: &BagBatch) -> (Tensor<2>, Tensor<2>) {
-        let x = Tensor::cat(vec![self.enc.forward(pos), self.enc.forward(neg)], 1);
-        let h = relu(self.fc.forward(x));
+        self.head(self.enc.forward(pos), self.enc.forward(neg))
+    }
+
+    /// Everything after the text encoder; inference feeds it bags pooled outside Burn.
+    pub fn head(&self, pos: Tensor<2>, neg: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
+        let h = relu(self.fc.forward(Tensor::cat(vec![pos, neg], 1)));
         (self.present.forward(h.clone()), self.absent.forward(h))
     }
 }
@@ -111,6 +115,7 @@ impl ModelConfig {
 pub struct SymptomClassifier {
     config: ModelConfig,
     net: Net,
+    pooled: PooledEncoder,
     featurizer: Featurizer,
     device: Device,
 }
@@ -124,7 +129,7 @@ impl SymptomClassifier {
     }
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device) -> Self {
-        SymptomClassifier { featurizer: config.featurizer(), config, net, device: device.clone() }
+        SymptomClassifier { featurizer: config.featurizer(), pooled: PooledEncoder::new(&net.enc), config, net, device: device.clone() }
     }
 
     pub fn version(&self) -> &str {
@@ -163,22 +168,16 @@ impl SymptomClassifier {
 
     /// Sigmoid outputs of both heads, per input.
     pub fn probabilities(&self, inputs: &[&CaseInput]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-        let (pos, neg) = bags(&self.featurizer, inputs.iter().map(|c| c.text.as_str()), &self.device);
-        let (p, a) = self.net.forward(&pos, &neg);
+        let (pos, neg): (Vec<Vec<u32>>, Vec<Vec<u32>>) = inputs.iter().map(|c| self.featurizer.features_by_scope(&c.text)).unzip();
+        let p: Vec<&[u32]> = pos.iter().map(Vec::as_slice).collect();
+        let n: Vec<&[u32]> = neg.iter().map(Vec::as_slice).collect();
+        let (p, a) = self.net.head(self.pooled.pool(&p, &self.device), self.pooled.pool(&n, &self.device));
         (rows(sigmoid(p)), rows(sigmoid(a)))
     }
 
     pub fn predict(&self, input: &CaseInput) -> Vec<ExtractedFinding> {
         self.predict_batch(&[input]).pop().unwrap_or_default()
     }
-}
-
-/// The two bags (outside and inside negation scope) of each text.
-fn bags<'t>(featurizer: &Featurizer, texts: impl Iterator<Item = &'t str>, device: &Device) -> (BagBatch, BagBatch) {
-    let (pos, neg): (Vec<Vec<u32>>, Vec<Vec<u32>>) = texts.map(|t| featurizer.features_by_scope(t)).unzip();
-    let p: Vec<&[u32]> = pos.iter().map(Vec::as_slice).collect();
-    let n: Vec<&[u32]> = neg.iter().map(Vec::as_slice).collect();
-    (BagBatch::new(&p, device), BagBatch::new(&n, device))
 }
 
 /// Precision, recall and F1 of present and absent findings.

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use domain::{CaseInput, RetrievedAdvice};
 use kb::{Contraindication, KnowledgeBase};
 use ml::batch::{BagBatch, rows};
-use ml::encoder::{TextEncoder, TextEncoderConfig};
+use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
 use serde::{Deserialize, Serialize};
@@ -61,7 +61,11 @@ fn l2_normalise(x: Tensor<2>) -> Tensor<2> {
 
 impl Net {
     pub fn query(&self, bags: &BagBatch) -> Tensor<2> {
-        l2_normalise(self.q_proj.forward(self.q_enc.forward(bags)))
+        self.query_head(self.q_enc.forward(bags))
+    }
+    /// The query side after its encoder; inference feeds it bags pooled outside Burn.
+    pub fn query_head(&self, pooled: Tensor<2>) -> Tensor<2> {
+        l2_normalise(self.q_proj.forward(pooled))
     }
     pub fn advice(&self, bags: &BagBatch) -> Tensor<2> {
         l2_normalise(self.a_proj.forward(self.a_enc.forward(bags)))
@@ -194,6 +198,7 @@ pub fn contraindications(kb: &KnowledgeBase, input: &CaseInput) -> Vec<Contraind
 pub struct TreatmentRetriever {
     config: ModelConfig,
     net: Net,
+    pooled: PooledEncoder,
     /// Every advice entry's embedding, [advice, out], computed once at load.
     advice: Tensor<2>,
     featurizer: Featurizer,
@@ -212,7 +217,7 @@ impl TreatmentRetriever {
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device, kb: Arc<KnowledgeBase>) -> Self {
         let advice = net.advice(&advice_bags(&kb, &config.advice_featurizer(), device));
-        TreatmentRetriever { featurizer: config.query_featurizer(), config, net, advice, device: device.clone(), kb }
+        TreatmentRetriever { featurizer: config.query_featurizer(), pooled: PooledEncoder::new(&net.q_enc), config, net, advice, device: device.clone(), kb }
     }
 
     pub fn version(&self) -> &str {
@@ -231,7 +236,7 @@ impl TreatmentRetriever {
         }
         let bags: Vec<Vec<u32>> = inputs.iter().map(|c| self.featurizer.features(&query_text(&self.kb, c))).collect();
         let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
-        let q = self.net.query(&BagBatch::new(&refs, &self.device));
+        let q = self.net.query_head(self.pooled.pool(&refs, &self.device));
         rows(q.matmul(self.advice.clone().transpose()))
     }
 

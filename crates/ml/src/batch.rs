@@ -55,9 +55,15 @@ pub fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
 /// (present and absent slots), and the other structured inputs (demographics, then vitals when
 /// `with_vitals`).
 pub fn case_batch(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], with_vitals: bool, device: &Device) -> (BagBatch, Tensor<2>, Tensor<2>) {
+    let (bags, f, o) = case_inputs(featurizer, n_findings, inputs, with_vitals, device);
+    let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
+    (BagBatch::new(&refs, device), f, o)
+}
+
+/// As [`case_batch`], with the feature bags left as ids for [`crate::encoder::PooledEncoder`].
+pub fn case_inputs(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], with_vitals: bool, device: &Device) -> (Vec<Vec<u32>>, Tensor<2>, Tensor<2>) {
     use crate::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, structured_findings, vitals};
     let bags: Vec<Vec<u32>> = inputs.iter().map(|c| featurizer.features(&c.text)).collect();
-    let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
     let f: Vec<Vec<f32>> = inputs.iter().map(|c| structured_findings(&c.findings, n_findings)).collect();
     let width = DEMOGRAPHIC_WIDTH + if with_vitals { VITAL_WIDTH } else { 0 };
     let o: Vec<Vec<f32>> = inputs
@@ -70,5 +76,5 @@ pub fn case_batch(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInp
             v
         })
         .collect();
-    (BagBatch::new(&refs, device), dense(&f, 2 * n_findings, device), dense(&o, width, device))
+    (bags, dense(&f, 2 * n_findings, device), dense(&o, width, device))
 }

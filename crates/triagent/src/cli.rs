@@ -61,6 +61,18 @@ enum Command {
         #[arg(long)]
         show_misses: bool,
     },
+    /// Run the triage service (REST API) with the committed models and the embedded store.
+    Serve {
+        /// Port to listen on (overrides server.port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// An extra TOML file layered over config/base.toml and config/{environment}.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// development (default, or TRIAGENT_ENV), production or test.
+        #[arg(long)]
+        env: Option<String>,
+    },
     /// Print synthetic cases.
     Synth {
         #[arg(long, default_value_t = 10)]
@@ -117,6 +129,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Train { agent, seed, cases, epochs, lr, out } => train(&cli.kb, &agent, seed, cases, epochs, lr, out),
         Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, cli.device, &out, &vignettes, models, seed, cases, show_misses),
+        Command::Serve { port, config, env } => serve(port, config, env),
         Command::Synth { n, seed } => {
             let kb = kb::load_dir(&cli.kb)?;
             for c in synth::Generator::new(&kb, seed).cases(n) {
@@ -254,4 +267,19 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
     }
     println!("report: {}", out.join("report.md").display());
     Ok(())
+}
+
+fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>) -> Result<()> {
+    let mut settings = settings::Settings::load(&settings::default_dir(), env.as_deref(), config.as_deref())?;
+    if let Some(p) = port {
+        settings.server.port = p;
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let started = Instant::now();
+        let app = api::Application::build(settings).await?;
+        eprintln!("triagent: ready on port {} in {:.1}s", app.port(), started.elapsed().as_secs_f64());
+        app.run_until_stopped().await?;
+        eprintln!("triagent: stopped");
+        Ok(())
+    })
 }

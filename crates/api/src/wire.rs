@@ -1,0 +1,155 @@
+//! The JSON wire types of API.md, and turning a request into a validated `CaseInput`.
+
+use crate::error::ApiError;
+use domain::{CaseInput, Sex, VitalSign, Vitals};
+use kb::KnowledgeBase;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageRequest {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub age: Option<f64>,
+    #[serde(default)]
+    pub sex: Option<Sex>,
+    #[serde(default)]
+    pub findings: Vec<FindingIn>,
+    #[serde(default)]
+    pub vitals: Option<VitalsIn>,
+    #[serde(default)]
+    pub options: Options,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FindingIn {
+    pub id: String,
+    #[serde(default = "yes")]
+    pub present: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct VitalsIn {
+    pub temperature_c: Option<f64>,
+    pub heart_rate: Option<f64>,
+    pub respiratory_rate: Option<f64>,
+    pub spo2: Option<f64>,
+    pub systolic_bp: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    #[serde(default = "ten")]
+    pub max_conditions: usize,
+    #[serde(default = "yes")]
+    pub explain: bool,
+}
+
+fn ten() -> usize {
+    10
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { max_conditions: 10, explain: true }
+    }
+}
+
+/// Parses the body, naming the JSON path of whatever is wrong.
+pub fn parse(body: &[u8]) -> Result<TriageRequest, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize::<_, TriageRequest>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {msg}"))
+        } else if let Some(rest) = msg.strip_prefix("unknown field `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            // The path already ends with the unknown key ("vitals.bp").
+            let field = if path == "." || path.is_empty() { name.to_string() } else { path };
+            ApiError::invalid("unknown_field", field, format!("unknown field `{name}`"))
+        } else {
+            let field = if path == "." { String::new() } else { path };
+            let message = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            ApiError::invalid("invalid_value", field, message)
+        }
+    })
+}
+
+/// Validated request: the agents' input plus what the answer must report.
+pub struct Validated {
+    pub input: CaseInput,
+    pub inferred_age: Option<f32>,
+    pub inferred_sex: Option<Sex>,
+    pub max_conditions: usize,
+    pub explain: bool,
+}
+
+pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -> Result<Validated, ApiError> {
+    let text = req.text.unwrap_or_default();
+    if text.chars().count() > max_text_chars {
+        return Err(ApiError::invalid("text_too_long", "text", format!("text is limited to {max_text_chars} characters")));
+    }
+    if text.trim().is_empty() && req.findings.is_empty() {
+        return Err(ApiError::invalid("empty_request", "text", "give `text`, `findings`, or both"));
+    }
+    if let Some(a) = req.age
+        && !(a.is_finite() && (0.0..=120.0).contains(&a))
+    {
+        return Err(ApiError::invalid("age_out_of_range", "age", "age is in years, from 0 to 120"));
+    }
+    let mut findings = Vec::with_capacity(req.findings.len());
+    for (i, f) in req.findings.iter().enumerate() {
+        match kb.finding_idx(&f.id) {
+            Some(idx) => findings.push((idx, f.present)),
+            None => return Err(ApiError::invalid("unknown_finding", format!("findings[{i}].id"), format!("unknown finding id '{}': see GET /v1/symptoms", f.id))),
+        }
+    }
+    let mut vitals = Vitals::default();
+    if let Some(v) = req.vitals {
+        for (sign, value) in [
+            (VitalSign::TemperatureC, v.temperature_c),
+            (VitalSign::HeartRate, v.heart_rate),
+            (VitalSign::RespiratoryRate, v.respiratory_rate),
+            (VitalSign::Spo2, v.spo2),
+            (VitalSign::SystolicBp, v.systolic_bp),
+        ] {
+            if let Some(x) = value {
+                let (lo, hi) = sign.valid_range();
+                if !(x.is_finite() && (f64::from(lo)..=f64::from(hi)).contains(&x)) {
+                    return Err(ApiError::invalid("vital_out_of_range", format!("vitals.{}", sign.as_str()), format!("{} must be between {lo} and {hi}", sign.as_str())));
+                }
+                vitals.set(sign, Some(x as f32));
+            }
+        }
+    }
+    if !(1..=coordinator::MAX_CONDITIONS).contains(&req.options.max_conditions) {
+        return Err(ApiError::invalid("invalid_value", "options.max_conditions", format!("max_conditions is from 1 to {}", coordinator::MAX_CONDITIONS)));
+    }
+    // Age and sex from the text only when the caller did not send them.
+    let read = textfeat::read_demographics(&text);
+    let inferred_age = if req.age.is_none() { read.age } else { None };
+    let inferred_sex = if req.sex.is_none() { read.sex } else { None };
+    Ok(Validated {
+        input: CaseInput {
+            text,
+            age: req.age.map(|a| a as f32).or(inferred_age),
+            sex: req.sex.or(inferred_sex).unwrap_or(Sex::Unknown),
+            findings,
+            vitals,
+        },
+        inferred_age,
+        inferred_sex,
+        max_conditions: req.options.max_conditions,
+        explain: req.options.explain,
+    })
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real service on port 0, spoken to over HTTP. One test binary, so it
+//! links once.
+
+mod helpers;
+mod bad_input;
+mod degraded;
+mod triage;
+mod vignettes;

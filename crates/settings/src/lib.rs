@@ -1,0 +1,199 @@
+//! Typed configuration: `config/base.toml`, then `config/{environment}.toml`, then an optional
+//! extra file (`--config`), then `TRIAGENT__SECTION__KEY` environment variables, each layer
+//! overriding the one before; command-line flags are applied last by the binary.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: Server,
+    pub models: Models,
+    pub store: Store,
+    pub bus: Bus,
+    pub agents: Agents,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub max_text_chars: usize,
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Models {
+    pub device: String,
+    /// Empty: the committed models.
+    pub dir: String,
+    /// Empty: the knowledge base in the repository.
+    pub kb_dir: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    pub capacity: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Bus {
+    pub capacity: usize,
+    pub replay: usize,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub workers: usize,
+    pub queue: usize,
+    pub max_batch: usize,
+    pub max_wait_us: u64,
+    pub deadline_ms: u64,
+    pub breaker_failures: u32,
+    pub breaker_backoff_ms: u64,
+    pub breaker_backoff_max_ms: u64,
+}
+
+/// Per-agent overrides: any key left out takes the default's value.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentOverride {
+    pub workers: Option<usize>,
+    pub queue: Option<usize>,
+    pub max_batch: Option<usize>,
+    pub max_wait_us: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    pub breaker_failures: Option<u32>,
+    pub breaker_backoff_ms: Option<u64>,
+    pub breaker_backoff_max_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Agents {
+    pub default: Agent,
+    #[serde(default)]
+    pub symptom_classifier: AgentOverride,
+    #[serde(default)]
+    pub condition_matcher: AgentOverride,
+    #[serde(default)]
+    pub treatment_retriever: AgentOverride,
+    #[serde(default)]
+    pub emergency_detector: AgentOverride,
+}
+
+impl Agents {
+    /// The settings of one agent (`symptom_classifier`, ...): its overrides over the default.
+    pub fn get(&self, name: &str) -> Agent {
+        let o = match name {
+            "symptom_classifier" => self.symptom_classifier,
+            "condition_matcher" => self.condition_matcher,
+            "treatment_retriever" => self.treatment_retriever,
+            "emergency_detector" => self.emergency_detector,
+            _ => AgentOverride::default(),
+        };
+        let d = self.default;
+        Agent {
+            workers: o.workers.unwrap_or(d.workers),
+            queue: o.queue.unwrap_or(d.queue),
+            max_batch: o.max_batch.unwrap_or(d.max_batch),
+            max_wait_us: o.max_wait_us.unwrap_or(d.max_wait_us),
+            deadline_ms: o.deadline_ms.unwrap_or(d.deadline_ms),
+            breaker_failures: o.breaker_failures.unwrap_or(d.breaker_failures),
+            breaker_backoff_ms: o.breaker_backoff_ms.unwrap_or(d.breaker_backoff_ms),
+            breaker_backoff_max_ms: o.breaker_backoff_max_ms.unwrap_or(d.breaker_backoff_max_ms),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct SettingsError(String);
+
+/// The repository's `config/` folder.
+pub fn default_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+}
+
+impl Settings {
+    /// Loads `dir/base.toml`, `dir/{environment}.toml` (when present), `extra` (when given) and
+    /// the `TRIAGENT__…` environment variables. `environment` defaults to `TRIAGENT_ENV` or
+    /// "development".
+    pub fn load(dir: &Path, environment: Option<&str>, extra: Option<&Path>) -> Result<Settings, SettingsError> {
+        let env = environment.map(str::to_string).or_else(|| std::env::var("TRIAGENT_ENV").ok()).unwrap_or_else(|| "development".into());
+        if !["development", "production", "test"].contains(&env.as_str()) {
+            return Err(SettingsError(format!("unknown environment '{env}': use development, production or test")));
+        }
+        let mut b = config::Config::builder()
+            .add_source(config::File::from(dir.join("base.toml")).required(true))
+            .add_source(config::File::from(dir.join(format!("{env}.toml"))).required(false));
+        if let Some(extra) = extra {
+            b = b.add_source(config::File::from(extra).required(true));
+        }
+        b = b.add_source(config::Environment::with_prefix("TRIAGENT").prefix_separator("__").separator("__").try_parsing(true));
+        let settings: Settings = b.build().and_then(|c| c.try_deserialize()).map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        let bad = |m: &str| Err(SettingsError(m.to_string()));
+        if self.server.workers == 0 {
+            return bad("server.workers must be at least 1");
+        }
+        if self.store.capacity == 0 || self.bus.capacity == 0 {
+            return bad("store.capacity and bus.capacity must be at least 1");
+        }
+        for name in ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"] {
+            let a = self.agents.get(name);
+            if a.workers == 0 || a.queue == 0 || a.max_batch == 0 || a.deadline_ms == 0 || a.breaker_failures == 0 {
+                return Err(SettingsError(format!("agents.{name}: workers, queue, max_batch, deadline_ms and breaker_failures must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_files_load_and_layer() {
+        let dev = Settings::load(&default_dir(), Some("development"), None).unwrap();
+        assert_eq!(dev.server.host, "127.0.0.1");
+        assert_eq!(dev.server.port, 8080);
+        let prod = Settings::load(&default_dir(), Some("production"), None).unwrap();
+        assert_eq!(prod.server.host, "0.0.0.0");
+        assert_eq!(prod.agents.get("emergency_detector").deadline_ms, 500);
+    }
+
+    #[test]
+    fn extra_file_and_per_agent_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = dir.path().join("extra.toml");
+        std::fs::write(&extra, "[agents.condition_matcher]\ndeadline_ms = 900\n[server]\nport = 9999\n").unwrap();
+        let s = Settings::load(&default_dir(), Some("development"), Some(&extra)).unwrap();
+        assert_eq!(s.server.port, 9999);
+        assert_eq!(s.agents.get("condition_matcher").deadline_ms, 900);
+        assert_eq!(s.agents.get("symptom_classifier").deadline_ms, 250);
+    }
+
+    #[test]
+    fn unknown_keys_and_environments_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = dir.path().join("extra.toml");
+        std::fs::write(&extra, "[server]\nprot = 1\n").unwrap();
+        let e = Settings::load(&default_dir(), Some("development"), Some(&extra)).unwrap_err();
+        assert!(e.to_string().contains("prot"), "{e}");
+        assert!(Settings::load(&default_dir(), Some("staging"), None).is_err());
+    }
+}
