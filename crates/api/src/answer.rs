@@ -16,11 +16,20 @@ fn round(x: f32) -> f64 {
 /// The answer as API.md describes it.
 pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> Value {
     let input = &v.input;
-    // Everything known to be present or absent, and where it came from.
+    // Everything known to be present or absent, and where it came from. A measurement wins
+    // over what was sent, which wins over what was read in the text: one state per finding.
     let mut present = vec![false; kb.findings.len()];
     let mut absent = vec![false; kb.findings.len()];
     let mut findings: Vec<Value> = Vec::new();
+    let from_vitals = kb.findings_from_vitals(&input.vitals);
+    for &i in &from_vitals {
+        present[i] = true;
+        findings.push(json!({"id": kb.findings[i].id, "name": kb.findings[i].name, "present": true, "probability": 1.0, "source": "vitals"}));
+    }
     for &(i, p) in &input.findings {
+        if present[i] || absent[i] {
+            continue;
+        }
         if p { present[i] = true } else { absent[i] = true }
         findings.push(json!({"id": kb.findings[i].id, "name": kb.findings[i].name, "present": p, "probability": 1.0, "source": "structured"}));
     }
@@ -30,12 +39,6 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> Value {
         }
         if f.present { present[f.finding] = true } else { absent[f.finding] = true }
         findings.push(json!({"id": kb.findings[f.finding].id, "name": kb.findings[f.finding].name, "present": f.present, "probability": round(f.probability), "source": "text"}));
-    }
-    for i in kb.findings_from_vitals(&input.vitals) {
-        if !present[i] {
-            present[i] = true;
-            findings.push(json!({"id": kb.findings[i].id, "name": kb.findings[i].name, "present": true, "probability": 1.0, "source": "vitals"}));
-        }
     }
 
     let conditions: Vec<Value> = o

@@ -132,6 +132,14 @@ pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -
             }
         }
     }
+    // Measured vitals are findings too (a temperature of 39.2 is a fever): every agent gets them
+    // as structured findings, so the condition matcher, which reads no vitals, still knows.
+    for i in kb.findings_from_vitals(&vitals) {
+        match findings.iter_mut().find(|(f, _)| *f == i) {
+            Some(slot) => slot.1 = true,
+            None => findings.push((i, true)),
+        }
+    }
     if !(1..=coordinator::MAX_CONDITIONS).contains(&req.options.max_conditions) {
         return Err(ApiError::invalid("invalid_value", "options.max_conditions", format!("max_conditions is from 1 to {}", coordinator::MAX_CONDITIONS)));
     }

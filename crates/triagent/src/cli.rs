@@ -255,7 +255,10 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
         kb.findings.len(),
         kb.conditions.len(),
         synthetic.len(),
-        vignettes.display(),
+        std::fs::canonicalize(vignettes)
+            .ok()
+            .and_then(|v| std::env::current_dir().ok().and_then(|c| v.strip_prefix(c).ok().map(|p| p.display().to_string())))
+            .unwrap_or_else(|| vignettes.display().to_string()),
         out.display()
     );
     eval::write_reports(out, &header, &[r1.clone(), r2.clone()])?;
