@@ -12,11 +12,12 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{CaseInput, RankedCondition};
-use kb::KnowledgeBase;
+use kb::{Case, KnowledgeBase};
 use ml::batch::{BagBatch, rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::inputs::DEMOGRAPHIC_WIDTH;
 use ml::io::{self, ModelIoError};
+use ml::sparse::{SparseLinear, finding_slots};
 use ml::train::{Progress, TrainConfig, fit};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -50,7 +51,11 @@ impl NetConfig {
         Net {
             enc: self.encoder.init(device),
             structured: LinearConfig::new(2 * self.findings, self.structured_dim).init(device),
-            fc: LinearConfig::new(self.encoder.dim + self.structured_dim + DEMOGRAPHIC_WIDTH, self.hidden).init(device),
+            fc: LinearConfig::new(
+                self.encoder.dim + self.structured_dim + DEMOGRAPHIC_WIDTH,
+                self.hidden,
+            )
+            .init(device),
             out: LinearConfig::new(self.hidden, self.conditions).init(device),
         }
     }
@@ -64,7 +69,11 @@ impl Net {
 
     /// Everything after the text encoder; inference feeds it bags pooled outside Burn.
     pub fn head(&self, t: Tensor<2>, findings: Tensor<2>, demo: Tensor<2>) -> Tensor<2> {
-        let s = self.structured.forward(findings);
+        self.head_projected(t, self.structured.forward(findings), demo)
+    }
+
+    /// The head with the structured findings already projected (by `SparseLinear` at inference).
+    pub fn head_projected(&self, t: Tensor<2>, s: Tensor<2>, demo: Tensor<2>) -> Tensor<2> {
         let h = relu(self.fc.forward(Tensor::cat(vec![t, s, demo], 1)));
         self.out.forward(h)
     }
@@ -106,11 +115,21 @@ impl ModelConfig {
     }
 
     fn net(&self) -> NetConfig {
-        NetConfig::new(TextEncoderConfig::new(self.buckets, self.dim), self.finding_ids.len(), self.structured_dim, self.hidden, self.condition_ids.len())
+        NetConfig::new(
+            TextEncoderConfig::new(self.buckets, self.dim),
+            self.finding_ids.len(),
+            self.structured_dim,
+            self.hidden,
+            self.condition_ids.len(),
+        )
     }
 
     fn featurizer(&self) -> Featurizer {
-        Featurizer::new(FeatureConfig { buckets: self.buckets, max_features: self.max_features, seed: self.feature_seed })
+        Featurizer::new(FeatureConfig {
+            buckets: self.buckets,
+            max_features: self.max_features,
+            seed: self.feature_seed,
+        })
     }
 }
 
@@ -118,12 +137,18 @@ pub struct ConditionMatcher {
     config: ModelConfig,
     net: Net,
     pooled: PooledEncoder,
+    structured: SparseLinear,
     featurizer: Featurizer,
     device: Device,
 }
 
 /// Turns cases into the three input tensors (no vitals: conditions are matched on what is said).
-fn batch(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], device: &Device) -> (BagBatch, Tensor<2>, Tensor<2>) {
+fn batch(
+    featurizer: &Featurizer,
+    n_findings: usize,
+    inputs: &[&CaseInput],
+    device: &Device,
+) -> (BagBatch, Tensor<2>, Tensor<2>) {
     ml::batch::case_batch(featurizer, n_findings, inputs, false, device)
 }
 
@@ -131,13 +156,25 @@ impl ConditionMatcher {
     pub fn load(dir: &Path, kb: &KnowledgeBase, device: &Device) -> Result<Self, ModelIoError> {
         let config: ModelConfig = io::load_config(dir)?;
         io::check_vocab(dir, "findings", &config.finding_ids, &kb.finding_ids())?;
-        io::check_vocab(dir, "conditions", &config.condition_ids, &kb.condition_ids())?;
+        io::check_vocab(
+            dir,
+            "conditions",
+            &config.condition_ids,
+            &kb.condition_ids(),
+        )?;
         let net = io::load_weights(dir, config.net().init(device))?;
         Ok(Self::from_parts(config, net, device))
     }
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device) -> Self {
-        ConditionMatcher { featurizer: config.featurizer(), pooled: PooledEncoder::new(&net.enc), config, net, device: device.clone() }
+        ConditionMatcher {
+            featurizer: config.featurizer(),
+            pooled: PooledEncoder::new(&net.enc),
+            structured: SparseLinear::new(&net.structured),
+            config,
+            net,
+            device: device.clone(),
+        }
     }
 
     pub fn version(&self) -> &str {
@@ -153,34 +190,50 @@ impl ConditionMatcher {
         io::save_weights(dir, self.net.clone())
     }
 
-    fn logits(&self, inputs: &[&CaseInput]) -> Tensor<2> {
-        let (bags, f, d) = ml::batch::case_inputs(&self.featurizer, self.config.finding_ids.len(), inputs, false, &self.device);
+    fn logits(&self, cases: &[&Case]) -> Tensor<2> {
+        let bags: Vec<Vec<u32>> = cases
+            .iter()
+            .map(|c| self.featurizer.features_of_hashes(&c.analysis.hashes))
+            .collect();
         let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
-        self.net.head(self.pooled.pool(&refs, &self.device), f, d)
+        let n = self.config.finding_ids.len();
+        let slots: Vec<Vec<usize>> = cases
+            .iter()
+            .map(|c| finding_slots(&c.input.findings, n))
+            .collect();
+        let s = self
+            .structured
+            .forward(slots.iter().map(Vec::as_slice), &self.device);
+        let d = ml::batch::other_inputs(cases, false, &self.device);
+        self.net
+            .head_projected(self.pooled.pool(&refs, &self.device), s, d)
     }
 
-    /// Calibrated probabilities over every condition, per input.
-    pub fn probabilities(&self, inputs: &[&CaseInput]) -> Vec<Vec<f32>> {
-        if inputs.is_empty() {
+    /// Calibrated probabilities over every condition, per case.
+    pub fn probabilities(&self, cases: &[&Case]) -> Vec<Vec<f32>> {
+        if cases.is_empty() {
             return Vec::new();
         }
-        rows(softmax(self.logits(inputs) / self.config.temperature, 1))
+        rows(softmax(self.logits(cases) / self.config.temperature, 1))
     }
 
-    /// The `k` most probable conditions per input, most probable first.
-    pub fn predict_batch(&self, inputs: &[&CaseInput], k: usize) -> Vec<Vec<RankedCondition>> {
-        self.probabilities(inputs).into_iter().map(|p| top_k(&p, k)).collect()
+    /// The `k` most probable conditions per case, most probable first.
+    pub fn predict_batch(&self, cases: &[&Case], k: usize) -> Vec<Vec<RankedCondition>> {
+        self.probabilities(cases)
+            .into_iter()
+            .map(|p| top_k(&p, k))
+            .collect()
     }
 
-    pub fn predict(&self, input: &CaseInput, k: usize) -> Vec<RankedCondition> {
-        self.predict_batch(&[input], k).pop().unwrap_or_default()
+    pub fn predict(&self, case: &Case, k: usize) -> Vec<RankedCondition> {
+        self.predict_batch(&[case], k).pop().unwrap_or_default()
     }
 
-    pub fn evaluate(&self, cases: &[synth::Case]) -> Metrics {
-        let inputs: Vec<CaseInput> = cases.iter().map(synth::Case::input).collect();
+    pub fn evaluate(&self, kb: &KnowledgeBase, cases: &[synth::Case]) -> Metrics {
+        let prepared: Vec<Case> = cases.iter().map(|c| kb.prepare(c.input())).collect();
         let mut probs = Vec::with_capacity(cases.len());
-        for chunk in inputs.chunks(512) {
-            let refs: Vec<&CaseInput> = chunk.iter().collect();
+        for chunk in prepared.chunks(512) {
+            let refs: Vec<&Case> = chunk.iter().collect();
             probs.extend(self.probabilities(&refs));
         }
         let gold: Vec<usize> = cases.iter().map(|c| c.patient.condition).collect();
@@ -197,7 +250,12 @@ pub fn top_k(p: &[f32], k: usize) -> Vec<RankedCondition> {
     idx.select_nth_unstable_by(k - 1, |a, b| p[*b].total_cmp(&p[*a]));
     idx.truncate(k);
     idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
-    idx.into_iter().map(|i| RankedCondition { condition: i, probability: p[i] }).collect()
+    idx.into_iter()
+        .map(|i| RankedCondition {
+            condition: i,
+            probability: p[i],
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
@@ -221,10 +279,20 @@ impl Metrics {
             t3 += f64::from(rank < 3);
             t10 += f64::from(rank < 10);
             nll -= f64::from(p[g].max(1e-12)).ln();
-            let (best, bp) = p.iter().enumerate().fold((0, f32::MIN), |acc, (i, &x)| if x > acc.1 { (i, x) } else { acc });
+            let (best, bp) =
+                p.iter().enumerate().fold(
+                    (0, f32::MIN),
+                    |acc, (i, &x)| if x > acc.1 { (i, x) } else { acc },
+                );
             conf.push((bp, best == g));
         }
-        Metrics { top1: t1 / n, top3: t3 / n, top10: t10 / n, nll: nll / n, ece: expected_calibration_error(&conf, 10) }
+        Metrics {
+            top1: t1 / n,
+            top3: t3 / n,
+            top10: t10 / n,
+            nll: nll / n,
+            ece: expected_calibration_error(&conf, 10),
+        }
     }
 }
 
@@ -238,11 +306,19 @@ pub fn expected_calibration_error(conf: &[(f32, bool)], bins: usize) -> f64 {
         sum[b].2 += 1;
     }
     let n = conf.len().max(1) as f64;
-    sum.iter().filter(|s| s.2 > 0).map(|(c, a, k)| (*k as f64 / n) * ((c - a) / *k as f64).abs()).sum()
+    sum.iter()
+        .filter(|s| s.2 > 0)
+        .map(|(c, a, k)| (*k as f64 / n) * ((c - a) / *k as f64).abs())
+        .sum()
 }
 
 /// Trains, fits the temperature on the validation split, and reports test metrics.
-pub fn train(kb: &KnowledgeBase, data: &synth::Splits, train: TrainConfig, progress: &mut dyn Progress) -> (ConditionMatcher, Metrics) {
+pub fn train(
+    kb: &KnowledgeBase,
+    data: &synth::Splits,
+    train: TrainConfig,
+    progress: &mut dyn Progress,
+) -> (ConditionMatcher, Metrics) {
     let mut config = ModelConfig::new(kb, train.clone());
     let device = Device::flex().autodiff();
     device.seed(train.seed.wrapping_add(1));
@@ -251,21 +327,32 @@ pub fn train(kb: &KnowledgeBase, data: &synth::Splits, train: TrainConfig, progr
     let inputs: Vec<CaseInput> = data.train.iter().map(synth::Case::input).collect();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let net = config.net().init(&device);
-    let (net, _) = fit(net, inputs.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
-        let refs: Vec<&CaseInput> = idx.iter().map(|&i| &inputs[i]).collect();
-        let (b, f, d) = batch(&featurizer, nf, &refs, &device);
-        let gold: Vec<i64> = idx.iter().map(|&i| data.train[i].patient.condition as i64).collect();
-        let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
-        ce.forward(net.forward(&b, f, d), gold)
-    });
+    let (net, _) = fit(
+        net,
+        inputs.len(),
+        &train,
+        progress,
+        NAME,
+        |net: &Net, idx: &[usize]| {
+            let refs: Vec<&CaseInput> = idx.iter().map(|&i| &inputs[i]).collect();
+            let (b, f, d) = batch(&featurizer, nf, &refs, &device);
+            let gold: Vec<i64> = idx
+                .iter()
+                .map(|&i| data.train[i].patient.condition as i64)
+                .collect();
+            let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
+            ce.forward(net.forward(&b, f, d), gold)
+        },
+    );
     let infer = Device::flex();
-    let mut model = ConditionMatcher::from_parts(config.clone(), net.valid().to_device(&infer), &infer);
+    let mut model =
+        ConditionMatcher::from_parts(config.clone(), net.valid().to_device(&infer), &infer);
 
     // Temperature scaling: the T that minimises validation NLL, by a fine grid search.
-    let val_inputs: Vec<CaseInput> = data.val.iter().map(synth::Case::input).collect();
-    let mut logits: Vec<Vec<f32>> = Vec::with_capacity(val_inputs.len());
-    for chunk in val_inputs.chunks(512) {
-        let refs: Vec<&CaseInput> = chunk.iter().collect();
+    let val_cases: Vec<Case> = data.val.iter().map(|c| kb.prepare(c.input())).collect();
+    let mut logits: Vec<Vec<f32>> = Vec::with_capacity(val_cases.len());
+    for chunk in val_cases.chunks(512) {
+        let refs: Vec<&Case> = chunk.iter().collect();
         logits.extend(rows(model.logits(&refs)));
     }
     let gold: Vec<usize> = data.val.iter().map(|c| c.patient.condition).collect();
@@ -275,16 +362,24 @@ pub fn train(kb: &KnowledgeBase, data: &synth::Splits, train: TrainConfig, progr
             .zip(&gold)
             .map(|(l, &g)| {
                 let m = l.iter().fold(f32::MIN, |a, &x| a.max(x / t));
-                let lse: f64 = l.iter().map(|&x| f64::from(x / t - m).exp()).sum::<f64>().ln() + f64::from(m);
+                let lse: f64 = l
+                    .iter()
+                    .map(|&x| f64::from(x / t - m).exp())
+                    .sum::<f64>()
+                    .ln()
+                    + f64::from(m);
                 lse - f64::from(l[g] / t)
             })
             .sum::<f64>()
             / gold.len().max(1) as f64
     };
-    let best = (10..=400).map(|k| k as f32 / 100.0).min_by(|a, b| nll_at(*a).total_cmp(&nll_at(*b))).unwrap_or(1.0);
+    let best = (10..=400)
+        .map(|k| k as f32 / 100.0)
+        .min_by(|a, b| nll_at(*a).total_cmp(&nll_at(*b)))
+        .unwrap_or(1.0);
     config.temperature = best;
     model.config.temperature = best;
-    let metrics = model.evaluate(&data.test);
+    let metrics = model.evaluate(kb, &data.test);
     (model, metrics)
 }
 

@@ -12,11 +12,12 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{CaseInput, EmergencyAssessment, TriageLevel};
-use kb::{KnowledgeBase, RuleInput};
+use kb::{Case, KnowledgeBase, RuleInput};
 use ml::batch::{BagBatch, rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH};
 use ml::io::{self, ModelIoError};
+use ml::sparse::{SparseLinear, finding_slots};
 use ml::train::{Progress, TrainConfig, fit};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -53,7 +54,11 @@ impl NetConfig {
         Net {
             enc: self.encoder.init(device),
             structured: LinearConfig::new(2 * self.findings, self.structured_dim).init(device),
-            fc: LinearConfig::new(self.encoder.dim + self.structured_dim + DEMOGRAPHIC_WIDTH + VITAL_WIDTH, self.hidden).init(device),
+            fc: LinearConfig::new(
+                self.encoder.dim + self.structured_dim + DEMOGRAPHIC_WIDTH + VITAL_WIDTH,
+                self.hidden,
+            )
+            .init(device),
             out: LinearConfig::new(self.hidden, LEVELS).init(device),
         }
     }
@@ -66,7 +71,11 @@ impl Net {
 
     /// Everything after the text encoder; inference feeds it bags pooled outside Burn.
     pub fn head(&self, t: Tensor<2>, findings: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
-        let s = self.structured.forward(findings);
+        self.head_projected(t, self.structured.forward(findings), other)
+    }
+
+    /// The head with the structured findings already projected (by `SparseLinear` at inference).
+    pub fn head_projected(&self, t: Tensor<2>, s: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
         let h = relu(self.fc.forward(Tensor::cat(vec![t, s, other], 1)));
         self.out.forward(h)
     }
@@ -103,11 +112,20 @@ impl ModelConfig {
     }
 
     fn net(&self) -> NetConfig {
-        NetConfig::new(TextEncoderConfig::new(self.buckets, self.dim), self.finding_ids.len(), self.structured_dim, self.hidden)
+        NetConfig::new(
+            TextEncoderConfig::new(self.buckets, self.dim),
+            self.finding_ids.len(),
+            self.structured_dim,
+            self.hidden,
+        )
     }
 
     fn featurizer(&self) -> Featurizer {
-        Featurizer::new(FeatureConfig { buckets: self.buckets, max_features: self.max_features, seed: self.feature_seed })
+        Featurizer::new(FeatureConfig {
+            buckets: self.buckets,
+            max_features: self.max_features,
+            seed: self.feature_seed,
+        })
     }
 }
 
@@ -115,12 +133,18 @@ pub struct EmergencyDetector {
     config: ModelConfig,
     net: Net,
     pooled: PooledEncoder,
+    structured: SparseLinear,
     featurizer: Featurizer,
     device: Device,
     kb: Arc<KnowledgeBase>,
 }
 
-fn batch(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], device: &Device) -> (BagBatch, Tensor<2>, Tensor<2>) {
+fn batch(
+    featurizer: &Featurizer,
+    n_findings: usize,
+    inputs: &[&CaseInput],
+    device: &Device,
+) -> (BagBatch, Tensor<2>, Tensor<2>) {
     ml::batch::case_batch(featurizer, n_findings, inputs, true, device)
 }
 
@@ -136,15 +160,22 @@ pub fn least_cost_level(p: &[f32]) -> TriageLevel {
             })
             .sum()
     };
-    let best = (0..LEVELS).min_by(|a, b| cost(*a).total_cmp(&cost(*b))).unwrap_or(0);
+    let best = (0..LEVELS)
+        .min_by(|a, b| cost(*a).total_cmp(&cost(*b)))
+        .unwrap_or(0);
     TriageLevel::from_index(best).expect("five levels")
 }
 
 /// The deterministic red-flag rules alone: what the service falls back on when this agent is
 /// down. `extra` are findings from elsewhere (the symptom classifier) that may also count.
-pub fn red_flags(kb: &KnowledgeBase, input: &CaseInput, extra: &[usize]) -> Vec<kb::RuleHit> {
-    let mask = kb.present_mask(&input.text, &input.findings, extra, &input.vitals);
-    kb.red_flags(&RuleInput { present: &mask, age: input.age, sex: input.sex, vitals: &input.vitals })
+pub fn red_flags(kb: &KnowledgeBase, case: &Case, extra: &[usize]) -> Vec<kb::RuleHit> {
+    let mask = kb.case_mask(case, extra);
+    kb.red_flags(&RuleInput {
+        present: &mask,
+        age: case.input.age,
+        sex: case.input.sex,
+        vitals: &case.input.vitals,
+    })
 }
 
 impl EmergencyDetector {
@@ -156,7 +187,15 @@ impl EmergencyDetector {
     }
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device, kb: Arc<KnowledgeBase>) -> Self {
-        EmergencyDetector { featurizer: config.featurizer(), pooled: PooledEncoder::new(&net.enc), config, net, device: device.clone(), kb }
+        EmergencyDetector {
+            featurizer: config.featurizer(),
+            pooled: PooledEncoder::new(&net.enc),
+            structured: SparseLinear::new(&net.structured),
+            config,
+            net,
+            device: device.clone(),
+            kb,
+        }
     }
 
     pub fn version(&self) -> &str {
@@ -169,39 +208,62 @@ impl EmergencyDetector {
     }
 
     /// Probability of each level, most urgent first.
-    pub fn probabilities(&self, inputs: &[&CaseInput]) -> Vec<Vec<f32>> {
-        if inputs.is_empty() {
+    pub fn probabilities(&self, cases: &[&Case]) -> Vec<Vec<f32>> {
+        if cases.is_empty() {
             return Vec::new();
         }
-        let (bags, f, o) = ml::batch::case_inputs(&self.featurizer, self.config.finding_ids.len(), inputs, true, &self.device);
+        let bags: Vec<Vec<u32>> = cases
+            .iter()
+            .map(|c| self.featurizer.features_of_hashes(&c.analysis.hashes))
+            .collect();
         let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
-        rows(softmax(self.net.head(self.pooled.pool(&refs, &self.device), f, o), 1))
+        let n = self.config.finding_ids.len();
+        let slots: Vec<Vec<usize>> = cases
+            .iter()
+            .map(|c| finding_slots(&c.input.findings, n))
+            .collect();
+        let s = self
+            .structured
+            .forward(slots.iter().map(Vec::as_slice), &self.device);
+        let o = ml::batch::other_inputs(cases, true, &self.device);
+        rows(softmax(
+            self.net
+                .head_projected(self.pooled.pool(&refs, &self.device), s, o),
+            1,
+        ))
     }
 
-    pub fn assess_batch(&self, inputs: &[&CaseInput]) -> Vec<EmergencyAssessment> {
-        self.probabilities(inputs)
+    pub fn assess_batch(&self, cases: &[&Case]) -> Vec<EmergencyAssessment> {
+        self.probabilities(cases)
             .into_iter()
-            .zip(inputs)
-            .map(|(p, input)| {
+            .zip(cases)
+            .map(|(p, case)| {
                 let model_level = least_cost_level(&p);
-                let hits = red_flags(&self.kb, input, &[]);
+                let hits = red_flags(&self.kb, case, &[]);
                 let level = hits.iter().fold(model_level, |l, h| l.most_urgent(h.level));
                 let mut probabilities = [0f32; LEVELS];
                 probabilities.copy_from_slice(&p);
-                EmergencyAssessment { level, model_level, probabilities, red_flags: hits.iter().map(|h| h.rule).collect() }
+                EmergencyAssessment {
+                    level,
+                    model_level,
+                    probabilities,
+                    red_flags: hits.iter().map(|h| h.rule).collect(),
+                }
             })
             .collect()
     }
 
-    pub fn assess(&self, input: &CaseInput) -> EmergencyAssessment {
-        self.assess_batch(&[input]).pop().expect("one input, one answer")
+    pub fn assess(&self, case: &Case) -> EmergencyAssessment {
+        self.assess_batch(&[case])
+            .pop()
+            .expect("one input, one answer")
     }
 
     pub fn evaluate(&self, cases: &[synth::Case]) -> Metrics {
-        let inputs: Vec<CaseInput> = cases.iter().map(synth::Case::input).collect();
+        let prepared: Vec<Case> = cases.iter().map(|c| self.kb.prepare(c.input())).collect();
         let mut pred = Vec::with_capacity(cases.len());
-        for chunk in inputs.chunks(512) {
-            let refs: Vec<&CaseInput> = chunk.iter().collect();
+        for chunk in prepared.chunks(512) {
+            let refs: Vec<&Case> = chunk.iter().collect();
             pred.extend(self.assess_batch(&refs).into_iter().map(|a| a.level));
         }
         let gold: Vec<TriageLevel> = cases.iter().map(|c| c.patient.level).collect();
@@ -224,15 +286,30 @@ impl Metrics {
     pub fn of(pred: &[TriageLevel], gold: &[TriageLevel]) -> Metrics {
         let n = gold.len().max(1) as f64;
         let acc = pred.iter().zip(gold).filter(|(p, g)| p == g).count() as f64 / n;
-        let emerg: Vec<(&TriageLevel, &TriageLevel)> = pred.iter().zip(gold).filter(|(_, g)| g.is_emergency()).collect();
-        let missed = emerg.iter().filter(|(p, _)| !p.is_emergency()).count() as f64 / emerg.len().max(1) as f64;
+        let emerg: Vec<(&TriageLevel, &TriageLevel)> = pred
+            .iter()
+            .zip(gold)
+            .filter(|(_, g)| g.is_emergency())
+            .collect();
+        let missed = emerg.iter().filter(|(p, _)| !p.is_emergency()).count() as f64
+            / emerg.len().max(1) as f64;
         let over = pred.iter().zip(gold).filter(|(p, g)| p < g).count() as f64 / n;
         let under = pred.iter().zip(gold).filter(|(p, g)| p > g).count() as f64 / n;
-        Metrics { accuracy: acc, under_triaged_emergencies: missed, over_triage: over, under_triage: under }
+        Metrics {
+            accuracy: acc,
+            under_triaged_emergencies: missed,
+            over_triage: over,
+            under_triage: under,
+        }
     }
 }
 
-pub fn train(kb: Arc<KnowledgeBase>, data: &synth::Splits, train: TrainConfig, progress: &mut dyn Progress) -> (EmergencyDetector, Metrics) {
+pub fn train(
+    kb: Arc<KnowledgeBase>,
+    data: &synth::Splits,
+    train: TrainConfig,
+    progress: &mut dyn Progress,
+) -> (EmergencyDetector, Metrics) {
     let config = ModelConfig::new(&kb, train.clone());
     let device = Device::flex().autodiff();
     device.seed(train.seed.wrapping_add(3));
@@ -241,13 +318,23 @@ pub fn train(kb: Arc<KnowledgeBase>, data: &synth::Splits, train: TrainConfig, p
     let inputs: Vec<CaseInput> = data.train.iter().map(synth::Case::input).collect();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let net = config.net().init(&device);
-    let (net, _) = fit(net, inputs.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
-        let refs: Vec<&CaseInput> = idx.iter().map(|&i| &inputs[i]).collect();
-        let (b, f, o) = batch(&featurizer, nf, &refs, &device);
-        let gold: Vec<i64> = idx.iter().map(|&i| data.train[i].patient.level.index() as i64).collect();
-        let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
-        ce.forward(net.forward(&b, f, o), gold)
-    });
+    let (net, _) = fit(
+        net,
+        inputs.len(),
+        &train,
+        progress,
+        NAME,
+        |net: &Net, idx: &[usize]| {
+            let refs: Vec<&CaseInput> = idx.iter().map(|&i| &inputs[i]).collect();
+            let (b, f, o) = batch(&featurizer, nf, &refs, &device);
+            let gold: Vec<i64> = idx
+                .iter()
+                .map(|&i| data.train[i].patient.level.index() as i64)
+                .collect();
+            let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
+            ce.forward(net.forward(&b, f, o), gold)
+        },
+    );
     let infer = Device::flex();
     let model = EmergencyDetector::from_parts(config, net.valid().to_device(&infer), &infer, kb);
     let metrics = model.evaluate(&data.test);

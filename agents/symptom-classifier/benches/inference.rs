@@ -1,5 +1,5 @@
 //! Inference of the symptom-classifier model: one request and batches of 8, 32 and 128, featurisation
-//! included. Run: `cargo bench -p symptom-classifier`.
+//! (reading the text once, as the service does for all four agents) included. Run: `cargo bench -p symptom-classifier`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use domain::CaseInput;
@@ -10,8 +10,17 @@ use std::time::Duration;
 fn bench(c: &mut Criterion) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-    let m = symptom_classifier::SymptomClassifier::load(&symptom_classifier::default_model_dir(), &kb, &device).expect("committed model");
-    let inputs: Vec<CaseInput> = synth::Generator::new(&kb, 4242).cases(256).iter().map(synth::Case::input).collect();
+    let m = symptom_classifier::SymptomClassifier::load(
+        &symptom_classifier::default_model_dir(),
+        &kb,
+        &device,
+    )
+    .expect("committed model");
+    let inputs: Vec<CaseInput> = synth::Generator::new(&kb, 4242)
+        .cases(256)
+        .iter()
+        .map(synth::Case::input)
+        .collect();
     let mut g = c.benchmark_group("symptom_classifier");
     g.measurement_time(Duration::from_secs(4));
     for size in [1usize, 8, 32, 128] {
@@ -20,7 +29,11 @@ fn bench(c: &mut Criterion) {
             let mut start = 0usize;
             b.iter(|| {
                 start = (start + size) % (inputs.len() - size);
-                let refs: Vec<&CaseInput> = inputs[start..start + size].iter().collect();
+                let cases: Vec<kb::Case> = inputs[start..start + size]
+                    .iter()
+                    .map(|i| kb.prepare(i.clone()))
+                    .collect();
+                let refs: Vec<&kb::Case> = cases.iter().collect();
                 black_box(m.predict_batch(&refs))
             })
         });

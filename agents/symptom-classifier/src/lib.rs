@@ -5,15 +5,15 @@
 //! embedding bag, then an MLP with two sigmoid heads: "mentioned as present" and "mentioned
 //! as absent". It needs no other agent's output.
 
-use domain::{CaseInput, ExtractedFinding};
-use kb::KnowledgeBase;
-use ml::batch::{BagBatch, rows};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use domain::ExtractedFinding;
+use kb::{Case, KnowledgeBase};
+use ml::batch::{BagBatch, rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
@@ -103,11 +103,19 @@ impl ModelConfig {
     }
 
     fn net(&self) -> NetConfig {
-        NetConfig::new(TextEncoderConfig::new(self.buckets, self.dim), self.hidden, self.finding_ids.len())
+        NetConfig::new(
+            TextEncoderConfig::new(self.buckets, self.dim),
+            self.hidden,
+            self.finding_ids.len(),
+        )
     }
 
     fn featurizer(&self) -> Featurizer {
-        Featurizer::new(FeatureConfig { buckets: self.buckets, max_features: self.max_features, seed: self.feature_seed })
+        Featurizer::new(FeatureConfig {
+            buckets: self.buckets,
+            max_features: self.max_features,
+            seed: self.feature_seed,
+        })
     }
 }
 
@@ -129,7 +137,13 @@ impl SymptomClassifier {
     }
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device) -> Self {
-        SymptomClassifier { featurizer: config.featurizer(), pooled: PooledEncoder::new(&net.enc), config, net, device: device.clone() }
+        SymptomClassifier {
+            featurizer: config.featurizer(),
+            pooled: PooledEncoder::new(&net.enc),
+            config,
+            net,
+            device: device.clone(),
+        }
     }
 
     pub fn version(&self) -> &str {
@@ -143,11 +157,11 @@ impl SymptomClassifier {
 
     /// Findings read in each text: present when the present head is above threshold and above
     /// the absent head, absent when the absent head is.
-    pub fn predict_batch(&self, inputs: &[&CaseInput]) -> Vec<Vec<ExtractedFinding>> {
-        if inputs.is_empty() {
+    pub fn predict_batch(&self, cases: &[&Case]) -> Vec<Vec<ExtractedFinding>> {
+        if cases.is_empty() {
             return Vec::new();
         }
-        let (p, a) = self.probabilities(inputs);
+        let (p, a) = self.probabilities(cases);
         let (t, ta) = (self.config.threshold, self.config.absent_threshold);
         p.iter()
             .zip(&a)
@@ -155,9 +169,17 @@ impl SymptomClassifier {
                 let mut out = Vec::new();
                 for i in 0..p.len() {
                     if p[i] >= t && p[i] >= a[i] {
-                        out.push(ExtractedFinding { finding: i, present: true, probability: p[i] });
+                        out.push(ExtractedFinding {
+                            finding: i,
+                            present: true,
+                            probability: p[i],
+                        });
                     } else if a[i] >= ta && a[i] > p[i] {
-                        out.push(ExtractedFinding { finding: i, present: false, probability: a[i] });
+                        out.push(ExtractedFinding {
+                            finding: i,
+                            present: false,
+                            probability: a[i],
+                        });
                     }
                 }
                 out.sort_by(|x, y| y.probability.total_cmp(&x.probability));
@@ -167,16 +189,37 @@ impl SymptomClassifier {
     }
 
     /// Sigmoid outputs of both heads, per input.
-    pub fn probabilities(&self, inputs: &[&CaseInput]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-        let (pos, neg): (Vec<Vec<u32>>, Vec<Vec<u32>>) = inputs.iter().map(|c| self.featurizer.features_by_scope(&c.text)).unzip();
+    pub fn probabilities(&self, cases: &[&Case]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let pos: Vec<Vec<u32>> = cases
+            .iter()
+            .map(|c| {
+                self.featurizer
+                    .features_of_hashes(&c.analysis.outside_negation)
+            })
+            .collect();
+        // Nothing negated is an empty bag, as `Featurizer::features_by_scope` gives in training.
+        let neg: Vec<Vec<u32>> = cases
+            .iter()
+            .map(|c| {
+                if c.analysis.inside_negation.is_empty() {
+                    Vec::new()
+                } else {
+                    self.featurizer
+                        .features_of_hashes(&c.analysis.inside_negation)
+                }
+            })
+            .collect();
         let p: Vec<&[u32]> = pos.iter().map(Vec::as_slice).collect();
         let n: Vec<&[u32]> = neg.iter().map(Vec::as_slice).collect();
-        let (p, a) = self.net.head(self.pooled.pool(&p, &self.device), self.pooled.pool(&n, &self.device));
+        let (p, a) = self.net.head(
+            self.pooled.pool(&p, &self.device),
+            self.pooled.pool(&n, &self.device),
+        );
         (rows(sigmoid(p)), rows(sigmoid(a)))
     }
 
-    pub fn predict(&self, input: &CaseInput) -> Vec<ExtractedFinding> {
-        self.predict_batch(&[input]).pop().unwrap_or_default()
+    pub fn predict(&self, case: &Case) -> Vec<ExtractedFinding> {
+        self.predict_batch(&[case]).pop().unwrap_or_default()
     }
 }
 
@@ -194,18 +237,32 @@ pub struct Metrics {
 fn f1(tp: usize, fp: usize, fn_: usize) -> (f64, f64, f64) {
     let p = tp as f64 / (tp + fp).max(1) as f64;
     let r = tp as f64 / (tp + fn_).max(1) as f64;
-    (p, r, if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 })
+    (
+        p,
+        r,
+        if p + r > 0.0 {
+            2.0 * p * r / (p + r)
+        } else {
+            0.0
+        },
+    )
 }
 
 impl SymptomClassifier {
-    pub fn evaluate(&self, cases: &[synth::Case]) -> Metrics {
+    pub fn evaluate(&self, kb: &KnowledgeBase, cases: &[synth::Case]) -> Metrics {
         let mut c = [0usize; 6]; // tp, fp, fn for present, then absent
-        let inputs: Vec<CaseInput> = cases.iter().map(synth::Case::input).collect();
-        for (chunk, cs) in inputs.chunks(256).zip(cases.chunks(256)) {
-            let refs: Vec<&CaseInput> = chunk.iter().collect();
+        let prepared: Vec<Case> = cases.iter().map(|c| kb.prepare(c.input())).collect();
+        for (chunk, cs) in prepared.chunks(256).zip(cases.chunks(256)) {
+            let refs: Vec<&Case> = chunk.iter().collect();
             for (pred, case) in self.predict_batch(&refs).into_iter().zip(cs) {
-                for (k, gold, present) in [(0, &case.text_present, true), (3, &case.text_absent, false)] {
-                    let got: Vec<usize> = pred.iter().filter(|f| f.present == present).map(|f| f.finding).collect();
+                for (k, gold, present) in
+                    [(0, &case.text_present, true), (3, &case.text_absent, false)]
+                {
+                    let got: Vec<usize> = pred
+                        .iter()
+                        .filter(|f| f.present == present)
+                        .map(|f| f.finding)
+                        .collect();
                     let tp = got.iter().filter(|g| gold.contains(g)).count();
                     c[k] += tp;
                     c[k + 1] += got.len() - tp;
@@ -215,38 +272,64 @@ impl SymptomClassifier {
         }
         let (pp, pr, pf) = f1(c[0], c[1], c[2]);
         let (ap, ar, af) = f1(c[3], c[4], c[5]);
-        Metrics { present_precision: pp, present_recall: pr, present_f1: pf, absent_precision: ap, absent_recall: ar, absent_f1: af }
+        Metrics {
+            present_precision: pp,
+            present_recall: pr,
+            present_f1: pf,
+            absent_precision: ap,
+            absent_recall: ar,
+            absent_f1: af,
+        }
     }
 }
 
 /// Trains on the synthetic splits and returns the model with its test metrics.
-pub fn train(kb: &KnowledgeBase, data: &synth::Splits, train: TrainConfig, progress: &mut dyn Progress) -> (SymptomClassifier, Metrics) {
+pub fn train(
+    kb: &KnowledgeBase,
+    data: &synth::Splits,
+    train: TrainConfig,
+    progress: &mut dyn Progress,
+) -> (SymptomClassifier, Metrics) {
     let config = ModelConfig::new(kb, train.clone());
     let device = Device::flex().autodiff();
     device.seed(train.seed);
     let featurizer = config.featurizer();
     let f = config.finding_ids.len();
-    let scoped: Vec<(Vec<u32>, Vec<u32>)> = data.train.iter().map(|c| featurizer.features_by_scope(&c.text)).collect();
-    let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
+    let scoped: Vec<(Vec<u32>, Vec<u32>)> = data
+        .train
+        .iter()
+        .map(|c| featurizer.features_by_scope(&c.text))
+        .collect();
+    let bce = BinaryCrossEntropyLossConfig::new()
+        .with_logits(true)
+        .init(&device);
     let net = config.net().init(&device);
-    let (net, _) = fit(net, data.train.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
-        let pos: Vec<&[u32]> = idx.iter().map(|&i| scoped[i].0.as_slice()).collect();
-        let neg: Vec<&[u32]> = idx.iter().map(|&i| scoped[i].1.as_slice()).collect();
-        let mut tp = vec![0i64; idx.len() * f];
-        let mut ta = vec![0i64; idx.len() * f];
-        for (r, &i) in idx.iter().enumerate() {
-            for &p in &data.train[i].text_present {
-                tp[r * f + p] = 1;
+    let (net, _) = fit(
+        net,
+        data.train.len(),
+        &train,
+        progress,
+        NAME,
+        |net: &Net, idx: &[usize]| {
+            let pos: Vec<&[u32]> = idx.iter().map(|&i| scoped[i].0.as_slice()).collect();
+            let neg: Vec<&[u32]> = idx.iter().map(|&i| scoped[i].1.as_slice()).collect();
+            let mut tp = vec![0i64; idx.len() * f];
+            let mut ta = vec![0i64; idx.len() * f];
+            for (r, &i) in idx.iter().enumerate() {
+                for &p in &data.train[i].text_present {
+                    tp[r * f + p] = 1;
+                }
+                for &a in &data.train[i].text_absent {
+                    ta[r * f + a] = 1;
+                }
             }
-            for &a in &data.train[i].text_absent {
-                ta[r * f + a] = 1;
-            }
-        }
-        let tp = Tensor::<2, Int>::from_data(TensorData::new(tp, [idx.len(), f]), &device);
-        let ta = Tensor::<2, Int>::from_data(TensorData::new(ta, [idx.len(), f]), &device);
-        let (lp, la) = net.forward(&BagBatch::new(&pos, &device), &BagBatch::new(&neg, &device));
-        bce.forward(lp, tp) + bce.forward(la, ta)
-    });
+            let tp = Tensor::<2, Int>::from_data(TensorData::new(tp, [idx.len(), f]), &device);
+            let ta = Tensor::<2, Int>::from_data(TensorData::new(ta, [idx.len(), f]), &device);
+            let (lp, la) =
+                net.forward(&BagBatch::new(&pos, &device), &BagBatch::new(&neg, &device));
+            bce.forward(lp, tp) + bce.forward(la, ta)
+        },
+    );
     let infer = Device::flex();
     let net = move_to(net.valid(), &infer);
     let mut model = SymptomClassifier::from_parts(config, net, &infer);
@@ -256,7 +339,7 @@ pub fn train(kb: &KnowledgeBase, data: &synth::Splits, train: TrainConfig, progr
         let t = k as f32 / 10.0;
         model.config.threshold = t;
         model.config.absent_threshold = t;
-        let m = model.evaluate(&data.val);
+        let m = model.evaluate(kb, &data.val);
         if m.present_f1 > best.2 {
             best.0 = t;
             best.2 = m.present_f1;
@@ -268,7 +351,7 @@ pub fn train(kb: &KnowledgeBase, data: &synth::Splits, train: TrainConfig, progr
     }
     model.config.threshold = best.0;
     model.config.absent_threshold = best.1;
-    let metrics = model.evaluate(&data.test);
+    let metrics = model.evaluate(kb, &data.test);
     (model, metrics)
 }
 

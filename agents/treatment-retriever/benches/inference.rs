@@ -1,5 +1,5 @@
 //! Inference of the treatment-retriever model: one request and batches of 8, 32 and 128, featurisation
-//! included. Run: `cargo bench -p treatment-retriever`.
+//! (reading the text once, as the service does for all four agents) included. Run: `cargo bench -p treatment-retriever`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use domain::CaseInput;
@@ -10,8 +10,17 @@ use std::time::Duration;
 fn bench(c: &mut Criterion) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-    let m = treatment_retriever::TreatmentRetriever::load(&treatment_retriever::default_model_dir(), kb.clone(), &device).expect("committed model");
-    let inputs: Vec<CaseInput> = synth::Generator::new(&kb, 4242).cases(256).iter().map(synth::Case::input).collect();
+    let m = treatment_retriever::TreatmentRetriever::load(
+        &treatment_retriever::default_model_dir(),
+        kb.clone(),
+        &device,
+    )
+    .expect("committed model");
+    let inputs: Vec<CaseInput> = synth::Generator::new(&kb, 4242)
+        .cases(256)
+        .iter()
+        .map(synth::Case::input)
+        .collect();
     let mut g = c.benchmark_group("treatment_retriever");
     g.measurement_time(Duration::from_secs(4));
     for size in [1usize, 8, 32, 128] {
@@ -20,7 +29,11 @@ fn bench(c: &mut Criterion) {
             let mut start = 0usize;
             b.iter(|| {
                 start = (start + size) % (inputs.len() - size);
-                let refs: Vec<&CaseInput> = inputs[start..start + size].iter().collect();
+                let cases: Vec<kb::Case> = inputs[start..start + size]
+                    .iter()
+                    .map(|i| kb.prepare(i.clone()))
+                    .collect();
+                let refs: Vec<&kb::Case> = cases.iter().collect();
                 black_box(m.retrieve_batch(&refs, 3))
             })
         });

@@ -12,7 +12,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use domain::{CaseInput, RetrievedAdvice};
-use kb::{Contraindication, KnowledgeBase};
+use kb::{Case, Contraindication, KnowledgeBase};
 use ml::batch::{BagBatch, rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::io::{self, ModelIoError};
@@ -108,15 +108,27 @@ impl ModelConfig {
     }
 
     fn net(&self) -> NetConfig {
-        NetConfig::new(TextEncoderConfig::new(self.query_buckets, self.dim), TextEncoderConfig::new(self.advice_buckets, self.dim), self.out)
+        NetConfig::new(
+            TextEncoderConfig::new(self.query_buckets, self.dim),
+            TextEncoderConfig::new(self.advice_buckets, self.dim),
+            self.out,
+        )
     }
 
     fn query_featurizer(&self) -> Featurizer {
-        Featurizer::new(FeatureConfig { buckets: self.query_buckets, max_features: self.max_features, seed: self.query_seed })
+        Featurizer::new(FeatureConfig {
+            buckets: self.query_buckets,
+            max_features: self.max_features,
+            seed: self.query_seed,
+        })
     }
 
     fn advice_featurizer(&self) -> Featurizer {
-        Featurizer::new(FeatureConfig { buckets: self.advice_buckets, max_features: self.max_features, seed: self.advice_seed })
+        Featurizer::new(FeatureConfig {
+            buckets: self.advice_buckets,
+            max_features: self.max_features,
+            seed: self.advice_seed,
+        })
     }
 }
 
@@ -141,7 +153,9 @@ fn advice_text(kb: &KnowledgeBase, i: usize) -> String {
 }
 
 fn advice_bags(kb: &KnowledgeBase, featurizer: &Featurizer, device: &Device) -> BagBatch {
-    let bags: Vec<Vec<u32>> = (0..kb.advice.len()).map(|i| featurizer.features(&advice_text(kb, i))).collect();
+    let bags: Vec<Vec<u32>> = (0..kb.advice.len())
+        .map(|i| featurizer.features(&advice_text(kb, i)))
+        .collect();
     let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
     BagBatch::new(&refs, device)
 }
@@ -161,9 +175,9 @@ fn query_text(kb: &KnowledgeBase, input: &CaseInput) -> String {
 
 /// Who this person is, for the advice they must not follow. Age bands come from the age;
 /// pregnancy, breastfeeding and long-term conditions from structured findings or the text.
-pub fn contraindications(kb: &KnowledgeBase, input: &CaseInput) -> Vec<Contraindication> {
+pub fn contraindications(kb: &KnowledgeBase, case: &Case) -> Vec<Contraindication> {
     let mut out = Vec::new();
-    if let Some(a) = input.age {
+    if let Some(a) = case.input.age {
         if a < 0.25 {
             out.push(Contraindication::InfantUnder3Months);
         }
@@ -177,7 +191,7 @@ pub fn contraindications(kb: &KnowledgeBase, input: &CaseInput) -> Vec<Contraind
             out.push(Contraindication::OlderAdult);
         }
     }
-    let mask = kb.present_mask(&input.text, &input.findings, &[], &input.vitals);
+    let mask = kb.case_mask(case, &[]);
     for (id, c) in [
         ("pregnant", Contraindication::Pregnancy),
         ("breastfeeding", Contraindication::Breastfeeding),
@@ -186,7 +200,10 @@ pub fn contraindications(kb: &KnowledgeBase, input: &CaseInput) -> Vec<Contraind
         ("anticoagulant_use", Contraindication::Anticoagulants),
         ("asthma_history", Contraindication::Asthma),
         ("heart_disease_history", Contraindication::HeartDisease),
-        ("high_blood_pressure_history", Contraindication::HighBloodPressure),
+        (
+            "high_blood_pressure_history",
+            Contraindication::HighBloodPressure,
+        ),
     ] {
         if kb.finding_idx(id).is_some_and(|i| mask[i]) {
             out.push(c);
@@ -217,7 +234,15 @@ impl TreatmentRetriever {
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device, kb: Arc<KnowledgeBase>) -> Self {
         let advice = net.advice(&advice_bags(&kb, &config.advice_featurizer(), device));
-        TreatmentRetriever { featurizer: config.query_featurizer(), pooled: PooledEncoder::new(&net.q_enc), config, net, advice, device: device.clone(), kb }
+        TreatmentRetriever {
+            featurizer: config.query_featurizer(),
+            pooled: PooledEncoder::new(&net.q_enc),
+            config,
+            net,
+            advice,
+            device: device.clone(),
+            kb,
+        }
     }
 
     pub fn version(&self) -> &str {
@@ -230,40 +255,66 @@ impl TreatmentRetriever {
     }
 
     /// Cosine similarity of each request to every advice entry.
-    pub fn scores(&self, inputs: &[&CaseInput]) -> Vec<Vec<f32>> {
-        if inputs.is_empty() {
+    /// Cosine similarity of each case to every advice entry.
+    pub fn scores(&self, cases: &[&Case]) -> Vec<Vec<f32>> {
+        if cases.is_empty() {
             return Vec::new();
         }
-        let bags: Vec<Vec<u32>> = inputs.iter().map(|c| self.featurizer.features(&query_text(&self.kb, c))).collect();
+        let bags: Vec<Vec<u32>> = cases
+            .iter()
+            .map(|c| {
+                if c.input.findings.iter().any(|(_, present)| *present) {
+                    // The query names the structured findings too, as in training.
+                    self.featurizer.features(&query_text(&self.kb, &c.input))
+                } else {
+                    self.featurizer.features_of_hashes(&c.analysis.hashes)
+                }
+            })
+            .collect();
         let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
         let q = self.net.query_head(self.pooled.pool(&refs, &self.device));
         rows(q.matmul(self.advice.clone().transpose()))
     }
 
-    /// The `k` nearest advice entries that are safe for each person.
-    pub fn retrieve_batch(&self, inputs: &[&CaseInput], k: usize) -> Vec<Vec<RetrievedAdvice>> {
-        self.scores(inputs)
+    /// The `k` nearest advice entries the person may follow, nearest first.
+    pub fn retrieve_batch(&self, cases: &[&Case], k: usize) -> Vec<Vec<RetrievedAdvice>> {
+        self.scores(cases)
             .into_iter()
-            .zip(inputs)
-            .map(|(s, input)| {
-                let avoid = contraindications(&self.kb, input);
-                let mut idx: Vec<usize> = (0..s.len()).filter(|&i| !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))).collect();
-                idx.sort_by(|a, b| s[*b].total_cmp(&s[*a]));
+            .zip(cases)
+            .map(|(s, case)| {
+                let avoid = contraindications(&self.kb, case);
+                let mut idx: Vec<usize> = (0..s.len())
+                    .filter(|&i| {
+                        avoid.is_empty()
+                            || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))
+                    })
+                    .collect();
+                let k = k.min(idx.len());
+                if k == 0 {
+                    return Vec::new();
+                }
+                idx.select_nth_unstable_by(k - 1, |a, b| s[*b].total_cmp(&s[*a]));
                 idx.truncate(k);
-                idx.into_iter().map(|i| RetrievedAdvice { advice: i, score: s[i] }).collect()
+                idx.sort_by(|a, b| s[*b].total_cmp(&s[*a]));
+                idx.into_iter()
+                    .map(|i| RetrievedAdvice {
+                        advice: i,
+                        score: s[i],
+                    })
+                    .collect()
             })
             .collect()
     }
 
-    pub fn retrieve(&self, input: &CaseInput, k: usize) -> Vec<RetrievedAdvice> {
-        self.retrieve_batch(&[input], k).pop().unwrap_or_default()
+    pub fn retrieve(&self, case: &Case, k: usize) -> Vec<RetrievedAdvice> {
+        self.retrieve_batch(&[case], k).pop().unwrap_or_default()
     }
 
     pub fn evaluate(&self, cases: &[synth::Case]) -> Metrics {
-        let inputs: Vec<CaseInput> = cases.iter().map(synth::Case::input).collect();
+        let prepared: Vec<Case> = cases.iter().map(|c| self.kb.prepare(c.input())).collect();
         let (mut hit1, mut hit5, mut rr, mut n) = (0.0, 0.0, 0.0, 0usize);
-        for (chunk, cs) in inputs.chunks(512).zip(cases.chunks(512)) {
-            let refs: Vec<&CaseInput> = chunk.iter().collect();
+        for (chunk, cs) in prepared.chunks(512).zip(cases.chunks(512)) {
+            let refs: Vec<&Case> = chunk.iter().collect();
             for (s, case) in self.scores(&refs).into_iter().zip(cs) {
                 let pos = positives(&self.kb, case);
                 if pos.is_empty() {
@@ -272,21 +323,29 @@ impl TreatmentRetriever {
                 n += 1;
                 let mut order: Vec<usize> = (0..s.len()).collect();
                 order.sort_by(|a, b| s[*b].total_cmp(&s[*a]));
-                let rank = order.iter().position(|i| pos.contains(i)).unwrap_or(order.len());
+                let rank = order
+                    .iter()
+                    .position(|i| pos.contains(i))
+                    .unwrap_or(order.len());
                 hit1 += f64::from(rank < 1);
                 hit5 += f64::from(rank < 5);
                 rr += 1.0 / (rank + 1) as f64;
             }
         }
         let n = n.max(1) as f64;
-        Metrics { recall_at_1: hit1 / n, recall_at_5: hit5 / n, mrr: rr / n }
+        Metrics {
+            recall_at_1: hit1 / n,
+            recall_at_5: hit5 / n,
+            mrr: rr / n,
+        }
     }
 }
 
 /// Advice that fits a case: linked to its condition, or to a finding the request mentions
 /// (in its text or as a structured field).
 pub fn positives(kb: &KnowledgeBase, case: &synth::Case) -> Vec<usize> {
-    let mentioned = |f: &usize| case.text_present.contains(f) || case.findings.contains(&(*f, true));
+    let mentioned =
+        |f: &usize| case.text_present.contains(f) || case.findings.contains(&(*f, true));
     (0..kb.advice.len())
         .filter(|&i| {
             let a = &kb.advice[i];
@@ -304,37 +363,55 @@ pub struct Metrics {
     pub mrr: f64,
 }
 
-pub fn train(kb: Arc<KnowledgeBase>, data: &synth::Splits, train: TrainConfig, progress: &mut dyn Progress) -> (TreatmentRetriever, Metrics) {
+pub fn train(
+    kb: Arc<KnowledgeBase>,
+    data: &synth::Splits,
+    train: TrainConfig,
+    progress: &mut dyn Progress,
+) -> (TreatmentRetriever, Metrics) {
     let config = ModelConfig::new(&kb, train.clone());
     let device = Device::flex().autodiff();
     device.seed(train.seed.wrapping_add(2));
     let qf = config.query_featurizer();
     let abags = advice_bags(&kb, &config.advice_featurizer(), &device);
     let n_adv = kb.advice.len();
-    let bags: Vec<Vec<u32>> = data.train.iter().map(|c| qf.features(&query_text(&kb, &c.input()))).collect();
+    let bags: Vec<Vec<u32>> = data
+        .train
+        .iter()
+        .map(|c| qf.features(&query_text(&kb, &c.input())))
+        .collect();
     let pos: Vec<Vec<usize>> = data.train.iter().map(|c| positives(&kb, c)).collect();
-    let usable: Vec<usize> = (0..data.train.len()).filter(|&i| !pos[i].is_empty()).collect();
+    let usable: Vec<usize> = (0..data.train.len())
+        .filter(|&i| !pos[i].is_empty())
+        .collect();
     let scale = config.scale;
     let net = config.net().init(&device);
-    let (net, _) = fit(net, usable.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
-        let idx: Vec<usize> = idx.iter().map(|&k| usable[k]).collect();
-        let refs: Vec<&[u32]> = idx.iter().map(|&i| bags[i].as_slice()).collect();
-        let q = net.query(&BagBatch::new(&refs, &device));
-        let a = net.advice(&abags);
-        let logp = log_softmax(q.matmul(a.transpose()) * scale, 1);
-        // Multi-positive loss: -log of the total probability of the fitting entries.
-        let mut mask = vec![-1e4f32; idx.len() * n_adv];
-        for (r, &i) in idx.iter().enumerate() {
-            for &p in &pos[i] {
-                mask[r * n_adv + p] = 0.0;
+    let (net, _) = fit(
+        net,
+        usable.len(),
+        &train,
+        progress,
+        NAME,
+        |net: &Net, idx: &[usize]| {
+            let idx: Vec<usize> = idx.iter().map(|&k| usable[k]).collect();
+            let refs: Vec<&[u32]> = idx.iter().map(|&i| bags[i].as_slice()).collect();
+            let q = net.query(&BagBatch::new(&refs, &device));
+            let a = net.advice(&abags);
+            let logp = log_softmax(q.matmul(a.transpose()) * scale, 1);
+            // Multi-positive loss: -log of the total probability of the fitting entries.
+            let mut mask = vec![-1e4f32; idx.len() * n_adv];
+            for (r, &i) in idx.iter().enumerate() {
+                for &p in &pos[i] {
+                    mask[r * n_adv + p] = 0.0;
+                }
             }
-        }
-        let mask = Tensor::<2>::from_data(TensorData::new(mask, [idx.len(), n_adv]), &device);
-        let x = logp + mask;
-        let m = x.clone().max_dim(1);
-        let lse = (x - m.clone()).exp().sum_dim(1).log() + m;
-        -lse.mean()
-    });
+            let mask = Tensor::<2>::from_data(TensorData::new(mask, [idx.len(), n_adv]), &device);
+            let x = logp + mask;
+            let m = x.clone().max_dim(1);
+            let lse = (x - m.clone()).exp().sum_dim(1).log() + m;
+            -lse.mean()
+        },
+    );
     let infer = Device::flex();
     let model = TreatmentRetriever::from_parts(config, net.valid().to_device(&infer), &infer, kb);
     let metrics = model.evaluate(&data.test);

@@ -8,7 +8,8 @@ use treatment_retriever::{TreatmentRetriever, contraindications, default_model_d
 fn setup() -> (Arc<kb::KnowledgeBase>, TreatmentRetriever) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-    let model = TreatmentRetriever::load(&default_model_dir(), kb.clone(), &device).expect("committed model loads");
+    let model = TreatmentRetriever::load(&default_model_dir(), kb.clone(), &device)
+        .expect("committed model loads");
     (kb, model)
 }
 
@@ -18,8 +19,12 @@ fn save_load_round_trip_gives_identical_outputs() {
     let dir = tempfile::tempdir().unwrap();
     model.save(dir.path()).unwrap();
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-    let again = TreatmentRetriever::load(dir.path(), kb, &device).unwrap();
-    let input = CaseInput { text: "sore throat and a temperature".into(), ..Default::default() };
+    let again = TreatmentRetriever::load(dir.path(), kb.clone(), &device).unwrap();
+    let input = CaseInput {
+        text: "sore throat and a temperature".into(),
+        ..Default::default()
+    };
+    let input = kb.prepare(input);
     assert_eq!(model.scores(&[&input]), again.scores(&[&input]));
 }
 
@@ -27,16 +32,40 @@ fn save_load_round_trip_gives_identical_outputs() {
 fn never_returns_advice_the_person_must_not_follow() {
     let (kb, model) = setup();
     let people = [
-        CaseInput { text: "im pregnant and have a bad headache and back pain".into(), age: Some(29.0), sex: Sex::Female, ..Default::default() },
-        CaseInput { text: "my son has a fever and sore throat".into(), age: Some(6.0), sex: Sex::Male, ..Default::default() },
-        CaseInput { text: "joint pain, i take blood thinners and have kidney disease".into(), age: Some(70.0), ..Default::default() },
-    ];
+        CaseInput {
+            text: "im pregnant and have a bad headache and back pain".into(),
+            age: Some(29.0),
+            sex: Sex::Female,
+            ..Default::default()
+        },
+        CaseInput {
+            text: "my son has a fever and sore throat".into(),
+            age: Some(6.0),
+            sex: Sex::Male,
+            ..Default::default()
+        },
+        CaseInput {
+            text: "joint pain, i take blood thinners and have kidney disease".into(),
+            age: Some(70.0),
+            ..Default::default()
+        },
+    ]
+    .map(|p| kb.prepare(p));
     for p in &people {
         let avoid = contraindications(&kb, p);
-        assert!(!avoid.is_empty(), "{}: no contraindication recognised", p.text);
+        assert!(
+            !avoid.is_empty(),
+            "{}: no contraindication recognised",
+            p.text
+        );
         for r in model.retrieve(p, 20) {
             let a = &kb.advice[r.advice];
-            assert!(!a.avoid_if.iter().any(|c| avoid.contains(c)), "{} offered to {:?}", a.id, p.text);
+            assert!(
+                !a.avoid_if.iter().any(|c| avoid.contains(c)),
+                "{} offered to {:?}",
+                a.id,
+                p.text
+            );
         }
     }
     let pregnant = contraindications(&kb, &people[0]);
@@ -47,12 +76,27 @@ fn never_returns_advice_the_person_must_not_follow() {
 #[test]
 fn retrieves_fitting_advice() {
     let (kb, model) = setup();
-    let input = CaseInput { text: "watery diarrhoea and being sick since last night".into(), age: Some(35.0), ..Default::default() };
+    let input = CaseInput {
+        text: "watery diarrhoea and being sick since last night".into(),
+        age: Some(35.0),
+        ..Default::default()
+    };
+    let input = kb.prepare(input);
     let got = model.retrieve(&input, 5);
     let fits = got.iter().any(|r| {
         let a = &kb.advice[r.advice];
-        a.findings.iter().any(|&f| ["diarrhoea", "vomiting", "dehydration"].contains(&kb.findings[f].id.as_str()))
-            || a.conditions.iter().any(|&c| kb.conditions[c].id == "gastroenteritis")
+        a.findings.iter().any(|&f| {
+            ["diarrhoea", "vomiting", "dehydration"].contains(&kb.findings[f].id.as_str())
+        }) || a
+            .conditions
+            .iter()
+            .any(|&c| kb.conditions[c].id == "gastroenteritis")
     });
-    assert!(fits, "{:?}", got.iter().map(|r| &kb.advice[r.advice].id).collect::<Vec<_>>());
+    assert!(
+        fits,
+        "{:?}",
+        got.iter()
+            .map(|r| &kb.advice[r.advice].id)
+            .collect::<Vec<_>>()
+    );
 }

@@ -169,7 +169,7 @@ async fn post_triage(req: HttpRequest, payload: web::Payload, state: web::Data<A
     let id = Uuid::new_v4();
     let outcome = state
         .coordinator
-        .send(Triage { id, input: Arc::new(v.input.clone()) })
+        .send(Triage { id, input: Arc::new(state.kb.prepare(v.input.clone())) })
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;

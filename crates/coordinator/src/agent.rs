@@ -3,7 +3,7 @@
 use crate::pool::{Pool, PoolError};
 use crate::{AgentKind, AgentModel, AgentOutput};
 use actix::prelude::*;
-use domain::CaseInput;
+use kb::Case;
 use failsafe::futures::CircuitBreaker as _;
 use failsafe::{Config, Error as BreakerError, StateMachine, failure_policy::ConsecutiveFailures};
 use std::sync::Arc;
@@ -157,7 +157,7 @@ impl Actor for AgentActor {
 /// Run one request through this agent.
 #[derive(Message)]
 #[rtype(result = "AgentReply")]
-pub struct Infer(pub Arc<CaseInput>);
+pub struct Infer(pub Arc<Case>);
 
 #[derive(Debug, Clone)]
 pub struct AgentReply {

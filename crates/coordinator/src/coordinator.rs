@@ -4,7 +4,8 @@ use crate::agent::{AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatu
 use crate::{AgentKind, AgentModel, AgentOutput};
 use actix::prelude::*;
 use bus::{Bus, DiagnosisEventKind, RankedCode};
-use domain::{CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice};
+use kb::Case;
+use domain::{EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice};
 use kb::KnowledgeBase;
 use pipeline::Decision;
 use std::sync::Arc;
@@ -33,7 +34,7 @@ pub struct Overloaded;
 #[rtype(result = "Result<TriageOutcome, Overloaded>")]
 pub struct Triage {
     pub id: Uuid,
-    pub input: Arc<CaseInput>,
+    pub input: Arc<Case>,
 }
 
 /// How one agent did on one request.

@@ -17,7 +17,8 @@ pub use agent::{AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatus, 
 pub use coordinator::{AgentRun, Coordinator, Overloaded, Triage, TriageOutcome};
 pub use pool::{Pool, PoolError};
 
-use domain::{CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice};
+use kb::Case;
+use domain::{EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice};
 use pipeline::Models;
 use std::sync::Arc;
 
@@ -59,7 +60,7 @@ pub enum AgentOutput {
 pub trait AgentModel: Send + Sync + 'static {
     fn kind(&self) -> AgentKind;
     fn version(&self) -> String;
-    fn infer(&self, batch: &[&CaseInput]) -> Vec<AgentOutput>;
+    fn infer(&self, batch: &[&Case]) -> Vec<AgentOutput>;
 }
 
 /// How many conditions and advice entries the agents return; the API shows fewer on request.
@@ -95,7 +96,7 @@ impl AgentModel for ModelAgent {
         .to_string()
     }
 
-    fn infer(&self, batch: &[&CaseInput]) -> Vec<AgentOutput> {
+    fn infer(&self, batch: &[&Case]) -> Vec<AgentOutput> {
         let m = &self.models;
         match self.kind {
             AgentKind::SymptomClassifier => m.symptoms.predict_batch(batch).into_iter().map(AgentOutput::Findings).collect(),

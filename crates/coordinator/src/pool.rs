@@ -2,7 +2,7 @@
 
 use crate::{AgentModel, AgentOutput};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
-use domain::CaseInput;
+use kb::Case;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,7 +21,7 @@ pub enum PoolError {
 }
 
 struct Job {
-    input: Arc<CaseInput>,
+    input: Arc<Case>,
     reply: oneshot::Sender<Result<AgentOutput, PoolError>>,
 }
 
@@ -59,7 +59,7 @@ impl Pool {
 
     /// Queues one request; the answer arrives on the returned receiver. Never blocks: a full
     /// queue is an immediate error, so callers can answer 503 instead of waiting.
-    pub fn submit(&self, input: Arc<CaseInput>) -> Result<oneshot::Receiver<Result<AgentOutput, PoolError>>, PoolError> {
+    pub fn submit(&self, input: Arc<Case>) -> Result<oneshot::Receiver<Result<AgentOutput, PoolError>>, PoolError> {
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { input, reply }) {
             Ok(()) => {
@@ -98,7 +98,7 @@ fn worker(model: Arc<dyn AgentModel>, rx: Receiver<Job>, max_batch: usize, max_w
         }
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.items.fetch_add(jobs.len() as u64, Ordering::Relaxed);
-        let inputs: Vec<&CaseInput> = jobs.iter().map(|j| j.input.as_ref()).collect();
+        let inputs: Vec<&Case> = jobs.iter().map(|j| j.input.as_ref()).collect();
         // The model is immutable, so after a panic the same worker safely goes on with it: that
         // is the restart. The panic is counted and every job in the batch fails.
         let result = catch_unwind(AssertUnwindSafe(|| model.infer(&inputs)));

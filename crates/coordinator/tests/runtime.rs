@@ -38,7 +38,7 @@ impl AgentModel for Double {
     fn version(&self) -> String {
         "double-1".into()
     }
-    fn infer(&self, batch: &[&CaseInput]) -> Vec<AgentOutput> {
+    fn infer(&self, batch: &[&kb::Case]) -> Vec<AgentOutput> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(self.delay);
         if let Some(word) = self.panic_on
@@ -79,8 +79,8 @@ fn settings() -> AgentSettings {
     }
 }
 
-fn input(text: &str) -> Arc<CaseInput> {
-    Arc::new(CaseInput { text: text.into(), ..Default::default() })
+fn input(text: &str) -> Arc<kb::Case> {
+    Arc::new(kb().prepare(CaseInput { text: text.into(), ..Default::default() }))
 }
 
 async fn triage(addr: &actix::Addr<Coordinator>, text: &str) -> Result<TriageOutcome, Overloaded> {
@@ -204,7 +204,10 @@ async fn breaker_opens_after_failures_and_closes_after_recovery() {
 async fn a_panic_in_inference_is_a_failure_and_the_agent_goes_on() {
     let mut d = doubles();
     d[2] = Arc::new(Double { kind: AgentKind::TreatmentRetriever, delay: Duration::ZERO, fail: AtomicBool::new(false), panic_on: Some("boom"), calls: AtomicUsize::new(0) });
-    let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
+    // A long deadline: with RUST_BACKTRACE set, printing the panic's backtrace from a debug
+    // build on a loaded machine can take longer than the usual one, and this test is about
+    // the panic, not the deadline.
+    let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| AgentSettings { deadline: Duration::from_secs(30), ..settings() }, bus::Bus::new(256, 256));
     let o = triage(&addr, "boom").await.unwrap();
     assert_eq!(status(&o, AgentKind::TreatmentRetriever), AgentStatus::Failed);
     let o = triage(&addr, "fine now").await.unwrap();

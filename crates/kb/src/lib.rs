@@ -5,10 +5,12 @@
 //! stopping at the first, so an author can fix a file in one pass. After loading, ids are
 //! resolved to indices: the rest of Triagent works with `usize` indices into these vectors.
 
+mod case;
 mod load;
 mod model;
 mod rules;
 
+pub use case::Case;
 pub use load::{KbError, KbIssue, default_dir, load_dir};
 pub use model::*;
 pub use rules::{RuleHit, RuleInput};

@@ -68,8 +68,13 @@ impl KnowledgeBase {
     /// phrase matcher reads as present in the text, extra findings (such as a model's), and
     /// findings shown by the vitals. A finding present by any route counts as present.
     pub fn present_mask(&self, text: &str, structured: &[(usize, bool)], extra: &[usize], vitals: &Vitals) -> Vec<bool> {
+        self.mask_of(&self.lexicon().findings(text), structured, extra, vitals)
+    }
+
+    /// The mask from phrase-matcher mentions already found.
+    pub(crate) fn mask_of(&self, mentions: &[(u32, bool)], structured: &[(usize, bool)], extra: &[usize], vitals: &Vitals) -> Vec<bool> {
         let mut mask = vec![false; self.findings.len()];
-        for (id, present) in self.lexicon().findings(text) {
+        for &(id, present) in mentions {
             if present {
                 mask[id as usize] = true;
             }

@@ -78,3 +78,18 @@ pub fn case_inputs(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseIn
         .collect();
     (bags, dense(&f, 2 * n_findings, device), dense(&o, width, device))
 }
+
+/// The dense non-text inputs of prepared cases at inference: demographics, then vitals when
+/// `with_vitals`.
+pub fn other_inputs(cases: &[&kb::Case], with_vitals: bool, device: &Device) -> Tensor<2> {
+    use crate::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, vitals};
+    let width = DEMOGRAPHIC_WIDTH + if with_vitals { VITAL_WIDTH } else { 0 };
+    let mut flat = Vec::with_capacity(cases.len() * width);
+    for c in cases {
+        flat.extend_from_slice(&demographics(c.input.age, c.input.sex));
+        if with_vitals {
+            flat.extend_from_slice(&vitals(&c.input.vitals));
+        }
+    }
+    Tensor::from_data(TensorData::new(flat, [cases.len(), width]), device)
+}

@@ -6,9 +6,11 @@
 //! another; it never spawns threads.
 
 use condition_matcher::ConditionMatcher;
-use domain::{CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice, TriageLevel};
+use domain::{
+    CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice, TriageLevel,
+};
 use emergency_detector::EmergencyDetector;
-use kb::KnowledgeBase;
+use kb::{Case, KnowledgeBase};
 use ml::burn::tensor::Device;
 use ml::io::ModelIoError;
 use std::path::PathBuf;
@@ -46,7 +48,11 @@ pub struct Models {
 }
 
 impl Models {
-    pub fn load(kb: Arc<KnowledgeBase>, dirs: &ModelDirs, device: &Device) -> Result<Self, ModelIoError> {
+    pub fn load(
+        kb: Arc<KnowledgeBase>,
+        dirs: &ModelDirs,
+        device: &Device,
+    ) -> Result<Self, ModelIoError> {
         Ok(Models {
             symptoms: SymptomClassifier::load(&dirs.symptom_classifier, &kb, device)?,
             conditions: ConditionMatcher::load(&dirs.condition_matcher, &kb, device)?,
@@ -56,8 +62,29 @@ impl Models {
         })
     }
 
-    /// All four agents on a batch, one after another, then the merge.
-    pub fn run_batch(&self, inputs: &[&CaseInput], max_conditions: usize, max_care: usize) -> Vec<Triage> {
+    /// All four agents on a batch, one after another, then the merge; each text is read once
+    /// ([`KnowledgeBase::prepare`]) for all four.
+    pub fn run_batch(
+        &self,
+        inputs: &[&CaseInput],
+        max_conditions: usize,
+        max_care: usize,
+    ) -> Vec<Triage> {
+        let cases: Vec<Case> = inputs
+            .iter()
+            .map(|i| self.kb.prepare((*i).clone()))
+            .collect();
+        let refs: Vec<&Case> = cases.iter().collect();
+        self.run_cases(&refs, max_conditions, max_care)
+    }
+
+    /// As [`Models::run_batch`], on cases already prepared.
+    pub fn run_cases(
+        &self,
+        inputs: &[&Case],
+        max_conditions: usize,
+        max_care: usize,
+    ) -> Vec<Triage> {
         let findings = self.symptoms.predict_batch(inputs);
         let conditions = self.conditions.predict_batch(inputs, max_conditions);
         let care = self.care.retrieve_batch(inputs, max_care);
@@ -70,13 +97,21 @@ impl Models {
             .zip(inputs)
             .map(|((((f, c), a), e), input)| {
                 let decision = decide_level(&self.kb, input, Some(&e), Some(&f), Some(&c));
-                Triage { findings: f, conditions: c, care: a, emergency: Some(e), decision }
+                Triage {
+                    findings: f,
+                    conditions: c,
+                    care: a,
+                    emergency: Some(e),
+                    decision,
+                }
             })
             .collect()
     }
 
     pub fn run(&self, input: &CaseInput, max_conditions: usize, max_care: usize) -> Triage {
-        self.run_batch(&[input], max_conditions, max_care).pop().expect("one input, one answer")
+        self.run_batch(&[input], max_conditions, max_care)
+            .pop()
+            .expect("one input, one answer")
     }
 }
 
@@ -115,13 +150,18 @@ pub const CONFIDENT_CONDITION: f32 = 0.35;
 /// any, vitals), and never less urgent than [`SAFETY_FLOOR`].
 pub fn decide_level(
     kb: &KnowledgeBase,
-    input: &CaseInput,
+    case: &Case,
     emergency: Option<&EmergencyAssessment>,
     findings: Option<&[ExtractedFinding]>,
     conditions: Option<&[RankedCondition]>,
 ) -> Decision {
-    let extra: Vec<usize> = findings.unwrap_or(&[]).iter().filter(|f| f.present).map(|f| f.finding).collect();
-    let hits = emergency_detector::red_flags(kb, input, &extra);
+    let extra: Vec<usize> = findings
+        .unwrap_or(&[])
+        .iter()
+        .filter(|f| f.present)
+        .map(|f| f.finding)
+        .collect();
+    let hits = emergency_detector::red_flags(kb, case, &extra);
     // A condition the matcher is confident about brings its usual urgency with it.
     let confident = conditions
         .unwrap_or(&[])
@@ -144,11 +184,19 @@ pub fn decide_level(
                 }
             }
             all.sort_by_key(|&r| kb.rules[r].level);
-            Decision { level, red_flags: all, floor_applied: false }
+            Decision {
+                level,
+                red_flags: all,
+                floor_applied: false,
+            }
         }
         None => {
             let level = rules_level.map_or(SAFETY_FLOOR, |r| r.most_urgent(SAFETY_FLOOR));
-            Decision { level, red_flags, floor_applied: true }
+            Decision {
+                level,
+                red_flags,
+                floor_applied: true,
+            }
         }
     }
 }

@@ -17,7 +17,11 @@ pub struct FeatureConfig {
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        FeatureConfig { buckets: 1 << 15, max_features: 320, seed: 0 }
+        FeatureConfig {
+            buckets: 1 << 15,
+            max_features: 320,
+            seed: 0,
+        }
     }
 }
 
@@ -68,67 +72,151 @@ impl Featurizer {
     /// Features split by negation scope: (outside any negation, inside one). The symptom
     /// classifier pools the two bags separately, so "no rash" cannot blur into "rash".
     pub fn features_by_scope(&self, text: &str) -> (Vec<u32>, Vec<u32>) {
-        let tokens = tokenize(text);
-        let pos: Vec<Token> = tokens.iter().map(|t| if t.negated { Token { text: ".".into(), negated: false, trigger: false } } else { t.clone() }).collect();
-        let neg: Vec<Token> = tokens.iter().map(|t| if t.negated { t.clone() } else { Token { text: ".".into(), negated: false, trigger: false } }).collect();
-        let neg_features = if neg.iter().any(|t| t.text != ".") { self.features_of_tokens(&neg) } else { Vec::new() };
-        (self.features_of_tokens(&pos), neg_features)
+        let (pos, neg) = scoped_hashes(&tokenize(text));
+        (
+            self.features_of_hashes(&pos),
+            if neg.is_empty() {
+                Vec::new()
+            } else {
+                self.features_of_hashes(&neg)
+            },
+        )
     }
 
     pub fn features_of_tokens(&self, tokens: &[Token]) -> Vec<u32> {
-        let cap = self.cfg.max_features;
-        let mut out: Vec<u32> = Vec::with_capacity(cap.min(tokens.len() * 7 + 1));
-        let push = |out: &mut Vec<u32>, id: u32| {
-            if out.len() < cap {
-                out.push(id);
-            }
-        };
-        // Words and bigrams first: they carry most of the meaning.
-        let mut prev: Option<&Token> = None;
-        for t in tokens {
-            if t.text == "." {
-                prev = None;
-                continue;
-            }
-            let flag: &[u8] = if t.negated { b"N" } else { b"P" };
-            let h = fnv(fnv(fnv(FNV_OFFSET, b"w"), flag), t.text.as_bytes());
-            push(&mut out, self.bucket(h));
-            // The stem too, so "fainted", "fainting" and "faints" share a feature.
-            let st = stem(&t.text);
-            if st.len() < t.text.len() {
-                let h = fnv(fnv(fnv(FNV_OFFSET, b"s"), flag), st.as_bytes());
-                push(&mut out, self.bucket(h));
-            }
-            if let Some(p) = prev {
-                let h = fnv(fnv(fnv(fnv(FNV_OFFSET, b"b"), flag), p.text.as_bytes()), t.text.as_bytes());
-                push(&mut out, self.bucket(fnv(h, b" ")));
-            }
-            prev = Some(t);
-        }
-        // Character trigrams of each word, with boundary marks: robust to typos.
-        let mut buf: Vec<u8> = Vec::with_capacity(32);
-        for t in tokens {
-            if out.len() >= cap {
-                break;
-            }
-            if t.text == "." || t.text.len() < 3 {
-                continue;
-            }
-            buf.clear();
-            buf.push(b'<');
-            buf.extend_from_slice(t.text.as_bytes());
-            buf.push(b'>');
-            let flag: &[u8] = if t.negated { b"N" } else { b"P" };
-            for w in buf.windows(3) {
-                let h = fnv(fnv(fnv(FNV_OFFSET, b"c"), flag), w);
-                push(&mut out, self.bucket(h));
-            }
-        }
-        if out.is_empty() {
+        self.features_of_hashes(&feature_hashes(tokens, self.cfg.max_features))
+    }
+
+    /// Feature ids from the seed-free hashes of [`feature_hashes`]: the first `max_features`,
+    /// each mixed with this featuriser's seed into a bucket. Equal to [`Featurizer::features`]
+    /// on the same text, so a text hashed once serves every model.
+    pub fn features_of_hashes(&self, hashes: &[u64]) -> Vec<u32> {
+        if hashes.is_empty() {
             // An empty bag would divide by zero downstream; one fixed "empty" feature instead.
-            out.push(self.bucket(fnv(FNV_OFFSET, b"<empty>")));
+            return vec![self.bucket(fnv(FNV_OFFSET, b"<empty>"))];
         }
-        out
+        hashes
+            .iter()
+            .take(self.cfg.max_features)
+            .map(|&h| self.bucket(h))
+            .collect()
+    }
+}
+
+/// The most features any model may ask for; [`feature_hashes`] of a whole request stops here.
+pub const MAX_FEATURES: usize = 1024;
+
+/// The seed-free hashes of a token stream's features, in the order models take them: words,
+/// stems and bigrams first (they carry most of the meaning), then character trigrams (robust to
+/// typos), at most `cap`.
+pub fn feature_hashes(tokens: &[Token], cap: usize) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::with_capacity(cap.min(tokens.len() * 9 + 1));
+    let push = |out: &mut Vec<u64>, h: u64| {
+        if out.len() < cap {
+            out.push(h);
+        }
+    };
+    let mut prev: Option<&Token> = None;
+    for t in tokens {
+        if out.len() >= cap {
+            break;
+        }
+        if t.text == "." {
+            prev = None;
+            continue;
+        }
+        let flag: &[u8] = if t.negated { b"N" } else { b"P" };
+        push(
+            &mut out,
+            fnv(fnv(fnv(FNV_OFFSET, b"w"), flag), t.text.as_bytes()),
+        );
+        // The stem too, so "fainted", "fainting" and "faints" share a feature.
+        let st = stem(&t.text);
+        if st.len() < t.text.len() {
+            push(
+                &mut out,
+                fnv(fnv(fnv(FNV_OFFSET, b"s"), flag), st.as_bytes()),
+            );
+        }
+        if let Some(p) = prev {
+            let h = fnv(
+                fnv(fnv(fnv(FNV_OFFSET, b"b"), flag), p.text.as_bytes()),
+                t.text.as_bytes(),
+            );
+            push(&mut out, fnv(h, b" "));
+        }
+        prev = Some(t);
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(32);
+    for t in tokens {
+        if out.len() >= cap {
+            break;
+        }
+        if t.text == "." || t.text.len() < 3 {
+            continue;
+        }
+        buf.clear();
+        buf.push(b'<');
+        buf.extend_from_slice(t.text.as_bytes());
+        buf.push(b'>');
+        let flag: &[u8] = if t.negated { b"N" } else { b"P" };
+        let base = fnv(fnv(FNV_OFFSET, b"c"), flag);
+        for w in buf.windows(3) {
+            push(&mut out, fnv(base, w));
+        }
+    }
+    out
+}
+
+/// The hashes of the text outside any negation scope and of the text inside one, each as if
+/// the other part were a sentence break; the second is empty when nothing is negated.
+pub fn scoped_hashes(tokens: &[Token]) -> (Vec<u64>, Vec<u64>) {
+    let blank = || Token {
+        text: ".".into(),
+        negated: false,
+        trigger: false,
+    };
+    let pos: Vec<Token> = tokens
+        .iter()
+        .map(|t| if t.negated { blank() } else { t.clone() })
+        .collect();
+    let neg_hashes = if tokens.iter().any(|t| t.negated) {
+        let neg: Vec<Token> = tokens
+            .iter()
+            .map(|t| if t.negated { t.clone() } else { blank() })
+            .collect();
+        feature_hashes(&neg, MAX_FEATURES)
+    } else {
+        Vec::new()
+    };
+    (feature_hashes(&pos, MAX_FEATURES), neg_hashes)
+}
+
+/// A text read once: its tokens and the seed-free hashes of its features, whole and split by
+/// negation scope. Every model maps the hashes into its own buckets
+/// ([`Featurizer::features_of_hashes`]), so a request is tokenised and hashed once however many
+/// models read it.
+#[derive(Debug, Clone, Default)]
+pub struct TextAnalysis {
+    pub tokens: Vec<Token>,
+    /// [`feature_hashes`] of the whole text.
+    pub hashes: Vec<u64>,
+    /// [`scoped_hashes`]: outside any negation scope, then inside one.
+    pub outside_negation: Vec<u64>,
+    pub inside_negation: Vec<u64>,
+}
+
+impl TextAnalysis {
+    pub fn of(text: &str) -> Self {
+        let tokens = tokenize(text);
+        let hashes = feature_hashes(&tokens, MAX_FEATURES);
+        let (outside_negation, inside_negation) = scoped_hashes(&tokens);
+        TextAnalysis {
+            tokens,
+            hashes,
+            outside_negation,
+            inside_negation,
+        }
     }
 }
 
@@ -160,7 +248,11 @@ mod tests {
 
     #[test]
     fn features_are_deterministic_and_in_range() {
-        let f = Featurizer::new(FeatureConfig { buckets: 1000, max_features: 64, seed: 7 });
+        let f = Featurizer::new(FeatureConfig {
+            buckets: 1000,
+            max_features: 64,
+            seed: 7,
+        });
         let a = f.features("Headache and a stiff neck, no rash");
         let b = f.features("Headache and a stiff neck, no rash");
         assert_eq!(a, b);
@@ -181,9 +273,36 @@ mod tests {
     }
 
     #[test]
+    fn hashing_once_gives_every_featuriser_its_own_features() {
+        let text = "My head hurts, no fever and I have not been sick, since yesterday; stiff neck";
+        let a = TextAnalysis::of(text);
+        for cfg in [
+            FeatureConfig::default(),
+            FeatureConfig {
+                buckets: 1000,
+                max_features: 16,
+                seed: 9,
+            },
+        ] {
+            let f = Featurizer::new(cfg);
+            assert_eq!(f.features(text), f.features_of_hashes(&a.hashes));
+            let (p, n) = f.features_by_scope(text);
+            assert_eq!(p, f.features_of_hashes(&a.outside_negation));
+            assert_eq!(n, f.features_of_hashes(&a.inside_negation));
+        }
+        assert!(TextAnalysis::of("cough").inside_negation.is_empty());
+    }
+
+    #[test]
     fn seeds_give_different_spaces() {
-        let a = Featurizer::new(FeatureConfig { seed: 1, ..Default::default() });
-        let b = Featurizer::new(FeatureConfig { seed: 2, ..Default::default() });
+        let a = Featurizer::new(FeatureConfig {
+            seed: 1,
+            ..Default::default()
+        });
+        let b = Featurizer::new(FeatureConfig {
+            seed: 2,
+            ..Default::default()
+        });
         assert_ne!(a.features("cough"), b.features("cough"));
     }
 }

@@ -87,8 +87,13 @@ impl Lexicon {
     /// Each id found, once: present if any mention of it is present (a finding mentioned both
     /// ways is treated as present, the safer reading for triage).
     pub fn findings(&self, text: &str) -> Vec<(u32, bool)> {
+        self.findings_in_tokens(&tokenize(text))
+    }
+
+    /// As [`Lexicon::findings`], on tokens already made.
+    pub fn findings_in_tokens(&self, tokens: &[Token]) -> Vec<(u32, bool)> {
         let mut seen: Vec<(u32, bool)> = Vec::new();
-        for m in self.find(text) {
+        for m in self.find_in_tokens(tokens) {
             match seen.iter_mut().find(|(id, _)| *id == m.id) {
                 Some(slot) => slot.1 |= m.present,
                 None => seen.push((m.id, m.present)),

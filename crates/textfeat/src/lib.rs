@@ -14,6 +14,6 @@ mod lexicon;
 mod tokens;
 
 pub use demographics::{Demographics, read_demographics};
-pub use features::{FeatureConfig, Featurizer};
+pub use features::{FeatureConfig, Featurizer, MAX_FEATURES, TextAnalysis, feature_hashes, scoped_hashes};
 pub use lexicon::{Lexicon, LexiconMatch};
 pub use tokens::{Token, normalise, tokenize};

@@ -1,7 +1,6 @@
 //! Starting the service for a test.
 
 use coordinator::{AgentKind, AgentModel, AgentOutput};
-use domain::CaseInput;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -71,7 +70,7 @@ impl AgentModel for Faulty {
     fn version(&self) -> String {
         self.inner.version()
     }
-    fn infer(&self, batch: &[&CaseInput]) -> Vec<AgentOutput> {
+    fn infer(&self, batch: &[&kb::Case]) -> Vec<AgentOutput> {
         std::thread::sleep(self.delay);
         if self.fail { Vec::new() } else { self.inner.infer(batch) }
     }
