@@ -44,7 +44,7 @@ impl EventSink {
     /// orderly shutdown.
     pub async fn finished(self) -> (u64, u64) {
         let _ = self.task.await;
-        (self.stored(), self.dropped())
+        (self.counts.stored.load(Ordering::Relaxed), self.counts.dropped.load(Ordering::Relaxed))
     }
 }
 
@@ -62,9 +62,13 @@ pub fn spawn_event_sink(bus: &Bus, store: Arc<dyn ReportStore>, batch: usize) ->
         loop {
             // Wait for one, then take what is already there without waiting.
             let mut next = sub.next().await;
+            let mut closed = false;
             loop {
                 match next {
-                    None => break,
+                    None => {
+                        closed = true;
+                        break;
+                    }
                     Some(Item::Event(e)) => events.push(e),
                     Some(Item::Gap { missed }) => {
                         c.dropped.fetch_add(missed, Ordering::Relaxed);
@@ -79,7 +83,6 @@ pub fn spawn_event_sink(bus: &Bus, store: Arc<dyn ReportStore>, batch: usize) ->
                     Err(_) => break,
                 }
             }
-            let closed = next.is_none();
             if !events.is_empty() {
                 let n = events.len() as u64;
                 match store.append_events(std::mem::take(&mut events)).await {

@@ -237,7 +237,8 @@ async fn events_keep_their_order_and_resume_after_a_sequence() {
     assert_eq!(db.count("SELECT count(*) FROM events WHERE report_id IS NULL").await, 3);
     // Append-only, enforced by the database.
     let e = db.client().await.execute("DELETE FROM events", &[]).await.unwrap_err();
-    assert!(e.to_string().contains("append-only"), "{e}");
+    let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+    assert!(message.contains("append-only"), "{e:?}");
     store.shutdown().await;
 }
 
@@ -476,7 +477,6 @@ async fn a_crash_in_the_middle_of_replay_loses_nothing_and_writes_nothing_twice(
 
     // The restarted process replays the whole spool again; the first 40 are recognised.
     let b = PgStore::open(config(db.url(None), &spool)).await.unwrap();
-    assert_eq!(b.backlog(), 100);
     eventually("the restarted process replays the spool", Duration::from_secs(30), async || b.backlog() == 0).await;
     assert_eq!(b.stats().replayed, 100);
     let (all, set) = stored_ids(&db).await;
