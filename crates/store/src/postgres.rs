@@ -241,9 +241,8 @@ impl PgStore {
         if pg.get_application_name().is_none() {
             pg.application_name("triagent");
         }
-        let mut manager_config = ManagerConfig::default();
-        // A connection the proxy or network closed is noticed by `is_closed` without a query.
-        manager_config.recycling_method = RecyclingMethod::Fast;
+        // A connection the network closed is noticed by `is_closed` without a query.
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
         let manager = Manager::from_config(pg.clone(), NoTls, manager_config);
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))

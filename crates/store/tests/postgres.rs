@@ -120,10 +120,10 @@ fn report(n: u64) -> StoredReport {
     StoredReport {
         id: Uuid::new_v4(),
         created_at: now(),
-        level: if n % 3 == 0 { "emergency" } else { "consultation" }.to_owned(),
-        top_condition: if n % 2 == 0 { Some("J06.9".to_owned()) } else { None },
-        degraded: n % 5 == 0,
-        api_key_id: if n % 7 == 0 { Some(Uuid::new_v4()) } else { None },
+        level: if n.is_multiple_of(3) { "emergency" } else { "consultation" }.to_owned(),
+        top_condition: if n.is_multiple_of(2) { Some("J06.9".to_owned()) } else { None },
+        degraded: n.is_multiple_of(5),
+        api_key_id: if n.is_multiple_of(7) { Some(Uuid::new_v4()) } else { None },
         body: json!({ "n": n, "triage": { "level": "consultation" }, "conditions": [{ "icd10": "J06.9", "probability": 0.412 }] }),
         free_text: Some(FreeText::new("my head hurts since yesterday")),
     }
@@ -397,7 +397,7 @@ async fn every_acknowledged_write_survives_a_database_outage_exactly_once() {
                         Ok(()) => acked.push(id),
                         Err(_) => failed += 1,
                     }
-                    if n % 4 == 0 {
+                    if n.is_multiple_of(4) {
                         match store.append_events(vec![event(n, id), event(n + 1, id)]).await {
                             Ok(()) => events += 2,
                             Err(_) => failed += 1,
