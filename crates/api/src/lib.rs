@@ -7,6 +7,7 @@
 
 mod answer;
 mod error;
+mod storage;
 mod wire;
 
 pub use answer::DISCLAIMER;
@@ -24,7 +25,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{MemoryStore, ReportStore, StoreHealth, StoredReport};
+use store::{ReportStore, StoreHealth, StoredReport};
 use uuid::Uuid;
 
 /// What every handler shares.
@@ -94,7 +95,7 @@ impl Application {
     /// Builds around the given agents (the real models, or test doubles of the agent trait).
     pub async fn build_with_agents(settings: Settings, kb: Arc<KnowledgeBase>, agents: Vec<Arc<dyn AgentModel>>) -> Result<Application, BuildError> {
         let bus = bus::Bus::new(settings.bus.capacity, settings.bus.replay);
-        let store: Arc<dyn ReportStore> = Arc::new(MemoryStore::new(settings.store.capacity).map_err(|e| BuildError::Store(e.to_string()))?);
+        let (store, _event_sink) = storage::open(&settings, &bus).await.map_err(BuildError::Store)?;
         let (coordinator, stats) = Coordinator::start(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone());
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|e| BuildError::Bind { addr: addr.clone(), source: e })?;
@@ -182,6 +183,7 @@ async fn post_triage(req: HttpRequest, payload: web::Payload, state: web::Data<A
         degraded: outcome.degraded,
         api_key_id: None,
         body: body.clone(),
+        free_text: Some(v.input.text.clone()).filter(|t| !t.is_empty()).map(store::FreeText::new),
     };
     // Acknowledged means kept: the answer is only returned once the store has it.
     state.store.put(report).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()))?;

@@ -1,14 +1,23 @@
 //! Where triage reports are kept, behind one trait.
 //!
 //! The embedded default, [`MemoryStore`], keeps them in process and bounded, so the service runs
-//! with nothing else installed and cannot grow without limit; a later PostgreSQL implementation
-//! (issue 4) implements the same [`ReportStore`] trait. Only this crate (and its future
-//! PostgreSQL module) may know how reports are stored: callers hold an `Arc<dyn ReportStore>` and
-//! never learn whether a report lives in a map or a table.
+//! with nothing else installed and cannot grow without limit; [`PgStore`] keeps them in
+//! PostgreSQL, with a local [`spool`] that takes the writes while the database is unreachable.
+//! Both also keep the diagnosis events of the bus ([`spawn_event_sink`]) so a client can resume
+//! the event stream from the store. Only this crate may know how reports are stored (and only
+//! it knows SQL): callers hold an `Arc<dyn ReportStore>` and never learn whether a report lives
+//! in a map or a table.
 
 mod memory;
+mod postgres;
+mod sink;
+pub mod spool;
 
 pub use memory::MemoryStore;
+pub use postgres::{PgConfig, PgStore};
+pub use sink::{EventSink, spawn_event_sink};
+
+use bus::DiagnosisEvent;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -37,11 +46,48 @@ pub struct StoredReport {
     pub api_key_id: Option<Uuid>,
     /// The full API answer, kept verbatim so a later fetch returns exactly what was first sent.
     pub body: serde_json::Value,
+    /// What the person wrote. Handed to the store so that a deployment that must keep it can
+    /// (PostgreSQL with `store_free_text` on, in its own purgeable column); every store drops it
+    /// otherwise, before it reaches memory, a table or the spool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_text: Option<FreeText>,
+}
+
+/// A person's own words. Its `Debug` prints only the length, so a report logged by mistake
+/// does not leak them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FreeText(String);
+
+impl FreeText {
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for FreeText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FreeText({} chars)", self.0.chars().count())
+    }
+}
+
+/// A diagnosis event as the store keeps it: `seq` is the store's own global sequence (a
+/// PostgreSQL `bigserial`), which survives restarts, unlike the bus's `event.seq`, which starts
+/// again at 1 with every process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub event: DiagnosisEvent,
 }
 
 impl StoredReport {
     /// Whether `other` is a retry of this write. `created_at` is left out on purpose: a caller
-    /// that retries may stamp the report again, and the first time stays the true one.
+    /// that retries may stamp the report again, and the first time stays the true one; so is
+    /// `free_text`, which stores may drop.
     fn same_content(&self, other: &StoredReport) -> bool {
         self.id == other.id
             && self.level == other.level
@@ -96,7 +142,22 @@ pub trait ReportStore: Send + Sync {
     /// purpose.
     async fn health(&self) -> StoreHealth;
 
-    /// A short stable name of the backend (`"memory"`, later `"postgres"`), for logs, metrics and
+    /// A short stable name of the backend (`"memory"`, `"postgres"`), for logs, metrics and
     /// the health endpoint.
     fn kind(&self) -> &'static str;
+
+    /// Keeps diagnosis events, in the order given, after any appended before. Returns once they
+    /// are as durable as a [`put`](Self::put) report. Events are never deduplicated by content:
+    /// each call appends.
+    async fn append_events(&self, events: Vec<DiagnosisEvent>) -> Result<(), StoreError>;
+
+    /// Up to `limit` kept events with a store `seq` greater than `after`, oldest first, so an
+    /// event stream can resume beyond the bus's in-memory replay buffer. `after = 0` is the start.
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// Reports and events acknowledged but not yet in their final place (the PostgreSQL store's
+    /// spool backlog), for metrics; 0 for stores without one.
+    fn backlog(&self) -> u64 {
+        0
+    }
 }

@@ -6,13 +6,16 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::{ReportStore, StoreError, StoreHealth, StoredReport};
+use bus::DiagnosisEvent;
+
+use crate::{ReportStore, StoreError, StoreHealth, StoredEvent, StoredReport};
 
 /// Keeps the most recent `capacity` reports in memory and forgets the oldest first.
 ///
 /// It is the default so the service needs no database to run, and bounded so a long-running
 /// service cannot run out of memory: reports are a convenience to fetch again, not a record.
-/// Everything is lost on restart.
+/// Everything is lost on restart. It also keeps the most recent `capacity` diagnosis events,
+/// numbered from 1 in append order.
 ///
 /// An evicted id is forgotten entirely (remembering it would be unbounded again), so a write
 /// retried after its report was evicted stores it once more, as the newest.
@@ -33,6 +36,9 @@ struct Inner {
     /// Ids in first-insertion order, oldest at the front; always the same ids as `reports`.
     order: VecDeque<Uuid>,
     evicted: u64,
+    events: VecDeque<Arc<StoredEvent>>,
+    /// The `seq` the next appended event gets.
+    next_event_seq: u64,
 }
 
 impl MemoryStore {
@@ -82,7 +88,9 @@ impl MemoryStore {
 
 #[async_trait]
 impl ReportStore for MemoryStore {
-    async fn put(&self, report: StoredReport) -> Result<(), StoreError> {
+    async fn put(&self, mut report: StoredReport) -> Result<(), StoreError> {
+        // Nothing here outlives the process, so the person's words have no reason to be kept.
+        report.free_text = None;
         let id = report.id;
         let report = Arc::new(report);
         let (existing, evicted) = {
@@ -124,5 +132,34 @@ impl ReportStore for MemoryStore {
 
     fn kind(&self) -> &'static str {
         "memory"
+    }
+
+    async fn append_events(&self, events: Vec<DiagnosisEvent>) -> Result<(), StoreError> {
+        let mut dropped = Vec::new();
+        {
+            let mut inner = self.lock();
+            for event in events {
+                inner.next_event_seq = inner.next_event_seq.max(1);
+                let seq = inner.next_event_seq;
+                inner.next_event_seq += 1;
+                inner.events.push_back(Arc::new(StoredEvent { seq, event }));
+                if inner.events.len() > self.capacity {
+                    dropped.extend(inner.events.pop_front());
+                }
+            }
+        }
+        drop(dropped);
+        Ok(())
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let found: Vec<Arc<StoredEvent>> = {
+            let inner = self.lock();
+            // Sequence numbers in the ring are contiguous, so the start is arithmetic.
+            let oldest = inner.events.front().map_or(0, |e| e.seq);
+            let skip = usize::try_from(after.saturating_add(1).saturating_sub(oldest)).unwrap_or(usize::MAX);
+            inner.events.iter().skip(skip).take(limit).cloned().collect()
+        };
+        Ok(found.iter().map(|e| StoredEvent::clone(e)).collect())
     }
 }

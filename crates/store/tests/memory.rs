@@ -17,6 +17,7 @@ fn report(n: u32) -> StoredReport {
         degraded: false,
         api_key_id: None,
         body: json!({ "n": n, "level": "consultation", "conditions": [{ "icd10": "J06.9", "p": 0.7 }] }),
+        free_text: None,
     }
 }
 
@@ -241,4 +242,57 @@ fn reports_and_health_round_trip_through_json() {
         serde_json::to_value(&down).unwrap(),
         json!({ "status": "down", "reason": "connection refused" })
     );
+}
+
+fn event(seq: u64) -> bus::DiagnosisEvent {
+    bus::DiagnosisEvent {
+        seq,
+        report_id: Uuid::new_v4(),
+        at: Utc::now(),
+        kind: bus::DiagnosisEventKind::TriageReceived { text_chars: 10, structured_findings: 0, has_vitals: false },
+    }
+}
+
+#[tokio::test]
+async fn events_are_numbered_bounded_and_resumable() {
+    let store = store(3);
+    store.append_events((1..=2).map(event).collect()).await.unwrap();
+    store.append_events((3..=5).map(event).collect()).await.unwrap();
+    // Only the last three are kept, numbered by the store in append order.
+    let kept = store.events_after(0, 10).await.unwrap();
+    assert_eq!(kept.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(kept.iter().map(|e| e.event.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(store.events_after(3, 10).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(store.events_after(3, 1).await.unwrap().len(), 1);
+    assert!(store.events_after(5, 10).await.unwrap().is_empty());
+    assert!(store.events_after(u64::MAX, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_memory_store_never_keeps_the_persons_text() {
+    let store = store(3);
+    let mut r = report(1);
+    r.free_text = Some(store::FreeText::new("my chest hurts"));
+    store.put(r.clone()).await.unwrap();
+    let got = store.get(r.id).await.unwrap().unwrap();
+    assert_eq!(got.free_text, None);
+    // The text's Debug shows its size only.
+    assert_eq!(format!("{:?}", r.free_text.unwrap()), "FreeText(14 chars)");
+}
+
+#[tokio::test]
+async fn the_event_sink_keeps_bus_events_in_the_store() {
+    let bus = bus::Bus::new(64, 0);
+    let store: Arc<dyn ReportStore> = Arc::new(store(100));
+    let sink = store::spawn_event_sink(&bus, store.clone(), 8);
+    let id = Uuid::new_v4();
+    for _ in 0..20 {
+        bus.publish(id, bus::DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
+    }
+    bus.close();
+    // The sink ends once the bus is closed and everything published has been appended.
+    let counts = tokio::time::timeout(std::time::Duration::from_secs(30), sink.finished()).await.expect("the sink finishes");
+    assert_eq!(counts, (20, 0));
+    let kept = store.events_after(0, 100).await.unwrap();
+    assert_eq!(kept.iter().map(|e| e.event.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
 }

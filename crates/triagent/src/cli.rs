@@ -61,7 +61,8 @@ enum Command {
         #[arg(long)]
         show_misses: bool,
     },
-    /// Run the triage service (REST API) with the committed models and the embedded store.
+    /// Run the triage service (REST API) with the committed models; reports are kept in
+    /// PostgreSQL when a database URL is given, in the embedded store otherwise.
     Serve {
         /// Port to listen on (overrides server.port).
         #[arg(long)]
@@ -72,6 +73,10 @@ enum Command {
         /// development (default, or TRIAGENT_ENV), production or test.
         #[arg(long)]
         env: Option<String>,
+        /// PostgreSQL URL (overrides database.url and TRIAGENT__DATABASE__URL), e.g.
+        /// postgres://triagent@127.0.0.1:5432/triagent.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Print synthetic cases.
     Synth {
@@ -129,7 +134,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Train { agent, seed, cases, epochs, lr, out } => train(&cli.kb, &agent, seed, cases, epochs, lr, out),
         Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, cli.device, &out, &vignettes, models, seed, cases, show_misses),
-        Command::Serve { port, config, env } => serve(port, config, env),
+        Command::Serve { port, config, env, database_url } => serve(port, config, env, database_url),
         Command::Synth { n, seed } => {
             let kb = kb::load_dir(&cli.kb)?;
             for c in synth::Generator::new(&kb, seed).cases(n) {
@@ -272,10 +277,13 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
     Ok(())
 }
 
-fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>) -> Result<()> {
+fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>, database_url: Option<String>) -> Result<()> {
     let mut settings = settings::Settings::load(&settings::default_dir(), env.as_deref(), config.as_deref())?;
     if let Some(p) = port {
         settings.server.port = p;
+    }
+    if let Some(url) = database_url {
+        settings.database.url = settings::Secret::new(url);
     }
     actix_web::rt::System::new().block_on(async move {
         let started = Instant::now();

@@ -1,0 +1,25 @@
+//! Choosing the report store from the settings: PostgreSQL when `database.url` is set, the
+//! embedded memory store otherwise; and keeping the bus's events in it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use settings::Settings;
+use store::{EventSink, MemoryStore, PgConfig, PgStore, ReportStore};
+
+pub(crate) async fn open(settings: &Settings, bus: &bus::Bus) -> Result<(Arc<dyn ReportStore>, EventSink), String> {
+    let db = &settings.database;
+    let store: Arc<dyn ReportStore> = if db.url.is_empty() {
+        Arc::new(MemoryStore::new(settings.store.capacity).map_err(|e| e.to_string())?)
+    } else {
+        let mut config = PgConfig::new(db.url.expose(), &db.spool_path);
+        config.pool_size = db.pool_size;
+        config.batch_size = db.batch_size;
+        config.batch_max_delay = Duration::from_millis(db.batch_max_delay_ms);
+        config.store_free_text = db.store_free_text;
+        config.op_timeout = Duration::from_millis(db.timeout_ms);
+        Arc::new(PgStore::open(config).await.map_err(|e| e.to_string())?)
+    };
+    let sink = store::spawn_event_sink(bus, store.clone(), db.batch_size);
+    Ok((store, sink))
+}

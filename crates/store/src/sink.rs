@@ -1,0 +1,99 @@
+//! Keeps the bus's diagnosis events in a store, without ever slowing triage.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bus::{Bus, Filter, Item};
+use tokio::task::JoinHandle;
+
+use crate::ReportStore;
+
+/// The task that follows the bus and appends its events to a store; dropping the handle leaves
+/// it running until the bus closes.
+#[derive(Debug)]
+pub struct EventSink {
+    counts: Arc<Counts>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    stored: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl EventSink {
+    /// Events the store acknowledged.
+    pub fn stored(&self) -> u64 {
+        self.counts.stored.load(Ordering::Relaxed)
+    }
+
+    /// Events that never reached the store: missed because the sink fell behind the bus (the
+    /// bus never waits for it), or refused by the store.
+    pub fn dropped(&self) -> u64 {
+        self.counts.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether the task ended (the bus closed).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits until the bus is closed and every event it delivered has been appended, for an
+    /// orderly shutdown.
+    pub async fn finished(self) -> (u64, u64) {
+        let _ = self.task.await;
+        (self.counts.stored.load(Ordering::Relaxed), self.counts.dropped.load(Ordering::Relaxed))
+    }
+}
+
+/// Subscribes to `bus` from now on and appends every event to `store`, taking whatever has
+/// arrived (up to `batch`) per append so a slow store gets fewer, larger appends. Publishing
+/// never waits for this task: if it falls more than the bus's capacity behind, the events it
+/// missed are counted as dropped. Must be called within a tokio runtime.
+pub fn spawn_event_sink(bus: &Bus, store: Arc<dyn ReportStore>, batch: usize) -> EventSink {
+    let counts = Arc::new(Counts::default());
+    let mut sub = bus.subscribe(Filter::all(), None);
+    let batch = batch.max(1);
+    let c = counts.clone();
+    let task = tokio::spawn(async move {
+        let mut events = Vec::with_capacity(batch);
+        loop {
+            // Wait for one, then take what is already there without waiting.
+            let mut next = sub.next().await;
+            let mut closed = false;
+            loop {
+                match next {
+                    None => {
+                        closed = true;
+                        break;
+                    }
+                    Some(Item::Event(e)) => events.push(e),
+                    Some(Item::Gap { missed }) => {
+                        c.dropped.fetch_add(missed, Ordering::Relaxed);
+                    }
+                }
+                if events.len() >= batch {
+                    break;
+                }
+                // `next` is cancel-safe, so giving up on an empty poll loses nothing.
+                match tokio::time::timeout(Duration::ZERO, sub.next()).await {
+                    Ok(item) => next = item,
+                    Err(_) => break,
+                }
+            }
+            if !events.is_empty() {
+                let n = events.len() as u64;
+                match store.append_events(std::mem::take(&mut events)).await {
+                    Ok(()) => c.stored.fetch_add(n, Ordering::Relaxed),
+                    Err(_) => c.dropped.fetch_add(n, Ordering::Relaxed),
+                };
+            }
+            if closed {
+                return;
+            }
+        }
+    });
+    EventSink { counts, task }
+}

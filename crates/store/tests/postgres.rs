@@ -1,0 +1,489 @@
+//! The PostgreSQL store against a real PostgreSQL (127.0.0.1:5432, user postgres, trust auth;
+//! `TEST_DATABASE_URL` overrides). Each test creates its own database, named by a UUID, and a
+//! guard drops it when the test ends, passing or failing. If PostgreSQL cannot be reached the
+//! tests fail and say how to start one; they never skip.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bus::{DiagnosisEvent, DiagnosisEventKind};
+use chrono::{DurationRound, Utc};
+use serde_json::json;
+use store::{FreeText, PgConfig, PgStore, ReportStore, StoreError, StoreHealth, StoredReport};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_postgres::NoTls;
+use uuid::Uuid;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn admin_config() -> tokio_postgres::Config {
+    let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+    url.parse().unwrap_or_else(|e| panic!("TEST_DATABASE_URL is not a PostgreSQL URL: {e}"))
+}
+
+async fn connect(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config.connect(NoTls).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable ({e}). These tests need one at 127.0.0.1:5432 with trust auth for \
+             user postgres, or TEST_DATABASE_URL pointing at one. Start one with \
+             `sudo apt-get install postgresql && sudo pg_ctlcluster 15 main start` or \
+             `docker run -d --name triagent-pg -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`."
+        )
+    });
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh database for one test, dropped (with any connections still open to it) when the
+/// guard goes out of scope, also when the test panics.
+struct TestDb {
+    name: String,
+    admin: tokio_postgres::Config,
+}
+
+impl TestDb {
+    async fn create() -> TestDb {
+        let admin = admin_config();
+        let name = format!("triagent_test_{}", Uuid::new_v4().simple());
+        connect(&admin).await.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+        TestDb { name, admin }
+    }
+
+    fn config(&self) -> tokio_postgres::Config {
+        let mut c = self.admin.clone();
+        c.dbname(&self.name);
+        c
+    }
+
+    /// A key-value connection string for this database, optionally through a proxy port.
+    fn url(&self, via_port: Option<u16>) -> String {
+        let c = &self.admin;
+        let host = match c.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".to_owned(),
+        };
+        let port = via_port.unwrap_or_else(|| c.get_ports().first().copied().unwrap_or(5432));
+        let mut url = format!("host={host} port={port} dbname={}", self.name);
+        if let Some(user) = c.get_user() {
+            url.push_str(&format!(" user={user}"));
+        }
+        if let Some(pw) = c.get_password() {
+            url.push_str(&format!(" password='{}'", String::from_utf8_lossy(pw).replace('\'', "\\'")));
+        }
+        url
+    }
+
+    fn upstream(&self) -> String {
+        let url = self.url(None);
+        let field = |k: &str| url.split(' ').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap().to_owned();
+        format!("{}:{}", field("host"), field("port"))
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.config()).await
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        self.client().await.query_one(sql, &[]).await.unwrap().get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Its own thread and runtime: Drop cannot await, and the test's runtime may be gone.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let (client, connection) = admin.connect(NoTls).await?;
+                tokio::spawn(connection);
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+fn now() -> chrono::DateTime<Utc> {
+    // PostgreSQL keeps microseconds.
+    Utc::now().duration_trunc(chrono::Duration::microseconds(1)).unwrap()
+}
+
+fn report(n: u64) -> StoredReport {
+    StoredReport {
+        id: Uuid::new_v4(),
+        created_at: now(),
+        level: if n.is_multiple_of(3) { "emergency" } else { "consultation" }.to_owned(),
+        top_condition: if n.is_multiple_of(2) { Some("J06.9".to_owned()) } else { None },
+        degraded: n.is_multiple_of(5),
+        api_key_id: if n.is_multiple_of(7) { Some(Uuid::new_v4()) } else { None },
+        body: json!({ "n": n, "triage": { "level": "consultation" }, "conditions": [{ "icd10": "J06.9", "probability": 0.412 }] }),
+        free_text: Some(FreeText::new("my head hurts since yesterday")),
+    }
+}
+
+fn event(seq: u64, report_id: Uuid) -> DiagnosisEvent {
+    DiagnosisEvent {
+        seq,
+        report_id,
+        at: Utc::now(),
+        kind: DiagnosisEventKind::TriageCompleted { level: "consultation".into(), degraded: false, total_ms: 1.25 },
+    }
+}
+
+fn config(url: String, spool: &Path) -> PgConfig {
+    let mut c = PgConfig::new(url, spool);
+    c.op_timeout = Duration::from_secs(2);
+    c.retry_interval = Duration::from_millis(100);
+    c
+}
+
+/// Polls `check` every 20 ms until it holds, failing after a generous `limit`.
+async fn eventually(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn stored_ids(db: &TestDb) -> (Vec<Uuid>, HashSet<Uuid>) {
+    let rows = db.client().await.query("SELECT id FROM reports", &[]).await.unwrap();
+    let all: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
+    let set = all.iter().copied().collect();
+    (all, set)
+}
+
+fn without_text(mut r: StoredReport) -> StoredReport {
+    r.free_text = None;
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_apply_from_two_stores_at_once_and_again() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = tokio::join!(
+        PgStore::open(config(db.url(None), &dir.path().join("a"))),
+        PgStore::open(config(db.url(None), &dir.path().join("b")))
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.health().await, StoreHealth::Ok);
+    assert_eq!(b.health().await, StoreHealth::Ok);
+    a.shutdown().await;
+    b.shutdown().await;
+    let c = PgStore::open(config(db.url(None), &dir.path().join("c"))).await.unwrap();
+    c.shutdown().await;
+    assert_eq!(db.count("SELECT count(*) FROM refinery_schema_history").await, 3);
+    for table in ["reports", "events", "api_keys", "audit_log"] {
+        assert_eq!(db.count(&format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
+    }
+}
+
+#[tokio::test]
+async fn put_get_round_trip_and_free_text_only_when_enabled() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PgStore::open(config(db.url(None), &dir.path().join("spool"))).await.unwrap();
+    let reports: Vec<StoredReport> = (0..8).map(report).collect();
+    for r in &reports {
+        store.put(r.clone()).await.unwrap();
+    }
+    for r in &reports {
+        assert_eq!(store.get(r.id).await.unwrap(), Some(without_text(r.clone())));
+    }
+    assert_eq!(store.get(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(db.count("SELECT count(*) FROM reports WHERE free_text IS NOT NULL").await, 0);
+    assert_eq!(store.kind(), "postgres");
+    store.shutdown().await;
+
+    let mut with_text = config(db.url(None), &dir.path().join("spool"));
+    with_text.store_free_text = true;
+    let store = PgStore::open(with_text).await.unwrap();
+    let r = report(1);
+    store.put(r.clone()).await.unwrap();
+    assert_eq!(store.get(r.id).await.unwrap(), Some(r.clone()));
+    let text: String = db.client().await.query_one("SELECT free_text FROM reports WHERE id = $1", &[&r.id]).await.unwrap().get(0);
+    assert_eq!(text, "my head hurts since yesterday");
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_keep_their_order_and_resume_after_a_sequence() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PgStore::open(config(db.url(None), &dir.path().join("spool"))).await.unwrap();
+    let id = Uuid::new_v4();
+    let first: Vec<DiagnosisEvent> = (1..=5).map(|s| event(s, id)).collect();
+    store.append_events(first.clone()).await.unwrap();
+    // Bus numbers restart with a process; the store's sequence does not.
+    let second: Vec<DiagnosisEvent> = (1..=3).map(|s| event(s, Uuid::nil())).collect();
+    store.append_events(second.clone()).await.unwrap();
+
+    let all = store.events_after(0, 100).await.unwrap();
+    let got: Vec<DiagnosisEvent> = all.iter().map(|e| e.event.clone()).collect();
+    assert_eq!(got, [first.clone(), second.clone()].concat());
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    let rest = store.events_after(all[4].seq, 100).await.unwrap();
+    assert_eq!(rest.iter().map(|e| e.event.clone()).collect::<Vec<_>>(), second);
+    assert_eq!(store.events_after(all[0].seq, 2).await.unwrap().len(), 2);
+    assert_eq!(db.count("SELECT count(*) FROM events WHERE report_id IS NULL").await, 3);
+    // Append-only, enforced by the database.
+    let e = db.client().await.execute("DELETE FROM events", &[]).await.unwrap_err();
+    let message = e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+    assert!(message.contains("append-only"), "{e:?}");
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn put_is_idempotent_and_other_content_under_the_same_id_is_a_conflict() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = PgStore::open(config(db.url(None), &dir.path().join("spool"))).await.unwrap();
+    let r = report(2);
+    store.put(r.clone()).await.unwrap();
+    store.put(r.clone()).await.unwrap();
+    let mut restamped = r.clone();
+    restamped.created_at = now() + chrono::Duration::seconds(5);
+    store.put(restamped).await.unwrap();
+    let mut other = r.clone();
+    other.body = json!({"something": "else"});
+    assert_eq!(store.put(other).await, Err(StoreError::Conflict(r.id)));
+    assert_eq!(db.count("SELECT count(*) FROM reports").await, 1);
+    assert_eq!(store.get(r.id).await.unwrap(), Some(without_text(r)));
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_are_grouped_into_few_transactions() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(db.url(None), &dir.path().join("spool"));
+    c.batch_size = 64;
+    c.batch_max_delay = Duration::from_millis(50);
+    let store = Arc::new(PgStore::open(c).await.unwrap());
+    let puts: Vec<_> = (0..256)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move { store.put(report(n)).await })
+        })
+        .collect();
+    for p in puts {
+        p.await.unwrap().unwrap();
+    }
+    let batches = store.stats().batches;
+    // 256 puts at once, 64 per group: 4 transactions when nothing else runs; far fewer than
+    // one per put however loaded the machine is.
+    assert!((4..=64).contains(&batches), "{batches} transactions for 256 puts");
+    assert_eq!(db.count("SELECT count(*) FROM reports").await, 256);
+    store.shutdown().await;
+}
+
+#[tokio::test]
+async fn writes_spooled_while_down_reach_the_database_despite_a_torn_tail() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    // Nothing listens on this port: the store starts degraded and spools.
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let down = PgStore::open(config(db.url(Some(dead_port)), &spool)).await.unwrap();
+    let reports: Vec<StoredReport> = (0..10).map(report).collect();
+    for r in &reports {
+        down.put(r.clone()).await.unwrap();
+    }
+    down.append_events(vec![event(1, reports[0].id)]).await.unwrap();
+    assert_eq!(down.backlog(), 11);
+    assert!(matches!(down.health().await, StoreHealth::Degraded { .. }));
+    down.shutdown().await;
+    // A write torn by a crash after the last acknowledged one.
+    let mut bytes = std::fs::read(&spool).unwrap();
+    bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3, 4, b'{', b'"']);
+    std::fs::write(&spool, bytes).unwrap();
+
+    let up = PgStore::open(config(db.url(None), &spool)).await.unwrap();
+    eventually("the backlog is replayed", Duration::from_secs(30), async || up.backlog() == 0).await;
+    assert_eq!(up.health().await, StoreHealth::Ok);
+    let (all, set) = stored_ids(&db).await;
+    assert_eq!(all.len(), 10);
+    assert!(reports.iter().all(|r| set.contains(&r.id)));
+    assert_eq!(db.count("SELECT count(*) FROM events").await, 1);
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0, "the spool is emptied once committed");
+    // New writes go straight to the database again.
+    up.put(report(99)).await.unwrap();
+    assert_eq!(up.backlog(), 0);
+    up.shutdown().await;
+}
+
+/// A TCP proxy between the store and PostgreSQL that the test can cut (closing every
+/// connection and refusing new ones) and restore.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (u, c) = (up.clone(), conns.clone());
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { continue };
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close at once
+                }
+                let upstream = upstream.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.lock().unwrap().push(conn);
+            }
+        });
+        Proxy { port, up, conns, accept }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_write_survives_a_database_outage_exactly_once() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(db.upstream()).await;
+    let store = Arc::new(PgStore::open(config(db.url(Some(proxy.port)), &dir.path().join("spool"))).await.unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<JoinHandle<(Vec<Uuid>, u64, usize)>> = (0..4)
+        .map(|w| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut acked, mut events, mut failed) = (Vec::new(), 0u64, 0usize);
+                let mut n = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let r = report(n * 4 + w);
+                    let id = r.id;
+                    match store.put(r).await {
+                        Ok(()) => acked.push(id),
+                        Err(_) => failed += 1,
+                    }
+                    if n.is_multiple_of(4) {
+                        match store.append_events(vec![event(n, id), event(n + 1, id)]).await {
+                            Ok(()) => events += 2,
+                            Err(_) => failed += 1,
+                        }
+                    }
+                }
+                (acked, events, failed)
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.cut();
+    eventually("the store reports itself degraded", Duration::from_secs(10), async || {
+        matches!(store.health().await, StoreHealth::Degraded { .. })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let spooled_during_outage = store.backlog();
+    proxy.restore();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut acked, mut events, mut failed) = (Vec::new(), 0, 0);
+    for w in writers {
+        let (a, e, f) = w.await.unwrap();
+        acked.extend(a);
+        events += e;
+        failed += f;
+    }
+    eventually("the spool is replayed", Duration::from_secs(30), async || store.backlog() == 0).await;
+    assert_eq!(store.health().await, StoreHealth::Ok);
+
+    let stats = store.stats();
+    println!(
+        "outage test: {} reports and {events} events acknowledged, {failed} refused; {} writes spooled ({spooled_during_outage} \
+         backlog at restore), {} replayed, {} direct transactions",
+        acked.len(),
+        stats.spooled,
+        stats.replayed,
+        stats.batches
+    );
+    assert_eq!(failed, 0, "no write may be refused while the spool works");
+    assert!(spooled_during_outage > 0, "writes went on during the outage");
+    assert_eq!(stats.replayed, stats.spooled);
+    let (all, set) = stored_ids(&db).await;
+    assert_eq!(all.len(), set.len(), "a report is stored twice");
+    assert_eq!(all.len(), acked.len(), "the database holds other reports than those acknowledged");
+    let missing = acked.iter().filter(|id| !set.contains(id)).count();
+    assert_eq!(missing, 0, "{missing} acknowledged reports are not in the database");
+    assert_eq!(db.count("SELECT count(*) FROM events").await, i64::try_from(events).unwrap());
+    assert_eq!(db.count("SELECT count(DISTINCT event_id) FROM events").await, i64::try_from(events).unwrap());
+    store.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_in_the_middle_of_replay_loses_nothing_and_writes_nothing_twice() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let proxy = Proxy::start(db.upstream()).await;
+    let mut first = config(db.url(Some(proxy.port)), &spool);
+    first.replay_batch = 10;
+    // The first process "dies" once 40 records are committed.
+    first.replay_stop_after = Some(40);
+    let a = PgStore::open(first).await.unwrap();
+    proxy.cut();
+    let reports: Vec<StoredReport> = (0..100).map(report).collect();
+    for r in &reports {
+        a.put(r.clone()).await.unwrap();
+    }
+    assert_eq!(a.backlog(), 100);
+    proxy.restore();
+    eventually("the first process replays 40 records", Duration::from_secs(30), async || a.stats().replayed == 40).await;
+    a.shutdown().await;
+    assert_eq!(db.count("SELECT count(*) FROM reports").await, 40, "the replay stopped midway");
+    assert_eq!(a.backlog(), 60);
+
+    // The restarted process replays the whole spool again; the first 40 are recognised.
+    let b = PgStore::open(config(db.url(None), &spool)).await.unwrap();
+    eventually("the restarted process replays the spool", Duration::from_secs(30), async || b.backlog() == 0).await;
+    assert_eq!(b.stats().replayed, 100);
+    let (all, set) = stored_ids(&db).await;
+    assert_eq!(all.len(), 100);
+    assert!(reports.iter().all(|r| set.contains(&r.id)));
+    for r in &reports {
+        assert_eq!(b.get(r.id).await.unwrap(), Some(without_text(r.clone())));
+    }
+    b.shutdown().await;
+}
