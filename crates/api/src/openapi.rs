@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -82,7 +82,7 @@ pub(crate) fn swagger_ui() -> SwaggerUi {
 pub(crate) const SWAGGER_UI_ROUTE: &str = "/docs/{_:.*}";
 
 fn vocabulary(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
-    ObjectBuilder::new().schema_type(Type::String).description(Some(description)).enum_values(Some(values)).into()
+    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).description(Some(description)).enum_values(Some(values)).build()))
 }
 
 /// A triage level (`domain::TriageLevel`).
@@ -208,7 +208,7 @@ impl Modify for EventStream {
             .parameter_in(ParameterIn::Header)
             .required(Required::False)
             .description(Some("Resume after this event `seq` (sent by browsers on reconnection); events the replay buffer still holds are sent first."))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Int64))).minimum(Some(0))))
+            .schema(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))).minimum(Some(0)).build()))))
             .build();
         let stream = ResponseBuilder::new()
             .description("Server-sent events: one JSON `DiagnosisEvent` per message, with `id:` set to its `seq`. A subscriber that falls behind is told how many events it missed.")
