@@ -1,47 +1,173 @@
-//! Building the JSON answer of `POST /v1/triage` from the coordinator's outcome.
+//! The answer of `POST /v1/triage`, typed, built from the coordinator's outcome.
 
+use crate::openapi::{AdviceKindName, AgentStatusName, LevelName};
 use crate::wire::Validated;
-use coordinator::{AgentStatus, TriageOutcome};
+use coordinator::{AgentKind, AgentStatus, TriageOutcome};
 use kb::{AdviceKind, KnowledgeBase};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 pub const DISCLAIMER: &str = "Triagent gives information, not a diagnosis. It can be wrong and it does not replace a \
 doctor, nurse or pharmacist. If you are worried, or if things get worse, contact a health professional; in an \
 emergency call your local emergency number now.";
+
+/// A triage answer, as returned by `POST /v1/triage` and kept for `GET /v1/triage/{id}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TriageAnswer {
+    /// The report id: `GET /v1/triage/{id}` returns this same answer.
+    pub id: Uuid,
+    pub triage: TriageSummary,
+    /// Every finding known to be present or absent, once each: a measurement wins over what
+    /// was sent, which wins over what was read in the text.
+    pub findings: Vec<FindingAnswer>,
+    /// Ranked, most probable first; calibrated probabilities summing to at most 1. Empty when
+    /// the condition matcher was unavailable.
+    pub conditions: Vec<ConditionAnswer>,
+    /// Care advice; emergency advice first when the level is an emergency.
+    pub care: Vec<CareAnswer>,
+    pub agents: AgentsAnswer,
+    /// True when any agent is not `ok`; the answer still keeps the safety floor.
+    pub degraded: bool,
+    pub inferred: Inferred,
+    pub disclaimer: String,
+    /// Present (true) when the condition matcher was unavailable, so `conditions` is empty.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differential_unavailable: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TriageSummary {
+    #[schema(value_type = LevelName)]
+    pub level: &'static str,
+    /// Why the level is what it is, in plain words.
+    pub reasons: Vec<String>,
+    /// Ids of the red-flag rules that fired.
+    pub red_flags: Vec<String>,
+}
+
+/// Where a finding came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingSource {
+    /// Read in the text by the symptom classifier.
+    Text,
+    /// Sent in `findings`.
+    Structured,
+    /// Derived from a measured vital sign.
+    Vitals,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FindingAnswer {
+    /// A symptom id of `GET /v1/symptoms`.
+    pub id: String,
+    pub name: String,
+    pub present: bool,
+    /// 1 for sent and measured findings.
+    pub probability: f64,
+    pub source: FindingSource,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConditionAnswer {
+    pub id: String,
+    pub name: String,
+    pub icd10: String,
+    pub probability: f64,
+    /// The usual urgency of the condition.
+    #[schema(value_type = LevelName)]
+    pub urgency: &'static str,
+    /// Findings present that the condition usually has (only with `options.explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supporting: Option<Vec<String>>,
+    /// Findings that speak against it: its usual findings known absent, and its opposing
+    /// findings known present (only with `options.explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opposing: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CareAnswer {
+    pub id: String,
+    #[schema(value_type = AdviceKindName)]
+    pub kind: &'static str,
+    pub title: String,
+    pub advice: String,
+    /// Signs that mean the person should seek care after all.
+    pub warning_signs: Vec<String>,
+    /// Condition ids this advice is for.
+    pub applies_to: Vec<String>,
+}
+
+/// How each agent did on this request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentsAnswer {
+    pub symptom_classifier: AgentAnswer,
+    pub condition_matcher: AgentAnswer,
+    pub treatment_retriever: AgentAnswer,
+    pub emergency_detector: AgentAnswer,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AgentAnswer {
+    #[schema(value_type = AgentStatusName)]
+    pub status: &'static str,
+    pub latency_ms: f64,
+    /// The model version that answered (empty when the agent could not be reached).
+    pub model: String,
+}
+
+/// What the service read from the text because the request did not say it.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Inferred {
+    /// Age in years.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::openapi::SexName>)]
+    pub sex: Option<&'static str>,
+}
 
 fn round(x: f32) -> f64 {
     (f64::from(x) * 1000.0).round() / 1000.0
 }
 
 /// The answer as API.md describes it.
-pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> Value {
+pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> TriageAnswer {
     let input = &v.input;
     // Everything known to be present or absent, and where it came from. A measurement wins
     // over what was sent, which wins over what was read in the text: one state per finding.
     let mut present = vec![false; kb.findings.len()];
     let mut absent = vec![false; kb.findings.len()];
-    let mut findings: Vec<Value> = Vec::new();
-    let from_vitals = kb.findings_from_vitals(&input.vitals);
-    for &i in &from_vitals {
+    let mut findings: Vec<FindingAnswer> = Vec::new();
+    let finding = |i: usize, present: bool, probability: f64, source: FindingSource| FindingAnswer {
+        id: kb.findings[i].id.clone(),
+        name: kb.findings[i].name.clone(),
+        present,
+        probability,
+        source,
+    };
+    for i in kb.findings_from_vitals(&input.vitals) {
         present[i] = true;
-        findings.push(json!({"id": kb.findings[i].id, "name": kb.findings[i].name, "present": true, "probability": 1.0, "source": "vitals"}));
+        findings.push(finding(i, true, 1.0, FindingSource::Vitals));
     }
     for &(i, p) in &input.findings {
         if present[i] || absent[i] {
             continue;
         }
         if p { present[i] = true } else { absent[i] = true }
-        findings.push(json!({"id": kb.findings[i].id, "name": kb.findings[i].name, "present": p, "probability": 1.0, "source": "structured"}));
+        findings.push(finding(i, p, 1.0, FindingSource::Structured));
     }
     for f in o.findings.as_deref().unwrap_or(&[]) {
         if present[f.finding] || absent[f.finding] {
             continue;
         }
         if f.present { present[f.finding] = true } else { absent[f.finding] = true }
-        findings.push(json!({"id": kb.findings[f.finding].id, "name": kb.findings[f.finding].name, "present": f.present, "probability": round(f.probability), "source": "text"}));
+        findings.push(finding(f.finding, f.present, round(f.probability), FindingSource::Text));
     }
 
-    let conditions: Vec<Value> = o
+    let conditions: Vec<ConditionAnswer> = o
         .conditions
         .as_deref()
         .unwrap_or(&[])
@@ -49,21 +175,21 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> Value {
         .take(v.max_conditions)
         .map(|r| {
             let c = &kb.conditions[r.condition];
-            let mut item = json!({"id": c.id, "name": c.name, "icd10": c.icd10, "probability": round(r.probability), "urgency": c.urgency.as_str()});
-            if v.explain {
-                let supporting: Vec<&str> = c.findings.iter().filter(|f| present[f.finding]).map(|f| kb.findings[f.finding].id.as_str()).collect();
-                let opposing: Vec<&str> = c
+            let (supporting, opposing) = if v.explain {
+                let supporting = c.findings.iter().filter(|f| present[f.finding]).map(|f| kb.findings[f.finding].id.clone()).collect();
+                let opposing = c
                     .findings
                     .iter()
                     .filter(|f| absent[f.finding])
                     .map(|f| f.finding)
                     .chain(c.opposing.iter().copied().filter(|&o| present[o]))
-                    .map(|i| kb.findings[i].id.as_str())
+                    .map(|i| kb.findings[i].id.clone())
                     .collect();
-                item["supporting"] = json!(supporting);
-                item["opposing"] = json!(opposing);
-            }
-            item
+                (Some(supporting), Some(opposing))
+            } else {
+                (None, None)
+            };
+            ConditionAnswer { id: c.id.clone(), name: c.name.clone(), icd10: c.icd10.clone(), probability: round(r.probability), urgency: c.urgency.as_str(), supporting, opposing }
         })
         .collect();
 
@@ -72,15 +198,18 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> Value {
     if o.decision.level.is_emergency() {
         care.sort_by_key(|&a| kb.advice[a].kind != AdviceKind::Emergency);
     }
-    let care: Vec<Value> = care
+    let care: Vec<CareAnswer> = care
         .iter()
         .map(|&a| {
             let a = &kb.advice[a];
-            json!({
-                "id": a.id, "kind": a.kind.as_str(), "title": a.title, "advice": a.advice,
-                "warning_signs": a.warning_signs,
-                "applies_to": a.conditions.iter().map(|&c| kb.conditions[c].id.as_str()).collect::<Vec<_>>(),
-            })
+            CareAnswer {
+                id: a.id.clone(),
+                kind: a.kind.as_str(),
+                title: a.title.clone(),
+                advice: a.advice.clone(),
+                warning_signs: a.warning_signs.clone(),
+                applies_to: a.conditions.iter().map(|&c| kb.conditions[c].id.clone()).collect(),
+            }
         })
         .collect();
 
@@ -91,34 +220,32 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> Value {
     if o.decision.floor_applied {
         reasons.push("The emergency detector was unavailable: red-flag rules were applied and the level is at least 'consultation'.".into());
     }
-    let mut agents = serde_json::Map::new();
-    for r in &o.runs {
-        agents.insert(r.kind.as_str().into(), json!({"status": r.status.as_str(), "latency_ms": (r.latency_ms * 1000.0).round() / 1000.0, "model": r.version}));
-    }
-    let mut inferred = serde_json::Map::new();
-    if let Some(a) = v.inferred_age {
-        inferred.insert("age".into(), json!((f64::from(a) * 100.0).round() / 100.0));
-    }
-    if let Some(s) = v.inferred_sex {
-        inferred.insert("sex".into(), json!(s.as_str()));
-    }
-    let mut answer = json!({
-        "id": o.id,
-        "triage": {
-            "level": o.decision.level.as_str(),
-            "reasons": reasons,
-            "red_flags": o.decision.red_flags.iter().map(|&r| kb.rules[r].id.as_str()).collect::<Vec<_>>(),
+    // An agent the coordinator did not run (a service built with fewer agents) has failed.
+    let agent = |kind: AgentKind| match o.runs.iter().find(|r| r.kind == kind) {
+        Some(r) => AgentAnswer { status: r.status.as_str(), latency_ms: (r.latency_ms * 1000.0).round() / 1000.0, model: r.version.clone() },
+        None => AgentAnswer { status: AgentStatus::Failed.as_str(), latency_ms: 0.0, model: String::new() },
+    };
+    let agents = AgentsAnswer {
+        symptom_classifier: agent(AgentKind::SymptomClassifier),
+        condition_matcher: agent(AgentKind::ConditionMatcher),
+        treatment_retriever: agent(AgentKind::TreatmentRetriever),
+        emergency_detector: agent(AgentKind::EmergencyDetector),
+    };
+    let condition_matcher_down = agents.condition_matcher.status != AgentStatus::Ok.as_str();
+    TriageAnswer {
+        id: o.id,
+        triage: TriageSummary {
+            level: o.decision.level.as_str(),
+            reasons,
+            red_flags: o.decision.red_flags.iter().map(|&r| kb.rules[r].id.clone()).collect(),
         },
-        "findings": findings,
-        "conditions": conditions,
-        "care": care,
-        "agents": agents,
-        "degraded": o.degraded,
-        "inferred": inferred,
-        "disclaimer": DISCLAIMER,
-    });
-    if o.runs.iter().any(|r| r.kind == coordinator::AgentKind::ConditionMatcher && r.status != AgentStatus::Ok) {
-        answer["differential_unavailable"] = json!(true);
+        findings,
+        conditions,
+        care,
+        agents,
+        degraded: o.degraded,
+        inferred: Inferred { age: v.inferred_age.map(|a| (f64::from(a) * 100.0).round() / 100.0), sex: v.inferred_sex.map(|s| s.as_str()) },
+        disclaimer: DISCLAIMER.into(),
+        differential_unavailable: condition_matcher_down.then_some(true),
     }
-    answer
 }

@@ -41,17 +41,23 @@ impl fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every 4xx and 5xx answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable, snake_case: clients match on it.
+    #[schema(example = "unknown_finding")]
+    pub code: &'a str,
+    /// For people; may change.
+    pub message: &'a str,
+    /// The JSON path of the request field at fault, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    #[schema(example = "findings[1].id")]
+    pub field: Option<&'a str>,
 }
 
 impl ResponseError for ApiError {
@@ -64,6 +70,6 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after {
             r.insert_header(("Retry-After", s.to_string()));
         }
-        r.json(Body { error: Inner { code: self.code, message: &self.message, field: self.field.as_deref() } })
+        r.json(ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } })
     }
 }

@@ -8,6 +8,8 @@
 mod answer;
 mod error;
 mod storage;
+mod http_metrics;
+pub mod openapi;
 mod wire;
 
 pub use answer::DISCLAIMER;
@@ -15,8 +17,8 @@ pub use error::ApiError;
 
 use actix::Addr;
 use actix_web::dev::Server;
-use actix_web::http::StatusCode;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, guard, web};
 use coordinator::{AgentKind, AgentModel, AgentSettings, AgentStats, Coordinator, Triage};
 use kb::KnowledgeBase;
 use serde_json::json;
@@ -36,6 +38,35 @@ pub struct AppState {
     pub bus: bus::Bus,
     pub agents: Vec<AgentStats>,
     pub settings: Settings,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+/// Every route the service serves: method, pattern, handler. Registration, the metrics' route
+/// labels and the OpenAPI test all read this one list.
+const ROUTES: &[(Method, &str, fn() -> actix_web::Route)] = &[
+    (Method::POST, "/v1/triage", || web::post().to(post_triage)),
+    (Method::GET, "/v1/triage/{id}", || web::get().to(get_triage)),
+    (Method::GET, "/v1/symptoms", || web::get().to(symptoms)),
+    (Method::GET, "/v1/conditions", || web::get().to(conditions)),
+    (Method::GET, "/healthz", || web::get().to(healthz)),
+    (Method::GET, "/readyz", || web::get().to(readyz)),
+    (Method::GET, "/metrics", || web::get().to(http_metrics::metrics_text)),
+    (Method::GET, "/openapi.json", || web::get().to(openapi::document)),
+    (Method::GET, "/docs", || web::get().to(openapi::docs)),
+];
+
+/// `(method, pattern)` of every route in [`ROUTES`], plus the Swagger UI's files.
+pub fn routes() -> Vec<(&'static str, &'static str)> {
+    ROUTES.iter().map(|(m, p, _)| (m.as_str(), *p)).chain([("GET", openapi::SWAGGER_UI_ROUTE)]).collect()
+}
+
+fn register_routes(cfg: &mut web::ServiceConfig) {
+    for (method, path, route) in ROUTES {
+        // Named by its pattern so the metrics read the route label without allocating; the
+        // method guard sits on the resource, as `App::route` puts it.
+        cfg.service(web::resource(*path).name(path).guard(guard::Method(method.clone())).route(route()));
+    }
+    cfg.service(openapi::swagger_ui());
 }
 
 pub struct Application {
@@ -96,22 +127,20 @@ impl Application {
     pub async fn build_with_agents(settings: Settings, kb: Arc<KnowledgeBase>, agents: Vec<Arc<dyn AgentModel>>) -> Result<Application, BuildError> {
         let bus = bus::Bus::new(settings.bus.capacity, settings.bus.replay);
         let (store, _event_sink) = storage::open(&settings, &bus).await.map_err(BuildError::Store)?;
-        let (coordinator, stats) = Coordinator::start(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone());
+        let metrics = metrics::Metrics::new();
+        let (coordinator, stats) = Coordinator::start_with_metrics(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone(), &metrics);
+        let http = metrics.http(ROUTES.iter().map(|r| r.1).chain([openapi::SWAGGER_UI_ROUTE]));
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|e| BuildError::Bind { addr: addr.clone(), source: e })?;
         let port = listener.local_addr().map_err(|e| BuildError::Bind { addr, source: e })?.port();
         let workers = settings.server.workers;
-        let state = web::Data::new(AppState { kb, coordinator, store, bus, agents: stats, settings });
+        let state = web::Data::new(AppState { kb, coordinator, store, bus, agents: stats, settings, metrics });
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(http_metrics::RecordRequests(http.clone()))
                 .app_data(state.clone())
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report").into()))
-                .route("/v1/triage", web::post().to(post_triage))
-                .route("/v1/triage/{id}", web::get().to(get_triage))
-                .route("/v1/symptoms", web::get().to(symptoms))
-                .route("/v1/conditions", web::get().to(conditions))
-                .route("/healthz", web::get().to(healthz))
-                .route("/readyz", web::get().to(readyz))
+                .configure(register_routes)
                 .default_service(web::to(not_found))
         })
         .workers(workers)
@@ -151,6 +180,21 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     Ok(body)
 }
 
+/// Triage what a person says: findings, ranked conditions, care advice and a level.
+#[utoipa::path(
+    post,
+    path = "/v1/triage",
+    tag = "triage",
+    request_body(content = wire::TriageRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The answer, kept: `GET /v1/triage/{id}` returns it. A degraded answer (some agent not ok) is still a 200.", body = answer::TriageAnswer),
+        (status = 400, description = "The body is not JSON (`malformed_json`).", body = error::ErrorBody),
+        (status = 413, description = "The body is over the size limit (`payload_too_large`).", body = error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = error::ErrorBody),
+        (status = 422, description = "A value is not acceptable; `field` is its JSON path (`unknown_field`, `invalid_value`, `empty_request`, `text_too_long`, `age_out_of_range`, `vital_out_of_range`, `unknown_finding`).", body = error::ErrorBody),
+        (status = 503, description = "Every agent queue is full (`overloaded`) or the store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying (with `overloaded`)."))),
+    )
+)]
 async fn post_triage(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let limit = state.settings.server.max_body_bytes;
     if req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
@@ -174,7 +218,8 @@ async fn post_triage(req: HttpRequest, payload: web::Payload, state: web::Data<A
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
-    let body = answer::build(&state.kb, &v, &outcome);
+    // Kept and returned as the same JSON value, so a stored report reads back identical.
+    let body = serde_json::to_value(answer::build(&state.kb, &v, &outcome)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),
@@ -190,6 +235,18 @@ async fn post_triage(req: HttpRequest, payload: web::Payload, state: web::Data<A
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// A stored report: the same answer `POST /v1/triage` gave.
+#[utoipa::path(
+    get,
+    path = "/v1/triage/{id}",
+    tag = "triage",
+    params(("id" = Uuid, Path, description = "The report id of the answer.")),
+    responses(
+        (status = 200, description = "The stored answer.", body = answer::TriageAnswer),
+        (status = 404, description = "No report with this id (`not_found`).", body = error::ErrorBody),
+        (status = 503, description = "The store is unavailable (`store_unavailable`).", body = error::ErrorBody),
+    )
+)]
 async fn get_triage(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report"))?;
     match state.store.get(id).await {
@@ -199,30 +256,34 @@ async fn get_triage(path: web::Path<String>, state: web::Data<AppState>) -> Resu
     }
 }
 
+/// Every symptom (finding) the service knows, with the phrasings it recognises.
+#[utoipa::path(get, path = "/v1/symptoms", tag = "vocabulary", responses((status = 200, description = "The symptom vocabulary.", body = wire::SymptomList)))]
 async fn symptoms(state: web::Data<AppState>) -> HttpResponse {
-    let list: Vec<_> = state
-        .kb
-        .findings
-        .iter()
-        .map(|f| json!({"id": f.id, "name": f.name, "red_flag": f.red_flag, "phrases": f.lay.iter().chain(&f.clinical).collect::<Vec<_>>()}))
-        .collect();
-    HttpResponse::Ok().json(json!({"symptoms": list}))
+    HttpResponse::Ok().json(wire::SymptomList::of(&state.kb))
 }
 
+/// Every condition the service knows, with its ICD-10 code.
+#[utoipa::path(get, path = "/v1/conditions", tag = "vocabulary", responses((status = 200, description = "The condition vocabulary.", body = wire::ConditionList)))]
 async fn conditions(state: web::Data<AppState>) -> HttpResponse {
-    let list: Vec<_> = state
-        .kb
-        .conditions
-        .iter()
-        .map(|c| json!({"id": c.id, "name": c.name, "icd10": c.icd10, "urgency": c.urgency.as_str(), "source": c.source}))
-        .collect();
-    HttpResponse::Ok().json(json!({"conditions": list}))
+    HttpResponse::Ok().json(wire::ConditionList::of(&state.kb))
 }
 
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Alive.", body = openapi::Health)))]
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(openapi::Health { status: "ok" })
 }
 
+/// The models are loaded and the store is reachable.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready (the store may be degraded).", body = openapi::Readiness),
+        (status = 503, description = "Not ready: the store is down.", body = openapi::Readiness),
+    )
+)]
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = state.store.health().await;
     let agents: serde_json::Map<String, serde_json::Value> = state

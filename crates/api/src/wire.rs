@@ -3,16 +3,25 @@
 use crate::error::ApiError;
 use domain::{CaseInput, Sex, VitalSign, Vitals};
 use kb::KnowledgeBase;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+/// A triage request (at most 64 KiB). At least one of `text` and `findings` is required;
+/// unknown fields are rejected.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriageRequest {
+    /// What the person says, in their own words (at most 4,000 characters). Never logged.
     #[serde(default)]
+    #[schema(example = "I'm 34 and I've had a pounding headache and a stiff neck since yesterday, no rash")]
     pub text: Option<String>,
+    /// Age in years, 0 to 120 (fractions for infants). Read from the text when absent.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 120)]
     pub age: Option<f64>,
+    /// Read from the text when absent.
     #[serde(default)]
+    #[schema(value_type = Option<crate::openapi::SexName>)]
     pub sex: Option<Sex>,
     #[serde(default)]
     pub findings: Vec<FindingIn>,
@@ -22,10 +31,13 @@ pub struct TriageRequest {
     pub options: Options,
 }
 
-#[derive(Debug, Deserialize)]
+/// A finding the caller already knows.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FindingIn {
+    /// A symptom id of `GET /v1/symptoms`; an unknown id is a 422 naming it.
     pub id: String,
+    /// Defaults to true.
     #[serde(default = "yes")]
     pub present: bool,
 }
@@ -34,22 +46,33 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// Measured vital signs; each must be within its physiological range.
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VitalsIn {
+    /// Degrees Celsius.
     pub temperature_c: Option<f64>,
+    /// Beats per minute.
     pub heart_rate: Option<f64>,
+    /// Breaths per minute.
     pub respiratory_rate: Option<f64>,
+    /// Oxygen saturation, percent.
     pub spo2: Option<f64>,
+    /// Systolic blood pressure, mmHg.
     pub systolic_bp: Option<f64>,
 }
 
-#[derive(Debug, Deserialize)]
+/// How the answer is shaped.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Options {
+    /// How many conditions to return, 1 to 20 (default 10).
     #[serde(default = "ten")]
+    #[schema(minimum = 1, maximum = 20, default = 10)]
     pub max_conditions: usize,
+    /// Add `supporting` and `opposing` findings to each condition (default true).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub explain: bool,
 }
 
@@ -160,4 +183,52 @@ pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -
         max_conditions: req.options.max_conditions,
         explain: req.options.explain,
     })
+}
+
+/// `GET /v1/symptoms`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SymptomList<'a> {
+    pub symptoms: Vec<Symptom<'a>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Symptom<'a> {
+    /// The id to send in `findings[].id`.
+    pub id: &'a str,
+    pub name: &'a str,
+    /// Whether the finding alone can make a triage urgent.
+    pub red_flag: bool,
+    /// Lay and clinical phrasings the service recognises.
+    pub phrases: Vec<&'a str>,
+}
+
+/// `GET /v1/conditions`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConditionList<'a> {
+    pub conditions: Vec<ConditionItem<'a>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConditionItem<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub icd10: &'a str,
+    #[schema(value_type = crate::openapi::LevelName)]
+    pub urgency: &'static str,
+    /// Where the knowledge base's facts about the condition come from.
+    pub source: &'a str,
+}
+
+impl<'a> SymptomList<'a> {
+    pub fn of(kb: &'a KnowledgeBase) -> Self {
+        let symptoms = kb.findings.iter().map(|f| Symptom { id: &f.id, name: &f.name, red_flag: f.red_flag, phrases: f.lay.iter().chain(&f.clinical).map(String::as_str).collect() }).collect();
+        SymptomList { symptoms }
+    }
+}
+
+impl<'a> ConditionList<'a> {
+    pub fn of(kb: &'a KnowledgeBase) -> Self {
+        let conditions = kb.conditions.iter().map(|c| ConditionItem { id: &c.id, name: &c.name, icd10: &c.icd10, urgency: c.urgency.as_str(), source: &c.source }).collect();
+        ConditionList { conditions }
+    }
 }

@@ -127,13 +127,14 @@ pub struct AgentActor {
     breaker: Breaker,
     deadline: Duration,
     stats: AgentStats,
+    metrics: Arc<metrics::AgentMetrics>,
 }
 
 impl AgentActor {
-    pub fn new(model: Arc<dyn AgentModel>, settings: &AgentSettings, bus: bus::Bus) -> AgentActor {
+    pub fn new(model: Arc<dyn AgentModel>, settings: &AgentSettings, bus: bus::Bus, metrics: metrics::AgentMetrics) -> AgentActor {
         let kind = model.kind();
         let version = model.version();
-        let pool = Arc::new(Pool::start(model, settings.workers, settings.queue, settings.max_batch, settings.max_wait));
+        let pool = Arc::new(Pool::start(model, settings.workers, settings.queue, settings.max_batch, settings.max_wait, metrics.batch_size.clone()));
         let state = Arc::new(AtomicU8::new(0));
         let watch = BreakerWatch { kind, state: state.clone(), bus };
         let backoff = Backoff { next: settings.breaker_backoff, max: settings.breaker_backoff_max.max(settings.breaker_backoff) };
@@ -142,7 +143,7 @@ impl AgentActor {
             .instrument(watch)
             .build();
         let stats = AgentStats { kind, version: version.clone(), breaker_state: state, pool: pool.counters.clone() };
-        AgentActor { kind, version, pool, breaker, deadline: settings.deadline, stats }
+        AgentActor { kind, version, pool, breaker, deadline: settings.deadline, stats, metrics: Arc::new(metrics) }
     }
 
     pub fn stats(&self) -> AgentStats {
@@ -180,7 +181,7 @@ impl Handler<Infer> for AgentActor {
 
     fn handle(&mut self, msg: Infer, _ctx: &mut Self::Context) -> Self::Result {
         // Nothing here blocks: submitting never waits and the answer is awaited off the loop.
-        let (kind, version, pool, breaker, deadline) = (self.kind, self.version.clone(), self.pool.clone(), self.breaker.clone(), self.deadline);
+        let (kind, version, pool, breaker, deadline, metrics) = (self.kind, self.version.clone(), self.pool.clone(), self.breaker.clone(), self.deadline, self.metrics.clone());
         Box::pin(async move {
             let started = Instant::now();
             let call = async {
@@ -203,7 +204,22 @@ impl Handler<Infer> for AgentActor {
                 Err(BreakerError::Inner(CallError::Failed)) => (AgentStatus::Failed, None),
                 Err(BreakerError::Inner(CallError::Overloaded)) => (AgentStatus::Overloaded, None),
             };
-            AgentReply { kind, version, status, output, latency_ms: started.elapsed().as_secs_f64() * 1e3 }
+            let elapsed = started.elapsed().as_secs_f64();
+            match status {
+                // Refused calls never reached the model: their time says nothing about it.
+                AgentStatus::CircuitOpen => metrics.circuit_open.inc(),
+                AgentStatus::Overloaded => metrics.queue_full.inc(),
+                AgentStatus::Ok => metrics.latency.observe(elapsed),
+                AgentStatus::Timeout => {
+                    metrics.timeouts.inc();
+                    metrics.latency.observe(elapsed);
+                }
+                AgentStatus::Failed => {
+                    metrics.failures.inc();
+                    metrics.latency.observe(elapsed);
+                }
+            }
+            AgentReply { kind, version, status, output, latency_ms: elapsed * 1e3 }
         })
     }
 }

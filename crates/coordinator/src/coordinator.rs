@@ -8,7 +8,9 @@ use kb::Case;
 use domain::{EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice};
 use kb::KnowledgeBase;
 use pipeline::Decision;
+use domain::TriageLevel;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -18,6 +20,13 @@ pub struct Coordinator {
     agents: Vec<Addr<AgentActor>>,
     kb: Arc<KnowledgeBase>,
     bus: Bus,
+    outcomes: Arc<OutcomeMetrics>,
+}
+
+/// Counters of answers, resolved once: one per level (in `TriageLevel::ALL` order) and degraded.
+struct OutcomeMetrics {
+    levels: [metrics::IntCounter; 5],
+    degraded: metrics::IntCounter,
 }
 
 impl Actor for Coordinator {
@@ -63,18 +72,45 @@ pub struct TriageOutcome {
 
 impl Coordinator {
     /// Starts one supervised actor per agent model and the coordinator, in the current actix
-    /// system. Returns the coordinator's address and each agent's live stats.
+    /// system. Returns the coordinator's address and each agent's live stats. Metrics go to a
+    /// registry of their own; see [`Coordinator::start_with_metrics`].
     pub fn start(kb: Arc<KnowledgeBase>, models: Vec<Arc<dyn AgentModel>>, settings: impl Fn(AgentKind) -> AgentSettings, bus: Bus) -> (Addr<Coordinator>, Vec<AgentStats>) {
+        Self::start_with_metrics(kb, models, settings, bus, &metrics::Metrics::new())
+    }
+
+    /// As [`Coordinator::start`], recording agent, triage and bus metrics in `metrics`. Queue
+    /// depths, breaker states and the bus's totals are read from the runtime when the metrics
+    /// are gathered.
+    pub fn start_with_metrics(
+        kb: Arc<KnowledgeBase>,
+        models: Vec<Arc<dyn AgentModel>>,
+        settings: impl Fn(AgentKind) -> AgentSettings,
+        bus: Bus,
+        metrics: &metrics::Metrics,
+    ) -> (Addr<Coordinator>, Vec<AgentStats>) {
         let mut agents = Vec::with_capacity(models.len());
         let mut stats = Vec::with_capacity(models.len());
+        let mut gauges = Vec::with_capacity(models.len());
         for model in models {
-            let actor = AgentActor::new(model.clone(), &settings(model.kind()), bus.clone());
+            let handles = metrics.agent(model.kind().as_str());
+            gauges.push((handles.breaker_state.clone(), handles.queue_depth.clone()));
+            let actor = AgentActor::new(model.clone(), &settings(model.kind()), bus.clone(), handles);
             stats.push(actor.stats());
             let cell = std::sync::Mutex::new(Some(actor));
             // Supervised: if the actor itself ever stops, it restarts with the same pool and model.
             agents.push(Supervisor::start(move |_| cell.lock().ok().and_then(|mut c| c.take()).expect("agent actor starts once")));
         }
-        let addr = Coordinator { agents, kb, bus }.start();
+        let watched = stats.clone();
+        metrics.on_gather(move |_| {
+            for (s, (breaker, depth)) in watched.iter().zip(&gauges) {
+                breaker.set(i64::from(s.breaker_state.load(Ordering::Relaxed)));
+                depth.set(i64::try_from(s.pool.queued.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+            }
+        });
+        let b = bus.clone();
+        metrics.on_gather(move |m| m.set_bus(b.published(), b.dropped(), b.subscribers()));
+        let outcomes = Arc::new(OutcomeMetrics { levels: TriageLevel::ALL.map(|l| metrics.level(l.as_str())), degraded: metrics.degraded() });
+        let addr = Coordinator { agents, kb, bus, outcomes }.start();
         (addr, stats)
     }
 }
@@ -108,6 +144,7 @@ impl Handler<Triage> for Coordinator {
         let agents = self.agents.clone();
         let kb = self.kb.clone();
         let bus = self.bus.clone();
+        let outcomes = self.outcomes.clone();
         Box::pin(async move {
             let started = Instant::now();
             let Triage { id, input } = msg;
@@ -148,6 +185,10 @@ impl Handler<Triage> for Coordinator {
             }
             out.decision = pipeline::decide_level(&kb, &input, out.emergency.as_ref(), out.findings.as_deref(), out.conditions.as_deref());
             out.total_ms = started.elapsed().as_secs_f64() * 1e3;
+            outcomes.levels[out.decision.level.index()].inc();
+            if out.degraded {
+                outcomes.degraded.inc();
+            }
             bus.publish(id, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms });
             Ok(out)
         })

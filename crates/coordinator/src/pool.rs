@@ -41,17 +41,19 @@ pub struct Pool {
 
 impl Pool {
     /// Starts `workers` threads sharing `model`, a queue of `queue` jobs, batches of at most
-    /// `max_batch` gathered for at most `max_wait` after the first job arrives.
-    pub fn start(model: Arc<dyn AgentModel>, workers: usize, queue: usize, max_batch: usize, max_wait: Duration) -> Pool {
+    /// `max_batch` gathered for at most `max_wait` after the first job arrives. Each batch's
+    /// size is observed in `batch_sizes`.
+    pub fn start(model: Arc<dyn AgentModel>, workers: usize, queue: usize, max_batch: usize, max_wait: Duration, batch_sizes: metrics::Histogram) -> Pool {
         let (tx, rx) = bounded::<Job>(queue.max(1));
         let counters = Arc::new(PoolCounters::default());
         for i in 0..workers.max(1) {
             let rx = rx.clone();
             let model = model.clone();
             let counters = counters.clone();
+            let batch_sizes = batch_sizes.clone();
             std::thread::Builder::new()
                 .name(format!("{}-{i}", model.kind().as_str()))
-                .spawn(move || worker(model, rx, max_batch.max(1), max_wait, counters))
+                .spawn(move || worker(model, rx, max_batch.max(1), max_wait, counters, batch_sizes))
                 .expect("spawning an agent worker thread");
         }
         Pool { tx, counters }
@@ -76,7 +78,7 @@ impl Pool {
     }
 }
 
-fn worker(model: Arc<dyn AgentModel>, rx: Receiver<Job>, max_batch: usize, max_wait: Duration, counters: Arc<PoolCounters>) {
+fn worker(model: Arc<dyn AgentModel>, rx: Receiver<Job>, max_batch: usize, max_wait: Duration, counters: Arc<PoolCounters>, batch_sizes: metrics::Histogram) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let until = Instant::now() + max_wait;
@@ -98,6 +100,7 @@ fn worker(model: Arc<dyn AgentModel>, rx: Receiver<Job>, max_batch: usize, max_w
         }
         counters.batches.fetch_add(1, Ordering::Relaxed);
         counters.items.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        batch_sizes.observe(jobs.len() as f64);
         let inputs: Vec<&Case> = jobs.iter().map(|j| j.input.as_ref()).collect();
         // The model is immutable, so after a panic the same worker safely goes on with it: that
         // is the restart. The panic is counted and every job in the batch fails.

@@ -243,3 +243,41 @@ async fn micro_batches_form_from_waiting_requests() {
     assert_eq!(items, 16);
     assert!(batches < 16, "16 waiting requests ran in {batches} batches: no batching");
 }
+
+/// The value of one series in Prometheus text, by its exact name and labels.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[actix_rt::test]
+async fn agent_outcomes_levels_and_breaker_states_reach_the_metrics() {
+    let mut d = doubles();
+    d[1] = Double::slow(AgentKind::ConditionMatcher, Duration::from_millis(400));
+    let metrics = metrics::Metrics::new();
+    let deadline = |k| if k == AgentKind::ConditionMatcher { Duration::from_millis(100) } else { Duration::from_secs(5) };
+    let (addr, _) = Coordinator::start_with_metrics(kb(), as_models(&d), |k| AgentSettings { deadline: deadline(k), breaker_backoff: Duration::from_secs(30), breaker_backoff_max: Duration::from_secs(30), ..settings() }, bus::Bus::new(256, 256), &metrics);
+    d[0].fail.store(true, Ordering::SeqCst);
+    // Three failures (and three timeouts) open both breakers; the fourth call is refused.
+    for _ in 0..4 {
+        assert!(triage(&addr, "x").await.unwrap().degraded);
+    }
+    let text = metrics.render();
+    let at = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    assert_eq!(at("triagent_agent_failures_total{agent=\"symptom_classifier\"}"), 3.0);
+    assert_eq!(at("triagent_agent_circuit_open_total{agent=\"symptom_classifier\"}"), 1.0);
+    assert_eq!(at("triagent_agent_breaker_state{agent=\"symptom_classifier\"}"), 1.0);
+    assert_eq!(at("triagent_agent_timeouts_total{agent=\"condition_matcher\"}"), 3.0);
+    assert_eq!(at("triagent_agent_circuit_open_total{agent=\"condition_matcher\"}"), 1.0);
+    assert_eq!(at("triagent_agent_breaker_state{agent=\"condition_matcher\"}"), 1.0);
+    // Refused calls are not timed: they never reached the agent.
+    assert_eq!(at("triagent_agent_latency_seconds_count{agent=\"symptom_classifier\"}"), 3.0);
+    assert_eq!(at("triagent_agent_latency_seconds_count{agent=\"treatment_retriever\"}"), 4.0);
+    assert_eq!(at("triagent_agent_batch_size_count{agent=\"treatment_retriever\"}"), 4.0);
+    assert_eq!(at("triagent_agent_failures_total{agent=\"treatment_retriever\"}"), 0.0);
+    assert_eq!(at("triagent_agent_breaker_state{agent=\"treatment_retriever\"}"), 0.0);
+    assert_eq!(at("triagent_agent_queue_depth{agent=\"treatment_retriever\"}"), 0.0);
+    assert_eq!(at("triagent_degraded_answers_total"), 4.0);
+    // The doubles' emergency detector says self-care, and no confident condition raises it.
+    assert_eq!(at("triagent_triage_levels_total{level=\"self_care\"}"), 4.0);
+    assert!(at("triagent_bus_events_published_total") >= 4.0 * 2.0);
+}

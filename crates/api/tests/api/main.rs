@@ -4,5 +4,7 @@
 mod helpers;
 mod bad_input;
 mod degraded;
+mod metrics_text;
+mod openapi_doc;
 mod triage;
 mod vignettes;

@@ -1,0 +1,226 @@
+//! The OpenAPI document: generated from the handlers' `#[utoipa::path]` declarations and the
+//! wire types' `ToSchema` derives, served at `/openapi.json` and browsed with the Swagger UI
+//! at `/docs/`.
+//!
+//! The closed vocabularies (levels, sex, advice kinds, agent statuses) are schemas built from
+//! the code's own lists, so the document cannot drift from what the service sends or accepts.
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Triagent",
+        description = "Medical triage from what a person says about their symptoms: findings, ranked conditions with ICD-10 codes, care advice and a triage level. Not a diagnosis and not a substitute for a clinician or emergency services."
+    ),
+    paths(
+        crate::post_triage,
+        crate::get_triage,
+        crate::symptoms,
+        crate::conditions,
+        crate::healthz,
+        crate::readyz,
+        crate::http_metrics::metrics_text,
+        document,
+        docs
+    ),
+    components(schemas(crate::error::ErrorBody, LevelName, SexName, AdviceKindName, AgentStatusName, bus::DiagnosisEvent, bus::DiagnosisEventKind, bus::RankedCode)),
+    modifiers(&EventStream),
+    tags(
+        (name = "triage", description = "Triage a request and read stored reports."),
+        (name = "vocabulary", description = "The symptoms and conditions the service knows."),
+        (name = "events", description = "The diagnosis event stream."),
+        (name = "operations", description = "Health, readiness, metrics and this documentation.")
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn document_json() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serialises"))
+}
+
+/// This OpenAPI document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "This OpenAPI 3.1 document.", content_type = "application/json"))
+)]
+pub(crate) async fn document() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(document_json())
+}
+
+/// The interactive documentation (Swagger UI), at `/docs/`.
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "operations",
+    responses((status = 308, description = "Redirects to the Swagger UI at `/docs/` (its assets are relative to that path).", headers(("Location" = String))))
+)]
+pub(crate) async fn docs() -> HttpResponse {
+    HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+}
+
+/// The Swagger UI's files under `/docs/`, reading the document from `/openapi.json` (served by
+/// [`document`], so the UI registers no route of its own for it).
+pub(crate) fn swagger_ui() -> SwaggerUi {
+    SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"]))
+}
+
+/// The route pattern of the Swagger UI's files.
+pub(crate) const SWAGGER_UI_ROUTE: &str = "/docs/{_:.*}";
+
+fn vocabulary(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).description(Some(description)).enum_values(Some(values)).build()))
+}
+
+/// A triage level (`domain::TriageLevel`).
+pub struct LevelName;
+
+impl PartialSchema for LevelName {
+    fn schema() -> RefOr<Schema> {
+        vocabulary(
+            "A triage level, most urgent first: emergency_ambulance (call an ambulance now), emergency (go to an emergency department now), consultation_24 (see a clinician within 24 hours), consultation (see a clinician soon), self_care (safe to manage at home, with the warning signs that change that).",
+            domain::TriageLevel::ALL.map(domain::TriageLevel::as_str),
+        )
+    }
+}
+
+impl ToSchema for LevelName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("TriageLevel")
+    }
+}
+
+/// Sex as the API accepts it (`domain::Sex`).
+pub struct SexName;
+
+impl PartialSchema for SexName {
+    fn schema() -> RefOr<Schema> {
+        vocabulary("Sex.", domain::Sex::ALL.map(domain::Sex::as_str))
+    }
+}
+
+impl ToSchema for SexName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Sex")
+    }
+}
+
+/// The kind of a care-advice entry (`kb::AdviceKind`).
+pub struct AdviceKindName;
+
+impl PartialSchema for AdviceKindName {
+    fn schema() -> RefOr<Schema> {
+        vocabulary("The kind of care advice: self_care, otc (over the counter), seek_care, emergency.", kb::AdviceKind::ALL.map(kb::AdviceKind::as_str))
+    }
+}
+
+impl ToSchema for AdviceKindName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("AdviceKind")
+    }
+}
+
+/// How an agent did on a request (`coordinator::AgentStatus` as the API reports it).
+pub struct AgentStatusName;
+
+impl PartialSchema for AgentStatusName {
+    fn schema() -> RefOr<Schema> {
+        use coordinator::AgentStatus::*;
+        let mut names: Vec<&'static str> = [Ok, Timeout, Failed, CircuitOpen, Overloaded].map(coordinator::AgentStatus::as_str).to_vec();
+        names.dedup();
+        vocabulary("How an agent did: ok, timeout (missed its deadline), failed (an error, or its queue was full), circuit_open (refused while its breaker is open).", names)
+    }
+}
+
+impl ToSchema for AgentStatusName {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("AgentStatus")
+    }
+}
+
+/// `GET /healthz`.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok`: the process is alive.
+    pub status: &'static str,
+}
+
+/// `GET /readyz` (200 when ready, 503 when not). Described here; the handler builds it.
+#[derive(ToSchema)]
+pub struct Readiness {
+    pub status: ReadyStatus,
+    /// `loaded`: the service only starts once its models are loaded.
+    pub models: String,
+    pub store: StoreReadiness,
+    /// Each agent by name (`symptom_classifier`, ...).
+    pub agents: BTreeMap<String, AgentReadiness>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum ReadyStatus {
+    Ready,
+    NotReady,
+}
+
+#[derive(ToSchema)]
+pub struct StoreReadiness {
+    /// The report store in use (`memory`).
+    pub kind: String,
+    /// `ok`, `degraded` (still ready) or `down` (not ready).
+    pub status: String,
+    /// Why the store is degraded or down.
+    pub reason: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct AgentReadiness {
+    /// The model version loaded.
+    pub model: String,
+    /// `closed`, `open` or `half_open`.
+    pub breaker: String,
+}
+
+/// `GET /v1/events`, declared by path only: its handler lives with the event stream, and a
+/// declaration there takes precedence over this one.
+struct EventStream;
+
+impl Modify for EventStream {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if openapi.paths.get_path_operation("/v1/events", HttpMethod::Get).is_some() {
+            return;
+        }
+        let last_event_id = ParameterBuilder::new()
+            .name("Last-Event-ID")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some("Resume after this event `seq` (sent by browsers on reconnection); events the replay buffer still holds are sent first."))
+            .schema(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))).minimum(Some(0)).build()))))
+            .build();
+        let stream = ResponseBuilder::new()
+            .description("Server-sent events: one JSON `DiagnosisEvent` per message, with `id:` set to its `seq`. A subscriber that falls behind is told how many events it missed.")
+            .content("text/event-stream", ContentBuilder::new().schema(Some(Ref::from_schema_name("DiagnosisEvent"))).build())
+            .build();
+        let op = OperationBuilder::new()
+            .tag("events")
+            .summary(Some("The diagnosis event stream."))
+            .operation_id(Some("events"))
+            .parameter(last_event_id)
+            .response("200", stream)
+            .build();
+        openapi.paths.add_path_operation("/v1/events", vec![HttpMethod::Get], op);
+    }
+}
