@@ -4,5 +4,7 @@
 mod helpers;
 mod bad_input;
 mod degraded;
+mod events;
+mod runtime;
 mod triage;
 mod vignettes;
