@@ -157,19 +157,7 @@ impl Application {
     /// so event streams end instead of holding the workers for `server.shutdown_timeout_secs`,
     /// and returns once the workers have let go of their connections.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
-        use futures_util::future::{Either, select};
-        let Application { server, bus, in_flight, .. } = self;
-        let handle = server.handle();
-        let mut running = actix_web::rt::spawn(server);
-        if let Either::Left((ended, _)) = select(&mut running, std::pin::pin!(shutdown)).await {
-            return ended.map_err(std::io::Error::other)?;
-        }
-        // The stop command is sent now; the returned future only reports completion.
-        let stopped = handle.stop(true);
-        in_flight.idle().await;
-        bus.close();
-        stopped.await;
-        running.await.map_err(std::io::Error::other)?
+        shutdown::serve(self.server, self.bus, self.in_flight, shutdown).await
     }
 }
 

@@ -6,10 +6,28 @@
 //! not know that an event stream would hold a worker for the whole shutdown timeout. Requests
 //! other than `GET /v1/events` are counted by a middleware, so we know when they are done.
 
-use actix_web::dev::ServiceRequest;
+use actix_web::dev::{Server, ServiceRequest};
+use futures_util::future::{Either, select};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
+
+/// Runs `server` until `signal`, then shuts down in the order above.
+pub(crate) async fn serve(server: Server, bus: bus::Bus, in_flight: InFlight, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+    let handle = server.handle();
+    let mut running = actix_web::rt::spawn(server);
+    if let Either::Left((ended, _)) = select(&mut running, std::pin::pin!(signal)).await {
+        return ended.map_err(std::io::Error::other)?;
+    }
+    // Stops accepting now (the returned future only reports completion); the workers go on
+    // with the connections they have, and the coordinator and agents keep running for them.
+    let stopped = handle.stop(true);
+    in_flight.idle().await;
+    // Event streams would otherwise hold the workers until the shutdown timeout.
+    bus.close();
+    stopped.await;
+    running.await.map_err(std::io::Error::other)?
+}
 
 /// How many ordinary (non-streaming) requests are being handled.
 #[derive(Clone, Default)]
