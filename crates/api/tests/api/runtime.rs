@@ -123,7 +123,6 @@ async fn shutdown_finishes_requests_in_flight_then_ends_event_streams() {
     for _ in 0..N {
         received.next_event().await;
     }
-    let stopping = Instant::now();
     stop.send(()).unwrap();
     let mut ids = Vec::new();
     for c in calls {
