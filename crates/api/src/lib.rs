@@ -4,19 +4,23 @@
 //! coordinator and its agent actors, and binds the listener; tests build it on port 0 and read
 //! the bound port. Handlers validate, hand the request to the coordinator actor, keep the
 //! answer in the report store, and reply; they never run inference themselves.
+//! `GET /v1/events` streams the event bus as server-sent events ([`events`]); shutdown drains
+//! in-flight requests before ending those streams ([`shutdown`]).
 
 mod answer;
 mod error;
 mod storage;
 mod http_metrics;
 pub mod openapi;
+mod events;
+mod shutdown;
 mod wire;
 
 pub use answer::DISCLAIMER;
 pub use error::ApiError;
 
 use actix::Addr;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service as _};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, guard, web};
 use coordinator::{AgentKind, AgentModel, AgentSettings, AgentStats, Coordinator, Triage};
@@ -48,6 +52,7 @@ const ROUTES: &[(Method, &str, fn() -> actix_web::Route)] = &[
     (Method::GET, "/v1/triage/{id}", || web::get().to(get_triage)),
     (Method::GET, "/v1/symptoms", || web::get().to(symptoms)),
     (Method::GET, "/v1/conditions", || web::get().to(conditions)),
+    (Method::GET, "/v1/events", || web::get().to(events::events)),
     (Method::GET, "/healthz", || web::get().to(healthz)),
     (Method::GET, "/readyz", || web::get().to(readyz)),
     (Method::GET, "/metrics", || web::get().to(http_metrics::metrics_text)),
@@ -72,6 +77,8 @@ fn register_routes(cfg: &mut web::ServiceConfig) {
 pub struct Application {
     port: u16,
     server: Server,
+    bus: bus::Bus,
+    in_flight: shutdown::InFlight,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,30 +141,53 @@ impl Application {
         let listener = TcpListener::bind(&addr).map_err(|e| BuildError::Bind { addr: addr.clone(), source: e })?;
         let port = listener.local_addr().map_err(|e| BuildError::Bind { addr, source: e })?.port();
         let workers = settings.server.workers;
-        let state = web::Data::new(AppState { kb, coordinator, store, bus, agents: stats, settings, metrics });
+        let shutdown_timeout = settings.server.shutdown_timeout_secs;
+        let in_flight = shutdown::InFlight::default();
+        let state = web::Data::new(AppState { kb, coordinator, store, bus: bus.clone(), agents: stats, settings, metrics });
+        let tracker = in_flight.clone();
         let server = HttpServer::new(move || {
+            let tracker = tracker.clone();
             App::new()
                 .wrap(http_metrics::RecordRequests(http.clone()))
                 .app_data(state.clone())
+                .wrap_fn(move |req, srv| {
+                    let guard = tracker.track(&req);
+                    let response = srv.call(req);
+                    async move {
+                        let response = response.await;
+                        drop(guard);
+                        response
+                    }
+                })
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report").into()))
                 .configure(register_routes)
                 .default_service(web::to(not_found))
         })
         .workers(workers)
+        // Signals are handled in `run_until_stopped`, which orders the shutdown.
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout)
         .listen(listener)
         .map_err(|e| BuildError::Bind { addr: "listener".into(), source: e })?
         .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, bus, in_flight })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// Serves until the server stops (on SIGINT/SIGTERM actix stops accepting and finishes the
-    /// requests in flight).
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully (see [`Application::run_until`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.run_until(shutdown::os_signal()).await
+    }
+
+    /// Serves until `shutdown` resolves, then: stops accepting connections, lets every request
+    /// in flight finish (the agents and the coordinator keep running for them), closes the bus
+    /// so event streams end instead of holding the workers for `server.shutdown_timeout_secs`,
+    /// and returns once the workers have let go of their connections.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+        shutdown::serve(self.server, self.bus, self.in_flight, shutdown).await
     }
 }
 

@@ -25,6 +25,10 @@ pub struct Server {
     pub max_body_bytes: usize,
     pub max_text_chars: usize,
     pub retry_after_secs: u64,
+    /// Seconds the server waits, after SIGTERM/SIGINT, for open connections before dropping them.
+    pub shutdown_timeout_secs: u64,
+    /// Milliseconds between `: keep-alive` comments on an idle event stream.
+    pub event_heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -193,6 +197,9 @@ impl Settings {
         let bad = |m: &str| Err(SettingsError(m.to_string()));
         if self.server.workers == 0 {
             return bad("server.workers must be at least 1");
+        }
+        if self.server.event_heartbeat_ms == 0 {
+            return bad("server.event_heartbeat_ms must be at least 1");
         }
         if self.store.capacity == 0 || self.bus.capacity == 0 {
             return bad("store.capacity and bus.capacity must be at least 1");

@@ -6,5 +6,7 @@ mod bad_input;
 mod degraded;
 mod metrics_text;
 mod openapi_doc;
+mod events;
+mod runtime;
 mod triage;
 mod vignettes;

@@ -1,0 +1,199 @@
+//! `GET /v1/events`: the diagnosis event bus as server-sent events.
+//!
+//! One bus event per SSE message, with `id: <seq>` (so a browser's `EventSource` resumes by
+//! itself with `Last-Event-ID`), `event: <type>` and the event as one line of JSON. Query
+//! `type` and `level` (comma-separated, repeatable) filter; `Last-Event-ID` or `?after=`
+//! resumes from the bus's replay buffer. Lost events (a resume older than the replay buffer, or
+//! a client too slow for the bus) become an `event: gap` message with `{"missed": n}`: the bus
+//! never waits for a reader, so a slow client can never slow triage. An idle stream gets a
+//! `: keep-alive` comment every `server.event_heartbeat_ms`. When the bus closes (shutdown),
+//! the stream ends.
+
+use crate::{ApiError, AppState};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, HeaderName};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bus::{DiagnosisEventKind, Filter, Item, Subscription};
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const LAST_EVENT_ID: &str = "Last-Event-ID";
+const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+/// Sent first, so the response head and a first byte go out at once: a client knows it is
+/// subscribed (anything published from then on reaches it) without waiting for an event.
+const SUBSCRIBED: &[u8] = b": subscribed\n\n";
+/// Values echoed back in error messages are cut to this many characters.
+const ECHO: usize = 64;
+
+pub(crate) async fn events(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (filter, after) = parse_request(&req)?;
+    let sub = state.bus.subscribe(filter, after);
+    let heartbeat = Duration::from_millis(state.settings.server.event_heartbeat_ms);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((CACHE_CONTROL, "no-cache"))
+        // Tells nginx-style proxies not to buffer the stream.
+        .insert_header((HeaderName::from_static("x-accel-buffering"), "no"))
+        .streaming(stream(sub, heartbeat)))
+}
+
+fn bad(code: &'static str, field: &str, message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message).field(field)
+}
+
+fn echo(s: &str) -> String {
+    s.chars().take(ECHO).collect()
+}
+
+/// The filter and the resume point. `Last-Event-ID` wins over `?after=`: a browser that
+/// reconnects keeps the URL it started with and sends the last id it saw in the header.
+fn parse_request(req: &HttpRequest) -> Result<(Filter, Option<u64>), ApiError> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "the query string is not valid URL encoding"))?
+        .into_inner();
+    let mut filter = Filter::all();
+    let mut after = None;
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "type" => add_values(&mut filter.types, "type", value, &DiagnosisEventKind::TYPE_NAMES)?,
+            "level" => add_values(&mut filter.levels, "level", value, &bus::event::LEVELS)?,
+            "after" => after = Some(parse_seq("after", value)?),
+            other => return Err(bad("unknown_parameter", &echo(other), format!("unknown query parameter '{}': use type, level or after", echo(other)))),
+        }
+    }
+    if let Some(h) = req.headers().get(LAST_EVENT_ID) {
+        let v = h.to_str().map_err(|_| bad("invalid_last_event_id", LAST_EVENT_ID, "Last-Event-ID must be an event id (a whole number)".into()))?;
+        // An empty Last-Event-ID means "no last id" in the SSE model.
+        if !v.trim().is_empty() {
+            after = Some(parse_seq(LAST_EVENT_ID, v.trim())?);
+        }
+    }
+    Ok((filter, after))
+}
+
+/// Adds comma-separated `value` to `list`; every item must be one of `known`, so a typo is a
+/// 400 naming it rather than a stream that stays silent forever.
+fn add_values(list: &mut Option<Vec<String>>, field: &str, value: &str, known: &[&str]) -> Result<(), ApiError> {
+    let list = list.get_or_insert_with(Vec::new);
+    for item in value.split(',').map(str::trim) {
+        if !known.contains(&item) {
+            let shown = if item.is_empty() { "an empty value".to_string() } else { format!("'{}'", echo(item)) };
+            return Err(bad("invalid_filter", field, format!("{field}: {shown} is not one of {}", known.join(", "))));
+        }
+        if !list.iter().any(|x| x == item) {
+            list.push(item.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn parse_seq(field: &str, value: &str) -> Result<u64, ApiError> {
+    value.parse::<u64>().map_err(|_| bad("invalid_last_event_id", field, format!("{field} must be an event id (a whole number), got '{}'", echo(value))))
+}
+
+/// One SSE message for one bus item.
+fn frame(item: &Item) -> Bytes {
+    match item {
+        Item::Event(e) => match serde_json::to_string(e) {
+            Ok(json) => Bytes::from(format!("id: {}\nevent: {}\ndata: {json}\n\n", e.seq, e.type_name())),
+            // Cannot happen with the bus's types; if it ever did, the client hears about a hole
+            // instead of the stream breaking.
+            Err(_) => Bytes::from(format!("event: gap\ndata: {{\"missed\":1,\"unencodable\":{}}}\n\n", e.seq)),
+        },
+        Item::Gap { missed } => Bytes::from(format!("event: gap\ndata: {{\"missed\":{missed}}}\n\n")),
+    }
+}
+
+struct State {
+    sub: Subscription,
+    heartbeat: Duration,
+    /// When the next keep-alive is due: `heartbeat` after the last thing sent.
+    due: Instant,
+    started: bool,
+}
+
+/// The response body: `: subscribed`, then bus items and keep-alives, until the bus closes.
+/// Waiting on the subscription under a timeout is safe because `Subscription::next` is
+/// cancel-safe: a heartbeat never loses an event.
+fn stream(sub: Subscription, heartbeat: Duration) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    let state = State { sub, heartbeat, due: Instant::now() + heartbeat, started: false };
+    futures_util::stream::unfold(state, |mut s| async move {
+        if !s.started {
+            s.started = true;
+            return Some((Ok::<_, Infallible>(Bytes::from_static(SUBSCRIBED)), s));
+        }
+        let bytes = match tokio::time::timeout_at(s.due, s.sub.next()).await {
+            Err(_) => Bytes::from_static(KEEP_ALIVE),
+            Ok(Some(item)) => frame(&item),
+            Ok(None) => return None,
+        };
+        s.due = Instant::now() + s.heartbeat;
+        Some((Ok(bytes), s))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+    use bus::Bus;
+    use futures_util::StreamExt;
+    use uuid::Uuid;
+
+    fn parse(uri: &str, last: Option<&str>) -> Result<(Filter, Option<u64>), ApiError> {
+        let mut r = TestRequest::get().uri(uri);
+        if let Some(l) = last {
+            r = r.insert_header((LAST_EVENT_ID, l));
+        }
+        parse_request(&r.to_http_request())
+    }
+
+    #[test]
+    fn filters_and_resume_points_parse() {
+        let (f, after) = parse("/v1/events?type=triage_completed,emergency_assessed&level=emergency&type=triage_completed", None).unwrap();
+        assert_eq!(f.types.unwrap(), ["triage_completed", "emergency_assessed"]);
+        assert_eq!(f.levels.unwrap(), ["emergency"]);
+        assert_eq!(after, None);
+        assert_eq!(parse("/v1/events?after=7", None).unwrap().1, Some(7));
+        assert_eq!(parse("/v1/events?after=7", Some("12")).unwrap().1, Some(12), "the header wins");
+        assert_eq!(parse("/v1/events", Some(" ")).unwrap().1, None);
+    }
+
+    #[test]
+    fn bad_filters_name_their_field() {
+        for (uri, last, code, field) in [
+            ("/v1/events?type=nope", None, "invalid_filter", "type"),
+            ("/v1/events?type=", None, "invalid_filter", "type"),
+            ("/v1/events?type=triage_completed,,", None, "invalid_filter", "type"),
+            ("/v1/events?level=urgent", None, "invalid_filter", "level"),
+            ("/v1/events?after=-1", None, "invalid_last_event_id", "after"),
+            ("/v1/events", Some("abc"), "invalid_last_event_id", LAST_EVENT_ID),
+            ("/v1/events?colour=blue", None, "unknown_parameter", "colour"),
+        ] {
+            let e = parse(uri, last).unwrap_err();
+            assert_eq!((e.status, e.code, e.field.as_deref()), (StatusCode::BAD_REQUEST, code, Some(field)), "{uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_stream_frames_events_gaps_and_keep_alives_and_ends_with_the_bus() {
+        let bus = Bus::new(16, 2);
+        for _ in 0..3 {
+            bus.publish(Uuid::nil(), DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
+        }
+        // The replay buffer holds 2 of 3: resuming from the start is a gap of one, then two events.
+        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), Some(0)), Duration::from_millis(50)));
+        let mut next = async || String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert_eq!(next().await, ": subscribed\n\n");
+        assert_eq!(next().await, "event: gap\ndata: {\"missed\":1}\n\n");
+        let m = next().await;
+        assert!(m.starts_with("id: 2\nevent: agent_degraded\ndata: {\"seq\":2,"), "{m}");
+        assert!(m.ends_with("}\n\n") && m.matches('\n').count() == 4, "{m}");
+        assert!(next().await.starts_with("id: 3\n"));
+        assert_eq!(next().await, ": keep-alive\n\n");
+        bus.close();
+        assert!(s.next().await.is_none());
+    }
+}

@@ -1,0 +1,185 @@
+//! The real `triagent serve` binary as a child process: settings from environment variables,
+//! and a graceful shutdown on SIGTERM with requests in flight.
+//!
+//! These live here rather than in the API's test binary because only this crate's tests get
+//! `CARGO_BIN_EXE_triagent`: cargo builds the binary first and hands over its exact path, so
+//! the test never runs a stale or missing binary.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Generous: a debug build loading four models on a loaded 2-core machine.
+const WAIT: Duration = Duration::from_secs(180);
+
+/// A running `triagent serve`, killed if the test ends early.
+struct Serve {
+    child: Child,
+    port: u16,
+    /// Lines of the child's stderr, read on a thread so the pipe never fills up.
+    stderr: mpsc::Receiver<String>,
+    log: Vec<String>,
+}
+
+/// A port nobody listens on right now. The child binds it a moment later; another process
+/// taking it in between would make the child fail loudly, not the test pass wrongly.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Serve {
+    /// Starts the binary with only `env` as its `TRIAGENT…` environment, and waits until it
+    /// says it is ready (on the port it was given through the environment).
+    fn start(env: &[(&str, String)]) -> Serve {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_triagent"));
+        cmd.arg("serve").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        for (k, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("TRIAGENT")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("TRIAGENT_ENV", "development").env("TRIAGENT__SERVER__PORT", port.to_string());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("the triagent binary starts");
+        let pipe = child.stderr.take().unwrap();
+        let (tx, stderr) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut serve = Serve { child, port, stderr, log: Vec::new() };
+        let ready = format!("ready on port {port} ");
+        serve.wait_for_line(|l| l.contains(&ready));
+        serve
+    }
+
+    fn wait_for_line(&mut self, wanted: impl Fn(&str) -> bool) {
+        let until = Instant::now() + WAIT;
+        loop {
+            match self.stderr.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(line) => {
+                    let found = wanted(&line);
+                    self.log.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!("triagent did not print the expected line; stderr: {:#?}", self.log),
+            }
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().expect("kill runs").success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    fn wait_exit(&mut self) -> ExitStatus {
+        let until = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                self.log.extend(self.stderr.try_iter());
+                return status;
+            }
+            assert!(Instant::now() < until, "triagent did not exit; stderr: {:#?}", self.log);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Posts a triage request; returns when the answer arrived with the answer.
+async fn post(client: reqwest::Client, base: String, text: String) -> (Instant, reqwest::Result<reqwest::Response>) {
+    let r = client.post(format!("{base}/v1/triage")).json(&json!({"text": text})).send().await;
+    (Instant::now(), r)
+}
+
+#[tokio::test]
+async fn settings_come_from_environment_variables() {
+    // The port (in `start`) and one agent's runtime: the condition matcher waits 300 ms for a
+    // micro-batch to fill, so its latency shows the override took effect.
+    let mut serve = Serve::start(&[
+        ("TRIAGENT__AGENTS__CONDITION_MATCHER__MAX_WAIT_US", "300000".into()),
+        ("TRIAGENT__AGENTS__CONDITION_MATCHER__DEADLINE_MS", "30000".into()),
+    ]);
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{}/healthz", serve.base())).send().await.expect("listening on the port from the environment");
+    assert_eq!(health.status(), 200);
+    let r = post(client.clone(), serve.base(), "a sore throat and a cough".into()).await.1.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["degraded"], false, "{body}");
+    let waited = body["agents"]["condition_matcher"]["latency_ms"].as_f64().unwrap();
+    assert!(waited >= 300.0, "condition_matcher answered in {waited} ms: the override was not applied");
+    serve.signal("INT");
+    assert_eq!(serve.wait_exit().code(), Some(0), "{:#?}", serve.log);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_requests_in_flight_and_exits_0() {
+    // Every agent holds its first request up to 4 s waiting for a batch to fill, so the burst
+    // below is still in flight when SIGTERM arrives.
+    let mut serve = Serve::start(&[
+        ("TRIAGENT__AGENTS__DEFAULT__MAX_WAIT_US", "4000000".into()),
+        ("TRIAGENT__AGENTS__DEFAULT__MAX_BATCH", "64".into()),
+        ("TRIAGENT__AGENTS__DEFAULT__DEADLINE_MS", "60000".into()),
+        ("TRIAGENT__SERVER__SHUTDOWN_TIMEOUT_SECS", "600".into()),
+    ]);
+    let base = serve.base();
+    let client = reqwest::Client::new();
+    let mut events = client.get(format!("{base}/v1/events?type=triage_received,triage_completed")).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    const N: usize = 16;
+    let calls: Vec<_> = (0..N).map(|i| tokio::spawn(post(client.clone(), base.clone(), format!("a headache for {i} days")))).collect();
+    // Wait until the service has taken every request (one `triage_received` event each).
+    let mut text = String::new();
+    while text.matches("event: triage_received").count() < N {
+        let chunk = tokio::time::timeout(WAIT, events.chunk()).await.expect("events in time").unwrap().expect("the stream is open");
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert_eq!(text.matches("event: triage_completed").count(), 0, "the requests must still be in flight");
+    let sent = Instant::now();
+    serve.signal("TERM");
+
+    let mut answered_after_signal = 0;
+    for c in calls {
+        let (at, r) = c.await.unwrap();
+        let r = r.expect("an accepted request is answered");
+        answered_after_signal += usize::from(at > sent);
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["degraded"], false, "{body}");
+        for agent in ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"] {
+            assert_eq!(body["agents"][agent]["status"], "ok", "{body}");
+        }
+        assert!(body["triage"]["level"].is_string() && !body["conditions"].as_array().unwrap().is_empty(), "{body}");
+    }
+    assert!(answered_after_signal > 0, "no request was in flight at SIGTERM");
+    // Their events were flushed before the stream ended, and it does end.
+    loop {
+        match tokio::time::timeout(WAIT, events.chunk()).await.expect("the stream ends in time") {
+            Ok(Some(chunk)) => text.push_str(std::str::from_utf8(&chunk).unwrap()),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert_eq!(text.matches("event: triage_completed").count(), N, "{text}");
+    let status = serve.wait_exit();
+    assert_eq!(status.code(), Some(0), "{:#?}", serve.log);
+    assert!(serve.log.iter().any(|l| l.contains("stopped")), "{:#?}", serve.log);
+}
