@@ -13,11 +13,13 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub retry_after: Option<u64>,
+    /// Adds `WWW-Authenticate: Bearer` (a 401 says how to authenticate).
+    pub www_authenticate: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None, retry_after: None }
+        ApiError { status, code, message: message.into(), field: None, retry_after: None, www_authenticate: false }
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -69,6 +71,9 @@ impl ResponseError for ApiError {
         let mut r = HttpResponse::build(self.status);
         if let Some(s) = self.retry_after {
             r.insert_header(("Retry-After", s.to_string()));
+        }
+        if self.www_authenticate {
+            r.insert_header(("WWW-Authenticate", "Bearer realm=\"triagent\""));
         }
         r.json(ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } })
     }

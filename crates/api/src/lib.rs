@@ -8,6 +8,7 @@
 //! in-flight requests before ending those streams ([`shutdown`]).
 
 mod answer;
+mod auth;
 mod error;
 mod storage;
 mod http_metrics;
@@ -17,6 +18,7 @@ mod shutdown;
 mod wire;
 
 pub use answer::DISCLAIMER;
+pub use auth::{Access, Caller};
 pub use error::ApiError;
 
 use actix::Addr;
@@ -43,30 +45,45 @@ pub struct AppState {
     pub agents: Vec<AgentStats>,
     pub settings: Settings,
     pub metrics: Arc<metrics::Metrics>,
+    pub auth: Arc<auth::Auth>,
 }
 
-/// Every route the service serves: method, pattern, handler. Registration, the metrics' route
-/// labels and the OpenAPI test all read this one list.
-const ROUTES: &[(Method, &str, fn() -> actix_web::Route)] = &[
-    (Method::POST, "/v1/triage", || web::post().to(post_triage)),
-    (Method::GET, "/v1/triage/{id}", || web::get().to(get_triage)),
-    (Method::GET, "/v1/symptoms", || web::get().to(symptoms)),
-    (Method::GET, "/v1/conditions", || web::get().to(conditions)),
-    (Method::GET, "/v1/events", || web::get().to(events::events)),
-    (Method::GET, "/healthz", || web::get().to(healthz)),
-    (Method::GET, "/readyz", || web::get().to(readyz)),
-    (Method::GET, "/metrics", || web::get().to(http_metrics::metrics_text)),
-    (Method::GET, "/openapi.json", || web::get().to(openapi::document)),
-    (Method::GET, "/docs", || web::get().to(openapi::docs)),
+use store::Scope;
+
+/// Every route the service serves: method, pattern, who may call it, handler. Registration,
+/// the API-key middleware, the metrics' route labels, the OpenAPI document's security and the
+/// tests all read this one list.
+const ROUTES: &[(Method, &str, Access, fn() -> actix_web::Route)] = &[
+    (Method::POST, "/v1/triage", Access::Scoped(Scope::TriageWrite), || web::post().to(post_triage)),
+    (Method::GET, "/v1/triage/{id}", Access::Scoped(Scope::ReportsRead), || web::get().to(get_triage)),
+    (Method::GET, "/v1/symptoms", Access::AnyKey, || web::get().to(symptoms)),
+    (Method::GET, "/v1/conditions", Access::AnyKey, || web::get().to(conditions)),
+    (Method::GET, "/v1/events", Access::Scoped(Scope::EventsRead), || web::get().to(events::events)),
+    (Method::GET, "/healthz", Access::Public, || web::get().to(healthz)),
+    (Method::GET, "/readyz", Access::Public, || web::get().to(readyz)),
+    (Method::GET, "/metrics", Access::Public, || web::get().to(http_metrics::metrics_text)),
+    (Method::GET, "/openapi.json", Access::Public, || web::get().to(openapi::document)),
+    (Method::GET, "/docs", Access::Public, || web::get().to(openapi::docs)),
 ];
 
 /// `(method, pattern)` of every route in [`ROUTES`], plus the Swagger UI's files.
 pub fn routes() -> Vec<(&'static str, &'static str)> {
-    ROUTES.iter().map(|(m, p, _)| (m.as_str(), *p)).chain([("GET", openapi::SWAGGER_UI_ROUTE)]).collect()
+    ROUTES.iter().map(|(m, p, _, _)| (m.as_str(), *p)).chain([("GET", openapi::SWAGGER_UI_ROUTE)]).collect()
+}
+
+/// `(method, pattern, access)` of every route in [`ROUTES`].
+pub fn route_access() -> Vec<(&'static str, &'static str, Access)> {
+    ROUTES.iter().map(|(m, p, a, _)| (m.as_str(), *p, *a)).collect()
+}
+
+/// The access a route pattern (a resource name) asks for. Everything not in [`ROUTES`] (the
+/// Swagger UI's files, the 404 for unknown paths) is public.
+fn access_of(route: Option<&str>) -> Access {
+    route.and_then(|r| ROUTES.iter().find(|x| x.1 == r)).map_or(Access::Public, |x| x.2)
 }
 
 fn register_routes(cfg: &mut web::ServiceConfig) {
-    for (method, path, route) in ROUTES {
+    for (method, path, _, route) in ROUTES {
         // Named by its pattern so the metrics read the route label without allocating; the
         // method guard sits on the resource, as `App::route` puts it.
         cfg.service(web::resource(*path).name(path).guard(guard::Method(method.clone())).route(route()));
@@ -79,6 +96,8 @@ pub struct Application {
     server: Server,
     bus: bus::Bus,
     in_flight: shutdown::InFlight,
+    auth: Arc<auth::Auth>,
+    audit_task: tokio::task::JoinHandle<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,20 +153,40 @@ impl Application {
     pub async fn build_with_agents(settings: Settings, kb: Arc<KnowledgeBase>, agents: Vec<Arc<dyn AgentModel>>) -> Result<Application, BuildError> {
         let bus = bus::Bus::new(settings.bus.capacity, settings.bus.replay);
         let (store, _event_sink) = storage::open(&settings, &bus).await.map_err(BuildError::Store)?;
+        let keys = storage::open_keys(&settings).map_err(BuildError::Store)?;
+        let auth = Arc::new(auth::Auth::new(&settings.auth, keys));
+        let flush_every = Duration::from_millis(settings.auth.audit_flush_ms);
+        let flusher = auth.clone();
+        let audit_task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(flush_every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                flusher.flush().await;
+            }
+        });
         let metrics = metrics::Metrics::new();
         let (coordinator, stats) = Coordinator::start_with_metrics(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone(), &metrics);
         let http = metrics.http(ROUTES.iter().map(|r| r.1).chain([openapi::SWAGGER_UI_ROUTE]));
+        if settings.auth.required {
+            tracing::info!(keys = auth.keys().kind(), "API keys required on /v1 routes");
+        }
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
         let listener = TcpListener::bind(&addr).map_err(|e| BuildError::Bind { addr: addr.clone(), source: e })?;
         let port = listener.local_addr().map_err(|e| BuildError::Bind { addr, source: e })?.port();
         let workers = settings.server.workers;
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let in_flight = shutdown::InFlight::default();
-        let state = web::Data::new(AppState { kb, coordinator, store, bus: bus.clone(), agents: stats, settings, metrics });
+        let state = web::Data::new(AppState { kb, coordinator, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
+        let gate = auth.clone();
         let tracker = in_flight.clone();
         let server = HttpServer::new(move || {
             let tracker = tracker.clone();
             App::new()
+                // Innermost: the API key is checked after routing is known and before any
+                // handler runs; a refusal is an ordinary response the layers above count.
+                .wrap(auth::RequireKey(gate.clone()))
                 .wrap(http_metrics::RecordRequests(http.clone()))
                 .app_data(state.clone())
                 .wrap_fn(move |req, srv| {
@@ -170,7 +209,7 @@ impl Application {
         .listen(listener)
         .map_err(|e| BuildError::Bind { addr: "listener".into(), source: e })?
         .run();
-        Ok(Application { port, server, bus, in_flight })
+        Ok(Application { port, server, bus, in_flight, auth, audit_task })
     }
 
     pub fn port(&self) -> u16 {
@@ -187,7 +226,11 @@ impl Application {
     /// so event streams end instead of holding the workers for `server.shutdown_timeout_secs`,
     /// and returns once the workers have let go of their connections.
     pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
-        shutdown::serve(self.server, self.bus, self.in_flight, shutdown).await
+        let result = shutdown::serve(self.server, self.bus, self.in_flight, shutdown).await;
+        // The last key-use counts, once no request can add to them.
+        self.audit_task.abort();
+        self.auth.flush().await;
+        result
     }
 }
 
@@ -225,7 +268,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
         (status = 503, description = "Every agent queue is full (`overloaded`) or the store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying (with `overloaded`)."))),
     )
 )]
-async fn post_triage(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let limit = state.settings.server.max_body_bytes;
     if req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is limited to {limit} bytes")));
@@ -256,7 +299,7 @@ async fn post_triage(req: HttpRequest, payload: web::Payload, state: web::Data<A
         level: outcome.decision.level.as_str().into(),
         top_condition: outcome.conditions.as_ref().and_then(|c| c.first()).map(|r| state.kb.conditions[r.condition].icd10.clone()),
         degraded: outcome.degraded,
-        api_key_id: None,
+        api_key_id: caller.key_id(),
         body: body.clone(),
         free_text: Some(v.input.text.clone()).filter(|t| !t.is_empty()).map(store::FreeText::new),
     };
@@ -277,11 +320,13 @@ async fn post_triage(req: HttpRequest, payload: web::Payload, state: web::Data<A
         (status = 503, description = "The store is unavailable (`store_unavailable`).", body = error::ErrorBody),
     )
 )]
-async fn get_triage(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn get_triage(caller: Caller, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let id = Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report"))?;
     match state.store.get(id).await {
-        Ok(Some(r)) => Ok(HttpResponse::Ok().json(r.body)),
-        Ok(None) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report")),
+        // Another key's report is "not found", not "forbidden": a key cannot even learn which
+        // ids exist.
+        Ok(Some(r)) if caller.may_read(r.api_key_id) => Ok(HttpResponse::Ok().json(r.body)),
+        Ok(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report")),
         Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())),
     }
 }

@@ -34,7 +34,7 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
         docs
     ),
     components(schemas(crate::error::ErrorBody, LevelName, SexName, AdviceKindName, AgentStatusName, bus::DiagnosisEvent, bus::DiagnosisEventKind, bus::RankedCode)),
-    modifiers(&EventStream),
+    modifiers(&EventStream, &Security),
     tags(
         (name = "triage", description = "Triage a request and read stored reports."),
         (name = "vocabulary", description = "The symptoms and conditions the service knows."),
@@ -222,5 +222,50 @@ impl Modify for EventStream {
             .response("200", stream)
             .build();
         openapi.paths.add_path_operation("/v1/events", vec![HttpMethod::Get], op);
+    }
+}
+
+/// The API keys: a bearer security scheme, and on every `/v1` operation the scope it needs
+/// (from [`crate::ROUTES`], the table the middleware enforces) and its 401, 403 and 429.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use crate::Access;
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key from `triagent keys create`, as `Authorization: Bearer tri_...`. Required on /v1 routes when auth.required is on (production); without it, a request with no key is served and one with a key is still checked."))
+                    .build(),
+            ),
+        );
+        let error = |description: &str| {
+            RefOr::T(ResponseBuilder::new().description(description).content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build()).build())
+        };
+        for (method, path, access) in crate::route_access() {
+            let scopes: Vec<String> = match access {
+                Access::Public => continue,
+                Access::AnyKey => Vec::new(),
+                Access::Scoped(s) => vec![s.as_str().to_string()],
+            };
+            let Some(item) = openapi.paths.paths.get_mut(path) else { continue };
+            let op = match method {
+                "GET" => item.get.as_mut(),
+                "POST" => item.post.as_mut(),
+                _ => None,
+            };
+            let Some(op) = op else { continue };
+            op.security = Some(vec![SecurityRequirement::new("api_key", scopes.clone())]);
+            let r = &mut op.responses.responses;
+            r.insert("401".into(), error("No API key (`missing_api_key`), a malformed Authorization header (`invalid_authorization`), or an unknown or revoked key (`invalid_api_key`). Carries `WWW-Authenticate: Bearer`."));
+            if !scopes.is_empty() {
+                r.insert("403".into(), error("The key lacks this route's scope (`insufficient_scope`)."));
+            }
+            r.insert("429".into(), error("The key is over its request rate (`rate_limited`); `Retry-After` says when to retry."));
+        }
     }
 }

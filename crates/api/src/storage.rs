@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use settings::Settings;
-use store::{EventSink, MemoryStore, PgConfig, PgStore, ReportStore};
+use store::{EventSink, FileKeys, KeyStore, MemoryStore, PgConfig, PgKeys, PgStore, ReportStore};
 
 pub(crate) async fn open(settings: &Settings, bus: &bus::Bus) -> Result<(Arc<dyn ReportStore>, EventSink), String> {
     let db = &settings.database;
@@ -22,4 +22,16 @@ pub(crate) async fn open(settings: &Settings, bus: &bus::Bus) -> Result<(Arc<dyn
     };
     let sink = store::spawn_event_sink(bus, store.clone(), db.batch_size);
     Ok((store, sink))
+}
+
+/// Where API keys are kept: PostgreSQL's `api_keys` when `database.url` is set (the report
+/// store has applied the migrations, or will once the database answers), the key file
+/// otherwise.
+pub(crate) fn open_keys(settings: &Settings) -> Result<Arc<dyn KeyStore>, String> {
+    let db = &settings.database;
+    if db.url.is_empty() {
+        Ok(Arc::new(FileKeys::open(&settings.auth.keys_file).map_err(|e| e.to_string())?))
+    } else {
+        Ok(Arc::new(PgKeys::new(db.url.expose(), Duration::from_millis(db.timeout_ms)).map_err(|e| e.to_string())?))
+    }
 }

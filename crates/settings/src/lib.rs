@@ -14,6 +14,28 @@ pub struct Settings {
     pub bus: Bus,
     pub agents: Agents,
     pub database: Database,
+    pub auth: Auth,
+}
+
+/// API keys: who may call the `/v1` routes, and how often.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// Every `/v1` route needs `Authorization: Bearer <key>` with the route's scope. Off in
+    /// development (a request without a key is served, one with a key is still checked), on in
+    /// production.
+    pub required: bool,
+    /// Where the embedded default keeps keys (hashes only) when `database.url` is empty.
+    pub keys_file: String,
+    /// Requests per second each key may make on average...
+    pub rate_per_second: u32,
+    /// ...and in one burst; beyond that, 429 with `Retry-After`.
+    pub burst: u32,
+    /// Milliseconds a looked-up key is trusted before it is read again: a revoked key stops
+    /// working within this time.
+    pub cache_ttl_ms: u64,
+    /// Milliseconds between writes of the key-use counts to the audit log.
+    pub audit_flush_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -208,6 +230,10 @@ impl Settings {
         if !db.url.is_empty() && (db.pool_size == 0 || db.batch_size == 0 || db.timeout_ms == 0 || db.spool_path.is_empty()) {
             return bad("database: pool_size, batch_size and timeout_ms must be at least 1 and spool_path must be set");
         }
+        let a = &self.auth;
+        if a.rate_per_second == 0 || a.burst == 0 || a.audit_flush_ms == 0 || (self.database.url.is_empty() && a.keys_file.is_empty()) {
+            return bad("auth: rate_per_second, burst and audit_flush_ms must be at least 1 and keys_file must be set without a database");
+        }
         for name in ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"] {
             let a = self.agents.get(name);
             if a.workers == 0 || a.queue == 0 || a.max_batch == 0 || a.deadline_ms == 0 || a.breaker_failures == 0 {
@@ -230,6 +256,8 @@ mod tests {
         let prod = Settings::load(&default_dir(), Some("production"), None).unwrap();
         assert_eq!(prod.server.host, "0.0.0.0");
         assert_eq!(prod.agents.get("emergency_detector").deadline_ms, 500);
+        assert!(prod.auth.required, "production requires API keys");
+        assert!(!dev.auth.required, "development does not");
     }
 
     #[test]

@@ -8,13 +8,15 @@
 //! it knows SQL): callers hold an `Arc<dyn ReportStore>` and never learn whether a report lives
 //! in a map or a table.
 
+pub mod keys;
 mod memory;
 mod postgres;
 mod sink;
 pub mod spool;
 
 pub use memory::MemoryStore;
-pub use postgres::{PgConfig, PgStore};
+pub use keys::{ApiKey, AuditAction, AuditEntry, CreatedKey, FileKeys, KeyHash, KeySecret, KeyStore, Revoked, Scope};
+pub use postgres::{PgConfig, PgKeys, PgStore};
 pub use sink::{EventSink, spawn_event_sink};
 
 use bus::DiagnosisEvent;

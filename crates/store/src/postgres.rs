@@ -34,6 +34,9 @@ use uuid::Uuid;
 use crate::spool::Spool;
 use crate::{FreeText, ReportStore, StoreError, StoreHealth, StoredEvent, StoredReport};
 
+mod keys;
+pub use keys::PgKeys;
+
 mod embedded {
     refinery::embed_migrations!("../../migrations");
 }
@@ -188,7 +191,7 @@ enum SpoolRecord {
 
 /// Why a database operation failed, as far as what to do next is concerned.
 #[derive(Debug)]
-enum DbError {
+pub(crate) enum DbError {
     /// The database cannot be reached or cannot work now: spool and retry.
     Transient(String),
     /// The database refused this content (a data or constraint error): retrying cannot help.
@@ -243,7 +246,7 @@ impl PgStore {
         }
         // A connection the network closed is noticed by `is_closed` without a query.
         let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
-        let manager = Manager::from_config(pg.clone(), NoTls, manager_config);
+        let manager = Manager::from_connect(pg.clone(), OnRuntime::current(), manager_config);
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -451,9 +454,42 @@ impl ReportStore for PgStore {
     }
 }
 
+/// Opens pooled connections on the runtime that opened the store, whichever task asks.
+///
+/// actix-web runs each HTTP worker on a runtime of its own, and a tokio-postgres connection
+/// lives on the runtime that connected it (its socket and its driver task). Left to itself,
+/// the pool would connect on whichever worker asked first and lose the connection when that
+/// worker stops (at shutdown, the writer's final commits and the last audit flush would find
+/// it closed). Connecting on the opener's runtime (the service's main one) keeps every
+/// connection alive as long as the store.
+pub(crate) struct OnRuntime(tokio::runtime::Handle);
+
+impl OnRuntime {
+    pub(crate) fn current() -> OnRuntime {
+        OnRuntime(tokio::runtime::Handle::current())
+    }
+}
+
+impl deadpool_postgres::Connect for OnRuntime {
+    fn connect(&self, pg: &tokio_postgres::Config) -> futures_util::future::BoxFuture<'_, Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>> {
+        let pg = pg.clone();
+        let opened = self.0.spawn(async move {
+            let (client, connection) = pg.connect(NoTls).await?;
+            let driver = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, "database connection ended");
+                }
+            });
+            Ok((client, driver))
+        });
+        // The runtime is shutting down: as the pool sees it, connecting timed out.
+        Box::pin(async move { opened.await.unwrap_or_else(|_| Err(tokio_postgres::Error::__private_api_timeout())) })
+    }
+}
+
 /// Applies the migrations under a session advisory lock, on a connection of its own so the
 /// lock is released with it even if this task dies.
-async fn migrate(pg: &tokio_postgres::Config, limit: Duration) -> Result<(), DbError> {
+pub(crate) async fn migrate(pg: &tokio_postgres::Config, limit: Duration) -> Result<(), DbError> {
     let (mut client, connection) = timed(limit, async { Ok::<_, DbError>(pg.connect(NoTls).await?) }).await?;
     let driver = tokio::spawn(connection);
     let result = async {

@@ -487,3 +487,44 @@ async fn a_crash_in_the_middle_of_replay_loses_nothing_and_writes_nothing_twice(
     }
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn api_keys_keep_only_hashes_revoke_and_audit() {
+    use store::{AuditAction, KeyStore, PgKeys, Revoked, Scope};
+    let db = TestDb::create().await;
+    // `connect` applies the migrations itself (the `triagent keys` commands run before any
+    // service has).
+    let keys = PgKeys::connect(&db.url(None), Duration::from_secs(10)).await.expect("keys connect");
+    let created = keys.create("kiosk", &[Scope::ReportsRead, Scope::TriageWrite, Scope::TriageWrite]).await.unwrap();
+    assert_eq!(created.key.scopes, vec![Scope::TriageWrite, Scope::ReportsRead]);
+    let found = keys.find(&created.secret.hash()).await.unwrap().expect("found by hash");
+    assert_eq!(found.id, created.key.id);
+    assert!(found.is_active() && found.allows(Scope::TriageWrite) && !found.allows(Scope::EventsRead));
+    assert!(keys.find(&store::KeySecret::generate().hash()).await.unwrap().is_none());
+    // Only the hash is in the table; the key itself is nowhere in the database.
+    let client = db.client().await;
+    let row = client.query_one("SELECT hash, array_to_string(scopes, ',') FROM api_keys", &[]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), created.secret.hash().as_str());
+    assert_eq!(row.get::<_, String>(1), "triage:write,reports:read");
+    let dump: String = client.query_one("SELECT (SELECT coalesce(string_agg(t::text, ' '), '') FROM api_keys t) || (SELECT coalesce(string_agg(a::text, ' '), '') FROM audit_log a)", &[]).await.unwrap().get(0);
+    assert!(!dump.contains(&created.secret.expose()[4..]), "the key is never stored");
+
+    keys.audit(vec![store::AuditEntry { at: now(), api_key_id: Some(created.key.id), action: AuditAction::KeyUsed, detail: serde_json::json!({"requests": 3}) }]).await.unwrap();
+    assert_eq!(keys.revoke(created.key.id).await.unwrap(), Revoked::Revoked);
+    assert_eq!(keys.revoke(created.key.id).await.unwrap(), Revoked::AlreadyRevoked);
+    assert_eq!(keys.revoke(Uuid::new_v4()).await.unwrap(), Revoked::NotFound);
+    assert!(!keys.find(&created.secret.hash()).await.unwrap().unwrap().is_active());
+    let listed = keys.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].revoked_at.is_some());
+    let audit = keys.recent_audit(10).await.unwrap();
+    assert_eq!(audit.iter().map(|a| a.action).collect::<Vec<_>>(), vec![AuditAction::KeyCreated, AuditAction::KeyUsed, AuditAction::KeyRevoked]);
+    assert!(audit.iter().all(|a| a.api_key_id == Some(created.key.id)));
+    assert_eq!(audit[1].detail["requests"], 3);
+    // The key store also works on a database the report store migrated.
+    let dir = tempfile::tempdir().unwrap();
+    let reports = PgStore::open(config(db.url(None), &dir.path().join("s"))).await.unwrap();
+    let second = PgKeys::new(&db.url(None), Duration::from_secs(10)).unwrap();
+    assert_eq!(second.list().await.unwrap().len(), 1);
+    reports.shutdown().await;
+}

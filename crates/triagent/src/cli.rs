@@ -78,6 +78,21 @@ enum Command {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// Create, list and revoke API keys (in PostgreSQL with a database URL, in auth.keys_file
+    /// otherwise). A key is printed once, when it is created; only its hash is kept.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        /// An extra TOML file layered over config/base.toml and config/{environment}.toml.
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        /// development (default, or TRIAGENT_ENV), production or test.
+        #[arg(long, global = true)]
+        env: Option<String>,
+        /// PostgreSQL URL, as for `serve`.
+        #[arg(long, global = true)]
+        database_url: Option<String>,
+    },
     /// Print synthetic cases.
     Synth {
         #[arg(long, default_value_t = 10)]
@@ -85,6 +100,23 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysAction {
+    /// Create a key; prints the key alone on standard output, once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: triage:write, reports:read, events:read.
+        #[arg(long)]
+        scopes: String,
+    },
+    /// Every key: id, name, scopes, created, revoked.
+    List,
+    /// Revoke a key by id, for good (a running service stops accepting it within
+    /// auth.cache_ttl_ms).
+    Revoke { id: uuid::Uuid },
 }
 
 pub const AGENTS: [&str; 4] = ["symptom-classifier", "condition-matcher", "treatment-retriever", "emergency-detector"];
@@ -135,6 +167,7 @@ pub fn run() -> Result<()> {
         Command::Train { agent, seed, cases, epochs, lr, out } => train(&cli.kb, &agent, seed, cases, epochs, lr, out),
         Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, cli.device, &out, &vignettes, models, seed, cases, show_misses),
         Command::Serve { port, config, env, database_url } => serve(port, config, env, database_url),
+        Command::Keys { action, config, env, database_url } => keys(action, config, env, database_url),
         Command::Synth { n, seed } => {
             let kb = kb::load_dir(&cli.kb)?;
             for c in synth::Generator::new(&kb, seed).cases(n) {
@@ -277,13 +310,59 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
     Ok(())
 }
 
-fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>, database_url: Option<String>) -> Result<()> {
+fn load_settings(config: Option<PathBuf>, env: Option<String>, database_url: Option<String>) -> Result<settings::Settings> {
     let mut settings = settings::Settings::load(&settings::default_dir(), env.as_deref(), config.as_deref())?;
-    if let Some(p) = port {
-        settings.server.port = p;
-    }
     if let Some(url) = database_url {
         settings.database.url = settings::Secret::new(url);
+    }
+    Ok(settings)
+}
+
+fn keys(action: KeysAction, config: Option<PathBuf>, env: Option<String>, database_url: Option<String>) -> Result<()> {
+    let settings = load_settings(config, env, database_url)?;
+    actix_web::rt::System::new().block_on(async move {
+        let db = &settings.database;
+        let store: Box<dyn store::KeyStore> = if db.url.is_empty() {
+            Box::new(store::FileKeys::open(&settings.auth.keys_file)?)
+        } else {
+            let timeout = std::time::Duration::from_millis(db.timeout_ms);
+            Box::new(store::PgKeys::connect(db.url.expose(), timeout).await.map_err(|e| {
+                anyhow::anyhow!("{e}\nIs PostgreSQL running at the URL given? README.md, \"PostgreSQL\", says how to start one.")
+            })?)
+        };
+        let place = if db.url.is_empty() { format!("key file {}", settings.auth.keys_file) } else { "PostgreSQL".to_string() };
+        match action {
+            KeysAction::Create { name, scopes } => {
+                let scopes = store::keys::parse_scopes(&scopes).map_err(anyhow::Error::msg)?;
+                let created = store.create(&name, &scopes).await?;
+                let names: Vec<&str> = created.key.scopes.iter().map(|s| s.as_str()).collect();
+                eprintln!("created key {} ({}) with scopes {} in {place}; it is shown only now, keep it safe:", created.key.id, created.key.name, names.join(","));
+                println!("{}", created.secret.expose());
+            }
+            KeysAction::List => {
+                let keys = store.list().await?;
+                println!("{:<36}  {:<24}  {:<40}  {:<20}  {}", "ID", "NAME", "SCOPES", "CREATED", "REVOKED");
+                for k in &keys {
+                    let names: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
+                    let revoked = k.revoked_at.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+                    println!("{:<36}  {:<24}  {:<40}  {:<20}  {}", k.id, k.name, names.join(","), k.created_at.format("%Y-%m-%d %H:%M:%S"), revoked);
+                }
+                eprintln!("{} keys in {place}", keys.len());
+            }
+            KeysAction::Revoke { id } => match store.revoke(id).await? {
+                store::Revoked::Revoked => eprintln!("revoked key {id}"),
+                store::Revoked::AlreadyRevoked => eprintln!("key {id} was already revoked"),
+                store::Revoked::NotFound => bail!("no key with id {id} in {place}"),
+            },
+        }
+        Ok(())
+    })
+}
+
+fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>, database_url: Option<String>) -> Result<()> {
+    let mut settings = load_settings(config, env, database_url)?;
+    if let Some(p) = port {
+        settings.server.port = p;
     }
     actix_web::rt::System::new().block_on(async move {
         let started = Instant::now();

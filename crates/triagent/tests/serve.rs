@@ -183,3 +183,146 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
     assert_eq!(status.code(), Some(0), "{:#?}", serve.log);
     assert!(serve.log.iter().any(|l| l.contains("stopped")), "{:#?}", serve.log);
 }
+
+/// Runs `triagent keys ARGS`; (success, stdout, stderr).
+fn keys_cmd(args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_triagent"));
+    cmd.arg("keys").args(args).stdin(Stdio::null());
+    for (k, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("TRIAGENT")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().expect("triagent keys runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A fresh PostgreSQL database for one test (127.0.0.1:5432 or `TEST_DATABASE_URL`), dropped
+/// at the end.
+struct TestDb {
+    admin: tokio_postgres::Config,
+    name: String,
+}
+
+impl TestDb {
+    async fn create() -> TestDb {
+        let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin: tokio_postgres::Config = url.parse().expect("TEST_DATABASE_URL is a PostgreSQL URL");
+        let name = format!("triagent_test_{}", uuid::Uuid::new_v4().simple());
+        let (client, conn) = admin.connect(tokio_postgres::NoTls).await.unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at {url}: {e}. These tests need one: see README.md, \"PostgreSQL\" (user postgres, trust auth), or set TEST_DATABASE_URL.")
+        });
+        tokio::spawn(conn);
+        client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
+        TestDb { admin, name }
+    }
+
+    fn url(&self) -> String {
+        let mut c = self.admin.clone();
+        c.dbname(&self.name);
+        let host = match c.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "127.0.0.1".into(),
+        };
+        let port = c.get_ports().first().copied().unwrap_or(5432);
+        let user = c.get_user().unwrap_or("postgres").to_string();
+        format!("postgres://{user}@{host}:{port}/{}", self.name)
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        let mut c = self.admin.clone();
+        c.dbname(&self.name);
+        let (client, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let (client, conn) = admin.connect(tokio_postgres::NoTls).await?;
+                tokio::spawn(conn);
+                client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await
+            })
+        })
+        .join();
+    }
+}
+
+/// The production setup end to end: keys created with the command line in PostgreSQL, the
+/// service requiring them, a key's reports kept under its id, revocation, the audit log, and
+/// no key or hash in any line either process printed, with the access log on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_from_the_command_line_guard_a_production_service_and_never_reach_a_log() {
+    let db = TestDb::create().await;
+    let url = db.url();
+    let (ok, writer, create_log) = keys_cmd(&["create", "--name", "clinic app", "--scopes", "triage:write,reports:read", "--database-url", &url]);
+    assert!(ok, "{create_log}");
+    let writer = writer.trim().to_string();
+    assert!(writer.starts_with("tri_") && writer.len() == 68, "the key alone on stdout: {writer:?}");
+    let writer_id = create_log.split_whitespace().skip_while(|w| *w != "key").nth(1).expect("the key id on stderr").to_string();
+    let (ok, watcher, log2) = keys_cmd(&["create", "--name", "dashboard", "--scopes", "events:read", "--database-url", &url]);
+    assert!(ok, "{log2}");
+    let watcher = watcher.trim().to_string();
+    assert!(!keys_cmd(&["create", "--name", "x", "--scopes", "triage:read", "--database-url", &url]).0, "an unknown scope is refused");
+    let (ok, list, list_log) = keys_cmd(&["list", "--database-url", &url]);
+    assert!(ok && list.contains("clinic app") && list.contains("dashboard") && list.contains(&writer_id), "{list}{list_log}");
+
+    let spool = tempfile::tempdir().unwrap();
+    let mut serve = Serve::start(&[
+        ("TRIAGENT_ENV", "production".into()),
+        ("TRIAGENT_LOG", "debug".into()),
+        ("TRIAGENT__DATABASE__URL", url.clone()),
+        ("TRIAGENT__DATABASE__SPOOL_PATH", spool.path().join("spool").display().to_string()),
+        ("TRIAGENT__AUTH__CACHE_TTL_MS", "0".into()),
+        ("TRIAGENT__AGENTS__DEFAULT__DEADLINE_MS", "30000".into()),
+    ]);
+    let base = serve.base();
+    let client = reqwest::Client::new();
+    let triage = |key: Option<&str>| {
+        let mut r = client.post(format!("{base}/v1/triage")).json(&json!({"text": "a cough and a fever for three days", "age": 40}));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+    assert_eq!(triage(None).await.unwrap().status(), 401, "production requires a key");
+    let wrong = store::KeySecret::generate();
+    assert_eq!(triage(Some(wrong.expose())).await.unwrap().status(), 401);
+    assert_eq!(triage(Some(&watcher)).await.unwrap().status(), 403);
+    let answer: Value = triage(Some(&writer)).await.unwrap().json().await.unwrap();
+    let id = answer["id"].as_str().expect("an answer").to_string();
+    let get = |key: &str| client.get(format!("{base}/v1/triage/{id}")).bearer_auth(key.to_string()).send();
+    assert_eq!(get(&writer).await.unwrap().status(), 200);
+    assert_eq!(get(&watcher).await.unwrap().status(), 403);
+
+    let (ok, _, revoke_log) = keys_cmd(&["revoke", &writer_id, "--database-url", &url]);
+    assert!(ok, "{revoke_log}");
+    assert_eq!(triage(Some(&writer)).await.unwrap().status(), 401, "a revoked key stops working");
+
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit().code(), Some(0), "{:#?}", serve.log);
+
+    // The report is kept under the key's id; the audit log has the admin actions and the use.
+    let pg = db.client().await;
+    let owner: Option<uuid::Uuid> = pg.query_one("SELECT api_key_id FROM reports WHERE id = $1::text::uuid", &[&id]).await.unwrap().get(0);
+    assert_eq!(owner.map(|u| u.to_string()), Some(writer_id.clone()));
+    let actions: Vec<String> = pg.query("SELECT action FROM audit_log ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    for wanted in ["key_created", "key_revoked", "key_used", "auth_failed", "scope_denied"] {
+        assert!(actions.iter().any(|a| a == wanted), "{wanted} missing from {actions:?}; {:#?}", serve.log);
+    }
+
+    // Every line either process printed: the access log is there (so the check below looks at
+    // real log lines), and no key or hash is.
+    let lines: Vec<&str> = serve.log.iter().map(String::as_str).chain(create_log.lines()).chain(log2.lines()).chain(list_log.lines()).chain(revoke_log.lines()).chain(list.lines()).collect();
+    assert!(lines.iter().any(|l| l.contains("triagent::access") && l.contains(&writer_id)), "no access log line: {lines:#?}");
+    for secret in [&writer, &watcher, &wrong.expose().to_string()] {
+        let hash = store::KeySecret::new(secret.as_str()).hash();
+        for l in &lines {
+            assert!(!l.contains(&secret[4..]), "a key in a log line: {l}");
+            assert!(!l.contains(hash.as_str()), "a key hash in a log line: {l}");
+        }
+    }
+}

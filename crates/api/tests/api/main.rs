@@ -2,6 +2,7 @@
 //! links once.
 
 mod helpers;
+mod auth;
 mod bad_input;
 mod degraded;
 mod metrics_text;
