@@ -18,6 +18,7 @@ pub(crate) async fn open(settings: &Settings, bus: &bus::Bus) -> Result<(Arc<dyn
         config.batch_max_delay = Duration::from_millis(db.batch_max_delay_ms);
         config.store_free_text = db.store_free_text;
         config.op_timeout = Duration::from_millis(db.timeout_ms);
+        config.replay_batch = db.replay_batch;
         Arc::new(PgStore::open(config).await.map_err(|e| e.to_string())?)
     };
     let sink = store::spawn_event_sink(bus, store.clone(), db.batch_size);

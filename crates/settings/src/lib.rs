@@ -86,6 +86,8 @@ pub struct Database {
     pub store_free_text: bool,
     /// Milliseconds connecting or one transaction may take before the database counts as down.
     pub timeout_ms: u64,
+    /// Spool records written back per transaction when the database returns.
+    pub replay_batch: usize,
 }
 
 /// A configuration value that must not be printed (a database URL may hold a password).
@@ -227,8 +229,8 @@ impl Settings {
             return bad("store.capacity and bus.capacity must be at least 1");
         }
         let db = &self.database;
-        if !db.url.is_empty() && (db.pool_size == 0 || db.batch_size == 0 || db.timeout_ms == 0 || db.spool_path.is_empty()) {
-            return bad("database: pool_size, batch_size and timeout_ms must be at least 1 and spool_path must be set");
+        if !db.url.is_empty() && (db.pool_size == 0 || db.batch_size == 0 || db.timeout_ms == 0 || db.replay_batch == 0 || db.spool_path.is_empty()) {
+            return bad("database: pool_size, batch_size, timeout_ms and replay_batch must be at least 1 and spool_path must be set");
         }
         let a = &self.auth;
         if a.rate_per_second == 0 || a.burst == 0 || a.audit_flush_ms == 0 || (self.database.url.is_empty() && a.keys_file.is_empty()) {

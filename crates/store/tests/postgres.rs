@@ -6,110 +6,17 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bus::{DiagnosisEvent, DiagnosisEventKind};
 use chrono::{DurationRound, Utc};
 use serde_json::json;
 use store::{FreeText, PgConfig, PgStore, ReportStore, StoreError, StoreHealth, StoredReport};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_postgres::NoTls;
+use testkit::{Proxy, TestDb};
 use uuid::Uuid;
-
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-fn admin_config() -> tokio_postgres::Config {
-    let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
-    url.parse().unwrap_or_else(|e| panic!("TEST_DATABASE_URL is not a PostgreSQL URL: {e}"))
-}
-
-async fn connect(config: &tokio_postgres::Config) -> tokio_postgres::Client {
-    let (client, connection) = config.connect(NoTls).await.unwrap_or_else(|e| {
-        panic!(
-            "PostgreSQL is not reachable ({e}). These tests need one at 127.0.0.1:5432 with trust auth for \
-             user postgres, or TEST_DATABASE_URL pointing at one. Start one with \
-             `sudo apt-get install postgresql && sudo pg_ctlcluster 15 main start` or \
-             `docker run -d --name triagent-pg -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`."
-        )
-    });
-    tokio::spawn(connection);
-    client
-}
-
-/// A fresh database for one test, dropped (with any connections still open to it) when the
-/// guard goes out of scope, also when the test panics.
-struct TestDb {
-    name: String,
-    admin: tokio_postgres::Config,
-}
-
-impl TestDb {
-    async fn create() -> TestDb {
-        let admin = admin_config();
-        let name = format!("triagent_test_{}", Uuid::new_v4().simple());
-        connect(&admin).await.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
-        TestDb { name, admin }
-    }
-
-    fn config(&self) -> tokio_postgres::Config {
-        let mut c = self.admin.clone();
-        c.dbname(&self.name);
-        c
-    }
-
-    /// A key-value connection string for this database, optionally through a proxy port.
-    fn url(&self, via_port: Option<u16>) -> String {
-        let c = &self.admin;
-        let host = match c.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".to_owned(),
-        };
-        let port = via_port.unwrap_or_else(|| c.get_ports().first().copied().unwrap_or(5432));
-        let mut url = format!("host={host} port={port} dbname={}", self.name);
-        if let Some(user) = c.get_user() {
-            url.push_str(&format!(" user={user}"));
-        }
-        if let Some(pw) = c.get_password() {
-            url.push_str(&format!(" password='{}'", String::from_utf8_lossy(pw).replace('\'', "\\'")));
-        }
-        url
-    }
-
-    fn upstream(&self) -> String {
-        let url = self.url(None);
-        let field = |k: &str| url.split(' ').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap().to_owned();
-        format!("{}:{}", field("host"), field("port"))
-    }
-
-    async fn client(&self) -> tokio_postgres::Client {
-        connect(&self.config()).await
-    }
-
-    async fn count(&self, sql: &str) -> i64 {
-        self.client().await.query_one(sql, &[]).await.unwrap().get(0)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Its own thread and runtime: Drop cannot await, and the test's runtime may be gone.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let (client, connection) = admin.connect(NoTls).await?;
-                tokio::spawn(connection);
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
-}
 
 fn now() -> chrono::DateTime<Utc> {
     // PostgreSQL keeps microseconds.
@@ -321,59 +228,6 @@ async fn writes_spooled_while_down_reach_the_database_despite_a_torn_tail() {
     up.put(report(99)).await.unwrap();
     assert_eq!(up.backlog(), 0);
     up.shutdown().await;
-}
-
-/// A TCP proxy between the store and PostgreSQL that the test can cut (closing every
-/// connection and refusing new ones) and restore.
-struct Proxy {
-    port: u16,
-    up: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl Proxy {
-    async fn start(upstream: String) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let up = Arc::new(AtomicBool::new(true));
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (u, c) = (up.clone(), conns.clone());
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { continue };
-                if !u.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the connection close at once
-                }
-                let upstream = upstream.clone();
-                let conn = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                c.lock().unwrap().push(conn);
-            }
-        });
-        Proxy { port, up, conns, accept }
-    }
-
-    fn cut(&self) {
-        self.up.store(false, Ordering::SeqCst);
-        for conn in self.conns.lock().unwrap().drain(..) {
-            conn.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.up.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.cut();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

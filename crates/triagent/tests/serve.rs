@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use testkit::TestDb;
 
 /// Generous: a debug build loading four models on a loaded 2-core machine.
 const WAIT: Duration = Duration::from_secs(180);
@@ -195,69 +196,13 @@ fn keys_cmd(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-/// A fresh PostgreSQL database for one test (127.0.0.1:5432 or `TEST_DATABASE_URL`), dropped
-/// at the end.
-struct TestDb {
-    admin: tokio_postgres::Config,
-    name: String,
-}
-
-impl TestDb {
-    async fn create() -> TestDb {
-        let url = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin: tokio_postgres::Config = url.parse().expect("TEST_DATABASE_URL is a PostgreSQL URL");
-        let name = format!("triagent_test_{}", uuid::Uuid::new_v4().simple());
-        let (client, conn) = admin.connect(tokio_postgres::NoTls).await.unwrap_or_else(|e| {
-            panic!("cannot reach PostgreSQL at {url}: {e}. These tests need one: see README.md, \"PostgreSQL\" (user postgres, trust auth), or set TEST_DATABASE_URL.")
-        });
-        tokio::spawn(conn);
-        client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.unwrap();
-        TestDb { admin, name }
-    }
-
-    fn url(&self) -> String {
-        let mut c = self.admin.clone();
-        c.dbname(&self.name);
-        let host = match c.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".into(),
-        };
-        let port = c.get_ports().first().copied().unwrap_or(5432);
-        let user = c.get_user().unwrap_or("postgres").to_string();
-        format!("postgres://{user}@{host}:{port}/{}", self.name)
-    }
-
-    async fn client(&self) -> tokio_postgres::Client {
-        let mut c = self.admin.clone();
-        c.dbname(&self.name);
-        let (client, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
-        client
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let (client, conn) = admin.connect(tokio_postgres::NoTls).await?;
-                tokio::spawn(conn);
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await
-            })
-        })
-        .join();
-    }
-}
-
 /// The production setup end to end: keys created with the command line in PostgreSQL, the
 /// service requiring them, a key's reports kept under its id, revocation, the audit log, and
 /// no key or hash in any line either process printed, with the access log on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_from_the_command_line_guard_a_production_service_and_never_reach_a_log() {
     let db = TestDb::create().await;
-    let url = db.url();
+    let url = db.postgres_url(None);
     let (ok, writer, create_log) = keys_cmd(&["create", "--name", "clinic app", "--scopes", "triage:write,reports:read", "--database-url", &url]);
     assert!(ok, "{create_log}");
     let writer = writer.trim().to_string();
@@ -325,4 +270,74 @@ async fn keys_from_the_command_line_guard_a_production_service_and_never_reach_a
             assert!(!l.contains(hash.as_str()), "a key hash in a log line: {l}");
         }
     }
+}
+
+/// Killed (SIGKILL) in the middle of replaying its spool, the service loses no answered report
+/// and writes none twice once it is started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_spool_replay_the_restarted_service_keeps_every_answered_report_once() {
+    let db = TestDb::create().await;
+    let proxy = testkit::Proxy::start(db.upstream()).await;
+    let spool = tempfile::tempdir().unwrap();
+    let env = |url: String| {
+        vec![
+            ("TRIAGENT__DATABASE__URL", url),
+            ("TRIAGENT__DATABASE__SPOOL_PATH", spool.path().join("spool").display().to_string()),
+            ("TRIAGENT__DATABASE__TIMEOUT_MS", "1000".to_string()),
+            // Small replay transactions, so the replay takes long enough to be interrupted.
+            ("TRIAGENT__DATABASE__REPLAY_BATCH", "2".to_string()),
+            ("TRIAGENT__AGENTS__DEFAULT__DEADLINE_MS", "30000".to_string()),
+        ]
+    };
+    let mut first = Serve::start(&env(db.postgres_url(Some(proxy.port))));
+    let base = first.base();
+    let client = reqwest::Client::new();
+    proxy.cut();
+    const N: usize = 120;
+    let mut acked = Vec::new();
+    for chunk in (0..N).collect::<Vec<_>>().chunks(8) {
+        let calls: Vec<_> = chunk.iter().map(|i| tokio::spawn(post(client.clone(), base.clone(), format!("a cough and a sore throat for {i} days")))).collect();
+        for c in calls {
+            let r = c.await.unwrap().1.expect("answered");
+            assert_eq!(r.status(), 200, "answered during the outage");
+            let body: Value = r.json().await.unwrap();
+            acked.push(body["id"].as_str().unwrap().to_string());
+        }
+    }
+    let ready: Value = client.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["store"]["status"], "degraded", "{ready}");
+
+    let pg = db.client().await;
+    let count = async || -> i64 { pg.query_one("SELECT count(*) FROM reports", &[]).await.unwrap().get(0) };
+    assert_eq!(count().await, 0);
+    proxy.restore();
+    let until = Instant::now() + WAIT;
+    while count().await == 0 {
+        assert!(Instant::now() < until, "the replay never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let at_kill = count().await;
+    println!("killed with {at_kill} of {N} reports replayed");
+    assert!(at_kill > 0 && (at_kill as usize) < N, "killed in the middle of the replay ({at_kill} of {N})");
+
+    // Started again, straight to the database, on the same spool.
+    let second = Serve::start(&env(db.postgres_url(None)));
+    let until = Instant::now() + WAIT;
+    loop {
+        let ready: Value = client.get(format!("{}/readyz", second.base())).send().await.unwrap().json().await.unwrap();
+        if ready["store"]["status"] == "ok" {
+            break;
+        }
+        assert!(Instant::now() < until, "the restarted service never replayed its spool: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids: Vec<String> = pg.query("SELECT id::text FROM reports", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), N, "every answered report once");
+    assert_eq!(unique.len(), N);
+    assert!(acked.iter().all(|id| unique.contains(id)));
+    let dup: i64 = pg.query_one("SELECT count(*) - count(DISTINCT event_id) FROM events", &[]).await.unwrap().get(0);
+    assert_eq!(dup, 0, "an event is stored twice");
 }

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod auth;
+mod pg_outage;
 mod bad_input;
 mod degraded;
 mod metrics_text;
