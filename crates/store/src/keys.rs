@@ -381,19 +381,23 @@ impl FileKeys {
     }
 
     fn append_audit(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        use std::io::Write;
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut text = String::new();
-        for e in entries {
-            text.push_str(&serde_json::to_string(e).map_err(|e| io_err(&self.audit_path, e))?);
-            text.push('\n');
-        }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.audit_path).map_err(|e| io_err(&self.audit_path, e))?;
-        f.write_all(text.as_bytes()).map_err(|e| io_err(&self.audit_path, e))?;
-        f.sync_data().map_err(|e| io_err(&self.audit_path, e))
+        append_lines(&self.audit_path, entries)
     }
+}
+
+fn append_lines(path: &Path, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    use std::io::Write;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::new();
+    for e in entries {
+        text.push_str(&serde_json::to_string(e).map_err(|e| io_err(path, e))?);
+        text.push('\n');
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| io_err(path, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| io_err(path, e))?;
+    f.sync_data().map_err(|e| io_err(path, e))
 }
 
 #[async_trait]
@@ -440,7 +444,9 @@ impl KeyStore for FileKeys {
     }
 
     async fn audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
-        self.append_audit(&entries)
+        // The service's periodic flush: the fsync runs off the async threads.
+        let path = self.audit_path.clone();
+        tokio::task::spawn_blocking(move || append_lines(&path, &entries)).await.map_err(|e| StoreError::Other(format!("audit writer: {e}")))?
     }
 
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
