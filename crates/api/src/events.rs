@@ -6,7 +6,10 @@
 //! resumes from the bus's replay buffer. Lost events (a resume older than the replay buffer, or
 //! a client too slow for the bus) become an `event: gap` message with `{"missed": n}`: the bus
 //! never waits for a reader, so a slow client can never slow triage. An idle stream gets a
-//! `: keep-alive` comment every `server.event_heartbeat_ms`. When the bus closes (shutdown),
+//! `: keep-alive` comment every `server.event_heartbeat_ms`. A resume point older than the
+//! replay buffer is served from the report store's events first ([`Backfill`]): the bus
+//! continues the store's numbering across restarts, so an id from before a restart still
+//! resumes in the right place. When the bus closes (shutdown),
 //! the stream ends.
 
 use crate::{ApiError, AppState};
@@ -14,7 +17,10 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderName};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
-use bus::{DiagnosisEventKind, Filter, Item, Subscription};
+use bus::{DiagnosisEvent, DiagnosisEventKind, Filter, Item, Subscription};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use store::ReportStore;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -29,14 +35,19 @@ const ECHO: usize = 64;
 
 pub(crate) async fn events(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (filter, after) = parse_request(&req)?;
-    let sub = state.bus.subscribe(filter, after);
+    let mut sub = state.bus.subscribe(filter.clone(), after);
+    // Older than the replay buffer: what the store kept of the missing stretch comes first.
+    let backfill = match (after, sub.take_gap()) {
+        (Some(after), Some(missed)) => Some(Backfill::new(state.store.clone(), filter, after, missed)),
+        _ => None,
+    };
     let heartbeat = Duration::from_millis(state.settings.server.event_heartbeat_ms);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((CACHE_CONTROL, "no-cache"))
         // Tells nginx-style proxies not to buffer the stream.
         .insert_header((HeaderName::from_static("x-accel-buffering"), "no"))
-        .streaming(stream(sub, heartbeat)))
+        .streaming(stream(sub, backfill, heartbeat)))
 }
 
 fn bad(code: &'static str, field: &str, message: String) -> ApiError {
@@ -106,8 +117,58 @@ fn frame(item: &Item) -> Bytes {
     }
 }
 
+/// Events a resuming client missed that the bus no longer holds, read from the store a page at
+/// a time (bus numbers `after + 1 .. after + 1 + missed`), filtered as the bus would. Whatever
+/// the store does not have either (evicted, or dropped by a sink that fell behind) becomes one
+/// `gap` message with its count after the events found.
+pub(crate) struct Backfill {
+    store: Arc<dyn ReportStore>,
+    filter: Filter,
+    after: u64,
+    before: u64,
+    missed: u64,
+    found: u64,
+    page: VecDeque<DiagnosisEvent>,
+    exhausted: bool,
+}
+
+const BACKFILL_PAGE: usize = 500;
+
+impl Backfill {
+    pub(crate) fn new(store: Arc<dyn ReportStore>, filter: Filter, after: u64, missed: u64) -> Self {
+        Backfill { store, filter, after, before: after.saturating_add(1).saturating_add(missed), missed, found: 0, page: VecDeque::new(), exhausted: false }
+    }
+
+    async fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(event) = self.page.pop_front() {
+                self.after = event.seq;
+                self.found += 1;
+                if self.filter.matches(&event) {
+                    return Some(Item::Event(event));
+                }
+                continue;
+            }
+            if self.exhausted {
+                let lost = self.missed.saturating_sub(self.found);
+                self.found = self.missed;
+                return (lost > 0).then_some(Item::Gap { missed: lost });
+            }
+            match self.store.events_by_bus_seq(self.after, self.before, BACKFILL_PAGE).await {
+                Ok(page) => {
+                    self.exhausted = page.len() < BACKFILL_PAGE;
+                    self.page.extend(page);
+                }
+                // The store cannot answer now: the client hears how many it missed.
+                Err(_) => self.exhausted = true,
+            }
+        }
+    }
+}
+
 struct State {
     sub: Subscription,
+    backfill: Option<Backfill>,
     heartbeat: Duration,
     /// When the next keep-alive is due: `heartbeat` after the last thing sent.
     due: Instant,
@@ -117,12 +178,21 @@ struct State {
 /// The response body: `: subscribed`, then bus items and keep-alives, until the bus closes.
 /// Waiting on the subscription under a timeout is safe because `Subscription::next` is
 /// cancel-safe: a heartbeat never loses an event.
-fn stream(sub: Subscription, heartbeat: Duration) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
-    let state = State { sub, heartbeat, due: Instant::now() + heartbeat, started: false };
+fn stream(sub: Subscription, backfill: Option<Backfill>, heartbeat: Duration) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    let state = State { sub, backfill, heartbeat, due: Instant::now() + heartbeat, started: false };
     futures_util::stream::unfold(state, |mut s| async move {
         if !s.started {
             s.started = true;
             return Some((Ok::<_, Infallible>(Bytes::from_static(SUBSCRIBED)), s));
+        }
+        if let Some(backfill) = s.backfill.as_mut() {
+            match backfill.next().await {
+                Some(item) => {
+                    s.due = Instant::now() + s.heartbeat;
+                    return Some((Ok(frame(&item)), s));
+                }
+                None => s.backfill = None,
+            }
         }
         let bytes = match tokio::time::timeout_at(s.due, s.sub.next()).await {
             Err(_) => Bytes::from_static(KEEP_ALIVE),
@@ -184,7 +254,7 @@ mod tests {
             bus.publish(Uuid::nil(), DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
         }
         // The replay buffer holds 2 of 3: resuming from the start is a gap of one, then two events.
-        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), Some(0)), Duration::from_millis(50)));
+        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), Some(0)), None, Duration::from_millis(50)));
         let mut next = async || String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
         assert_eq!(next().await, ": subscribed\n\n");
         assert_eq!(next().await, "event: gap\ndata: {\"missed\":1}\n\n");

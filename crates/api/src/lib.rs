@@ -151,8 +151,8 @@ impl Application {
 
     /// Builds around the given agents (the real models, or test doubles of the agent trait).
     pub async fn build_with_agents(settings: Settings, kb: Arc<KnowledgeBase>, agents: Vec<Arc<dyn AgentModel>>) -> Result<Application, BuildError> {
-        let bus = bus::Bus::new(settings.bus.capacity, settings.bus.replay);
-        let (store, _event_sink) = storage::open(&settings, &bus).await.map_err(BuildError::Store)?;
+        let store = storage::open(&settings).await.map_err(BuildError::Store)?;
+        let (bus, _event_sink) = storage::bus_into(&settings, &store).await;
         let keys = storage::open_keys(&settings).map_err(BuildError::Store)?;
         let auth = Arc::new(auth::Auth::new(&settings.auth, keys));
         let flush_every = Duration::from_millis(settings.auth.audit_flush_ms);

@@ -1,5 +1,5 @@
 //! Choosing the report store from the settings: PostgreSQL when `database.url` is set, the
-//! embedded memory store otherwise; and keeping the bus's events in it.
+//! embedded memory store otherwise; keeping the bus's events in it; and the key store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use settings::Settings;
 use store::{EventSink, FileKeys, KeyStore, MemoryStore, PgConfig, PgKeys, PgStore, ReportStore};
 
-pub(crate) async fn open(settings: &Settings, bus: &bus::Bus) -> Result<(Arc<dyn ReportStore>, EventSink), String> {
+pub(crate) async fn open(settings: &Settings) -> Result<Arc<dyn ReportStore>, String> {
     let db = &settings.database;
     let store: Arc<dyn ReportStore> = if db.url.is_empty() {
         Arc::new(MemoryStore::new(settings.store.capacity).map_err(|e| e.to_string())?)
@@ -21,8 +21,14 @@ pub(crate) async fn open(settings: &Settings, bus: &bus::Bus) -> Result<(Arc<dyn
         config.replay_batch = db.replay_batch;
         Arc::new(PgStore::open(config).await.map_err(|e| e.to_string())?)
     };
-    let sink = store::spawn_event_sink(bus, store.clone(), db.batch_size);
-    Ok((store, sink))
+    Ok(store)
+}
+
+/// The bus, numbering events on from the store's last run, with the store following it.
+pub(crate) async fn bus_into(settings: &Settings, store: &Arc<dyn ReportStore>) -> (bus::Bus, EventSink) {
+    let bus = bus::Bus::starting_at(settings.bus.capacity, settings.bus.replay, store.next_bus_seq().await);
+    let sink = store::spawn_event_sink(&bus, store.clone(), settings.database.batch_size);
+    (bus, sink)
 }
 
 /// Where API keys are kept: PostgreSQL's `api_keys` when `database.url` is set (the report

@@ -51,13 +51,20 @@ impl Bus {
     /// [`Item::Gap`]; `replay` is how many recent events a resuming subscriber can get back.
     /// A capacity of 0 is raised to 1, as a channel must hold at least one event.
     pub fn new(capacity: usize, replay: usize) -> Self {
+        Self::starting_at(capacity, replay, 1)
+    }
+
+    /// As [`Bus::new`], numbering events from `first_seq` (at least 1) instead of 1: a service
+    /// that keeps events continues the numbering of its previous run, so an event id a client
+    /// saw before a restart still names one event (`store::ReportStore::next_bus_seq`).
+    pub fn starting_at(capacity: usize, replay: usize, first_seq: u64) -> Self {
         // tokio panics above usize::MAX / 2; no sensible configuration gets near it.
         let capacity = capacity.clamp(1, usize::MAX / 2);
         let (sender, _) = broadcast::channel(capacity);
         Self {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
-                    next_seq: 1,
+                    next_seq: first_seq.max(1),
                     // Allocated up front so a publish never grows it.
                     replay: VecDeque::with_capacity(replay.min(1 << 16)),
                     sender: Some(sender),
@@ -244,6 +251,13 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// Takes the gap this subscription starts with (its resume point is older than the
+    /// replay buffer), so a caller that can fill it from elsewhere (the store) does, and the
+    /// subscription then starts with the buffer's oldest event.
+    pub fn take_gap(&mut self) -> Option<u64> {
+        self.gap.take()
+    }
+
     /// The next matching event or gap; `None` once the bus is closed (or every handle to it is
     /// dropped) and everything queued has been delivered.
     ///

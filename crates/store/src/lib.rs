@@ -157,6 +157,18 @@ pub trait ReportStore: Send + Sync {
     /// event stream can resume beyond the bus's in-memory replay buffer. `after = 0` is the start.
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
 
+    /// Kept events whose bus `seq` is above `after` and below `before`, in bus order, at most
+    /// `limit`: what an event stream resuming from an id older than the bus's replay buffer
+    /// missed (the bus numbers events from [`next_bus_seq`](Self::next_bus_seq), so ids stay
+    /// unique across restarts of one service).
+    async fn events_by_bus_seq(&self, after: u64, before: u64, limit: usize) -> Result<Vec<DiagnosisEvent>, StoreError>;
+
+    /// The number the bus should give its first event, above every bus number this store has
+    /// kept, so numbering continues across restarts. Called once, at start.
+    async fn next_bus_seq(&self) -> u64 {
+        1
+    }
+
     /// Reports and events acknowledged but not yet in their final place (the PostgreSQL store's
     /// spool backlog), for metrics; 0 for stores without one.
     fn backlog(&self) -> u64 {

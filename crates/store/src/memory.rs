@@ -152,6 +152,13 @@ impl ReportStore for MemoryStore {
         Ok(())
     }
 
+    async fn events_by_bus_seq(&self, after: u64, before: u64, limit: usize) -> Result<Vec<DiagnosisEvent>, StoreError> {
+        let inner = self.lock();
+        // Appended in bus order (one process, one sink), so the ring is sorted by bus seq.
+        let start = inner.events.partition_point(|e| e.event.seq <= after);
+        Ok(inner.events.iter().skip(start).take_while(|e| e.event.seq < before).take(limit).map(|e| e.event.clone()).collect())
+    }
+
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         let found: Vec<Arc<StoredEvent>> = {
             let inner = self.lock();

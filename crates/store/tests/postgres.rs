@@ -88,7 +88,7 @@ async fn migrations_apply_from_two_stores_at_once_and_again() {
     b.shutdown().await;
     let c = PgStore::open(config(db.url(None), &dir.path().join("c"))).await.unwrap();
     c.shutdown().await;
-    assert_eq!(db.count("SELECT count(*) FROM refinery_schema_history").await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM refinery_schema_history").await, 4);
     for table in ["reports", "events", "api_keys", "audit_log"] {
         assert_eq!(db.count(&format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
     }

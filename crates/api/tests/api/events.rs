@@ -114,9 +114,39 @@ async fn resuming_gets_exactly_the_events_after_the_last_id() {
 }
 
 #[actix_rt::test]
-async fn resuming_beyond_the_replay_buffer_says_how_many_were_missed() {
+async fn resuming_beyond_the_replay_buffer_reads_the_store_first() {
     let mut s = test_settings();
     s.bus.replay = 4;
+    let app = spawn_with(s, coordinator::ModelAgent::all(models())).await;
+    let id = triage_id(&app, COLD).await;
+    // Six events published, four still in the bus; the store has all six once its sink has
+    // caught up (it follows the bus asynchronously), so resume until no gap is left.
+    let mut tries = 0;
+    let seqs = loop {
+        let mut sse = SseStream::open(&app, "", Some(0)).await;
+        match sse.next_message().await {
+            Some(Sse::Message { event, .. }) if event == "gap" => {
+                tries += 1;
+                assert!(tries < 100, "the store never had the events the bus dropped");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Some(Sse::Message { id: Some(1), data, .. }) => {
+                let mut seqs = vec![data["seq"].as_u64().unwrap()];
+                seqs.extend(events_of(&mut sse, &id).await.iter().map(|e| e["seq"].as_u64().unwrap()));
+                break seqs;
+            }
+            other => panic!("expected event 1 or a gap, got {other:?}"),
+        }
+    };
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6], "the first two from the store, the rest from the bus, no repeat");
+}
+
+#[actix_rt::test]
+async fn resuming_beyond_the_replay_buffer_and_the_store_says_how_many_were_missed() {
+    let mut s = test_settings();
+    s.bus.replay = 4;
+    // The embedded store keeps the three newest events: the first two are nowhere.
+    s.store.capacity = 3;
     let app = spawn_with(s, coordinator::ModelAgent::all(models())).await;
     let id = triage_id(&app, COLD).await;
     let mut sse = SseStream::open(&app, "", Some(0)).await;

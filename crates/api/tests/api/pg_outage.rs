@@ -1,6 +1,7 @@
-//! The service with PostgreSQL, through a TCP proxy of the test's own that cuts the database
-//! off for seconds while triage requests flow: every request answered 200 is in the database
-//! exactly once afterwards, and no request is refused for the outage's sake.
+//! The service with PostgreSQL: through a TCP proxy of the test's own that cuts the database
+//! off for seconds while triage requests flow, every request answered 200 is in the database
+//! exactly once afterwards, and no request is refused for the outage's sake; and an event
+//! stream resumes from the database across a restart of the service.
 
 use crate::helpers::*;
 use serde_json::{Value, json};
@@ -89,4 +90,47 @@ async fn every_answered_triage_survives_a_database_outage_exactly_once() {
     assert_eq!(r.status(), 200);
     let events: i64 = client.query_one("SELECT count(*) - count(DISTINCT event_id) FROM events", &[]).await.unwrap().get(0);
     assert_eq!(events, 0, "an event is stored twice");
+}
+
+#[actix_rt::test]
+async fn an_event_stream_resumes_from_the_database_across_a_restart() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |spool: &str| {
+        let mut s = test_settings();
+        s.database.url = settings::Secret::new(db.url(None));
+        s.database.spool_path = dir.path().join(spool).display().to_string();
+        s
+    };
+    let (first, stop, server) = spawn_stoppable(settings("a"), coordinator::ModelAgent::all(models())).await;
+    let mut sse = SseStream::open(&first, "?after=0", None).await;
+    let r = first.post_json(&json!({"text": "a runny nose and sneezing", "age": 30})).await;
+    assert_eq!(r.status(), 200);
+    let mut before = Vec::new();
+    while before.last().is_none_or(|e: &Value| e["type"] != "triage_completed") {
+        before.push(sse.next_event().await);
+    }
+    drop(sse);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let client = db.client().await;
+    wait_for("the events are in the database", Duration::from_secs(30), async || {
+        client.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get::<_, i64>(0) as usize >= before.len()
+    })
+    .await;
+
+    // A new process: its bus continues the numbering, so the ids the client saw still hold.
+    let second = spawn_with(settings("b"), coordinator::ModelAgent::all(models())).await;
+    let last_seen = before[1]["seq"].as_u64().unwrap();
+    let mut resumed = SseStream::open(&second, "", Some(last_seen)).await;
+    let mut again = Vec::new();
+    while again.len() < before.len() - 2 {
+        again.push(resumed.next_event().await);
+    }
+    assert_eq!(again, before[2..], "the events after the last id, from the database");
+    let r = second.post_json(&json!({"text": "a runny nose and sneezing", "age": 30})).await;
+    assert_eq!(r.status(), 200);
+    let live = resumed.next_event().await;
+    assert_eq!(live["type"], "triage_received");
+    assert_eq!(live["seq"].as_u64().unwrap(), before.last().unwrap()["seq"].as_u64().unwrap() + 1, "numbering continues");
 }
