@@ -168,6 +168,8 @@ impl Application {
         });
         let metrics = metrics::Metrics::new();
         let (coordinator, stats) = Coordinator::start_with_metrics(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone(), &metrics);
+        let backlog_of = store.clone();
+        metrics.on_gather(move |m| m.set_store_backlog(backlog_of.backlog()));
         let http = metrics.http(ROUTES.iter().map(|r| r.1).chain([openapi::SWAGGER_UI_ROUTE]));
         if settings.auth.required {
             tracing::info!(keys = auth.keys().kind(), "API keys required on /v1 routes");
@@ -304,7 +306,10 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
         free_text: Some(v.input.text.clone()).filter(|t| !t.is_empty()).map(store::FreeText::new),
     };
     // Acknowledged means kept: the answer is only returned once the store has it.
-    state.store.put(report).await.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()))?;
+    let started = std::time::Instant::now();
+    let kept = state.store.put(report).await;
+    state.metrics.store_write().observe(started.elapsed().as_secs_f64());
+    kept.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()))?;
     Ok(HttpResponse::Ok().json(body))
 }
 

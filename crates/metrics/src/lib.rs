@@ -33,6 +33,8 @@ pub const DEGRADED_ANSWERS: &str = "triagent_degraded_answers_total";
 pub const BUS_PUBLISHED: &str = "triagent_bus_events_published_total";
 pub const BUS_DROPPED: &str = "triagent_bus_events_dropped_total";
 pub const BUS_SUBSCRIBERS: &str = "triagent_bus_subscribers";
+pub const STORE_WRITE: &str = "triagent_store_write_seconds";
+pub const STORE_BACKLOG: &str = "triagent_store_backlog";
 
 /// Every metric name exported, as it appears in the Prometheus text (histograms add the
 /// `_bucket`, `_sum` and `_count` series).
@@ -52,6 +54,8 @@ pub const NAMES: &[&str] = &[
     BUS_PUBLISHED,
     BUS_DROPPED,
     BUS_SUBSCRIBERS,
+    STORE_WRITE,
+    STORE_BACKLOG,
 ];
 
 /// The route label of requests that matched no route: unknown paths must not each become a
@@ -89,6 +93,8 @@ pub struct Metrics {
     bus_published: IntCounter,
     bus_dropped: IntCounter,
     bus_subscribers: IntGauge,
+    store_write: Histogram,
+    store_backlog: IntGauge,
     /// Run before each gather; the lock also serialises gathers, which the counters read from
     /// elsewhere rely on (see [`Metrics::set_bus`]).
     hooks: Mutex<Vec<Hook>>,
@@ -131,9 +137,11 @@ impl Metrics {
             bus_published: IntCounter::new(BUS_PUBLISHED, "Events published on the diagnosis event bus.").expect("valid metric definition"),
             bus_dropped: IntCounter::new(BUS_DROPPED, "Events lost by lagging bus subscribers, summed over subscribers.").expect("valid metric definition"),
             bus_subscribers: IntGauge::new(BUS_SUBSCRIBERS, "Live subscribers of the diagnosis event bus.").expect("valid metric definition"),
+            store_write: Histogram::with_opts(HistogramOpts::new(STORE_WRITE, "Time to keep one triage report (committed to PostgreSQL or fsynced to the spool; in memory for the embedded store) before its answer is sent.").buckets(HTTP_BUCKETS.to_vec())).expect("valid metric definition"),
+            store_backlog: IntGauge::new(STORE_BACKLOG, "Reports and events acknowledged but not yet in the database (the PostgreSQL store's spool backlog; 0 for the embedded store).").expect("valid metric definition"),
             hooks: Mutex::new(Vec::new()),
         };
-        let collectors: [Box<dyn Collector>; 15] = [
+        let collectors: [Box<dyn Collector>; 17] = [
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.agent_latency.clone()),
@@ -149,6 +157,8 @@ impl Metrics {
             Box::new(m.bus_published.clone()),
             Box::new(m.bus_dropped.clone()),
             Box::new(m.bus_subscribers.clone()),
+            Box::new(m.store_write.clone()),
+            Box::new(m.store_backlog.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -198,6 +208,16 @@ impl Metrics {
         self.bus_published.inc_by(published.saturating_sub(self.bus_published.get()));
         self.bus_dropped.inc_by(dropped.saturating_sub(self.bus_dropped.get()));
         self.bus_subscribers.set(i64::try_from(subscribers).unwrap_or(i64::MAX));
+    }
+
+    /// The histogram of report writes.
+    pub fn store_write(&self) -> Histogram {
+        self.store_write.clone()
+    }
+
+    /// The store's backlog, read at gather time.
+    pub fn set_store_backlog(&self, backlog: u64) {
+        self.store_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
     }
 
     /// Runs `hook` before every gather, to copy values kept elsewhere into gauges.

@@ -191,9 +191,10 @@ impl Agents {
 #[error("configuration: {0}")]
 pub struct SettingsError(String);
 
-/// The repository's `config/` folder.
+/// The configuration folder: `TRIAGENT_CONFIG_DIR` when set (an installed binary, such as the
+/// Docker image's, lives far from the source tree), the repository's `config/` otherwise.
 pub fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config")
+    std::env::var_os("TRIAGENT_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"))
 }
 
 impl Settings {

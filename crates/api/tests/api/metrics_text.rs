@@ -147,6 +147,8 @@ async fn a_triage_shows_up_in_the_metrics_without_its_text() {
     assert!(value(&samples, "triagent_bus_events_published_total", &[]).is_some_and(|n| n >= 6.0), "received, four agents, completed: {text}");
     // The store's event sink is always subscribed; no client is.
     assert_eq!(value(&samples, "triagent_bus_subscribers", &[]), Some(1.0));
+    assert_eq!(value(&samples, "triagent_store_write_seconds_count", &[]), Some(1.0), "one report kept: {text}");
+    assert_eq!(value(&samples, "triagent_store_backlog", &[]), Some(0.0));
 
     // Every label value comes from a closed vocabulary.
     let routes: BTreeSet<&str> = api::routes().into_iter().map(|(_, p)| p).chain([::metrics::UNMATCHED_ROUTE]).collect();
