@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use actix_web::body::BoxBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use futures_util::future::LocalBoxFuture;
+use tracing::Instrument;
 use std::rc::Rc;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
@@ -273,6 +274,17 @@ where
         let service = self.service.clone();
         let auth = self.auth.clone();
         let access = crate::access_of(req.match_name());
+        // The request's span: the root of its trace, or a child of the caller's `traceparent`.
+        // Only the method, the route pattern and the status: never the path's values.
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.kind = "server",
+            http.request.method = %req.method(),
+            http.route = req.match_name().unwrap_or("unmatched"),
+            http.response.status_code = tracing::field::Empty
+        );
+        telemetry::continue_trace(&span, |h| req.headers().get(h).and_then(|v| v.to_str().ok()));
+        let in_span = span.clone();
         Box::pin(async move {
             let log = tracing::enabled!(target: "triagent::access", tracing::Level::DEBUG).then(|| (Instant::now(), req.method().clone(), req.match_name().unwrap_or("-").to_string()));
             let (key, res) = match auth.check(req.request(), access).await {
@@ -286,7 +298,16 @@ where
             if let (Some((started, method, route)), Ok(r)) = (log, &res) {
                 tracing::debug!(target: "triagent::access", %method, route, status = r.status().as_u16(), micros = started.elapsed().as_micros() as u64, key = ?key, "request");
             }
+            let mut res = res;
+            if let Ok(r) = &mut res {
+                in_span.record("http.response.status_code", r.status().as_u16());
+                if let Some(tp) = telemetry::traceparent(&in_span)
+                    && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&tp)
+                {
+                    r.headers_mut().insert(actix_web::http::header::HeaderName::from_static("traceparent"), v);
+                }
+            }
             res
-        })
+        }.instrument(span))
     }
 }

@@ -289,7 +289,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let id = Uuid::new_v4();
     let outcome = state
         .coordinator
-        .send(Triage { id, input: Arc::new(state.kb.prepare(v.input.clone())) })
+        .send(Triage { id, input: Arc::new(state.kb.prepare(v.input.clone())), span: tracing::Span::current() })
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
@@ -307,7 +307,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     };
     // Acknowledged means kept: the answer is only returned once the store has it.
     let started = std::time::Instant::now();
-    let kept = state.store.put(report).await;
+    let kept = tracing::Instrument::instrument(state.store.put(report), tracing::info_span!("store.put", store = state.store.kind())).await;
     state.metrics.store_write().observe(started.elapsed().as_secs_f64());
     kept.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()))?;
     Ok(HttpResponse::Ok().json(body))

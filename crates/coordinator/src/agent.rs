@@ -167,6 +167,19 @@ pub struct AgentReply {
     pub status: AgentStatus,
     pub output: Option<AgentOutput>,
     pub latency_ms: f64,
+    /// How the call went through the agent's pool, when it reached a forward pass.
+    pub run: Option<crate::pool::RunStats>,
+    /// The agent's breaker after the call: `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
+}
+
+/// The wire name of a breaker state as `BreakerWatch` stores it.
+pub fn breaker_name(state: u8) -> &'static str {
+    match state {
+        0 => "closed",
+        1 => "open",
+        _ => "half_open",
+    }
 }
 
 #[derive(Debug)]
@@ -182,6 +195,7 @@ impl Handler<Infer> for AgentActor {
     fn handle(&mut self, msg: Infer, _ctx: &mut Self::Context) -> Self::Result {
         // Nothing here blocks: submitting never waits and the answer is awaited off the loop.
         let (kind, version, pool, breaker, deadline, metrics) = (self.kind, self.version.clone(), self.pool.clone(), self.breaker.clone(), self.deadline, self.metrics.clone());
+        let breaker_state = self.stats.breaker_state.clone();
         Box::pin(async move {
             let started = Instant::now();
             let call = async {
@@ -197,12 +211,12 @@ impl Handler<Infer> for AgentActor {
             };
             // A full queue says nothing about the agent's health: it does not trip the breaker.
             let result = breaker.call_with(|e: &CallError| !matches!(e, CallError::Overloaded), call).await;
-            let (status, output) = match result {
-                Ok(out) => (AgentStatus::Ok, Some(out)),
-                Err(BreakerError::Rejected) => (AgentStatus::CircuitOpen, None),
-                Err(BreakerError::Inner(CallError::Timeout)) => (AgentStatus::Timeout, None),
-                Err(BreakerError::Inner(CallError::Failed)) => (AgentStatus::Failed, None),
-                Err(BreakerError::Inner(CallError::Overloaded)) => (AgentStatus::Overloaded, None),
+            let (status, output, run) = match result {
+                Ok((out, run)) => (AgentStatus::Ok, Some(out), Some(run)),
+                Err(BreakerError::Rejected) => (AgentStatus::CircuitOpen, None, None),
+                Err(BreakerError::Inner(CallError::Timeout)) => (AgentStatus::Timeout, None, None),
+                Err(BreakerError::Inner(CallError::Failed)) => (AgentStatus::Failed, None, None),
+                Err(BreakerError::Inner(CallError::Overloaded)) => (AgentStatus::Overloaded, None, None),
             };
             let elapsed = started.elapsed().as_secs_f64();
             match status {
@@ -219,7 +233,7 @@ impl Handler<Infer> for AgentActor {
                     metrics.latency.observe(elapsed);
                 }
             }
-            AgentReply { kind, version, status, output, latency_ms: elapsed * 1e3 }
+            AgentReply { kind, version, status, output, latency_ms: elapsed * 1e3, run, breaker: breaker_name(breaker_state.load(Ordering::Relaxed)) }
         })
     }
 }

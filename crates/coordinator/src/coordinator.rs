@@ -44,6 +44,9 @@ pub struct Overloaded;
 pub struct Triage {
     pub id: Uuid,
     pub input: Arc<Case>,
+    /// The caller's span (the HTTP request's), parent of this triage's trace spans;
+    /// `Span::none()` when there is none.
+    pub span: tracing::Span,
 }
 
 /// How one agent did on one request.
@@ -145,19 +148,40 @@ impl Handler<Triage> for Coordinator {
         let kb = self.kb.clone();
         let bus = self.bus.clone();
         let outcomes = self.outcomes.clone();
-        Box::pin(async move {
+        let Triage { id, input, span: parent } = msg;
+        // One span per triage and one child per agent call: no span inside per-item loops.
+        let span = tracing::info_span!(parent: &parent, "triage", report_id = %id, level = tracing::field::Empty, degraded = tracing::field::Empty);
+        let triage_span = span.clone();
+        Box::pin(tracing::Instrument::instrument(async move {
             let started = Instant::now();
-            let Triage { id, input } = msg;
             bus.publish(id, DiagnosisEventKind::TriageReceived { text_chars: input.text.chars().count(), structured_findings: input.findings.len(), has_vitals: !input.vitals.is_empty() });
             // All four at once; each answer is published as soon as it arrives, so an
             // emergency assessment goes out before the slower agents finish.
             let calls = agents.iter().zip(AgentKind::ALL).map(|(addr, kind)| {
                 let (input, kb, bus) = (input.clone(), kb.clone(), bus.clone());
+                let agent_span = tracing::info_span!(
+                    parent: &triage_span,
+                    "agent",
+                    agent = kind.as_str(),
+                    outcome = tracing::field::Empty,
+                    breaker = tracing::field::Empty,
+                    batch_size = tracing::field::Empty,
+                    queue_wait_us = tracing::field::Empty,
+                    inference_us = tracing::field::Empty
+                );
                 async move {
                     let reply = match addr.send(Infer(input)).await {
                         Ok(r) => r,
-                        Err(_) => AgentReply { kind, version: String::new(), status: AgentStatus::Failed, output: None, latency_ms: 0.0 },
+                        Err(_) => AgentReply { kind, version: String::new(), status: AgentStatus::Failed, output: None, latency_ms: 0.0, run: None, breaker: "closed" },
                     };
+                    agent_span.record("outcome", reply.status.as_str());
+                    agent_span.record("breaker", reply.breaker);
+                    if let Some(run) = reply.run {
+                        agent_span.record("batch_size", run.batch_size as u64);
+                        agent_span.record("queue_wait_us", run.queue_wait.as_micros() as u64);
+                        agent_span.record("inference_us", run.inference.as_micros() as u64);
+                    }
+                    drop(agent_span);
                     if let Some(ev) = event_of(&kb, &reply) {
                         bus.publish(id, ev);
                     }
@@ -190,7 +214,10 @@ impl Handler<Triage> for Coordinator {
                 outcomes.degraded.inc();
             }
             bus.publish(id, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms });
+            let current = tracing::Span::current();
+            current.record("level", out.decision.level.as_str());
+            current.record("degraded", out.degraded);
             Ok(out)
-        })
+        }, span))
     }
 }

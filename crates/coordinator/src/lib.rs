@@ -15,7 +15,7 @@ mod pool;
 
 pub use agent::{AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatus, Infer};
 pub use coordinator::{AgentRun, Coordinator, Overloaded, Triage, TriageOutcome};
-pub use pool::{Pool, PoolError};
+pub use pool::{Pool, PoolError, RunStats};
 
 use kb::Case;
 use domain::{EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice};

@@ -22,7 +22,19 @@ pub enum PoolError {
 
 struct Job {
     input: Arc<Case>,
-    reply: oneshot::Sender<Result<AgentOutput, PoolError>>,
+    enqueued: Instant,
+    reply: oneshot::Sender<Result<(AgentOutput, RunStats), PoolError>>,
+}
+
+/// How one request went through the pool, for its trace span.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunStats {
+    /// Requests in the forward pass this one was part of.
+    pub batch_size: usize,
+    /// From queueing to the start of its forward pass.
+    pub queue_wait: Duration,
+    /// The forward pass.
+    pub inference: Duration,
 }
 
 /// Counters the metrics read.
@@ -61,9 +73,9 @@ impl Pool {
 
     /// Queues one request; the answer arrives on the returned receiver. Never blocks: a full
     /// queue is an immediate error, so callers can answer 503 instead of waiting.
-    pub fn submit(&self, input: Arc<Case>) -> Result<oneshot::Receiver<Result<AgentOutput, PoolError>>, PoolError> {
+    pub fn submit(&self, input: Arc<Case>) -> Result<oneshot::Receiver<Result<(AgentOutput, RunStats), PoolError>>, PoolError> {
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job { input, reply }) {
+        match self.tx.try_send(Job { input, enqueued: Instant::now(), reply }) {
             Ok(()) => {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);
                 Ok(rx)
@@ -104,12 +116,16 @@ fn worker(model: Arc<dyn AgentModel>, rx: Receiver<Job>, max_batch: usize, max_w
         let inputs: Vec<&Case> = jobs.iter().map(|j| j.input.as_ref()).collect();
         // The model is immutable, so after a panic the same worker safely goes on with it: that
         // is the restart. The panic is counted and every job in the batch fails.
+        let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| model.infer(&inputs)));
+        let inference = started.elapsed();
         drop(inputs);
+        let batch_size = jobs.len();
         match result {
             Ok(outputs) if outputs.len() == jobs.len() => {
                 for (job, out) in jobs.into_iter().zip(outputs) {
-                    let _ = job.reply.send(Ok(out));
+                    let stats = RunStats { batch_size, queue_wait: started.saturating_duration_since(job.enqueued), inference };
+                    let _ = job.reply.send(Ok((out, stats)));
                 }
             }
             Ok(outputs) => {

@@ -84,7 +84,7 @@ fn input(text: &str) -> Arc<kb::Case> {
 }
 
 async fn triage(addr: &actix::Addr<Coordinator>, text: &str) -> Result<TriageOutcome, Overloaded> {
-    addr.send(Triage { id: Uuid::new_v4(), input: input(text) }).await.expect("coordinator alive")
+    addr.send(Triage { id: Uuid::new_v4(), input: input(text), span: tracing::Span::none() }).await.expect("coordinator alive")
 }
 
 fn status(o: &TriageOutcome, kind: AgentKind) -> AgentStatus {
@@ -220,9 +220,9 @@ async fn full_queues_everywhere_is_overloaded() {
     let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(300))).collect();
     let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| AgentSettings { queue: 1, max_batch: 1, ..settings() }, bus::Bus::new(256, 256));
     // One request busy in each worker, one waiting in each queue: the next finds them all full.
-    let a = addr.send(Triage { id: Uuid::new_v4(), input: input("a") });
+    let a = addr.send(Triage { id: Uuid::new_v4(), input: input("a"), span: tracing::Span::none() });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let b = addr.send(Triage { id: Uuid::new_v4(), input: input("b") });
+    let b = addr.send(Triage { id: Uuid::new_v4(), input: input("b"), span: tracing::Span::none() });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let c = triage(&addr, "c").await;
     assert_eq!(c.err(), Some(Overloaded));
@@ -234,7 +234,7 @@ async fn full_queues_everywhere_is_overloaded() {
 async fn micro_batches_form_from_waiting_requests() {
     let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(50))).collect();
     let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(4096, 256));
-    let calls: Vec<_> = (0..16).map(|i| addr.send(Triage { id: Uuid::new_v4(), input: input(&format!("req {i}")) })).collect();
+    let calls: Vec<_> = (0..16).map(|i| addr.send(Triage { id: Uuid::new_v4(), input: input(&format!("req {i}")), span: tracing::Span::none() })).collect();
     for c in futures::future::join_all(calls).await {
         assert!(!c.unwrap().unwrap().degraded);
     }

@@ -15,6 +15,23 @@ pub struct Settings {
     pub agents: Agents,
     pub database: Database,
     pub auth: Auth,
+    pub telemetry: Telemetry,
+}
+
+/// OpenTelemetry traces (crates/telemetry).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Telemetry {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); empty: off, unless the
+    /// standard `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    pub otlp_endpoint: String,
+    /// `http/protobuf` or `http/json`.
+    pub protocol: String,
+    /// The share of new traces sampled (0 to 1); a request that arrives with a sampled
+    /// `traceparent` is always traced.
+    pub sample_ratio: f64,
+    /// The `service.name` resource attribute (`OTEL_SERVICE_NAME` wins when set).
+    pub service_name: String,
 }
 
 /// API keys: who may call the `/v1` routes, and how often.
@@ -232,6 +249,10 @@ impl Settings {
         let db = &self.database;
         if !db.url.is_empty() && (db.pool_size == 0 || db.batch_size == 0 || db.timeout_ms == 0 || db.replay_batch == 0 || db.spool_path.is_empty()) {
             return bad("database: pool_size, batch_size, timeout_ms and replay_batch must be at least 1 and spool_path must be set");
+        }
+        let t = &self.telemetry;
+        if !(0.0..=1.0).contains(&t.sample_ratio) || !["http/protobuf", "http/json"].contains(&t.protocol.as_str()) {
+            return bad("telemetry: sample_ratio must be between 0 and 1 and protocol http/protobuf or http/json");
         }
         let a = &self.auth;
         if a.rate_per_second == 0 || a.burst == 0 || a.audit_flush_ms == 0 || (self.database.url.is_empty() && a.keys_file.is_empty()) {

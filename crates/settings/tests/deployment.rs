@@ -53,7 +53,8 @@ fn the_setting_check_knows_settings_from_typos() {
     assert!(is_setting("TRIAGENT__AGENTS__CONDITION_MATCHER__DEADLINE_MS", &base));
     assert!(!is_setting("TRIAGENT__DATABASE__URI", &base));
     assert!(!is_setting("TRIAGENT__DATABASE", &base), "a section is not a value");
-    assert!(!is_setting("TRIAGENT__TELEMETRY__OTLP_ENDPOINT", &base), "not read until telemetry exists");
+    assert!(is_setting("TRIAGENT__TELEMETRY__OTLP_ENDPOINT", &base));
+    assert!(!is_setting("TRIAGENT__TELEMETRY__ENDPOINT", &base));
 }
 
 #[test]

@@ -163,6 +163,9 @@ impl Progress for Bar {
 
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. }) {
+        telemetry::init_logs();
+    }
     match cli.command {
         Command::Train { agent, seed, cases, epochs, lr, out } => train(&cli.kb, &agent, seed, cases, epochs, lr, out),
         Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, cli.device, &out, &vignettes, models, seed, cases, show_misses),
@@ -364,12 +367,19 @@ fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>, databa
     if let Some(p) = port {
         settings.server.port = p;
     }
-    actix_web::rt::System::new().block_on(async move {
+    let mut telemetry = telemetry::init(&settings.telemetry)?;
+    if telemetry.enabled() {
+        tracing::info!(sample_ratio = settings.telemetry.sample_ratio, "OpenTelemetry traces on");
+    }
+    let served = actix_web::rt::System::new().block_on(async move {
         let started = Instant::now();
         let app = api::Application::build(settings).await?;
         eprintln!("triagent: ready on port {} in {:.1}s", app.port(), started.elapsed().as_secs_f64());
         app.run_until_stopped().await?;
         eprintln!("triagent: stopped");
-        Ok(())
-    })
+        Ok::<(), anyhow::Error>(())
+    });
+    // Exports the spans still buffered.
+    telemetry.shutdown();
+    served
 }

@@ -341,3 +341,89 @@ async fn killed_during_spool_replay_the_restarted_service_keeps_every_answered_r
     let dup: i64 = pg.query_one("SELECT count(*) - count(DISTINCT event_id) FROM events", &[]).await.unwrap().get(0);
     assert_eq!(dup, 0, "an event is stored twice");
 }
+
+/// A tiny OTLP/HTTP receiver: answers every POST with 200 and keeps the bodies.
+fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).unwrap();
+                        let line = line.trim_end();
+                        if line.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    keep.lock().unwrap().push((path, body));
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}");
+                }
+            });
+        }
+    });
+    (port, got)
+}
+
+/// With an OTLP endpoint configured, the service exports one trace per triage to it: the
+/// HTTP span, the coordinator's `triage` span and one `agent` child per agent.
+#[tokio::test]
+async fn traces_reach_an_otlp_receiver_with_the_agent_children() {
+    let (port, got) = otlp_receiver();
+    let mut serve = Serve::start(&[
+        ("TRIAGENT__TELEMETRY__OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("TRIAGENT__TELEMETRY__PROTOCOL", "http/json".into()),
+        ("TRIAGENT__TELEMETRY__SAMPLE_RATIO", "1.0".into()),
+        ("TRIAGENT__AGENTS__DEFAULT__DEADLINE_MS", "30000".into()),
+    ]);
+    let r = post(reqwest::Client::new(), serve.base(), "a headache and a fever since yesterday".into()).await.1.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("traceparent"), "the trace id is given back");
+    // The batch exporter sends what it holds at shutdown.
+    serve.signal("TERM");
+    assert_eq!(serve.wait_exit().code(), Some(0), "{:#?}", serve.log);
+
+    let bodies = got.lock().unwrap().clone();
+    assert!(!bodies.is_empty(), "nothing reached the receiver; {:#?}", serve.log);
+    let mut spans = Vec::new();
+    for (path, body) in &bodies {
+        assert_eq!(path, "/v1/traces");
+        let doc: Value = serde_json::from_slice(body).expect("OTLP JSON");
+        for rs in doc["resourceSpans"].as_array().unwrap() {
+            let service = rs["resource"]["attributes"].as_array().unwrap().iter().find(|a| a["key"] == "service.name").map(|a| a["value"]["stringValue"].clone());
+            assert_eq!(service, Some(json!("triagent")));
+            for ss in rs["scopeSpans"].as_array().unwrap() {
+                spans.extend(ss["spans"].as_array().unwrap().iter().cloned());
+            }
+        }
+    }
+    let named = |n: &str| spans.iter().filter(|s| s["name"] == n).cloned().collect::<Vec<Value>>();
+    let triage = named("triage");
+    assert_eq!(triage.len(), 1, "{spans:#?}");
+    let http: Vec<Value> = named("HTTP request").into_iter().filter(|s| s["spanId"] == triage[0]["parentSpanId"]).collect();
+    assert_eq!(http.len(), 1, "the triage span's parent is the HTTP span: {spans:#?}");
+    let agents: Vec<Value> = named("agent").into_iter().filter(|s| s["parentSpanId"] == triage[0]["spanId"]).collect();
+    assert_eq!(agents.len(), 4, "{spans:#?}");
+    assert!(spans.iter().all(|s| s["traceId"] == triage[0]["traceId"] || s["name"] == "HTTP request"), "one trace per triage");
+}
