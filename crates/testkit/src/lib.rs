@@ -54,11 +54,7 @@ impl TestDb {
     /// A key-value connection string for this database, optionally through a proxy port.
     pub fn url(&self, via_port: Option<u16>) -> String {
         let c = &self.admin;
-        let host = match c.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".to_owned(),
-        };
-        let port = via_port.unwrap_or_else(|| c.get_ports().first().copied().unwrap_or(5432));
+        let (host, port) = self.host_port(via_port);
         let mut url = format!("host={host} port={port} dbname={}", self.name);
         if let Some(user) = c.get_user() {
             url.push_str(&format!(" user={user}"));
@@ -105,15 +101,21 @@ impl Drop for TestDb {
 
 
 impl TestDb {
-    /// A `postgres://` URL of this database (for settings and the command line), optionally
-    /// through a proxy port.
-    pub fn postgres_url(&self, via_port: Option<u16>) -> String {
+    /// The server's host and port, or the port of a proxy in front of it.
+    fn host_port(&self, via_port: Option<u16>) -> (String, u16) {
         let c = &self.admin;
         let host = match c.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => "127.0.0.1".to_owned(),
         };
-        let port = via_port.unwrap_or_else(|| c.get_ports().first().copied().unwrap_or(5432));
+        (host, via_port.unwrap_or_else(|| c.get_ports().first().copied().unwrap_or(5432)))
+    }
+
+    /// A `postgres://` URL of this database (for settings and the command line), optionally
+    /// through a proxy port.
+    pub fn postgres_url(&self, via_port: Option<u16>) -> String {
+        let c = &self.admin;
+        let (host, port) = self.host_port(via_port);
         let user = c.get_user().unwrap_or("postgres");
         match c.get_password() {
             Some(pw) => format!("postgres://{user}:{}@{host}:{port}/{}", String::from_utf8_lossy(pw), self.name),
