@@ -273,20 +273,21 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
         let auth = self.auth.clone();
-        let access = crate::access_of(req.match_name());
+        // One lookup of the matched route for the access check, the span and the access log.
+        let (route, access) = crate::route_of(req.match_name());
         // The request's span: the root of its trace, or a child of the caller's `traceparent`.
         // Only the method, the route pattern and the status: never the path's values.
         let span = tracing::info_span!(
             "HTTP request",
             otel.kind = "server",
             http.request.method = %req.method(),
-            http.route = req.match_name().unwrap_or("unmatched"),
+            http.route = route.unwrap_or("unmatched"),
             http.response.status_code = tracing::field::Empty
         );
         telemetry::continue_trace(&span, |h| req.headers().get(h).and_then(|v| v.to_str().ok()));
         let in_span = span.clone();
         Box::pin(async move {
-            let log = tracing::enabled!(target: "triagent::access", tracing::Level::DEBUG).then(|| (Instant::now(), req.method().clone(), req.match_name().unwrap_or("-").to_string()));
+            let log = tracing::enabled!(target: "triagent::access", tracing::Level::DEBUG).then(|| (Instant::now(), req.method().clone(), route.unwrap_or("-")));
             let (key, res) = match auth.check(req.request(), access).await {
                 Ok(caller) => {
                     let key = caller.key_id();

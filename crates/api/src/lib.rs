@@ -76,10 +76,11 @@ pub fn route_access() -> Vec<(&'static str, &'static str, Access)> {
     ROUTES.iter().map(|(m, p, a, _)| (m.as_str(), *p, *a)).collect()
 }
 
-/// The access a route pattern (a resource name) asks for. Everything not in [`ROUTES`] (the
-/// Swagger UI's files, the 404 for unknown paths) is public.
-fn access_of(route: Option<&str>) -> Access {
-    route.and_then(|r| ROUTES.iter().find(|x| x.1 == r)).map_or(Access::Public, |x| x.2)
+/// The route a resource name (its pattern) belongs to, as `ROUTES` has it, and the access it
+/// asks for. Everything not in [`ROUTES`] (the Swagger UI's files, the 404 for unknown paths)
+/// has no route and is public.
+fn route_of(name: Option<&str>) -> (Option<&'static str>, Access) {
+    name.and_then(|r| ROUTES.iter().find(|x| x.1 == r)).map_or((None, Access::Public), |x| (Some(x.1), x.2))
 }
 
 fn register_routes(cfg: &mut web::ServiceConfig) {

@@ -214,9 +214,8 @@ impl Handler<Triage> for Coordinator {
                 outcomes.degraded.inc();
             }
             bus.publish(id, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms });
-            let current = tracing::Span::current();
-            current.record("level", out.decision.level.as_str());
-            current.record("degraded", out.degraded);
+            triage_span.record("level", out.decision.level.as_str());
+            triage_span.record("degraded", out.degraded);
             Ok(out)
         }, span))
     }

@@ -117,19 +117,22 @@ where
     Telemetry { provider }
 }
 
-/// The service's set-up: logs to standard error, and OTLP traces when configured.
-pub fn init(settings: &settings::Telemetry) -> Result<Telemetry, TelemetryError> {
+/// Log lines to standard error, filtered by `TRIAGENT_LOG`, and spans to `provider`.
+fn install_on_stderr(provider: Option<SdkTracerProvider>) -> Telemetry {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRIAGENT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    install(filter, std::io::stderr, ansi, provider)
+}
+
+/// The service's set-up: logs to standard error, and OTLP traces when configured.
+pub fn init(settings: &settings::Telemetry) -> Result<Telemetry, TelemetryError> {
     let provider = otlp_exporter(settings)?.map(|e| provider(e, settings, true));
-    Ok(install(filter, std::io::stderr, ansi, provider))
+    Ok(install_on_stderr(provider))
 }
 
 /// Logs only (for commands other than `serve`).
 pub fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIAGENT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    drop(install(filter, std::io::stderr, ansi, None));
+    drop(install_on_stderr(None));
 }
 
 /// The W3C trace-context headers a request may carry.
