@@ -98,12 +98,12 @@ pub struct ModelConfig {
 impl ModelConfig {
     pub fn new(kb: &KnowledgeBase, train: TrainConfig) -> Self {
         ModelConfig {
-            version: format!("{NAME}-1"),
-            buckets: 1 << 15,
-            dim: 64,
+            version: format!("{NAME}-2"),
+            buckets: 1 << 14,
+            dim: 32,
             structured_dim: 32,
             hidden: 128,
-            max_features: 320,
+            max_features: 256,
             feature_seed: 0xe3e7,
             finding_ids: kb.finding_ids(),
             kb_fingerprint: kb.fingerprint.clone(),

@@ -88,11 +88,11 @@ pub struct ModelConfig {
 impl ModelConfig {
     pub fn new(kb: &KnowledgeBase, train: TrainConfig) -> Self {
         ModelConfig {
-            version: format!("{NAME}-1"),
-            buckets: 1 << 15,
-            dim: 64,
-            hidden: 256,
-            max_features: 320,
+            version: format!("{NAME}-2"),
+            buckets: 1 << 14,
+            dim: 32,
+            hidden: 128,
+            max_features: 256,
             feature_seed: 0x5e1f,
             threshold: 0.5,
             absent_threshold: 0.5,
@@ -161,25 +161,21 @@ impl SymptomClassifier {
         if cases.is_empty() {
             return Vec::new();
         }
-        let (p, a) = self.probabilities(cases);
-        let (t, ta) = (self.config.threshold, self.config.absent_threshold);
-        p.iter()
-            .zip(&a)
+        // Decided on the logits: the sigmoid is monotonic, so comparing logits with logit(t)
+        // picks exactly what comparing probabilities with t would, and only the few findings
+        // picked need a probability (the sigmoid of every output was a tenth of the time).
+        let (zp, za) = self.logits(cases);
+        let (t, ta) = (logit(self.config.threshold), logit(self.config.absent_threshold));
+        let width = self.config.finding_ids.len();
+        zp.chunks_exact(width)
+            .zip(za.chunks_exact(width))
             .map(|(p, a)| {
                 let mut out = Vec::new();
-                for i in 0..p.len() {
-                    if p[i] >= t && p[i] >= a[i] {
-                        out.push(ExtractedFinding {
-                            finding: i,
-                            present: true,
-                            probability: p[i],
-                        });
-                    } else if a[i] >= ta && a[i] > p[i] {
-                        out.push(ExtractedFinding {
-                            finding: i,
-                            present: false,
-                            probability: a[i],
-                        });
+                for (i, (&p, &a)) in p.iter().zip(a).enumerate() {
+                    if p >= t && p >= a {
+                        out.push(ExtractedFinding { finding: i, present: true, probability: sigmoid_f32(p) });
+                    } else if a >= ta && a > p {
+                        out.push(ExtractedFinding { finding: i, present: false, probability: sigmoid_f32(a) });
                     }
                 }
                 out.sort_by(|x, y| y.probability.total_cmp(&x.probability));
@@ -188,8 +184,20 @@ impl SymptomClassifier {
             .collect()
     }
 
+    /// Both heads' logits, row-major (`cases.len()` rows of one per finding).
+    fn logits(&self, cases: &[&Case]) -> (Vec<f32>, Vec<f32>) {
+        let (p, a) = self.forward(cases);
+        let flat = |t: Tensor<2>| t.into_data().try_into_vec::<f32>().expect("float tensor");
+        (flat(p), flat(a))
+    }
+
     /// Sigmoid outputs of both heads, per input.
     pub fn probabilities(&self, cases: &[&Case]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let (p, a) = self.forward(cases);
+        (rows(sigmoid(p)), rows(sigmoid(a)))
+    }
+
+    fn forward(&self, cases: &[&Case]) -> (Tensor<2>, Tensor<2>) {
         let pos: Vec<Vec<u32>> = cases
             .iter()
             .map(|c| {
@@ -211,11 +219,10 @@ impl SymptomClassifier {
             .collect();
         let p: Vec<&[u32]> = pos.iter().map(Vec::as_slice).collect();
         let n: Vec<&[u32]> = neg.iter().map(Vec::as_slice).collect();
-        let (p, a) = self.net.head(
+        self.net.head(
             self.pooled.pool(&p, &self.device),
             self.pooled.pool(&n, &self.device),
-        );
-        (rows(sigmoid(p)), rows(sigmoid(a)))
+        )
     }
 
     pub fn predict(&self, case: &Case) -> Vec<ExtractedFinding> {
@@ -408,4 +415,13 @@ pub fn model_card(model: &SymptomClassifier, m: &Metrics, data: &synth::Splits) 
         m.absent_recall,
         m.absent_f1,
     )
+}
+
+fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
+fn sigmoid_f32(z: f32) -> f32 {
+    1.0 / (1.0 + (-z).exp())
 }

@@ -92,12 +92,12 @@ pub struct ModelConfig {
 impl ModelConfig {
     pub fn new(kb: &KnowledgeBase, train: TrainConfig) -> Self {
         ModelConfig {
-            version: format!("{NAME}-1"),
-            query_buckets: 1 << 15,
-            advice_buckets: 1 << 14,
-            dim: 64,
+            version: format!("{NAME}-2"),
+            query_buckets: 1 << 14,
+            advice_buckets: 1 << 13,
+            dim: 32,
             out: 64,
-            max_features: 320,
+            max_features: 256,
             query_seed: 0x7e7a,
             advice_seed: 0xad71,
             scale: 10.0,

@@ -294,8 +294,8 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
-    // Kept and returned as the same JSON value, so a stored report reads back identical.
-    let body = serde_json::to_value(answer::build(&state.kb, &v, &outcome)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    // Serialised once: the same text is kept and sent, so a stored report reads back identical.
+    let body = store::JsonBody::new(&answer::build(&state.kb, &v, &outcome)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),
@@ -311,7 +311,12 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let kept = tracing::Instrument::instrument(state.store.put(report), tracing::info_span!("store.put", store = state.store.kind())).await;
     state.metrics.store_write().observe(started.elapsed().as_secs_f64());
     kept.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()))?;
-    Ok(HttpResponse::Ok().json(body))
+    Ok(json_response(&body))
+}
+
+/// A kept answer as a 200 with its JSON text.
+fn json_response(body: &store::JsonBody) -> HttpResponse {
+    HttpResponse::Ok().content_type(actix_web::http::header::ContentType::json()).body(body.bytes())
 }
 
 /// A stored report: the same answer `POST /v1/triage` gave.
@@ -331,7 +336,7 @@ async fn get_triage(caller: Caller, path: web::Path<String>, state: web::Data<Ap
     match state.store.get(id).await {
         // Another key's report is "not found", not "forbidden": a key cannot even learn which
         // ids exist.
-        Ok(Some(r)) if caller.may_read(r.api_key_id) => Ok(HttpResponse::Ok().json(r.body)),
+        Ok(Some(r)) if caller.may_read(r.api_key_id) => Ok(json_response(&r.body)),
         Ok(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report")),
         Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())),
     }

@@ -3,6 +3,7 @@
 //! emergencies, over-triage, and calibration, written as markdown with PNG plots.
 
 mod plots;
+pub use plots::register_font as register_plot_font;
 mod vignettes;
 
 use domain::{CaseInput, Sex, TriageLevel};

@@ -10,7 +10,8 @@ use std::sync::Once;
 /// DejaVu Sans (see assets/DejaVuSans.LICENSE), embedded so plots render on any machine.
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
-fn font() {
+/// Registers the embedded font for plotters (once); every PNG the project draws uses it.
+pub fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
@@ -20,7 +21,7 @@ fn font() {
 type Res = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 pub fn reliability(path: &Path, r: &Report) -> Res {
-    font();
+    register_font();
     let root = BitMapBackend::new(path, (640, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
@@ -44,7 +45,7 @@ pub fn reliability(path: &Path, r: &Report) -> Res {
 }
 
 pub fn confusion(path: &Path, r: &Report) -> Res {
-    font();
+    register_font();
     let root = BitMapBackend::new(path, (760, 620)).into_drawing_area();
     root.fill(&WHITE)?;
     let names = ["ambulance", "emergency", "within 24h", "soon", "self-care"];

@@ -25,5 +25,5 @@ fn hand_written_vignettes_stay_above_the_floor() {
 // 0.478, under-triaged emergencies 0.127 (10 of 79).
 const FLOOR_TOP3: f64 = 0.60;
 const FLOOR_TOP10: f64 = 0.78;
-const FLOOR_TRIAGE: f64 = 0.44;
+const FLOOR_TRIAGE: f64 = 0.48;
 const CEILING_UNDER_TRIAGED_EMERGENCIES: f64 = 0.16;

@@ -7,6 +7,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+// The service's allocator, so the figures are the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn bench(c: &mut Criterion) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();

@@ -8,12 +8,14 @@
 //! it knows SQL): callers hold an `Arc<dyn ReportStore>` and never learn whether a report lives
 //! in a map or a table.
 
+mod body;
 pub mod keys;
 mod memory;
 mod postgres;
 mod sink;
 pub mod spool;
 
+pub use body::JsonBody;
 pub use memory::MemoryStore;
 pub use keys::{ApiKey, AuditAction, AuditEntry, CreatedKey, FileKeys, KeyHash, KeySecret, KeyStore, Revoked, Scope};
 pub use postgres::{PgConfig, PgKeys, PgStore};
@@ -47,7 +49,7 @@ pub struct StoredReport {
     /// The API key that asked, when the request was authenticated; never the key itself.
     pub api_key_id: Option<Uuid>,
     /// The full API answer, kept verbatim so a later fetch returns exactly what was first sent.
-    pub body: serde_json::Value,
+    pub body: JsonBody,
     /// What the person wrote. Handed to the store so that a deployment that must keep it can
     /// (PostgreSQL with `store_free_text` on, in its own purgeable column); every store drops it
     /// otherwise, before it reaches memory, a table or the spool.

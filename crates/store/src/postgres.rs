@@ -558,7 +558,7 @@ async fn commit(pool: &Pool, reports: &[&StoredReport], events: &[&EventRow]) ->
         let tops: Vec<Option<&str>> = reports.iter().map(|r| r.top_condition.as_deref()).collect();
         let degraded: Vec<bool> = reports.iter().map(|r| r.degraded).collect();
         let keys: Vec<Option<Uuid>> = reports.iter().map(|r| r.api_key_id).collect();
-        let bodies: Vec<&serde_json::Value> = reports.iter().map(|r| &r.body).collect();
+        let bodies: Vec<&crate::JsonBody> = reports.iter().map(|r| &r.body).collect();
         let texts: Vec<Option<&str>> = reports.iter().map(|r| r.free_text.as_ref().map(FreeText::expose)).collect();
         let inserted = tx
             .query(
@@ -975,4 +975,35 @@ impl Replayer {
         tracing::warn!(records = n, "spool records refused by the database set aside");
         self.shared.rejected.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// `jsonb` (and `json`) straight from and to the answer's text: the binary `jsonb` format is a
+/// version byte (1) and the text, so nothing is parsed or re-encoded on our side.
+impl tokio_postgres::types::ToSql for crate::JsonBody {
+    fn to_sql(&self, ty: &tokio_postgres::types::Type, out: &mut bytes::BytesMut) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == tokio_postgres::types::Type::JSONB {
+            out.extend_from_slice(&[1]);
+        }
+        out.extend_from_slice(self.as_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    tokio_postgres::types::accepts!(JSON, JSONB);
+    tokio_postgres::types::to_sql_checked!();
+}
+
+impl<'a> tokio_postgres::types::FromSql<'a> for crate::JsonBody {
+    fn from_sql(ty: &tokio_postgres::types::Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let text = if *ty == tokio_postgres::types::Type::JSONB {
+            match raw.split_first() {
+                Some((1, rest)) => rest,
+                _ => return Err("unsupported jsonb version".into()),
+            }
+        } else {
+            raw
+        };
+        Ok(crate::JsonBody::from_trusted(text.to_vec()))
+    }
+
+    tokio_postgres::types::accepts!(JSON, JSONB);
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
-use store::{MemoryStore, ReportStore, StoreError, StoreHealth, StoredReport};
+use store::{JsonBody, MemoryStore, ReportStore, StoreError, StoreHealth, StoredReport};
 use uuid::Uuid;
 
 fn report(n: u32) -> StoredReport {
@@ -16,7 +16,7 @@ fn report(n: u32) -> StoredReport {
         top_condition: Some("J06.9".to_owned()),
         degraded: false,
         api_key_id: None,
-        body: json!({ "n": n, "level": "consultation", "conditions": [{ "icd10": "J06.9", "p": 0.7 }] }),
+        body: JsonBody::from(json!({ "n": n, "level": "consultation", "conditions": [{ "icd10": "J06.9", "p": 0.7 }] })),
         free_text: None,
     }
 }
@@ -86,7 +86,7 @@ async fn same_id_with_other_content_is_a_conflict_and_keeps_the_first() {
     store.put(first.clone()).await.unwrap();
 
     let mut other_body = first.clone();
-    other_body.body = json!({ "n": 2 });
+    other_body.body = JsonBody::from(json!({ "n": 2 }));
     let mut other_level = first.clone();
     other_level.level = "emergency".to_owned();
     let mut other_key = first.clone();

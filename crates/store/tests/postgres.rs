@@ -12,7 +12,7 @@ use std::time::Duration;
 use bus::{DiagnosisEvent, DiagnosisEventKind};
 use chrono::{DurationRound, Utc};
 use serde_json::json;
-use store::{FreeText, PgConfig, PgStore, ReportStore, StoreError, StoreHealth, StoredReport};
+use store::{FreeText, JsonBody, PgConfig, PgStore, ReportStore, StoreError, StoreHealth, StoredReport};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use testkit::{Proxy, TestDb};
@@ -31,7 +31,7 @@ fn report(n: u64) -> StoredReport {
         top_condition: if n.is_multiple_of(2) { Some("J06.9".to_owned()) } else { None },
         degraded: n.is_multiple_of(5),
         api_key_id: if n.is_multiple_of(7) { Some(Uuid::new_v4()) } else { None },
-        body: json!({ "n": n, "triage": { "level": "consultation" }, "conditions": [{ "icd10": "J06.9", "probability": 0.412 }] }),
+        body: JsonBody::from(json!({ "n": n, "triage": { "level": "consultation" }, "conditions": [{ "icd10": "J06.9", "probability": 0.412 }] })),
         free_text: Some(FreeText::new("my head hurts since yesterday")),
     }
 }
@@ -161,7 +161,7 @@ async fn put_is_idempotent_and_other_content_under_the_same_id_is_a_conflict() {
     restamped.created_at = now() + chrono::Duration::seconds(5);
     store.put(restamped).await.unwrap();
     let mut other = r.clone();
-    other.body = json!({"something": "else"});
+    other.body = JsonBody::from(json!({"something": "else"}));
     assert_eq!(store.put(other).await, Err(StoreError::Conflict(r.id)));
     assert_eq!(db.count("SELECT count(*) FROM reports").await, 1);
     assert_eq!(store.get(r.id).await.unwrap(), Some(without_text(r)));
