@@ -99,6 +99,7 @@ pub struct Application {
     in_flight: shutdown::InFlight,
     auth: Arc<auth::Auth>,
     audit_task: tokio::task::JoinHandle<()>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +182,7 @@ impl Application {
         let workers = settings.server.workers;
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let in_flight = shutdown::InFlight::default();
+        let metrics_handle = metrics.clone();
         let state = web::Data::new(AppState { kb, coordinator, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
         let gate = auth.clone();
         let tracker = in_flight.clone();
@@ -212,11 +214,16 @@ impl Application {
         .listen(listener)
         .map_err(|e| BuildError::Bind { addr: "listener".into(), source: e })?
         .run();
-        Ok(Application { port, server, bus, in_flight, auth, audit_task })
+        Ok(Application { port, server, bus, in_flight, auth, audit_task, metrics: metrics_handle })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The service's metrics, for exporters beside `GET /metrics` (OTLP).
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.metrics.clone()
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully (see [`Application::run_until`]).

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 // The handle types the recorders hold, so they need not depend on `prometheus` themselves.
 pub use prometheus::{Histogram, IntCounter, IntGauge};
+/// The gathered families ([`Metrics::gather`]), for exporters other than `/metrics`.
+pub use prometheus::proto;
 
 pub const HTTP_REQUESTS: &str = "triagent_http_requests_total";
 pub const HTTP_DURATION: &str = "triagent_http_request_duration_seconds";

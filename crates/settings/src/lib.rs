@@ -32,6 +32,9 @@ pub struct Telemetry {
     pub sample_ratio: f64,
     /// The `service.name` resource attribute (`OTEL_SERVICE_NAME` wins when set).
     pub service_name: String,
+    /// Milliseconds between metric exports over OTLP (`OTEL_METRIC_EXPORT_INTERVAL` wins when
+    /// set); 0: metrics only on `/metrics`.
+    pub metrics_interval_ms: u64,
 }
 
 /// API keys: who may call the `/v1` routes, and how often.

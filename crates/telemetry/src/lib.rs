@@ -1,5 +1,6 @@
-//! Logs and traces: the process-wide `tracing` subscriber, and OpenTelemetry traces exported
-//! over OTLP/HTTP when configured.
+//! Logs, traces and metrics: the process-wide `tracing` subscriber, OpenTelemetry traces
+//! exported over OTLP/HTTP when configured, and the service's metrics pushed over OTLP beside
+//! `/metrics` ([`spawn_metrics_export`]).
 //!
 //! - Log lines (events) go to standard error, filtered by `TRIAGENT_LOG` (`info` by default).
 //!   Crates other than Triagent's own are held at `info` whatever the filter says: at `debug`
@@ -14,6 +15,10 @@
 //!
 //! Nothing Triagent records in a span or a log line carries a person's text, an API key or
 //! anything else that identifies someone: ids, codes, sizes and timings only.
+
+mod metrics_export;
+
+pub use metrics_export::{MetricsExport, spawn_metrics_export, to_otlp};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};

@@ -437,9 +437,16 @@ fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>, databa
     if telemetry.enabled() {
         tracing::info!(sample_ratio = settings.telemetry.sample_ratio, "OpenTelemetry traces on");
     }
+    let telemetry_settings = settings.telemetry.clone();
     let served = actix_web::rt::System::new().block_on(async move {
         let started = Instant::now();
         let app = api::Application::build(settings).await?;
+        let metrics = app.metrics();
+        // Dropped when the server has stopped: the last reading goes out then.
+        let _metrics_export = telemetry::spawn_metrics_export(&telemetry_settings, move || metrics.gather())?;
+        if _metrics_export.is_some() {
+            tracing::info!(interval_ms = telemetry_settings.metrics_interval_ms, "OpenTelemetry metrics on");
+        }
         eprintln!("triagent: ready on port {} in {:.1}s", app.port(), started.elapsed().as_secs_f64());
         app.run_until_stopped().await?;
         eprintln!("triagent: stopped");

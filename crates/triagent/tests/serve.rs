@@ -387,9 +387,10 @@ fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>
 }
 
 /// With an OTLP endpoint configured, the service exports one trace per triage to it: the
-/// HTTP span, the coordinator's `triage` span and one `agent` child per agent.
+/// HTTP span, the coordinator's `triage` span and one `agent` child per agent; and its
+/// metrics, with the names `/metrics` gives them.
 #[tokio::test]
-async fn traces_reach_an_otlp_receiver_with_the_agent_children() {
+async fn traces_and_metrics_reach_an_otlp_receiver() {
     let (port, got) = otlp_receiver();
     let mut serve = Serve::start(&[
         ("TRIAGENT__TELEMETRY__OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
@@ -404,8 +405,28 @@ async fn traces_reach_an_otlp_receiver_with_the_agent_children() {
     serve.signal("TERM");
     assert_eq!(serve.wait_exit().code(), Some(0), "{:#?}", serve.log);
 
-    let bodies = got.lock().unwrap().clone();
-    assert!(!bodies.is_empty(), "nothing reached the receiver; {:#?}", serve.log);
+    let all = got.lock().unwrap().clone();
+    assert!(!all.is_empty(), "nothing reached the receiver; {:#?}", serve.log);
+    assert!(all.iter().all(|(path, _)| path == "/v1/traces" || path == "/v1/metrics"), "{:?}", all.iter().map(|x| &x.0).collect::<Vec<_>>());
+
+    // Metrics: the last reading is sent at shutdown, with the answered request counted.
+    let (metric_bodies, bodies): (Vec<_>, Vec<_>) = all.into_iter().partition(|(path, _)| path == "/v1/metrics");
+    let last: Value = serde_json::from_slice(&metric_bodies.last().expect("metrics reached the receiver").1).expect("OTLP JSON");
+    let exported: Vec<Value> = last["resourceMetrics"][0]["scopeMetrics"][0]["metrics"].as_array().expect("metrics").clone();
+    let names: Vec<&str> = exported.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    assert!(names.iter().all(|n| metrics::NAMES.contains(n)), "{names:?}");
+    for name in [metrics::HTTP_REQUESTS, metrics::AGENT_LATENCY, metrics::TRIAGE_LEVELS] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+    let latency = exported.iter().find(|m| m["name"] == metrics::AGENT_LATENCY).unwrap();
+    let points = latency["histogram"]["dataPoints"].as_array().expect("a histogram");
+    assert_eq!(points.len(), 4, "one series per agent: {latency}");
+    let requests = exported.iter().find(|m| m["name"] == metrics::HTTP_REQUESTS).unwrap();
+    assert!(
+        requests["sum"]["dataPoints"].as_array().unwrap().iter().any(|p| p["asDouble"] == json!(1.0) && p["attributes"].to_string().contains("/v1/triage")),
+        "the triage request is counted: {requests}"
+    );
+
     let mut spans = Vec::new();
     for (path, body) in &bodies {
         assert_eq!(path, "/v1/traces");
