@@ -14,7 +14,7 @@ pub fn latency(path: &std::path::Path, r: &Report) -> Res {
     let x_of = |p: f64| -(1.0 - p / 100.0).max(1e-5).log10();
     let max_ms = r.runs.iter().flat_map(|run| run.percentiles.iter().map(|x| x.1 * 1000.0)).fold(1.0f64, f64::max);
     let mut chart = ChartBuilder::on(&root)
-        .caption("Latency by percentile (open loop, corrected for coordinated omission)", ("sans-serif", 20))
+        .caption("Latency by percentile (fixed rates: open loop, corrected for coordinated omission)", ("sans-serif", 18))
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -23,7 +23,8 @@ pub fn latency(path: &std::path::Path, r: &Report) -> Res {
         .configure_mesh()
         .x_desc("percentile")
         .y_desc("latency (ms)")
-        .x_label_formatter(&|x| format!("{}", 100.0 - 100.0 * 10f64.powf(-x)))
+        .x_labels(9)
+        .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-6 { format!("p{}", 100.0 - 100.0 * 10f64.powf(-x.round())) } else { String::new() })
         .draw()?;
     for (i, run) in r.runs.iter().enumerate() {
         let colour = Palette99::pick(i).to_rgba();

@@ -157,9 +157,15 @@ impl Report {
         let _ = writeln!(
             s,
             "{} on commit {}, {} cores (load average before: {}); the load generator (oha, open loop with \
-             latency correction) runs on the same cores as the service. Release build, embedded store, \
-             default configuration; {} s per step. Made by `scripts/bench`.\n",
-            self.date, self.commit, self.cores, self.load_before, self.step_secs
+             latency correction) runs on the same cores as the service. {} build, embedded store, \
+             default configuration; {} s per step. Made by `scripts/bench{}`.\n",
+            self.date,
+            self.commit,
+            self.cores,
+            self.load_before,
+            if self.smoke { "Debug" } else { "Release" },
+            self.step_secs,
+            if self.smoke { " --smoke" } else { "" }
         );
         let m = &self.mix;
         let _ = writeln!(
