@@ -213,7 +213,7 @@ impl Service {
         let t0 = Instant::now();
         let mut cmd = Command::new(&opts.binary);
         cmd.args(["serve", "--port"]).arg(opts.port.to_string());
-        cmd.env("TRIAGENT_ENV", "development").env_remove("TRIAGENT__DATABASE__URL").env("RUST_LOG", "warn");
+        cmd.env("TRIAGENT_ENV", "development").env_remove("TRIAGENT__DATABASE__URL").env("TRIAGENT_LOG", "warn");
         for (k, v) in &opts.service_env {
             cmd.env(k, v);
         }

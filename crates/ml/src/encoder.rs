@@ -38,11 +38,12 @@ impl TextEncoder {
     }
 }
 
+/// How many features ahead [`PooledEncoder::pool`] touches the row it will need.
+const AHEAD: usize = 8;
+
 /// The encoder's embedding table as plain floats, for inference: pooling a bag straight from
 /// the table avoids building the `[batch, length, dim]` tensor the training path needs, which
 /// dominated inference time (several megabytes per batch for a few kilobytes of result).
-const AHEAD: usize = 8;
-
 #[derive(Debug, Clone)]
 pub struct PooledEncoder {
     dim: usize,

@@ -84,17 +84,22 @@ pub fn provider(exporter: impl SpanExporter + 'static, settings: &settings::Tele
     builder.build()
 }
 
+/// `telemetry.protocol` read: `http/protobuf` or `http/json`, for traces and metrics alike.
+pub(crate) fn protocol(settings: &settings::Telemetry) -> Result<Protocol, TelemetryError> {
+    match settings.protocol.as_str() {
+        "http/protobuf" => Ok(Protocol::HttpBinary),
+        "http/json" => Ok(Protocol::HttpJson),
+        other => Err(TelemetryError::Config(format!("telemetry.protocol '{other}': use http/protobuf or http/json"))),
+    }
+}
+
 /// The OTLP/HTTP span exporter the settings ask for, or `None` when telemetry is off.
 pub fn otlp_exporter(settings: &settings::Telemetry) -> Result<Option<opentelemetry_otlp::SpanExporter>, TelemetryError> {
     let configured = !settings.otlp_endpoint.is_empty();
     if !configured && !env_set("OTEL_EXPORTER_OTLP_ENDPOINT") && !env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         return Ok(None);
     }
-    let protocol = match settings.protocol.as_str() {
-        "http/protobuf" => Protocol::HttpBinary,
-        "http/json" => Protocol::HttpJson,
-        other => return Err(TelemetryError::Config(format!("telemetry.protocol '{other}': use http/protobuf or http/json"))),
-    };
+    let protocol = protocol(settings)?;
     let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(protocol);
     if configured {
         builder = builder.with_endpoint(format!("{}/v1/traces", settings.otlp_endpoint.trim_end_matches('/')));

@@ -138,11 +138,7 @@ where
     if interval_ms == 0 {
         return Ok(None);
     }
-    let json = match settings.protocol.as_str() {
-        "http/protobuf" => false,
-        "http/json" => true,
-        other => return Err(TelemetryError::Config(format!("telemetry.protocol '{other}': use http/protobuf or http/json"))),
-    };
+    let json = crate::protocol(settings)? == opentelemetry_otlp::Protocol::HttpJson;
     let service = std::env::var("OTEL_SERVICE_NAME").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| settings.service_name.clone());
     let started = SystemTime::now();
     let (stop, stopped) = mpsc::channel::<()>();
