@@ -1,7 +1,8 @@
 //! The REST API (actix-web): the only crate that knows HTTP and the JSON wire format.
 //!
-//! `Application::build(settings)` loads the knowledge base and the models, starts the
-//! coordinator and its agent actors, and binds the listener; tests build it on port 0 and read
+//! `Application::build(settings)` loads the knowledge base and the models, starts the agents'
+//! worker pools (each HTTP worker gets its own coordinator and agent actors over them), and
+//! binds the listener; tests build it on port 0 and read
 //! the bound port. Handlers validate, hand the request to the coordinator actor, keep the
 //! answer in the report store, and reply; they never run inference themselves.
 //! `GET /v1/events` streams the event bus as server-sent events ([`events`]); shutdown drains
@@ -25,7 +26,7 @@ use actix::Addr;
 use actix_web::dev::{Server, Service as _};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, guard, web};
-use coordinator::{AgentKind, AgentModel, AgentSettings, AgentStats, Coordinator, Triage};
+use coordinator::{AgentKind, AgentModel, AgentSettings, AgentStats, Coordinator, Runtime, Triage};
 use kb::KnowledgeBase;
 use serde_json::json;
 use settings::Settings;
@@ -39,7 +40,6 @@ use uuid::Uuid;
 /// What every handler shares.
 pub struct AppState {
     pub kb: Arc<KnowledgeBase>,
-    pub coordinator: Addr<Coordinator>,
     pub store: Arc<dyn ReportStore>,
     pub bus: bus::Bus,
     pub agents: Vec<AgentStats>,
@@ -169,7 +169,8 @@ impl Application {
             }
         });
         let metrics = metrics::Metrics::new();
-        let (coordinator, stats) = Coordinator::start_with_metrics(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone(), &metrics);
+        let runtime = Runtime::new(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone(), &metrics);
+        let stats = runtime.stats();
         let backlog_of = store.clone();
         metrics.on_gather(move |m| m.set_store_backlog(backlog_of.backlog()));
         let http = metrics.http(ROUTES.iter().map(|r| r.1).chain([openapi::SWAGGER_UI_ROUTE]));
@@ -183,17 +184,22 @@ impl Application {
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let in_flight = shutdown::InFlight::default();
         let metrics_handle = metrics.clone();
-        let state = web::Data::new(AppState { kb, coordinator, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
+        let state = web::Data::new(AppState { kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
         let gate = auth.clone();
         let tracker = in_flight.clone();
         let server = HttpServer::new(move || {
             let tracker = tracker.clone();
+            // Called once on each worker thread: that worker's own coordinator and agent actors
+            // (over the shared pools and breakers), so a request never leaves its thread but for
+            // the agents' worker threads.
+            let coordinator = web::Data::new(runtime.start_local());
             App::new()
                 // Innermost: the API key is checked after routing is known and before any
                 // handler runs; a refusal is an ordinary response the layers above count.
                 .wrap(auth::RequireKey(gate.clone()))
                 .wrap(http_metrics::RecordRequests(http.clone()))
                 .app_data(state.clone())
+                .app_data(coordinator)
                 .wrap_fn(move |req, srv| {
                     let guard = tracker.track(&req);
                     let response = srv.call(req);
@@ -278,7 +284,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
         (status = 503, description = "Every agent queue is full (`overloaded`) or the store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying (with `overloaded`)."))),
     )
 )]
-async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, state: web::Data<AppState>, coordinator: web::Data<Addr<Coordinator>>) -> Result<HttpResponse, ApiError> {
     let limit = state.settings.server.max_body_bytes;
     if req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is limited to {limit} bytes")));
@@ -295,8 +301,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let parsed = wire::parse(&body)?;
     let v = wire::validate(parsed, &state.kb, state.settings.server.max_text_chars)?;
     let id = Uuid::new_v4();
-    let outcome = state
-        .coordinator
+    let outcome = coordinator
         .send(Triage { id, input: Arc::new(state.kb.prepare(v.input.clone())), span: tracing::Span::current() })
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?

@@ -120,7 +120,11 @@ pub struct AgentStats {
     pub pool: Arc<crate::pool::PoolCounters>,
 }
 
-pub struct AgentActor {
+/// One agent's shared parts: its worker pool, its breaker, its deadline and its metrics. Cheap
+/// to clone (every part is shared), so each HTTP worker's coordinator can have its own actor
+/// for the agent while all of them feed the same pool and trip the same breaker.
+#[derive(Clone)]
+pub struct Agent {
     kind: AgentKind,
     version: String,
     pool: Arc<Pool>,
@@ -130,8 +134,9 @@ pub struct AgentActor {
     metrics: Arc<metrics::AgentMetrics>,
 }
 
-impl AgentActor {
-    pub fn new(model: Arc<dyn AgentModel>, settings: &AgentSettings, bus: bus::Bus, metrics: metrics::AgentMetrics) -> AgentActor {
+impl Agent {
+    /// Starts the agent's worker pool.
+    pub fn new(model: Arc<dyn AgentModel>, settings: &AgentSettings, bus: bus::Bus, metrics: metrics::AgentMetrics) -> Agent {
         let kind = model.kind();
         let version = model.version();
         let pool = Arc::new(Pool::start(model, settings.workers, settings.queue, settings.max_batch, settings.max_wait, metrics.batch_size.clone()));
@@ -143,11 +148,30 @@ impl AgentActor {
             .instrument(watch)
             .build();
         let stats = AgentStats { kind, version: version.clone(), breaker_state: state, pool: pool.counters.clone() };
-        AgentActor { kind, version, pool, breaker, deadline: settings.deadline, stats, metrics: Arc::new(metrics) }
+        Agent { kind, version, pool, breaker, deadline: settings.deadline, stats, metrics: Arc::new(metrics) }
     }
 
     pub fn stats(&self) -> AgentStats {
         self.stats.clone()
+    }
+}
+
+/// The actor in front of an [`Agent`], on the arbiter of whoever started it.
+pub struct AgentActor(Agent);
+
+impl AgentActor {
+    /// An actor with an agent of its own (a new pool and breaker).
+    pub fn new(model: Arc<dyn AgentModel>, settings: &AgentSettings, bus: bus::Bus, metrics: metrics::AgentMetrics) -> AgentActor {
+        AgentActor(Agent::new(model, settings, bus, metrics))
+    }
+
+    /// An actor in front of an agent others may share.
+    pub fn of(agent: Agent) -> AgentActor {
+        AgentActor(agent)
+    }
+
+    pub fn stats(&self) -> AgentStats {
+        self.0.stats()
     }
 }
 
@@ -194,8 +218,9 @@ impl Handler<Infer> for AgentActor {
 
     fn handle(&mut self, msg: Infer, _ctx: &mut Self::Context) -> Self::Result {
         // Nothing here blocks: submitting never waits and the answer is awaited off the loop.
-        let (kind, version, pool, breaker, deadline, metrics) = (self.kind, self.version.clone(), self.pool.clone(), self.breaker.clone(), self.deadline, self.metrics.clone());
-        let breaker_state = self.stats.breaker_state.clone();
+        let a = &self.0;
+        let (kind, version, pool, breaker, deadline, metrics) = (a.kind, a.version.clone(), a.pool.clone(), a.breaker.clone(), a.deadline, a.metrics.clone());
+        let breaker_state = a.stats.breaker_state.clone();
         Box::pin(async move {
             let started = Instant::now();
             let call = async {

@@ -1,6 +1,6 @@
 //! The coordinator actor: fan a request out to the four agents at once, merge, publish.
 
-use crate::agent::{AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatus, Infer};
+use crate::agent::{Agent, AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatus, Infer};
 use crate::{AgentKind, AgentModel, AgentOutput};
 use actix::prelude::*;
 use bus::{Bus, DiagnosisEventKind, RankedCode};
@@ -73,37 +73,34 @@ pub struct TriageOutcome {
     pub total_ms: f64,
 }
 
-impl Coordinator {
-    /// Starts one supervised actor per agent model and the coordinator, in the current actix
-    /// system. Returns the coordinator's address and each agent's live stats. Metrics go to a
-    /// registry of their own; see [`Coordinator::start_with_metrics`].
-    pub fn start(kb: Arc<KnowledgeBase>, models: Vec<Arc<dyn AgentModel>>, settings: impl Fn(AgentKind) -> AgentSettings, bus: Bus) -> (Addr<Coordinator>, Vec<AgentStats>) {
-        Self::start_with_metrics(kb, models, settings, bus, &metrics::Metrics::new())
-    }
+/// What every coordinator shares: the four agents (pools, breakers, metrics), the knowledge
+/// base, the bus and the outcome counters. [`Runtime::start_local`] starts a coordinator and
+/// its four agent actors on the calling thread's arbiter over these shared parts. The service
+/// starts one per HTTP worker thread, so a request's messages, replies and merge stay on the
+/// thread that read it: the only thread crossings are to the agents' worker threads and back
+/// (one shared coordinator thread cost two more wake-ups per request and was a queue of its own
+/// in front of every request; see README "Under load").
+#[derive(Clone)]
+pub struct Runtime {
+    agents: Vec<Agent>,
+    kb: Arc<KnowledgeBase>,
+    bus: Bus,
+    outcomes: Arc<OutcomeMetrics>,
+}
 
-    /// As [`Coordinator::start`], recording agent, triage and bus metrics in `metrics`. Queue
-    /// depths, breaker states and the bus's totals are read from the runtime when the metrics
-    /// are gathered.
-    pub fn start_with_metrics(
-        kb: Arc<KnowledgeBase>,
-        models: Vec<Arc<dyn AgentModel>>,
-        settings: impl Fn(AgentKind) -> AgentSettings,
-        bus: Bus,
-        metrics: &metrics::Metrics,
-    ) -> (Addr<Coordinator>, Vec<AgentStats>) {
+impl Runtime {
+    /// Starts each agent's worker pool and breaker, recording agent, triage and bus metrics in
+    /// `metrics` (queue depths, breaker states and the bus's totals are read from the runtime
+    /// when the metrics are gathered). No actor runs until [`Runtime::start_local`].
+    pub fn new(kb: Arc<KnowledgeBase>, models: Vec<Arc<dyn AgentModel>>, settings: impl Fn(AgentKind) -> AgentSettings, bus: Bus, metrics: &metrics::Metrics) -> Runtime {
         let mut agents = Vec::with_capacity(models.len());
-        let mut stats = Vec::with_capacity(models.len());
         let mut gauges = Vec::with_capacity(models.len());
         for model in models {
             let handles = metrics.agent(model.kind().as_str());
             gauges.push((handles.breaker_state.clone(), handles.queue_depth.clone()));
-            let actor = AgentActor::new(model.clone(), &settings(model.kind()), bus.clone(), handles);
-            stats.push(actor.stats());
-            let cell = std::sync::Mutex::new(Some(actor));
-            // Supervised: if the actor itself ever stops, it restarts with the same pool and model.
-            agents.push(Supervisor::start(move |_| cell.lock().ok().and_then(|mut c| c.take()).expect("agent actor starts once")));
+            agents.push(Agent::new(model.clone(), &settings(model.kind()), bus.clone(), handles));
         }
-        let watched = stats.clone();
+        let watched: Vec<AgentStats> = agents.iter().map(Agent::stats).collect();
         metrics.on_gather(move |_| {
             for (s, (breaker, depth)) in watched.iter().zip(&gauges) {
                 breaker.set(i64::from(s.breaker_state.load(Ordering::Relaxed)));
@@ -113,8 +110,48 @@ impl Coordinator {
         let b = bus.clone();
         metrics.on_gather(move |m| m.set_bus(b.published(), b.dropped(), b.subscribers()));
         let outcomes = Arc::new(OutcomeMetrics { levels: TriageLevel::ALL.map(|l| metrics.level(l.as_str())), degraded: metrics.degraded() });
-        let addr = Coordinator { agents, kb, bus, outcomes }.start();
-        (addr, stats)
+        Runtime { agents, kb, bus, outcomes }
+    }
+
+    /// Each agent's live stats.
+    pub fn stats(&self) -> Vec<AgentStats> {
+        self.agents.iter().map(Agent::stats).collect()
+    }
+
+    /// A coordinator and one supervised actor per agent, on the current thread's arbiter, over
+    /// the shared agents.
+    pub fn start_local(&self) -> Addr<Coordinator> {
+        let agents = self
+            .agents
+            .iter()
+            .map(|agent| {
+                let agent = agent.clone();
+                // Supervised: if the actor itself ever stops, it restarts over the same agent.
+                Supervisor::start(move |_| AgentActor::of(agent))
+            })
+            .collect();
+        Coordinator { agents, kb: self.kb.clone(), bus: self.bus.clone(), outcomes: self.outcomes.clone() }.start()
+    }
+}
+
+impl Coordinator {
+    /// Starts one supervised actor per agent model and the coordinator, in the current actix
+    /// system. Returns the coordinator's address and each agent's live stats. Metrics go to a
+    /// registry of their own; see [`Coordinator::start_with_metrics`].
+    pub fn start(kb: Arc<KnowledgeBase>, models: Vec<Arc<dyn AgentModel>>, settings: impl Fn(AgentKind) -> AgentSettings, bus: Bus) -> (Addr<Coordinator>, Vec<AgentStats>) {
+        Self::start_with_metrics(kb, models, settings, bus, &metrics::Metrics::new())
+    }
+
+    /// As [`Coordinator::start`], recording agent, triage and bus metrics in `metrics`.
+    pub fn start_with_metrics(
+        kb: Arc<KnowledgeBase>,
+        models: Vec<Arc<dyn AgentModel>>,
+        settings: impl Fn(AgentKind) -> AgentSettings,
+        bus: Bus,
+        metrics: &metrics::Metrics,
+    ) -> (Addr<Coordinator>, Vec<AgentStats>) {
+        let runtime = Runtime::new(kb, models, settings, bus, metrics);
+        (runtime.start_local(), runtime.stats())
     }
 }
 

@@ -13,8 +13,8 @@ mod agent;
 mod coordinator;
 mod pool;
 
-pub use agent::{AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatus, Infer};
-pub use coordinator::{AgentRun, Coordinator, Overloaded, Triage, TriageOutcome};
+pub use agent::{Agent, AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatus, Infer};
+pub use coordinator::{AgentRun, Coordinator, Overloaded, Runtime, Triage, TriageOutcome};
 pub use pool::{Pool, PoolError, RunStats};
 
 use kb::Case;

@@ -110,6 +110,12 @@ pub const MAX_FEATURES: usize = 1024;
 /// stems and bigrams first (they carry most of the meaning), then character trigrams (robust to
 /// typos), at most `cap`.
 pub fn feature_hashes(tokens: &[Token], cap: usize) -> Vec<u64> {
+    hashes_of(tokens, cap, |_| true)
+}
+
+/// [`feature_hashes`] of the tokens `keep` accepts, every other token read as a sentence break
+/// (no copy of the tokens is made).
+fn hashes_of(tokens: &[Token], cap: usize, keep: impl Fn(&Token) -> bool) -> Vec<u64> {
     let mut out: Vec<u64> = Vec::with_capacity(cap.min(tokens.len() * 9 + 1));
     let push = |out: &mut Vec<u64>, h: u64| {
         if out.len() < cap {
@@ -121,7 +127,7 @@ pub fn feature_hashes(tokens: &[Token], cap: usize) -> Vec<u64> {
         if out.len() >= cap {
             break;
         }
-        if t.text == "." {
+        if t.text == "." || !keep(t) {
             prev = None;
             continue;
         }
@@ -152,7 +158,7 @@ pub fn feature_hashes(tokens: &[Token], cap: usize) -> Vec<u64> {
         if out.len() >= cap {
             break;
         }
-        if t.text == "." || t.text.len() < 3 {
+        if t.text == "." || t.text.len() < 3 || !keep(t) {
             continue;
         }
         buf.clear();
@@ -171,25 +177,12 @@ pub fn feature_hashes(tokens: &[Token], cap: usize) -> Vec<u64> {
 /// The hashes of the text outside any negation scope and of the text inside one, each as if
 /// the other part were a sentence break; the second is empty when nothing is negated.
 pub fn scoped_hashes(tokens: &[Token]) -> (Vec<u64>, Vec<u64>) {
-    let blank = || Token {
-        text: ".".into(),
-        negated: false,
-        trigger: false,
-    };
-    let pos: Vec<Token> = tokens
-        .iter()
-        .map(|t| if t.negated { blank() } else { t.clone() })
-        .collect();
     let neg_hashes = if tokens.iter().any(|t| t.negated) {
-        let neg: Vec<Token> = tokens
-            .iter()
-            .map(|t| if t.negated { t.clone() } else { blank() })
-            .collect();
-        feature_hashes(&neg, MAX_FEATURES)
+        hashes_of(tokens, MAX_FEATURES, |t| t.negated)
     } else {
         Vec::new()
     };
-    (feature_hashes(&pos, MAX_FEATURES), neg_hashes)
+    (hashes_of(tokens, MAX_FEATURES, |t| !t.negated), neg_hashes)
 }
 
 /// A text read once: its tokens and the seed-free hashes of its features, whole and split by
@@ -291,6 +284,21 @@ mod tests {
             assert_eq!(n, f.features_of_hashes(&a.inside_negation));
         }
         assert!(TextAnalysis::of("cough").inside_negation.is_empty());
+    }
+
+    #[test]
+    fn scoped_hashes_read_the_other_scope_as_a_sentence_break() {
+        let tokens = crate::tokens::tokenize("no fever or rash but a bad cough, denies vomiting since monday");
+        let blanked = |negated: bool| -> Vec<Token> {
+            tokens
+                .iter()
+                .map(|t| if t.negated == negated { t.clone() } else { Token { text: ".".into(), negated: false, trigger: false } })
+                .collect()
+        };
+        let (pos, neg) = scoped_hashes(&tokens);
+        assert_eq!(pos, feature_hashes(&blanked(false), MAX_FEATURES));
+        assert_eq!(neg, feature_hashes(&blanked(true), MAX_FEATURES));
+        assert!(!neg.is_empty());
     }
 
     #[test]
