@@ -200,15 +200,76 @@ pub struct TextAnalysis {
 }
 
 impl TextAnalysis {
+    /// Equal to [`feature_hashes`] and [`scoped_hashes`] of the text's tokens, in one pass:
+    /// each token's features are hashed once and go to the whole text and to its own scope (a
+    /// bigram whose two words lie in different scopes only to the whole text, as the scoped
+    /// hashes read the other scope as a sentence break).
     pub fn of(text: &str) -> Self {
         let tokens = tokenize(text);
-        let hashes = feature_hashes(&tokens, MAX_FEATURES);
-        let (outside_negation, inside_negation) = scoped_hashes(&tokens);
+        let cap = MAX_FEATURES;
+        let mut all: Vec<u64> = Vec::with_capacity(cap.min(tokens.len() * 9 + 1));
+        let mut outside: Vec<u64> = Vec::with_capacity(cap.min(tokens.len() * 9 + 1));
+        let mut inside: Vec<u64> = Vec::new();
+        let push = |v: &mut Vec<u64>, h: u64| {
+            if v.len() < cap {
+                v.push(h);
+            }
+        };
+        let mut prev: Option<&Token> = None;
+        for t in &tokens {
+            if t.text == "." {
+                prev = None;
+                continue;
+            }
+            let scope = if t.negated { &mut inside } else { &mut outside };
+            let flag: &[u8] = if t.negated { b"N" } else { b"P" };
+            let w = fnv(fnv(fnv(FNV_OFFSET, b"w"), flag), t.text.as_bytes());
+            push(&mut all, w);
+            push(scope, w);
+            let st = stem(&t.text);
+            if st.len() < t.text.len() {
+                let h = fnv(fnv(fnv(FNV_OFFSET, b"s"), flag), st.as_bytes());
+                push(&mut all, h);
+                push(scope, h);
+            }
+            if let Some(p) = prev {
+                let h = fnv(
+                    fnv(
+                        fnv(fnv(fnv(FNV_OFFSET, b"b"), flag), p.text.as_bytes()),
+                        t.text.as_bytes(),
+                    ),
+                    b" ",
+                );
+                push(&mut all, h);
+                if p.negated == t.negated {
+                    push(scope, h);
+                }
+            }
+            prev = Some(t);
+        }
+        let mut buf: Vec<u8> = Vec::with_capacity(32);
+        for t in &tokens {
+            if t.text == "." || t.text.len() < 3 {
+                continue;
+            }
+            let scope = if t.negated { &mut inside } else { &mut outside };
+            buf.clear();
+            buf.push(b'<');
+            buf.extend_from_slice(t.text.as_bytes());
+            buf.push(b'>');
+            let flag: &[u8] = if t.negated { b"N" } else { b"P" };
+            let base = fnv(fnv(FNV_OFFSET, b"c"), flag);
+            for w in buf.windows(3) {
+                let h = fnv(base, w);
+                push(&mut all, h);
+                push(scope, h);
+            }
+        }
         TextAnalysis {
             tokens,
-            hashes,
-            outside_negation,
-            inside_negation,
+            hashes: all,
+            outside_negation: outside,
+            inside_negation: inside,
         }
     }
 }
@@ -299,6 +360,28 @@ mod tests {
         assert_eq!(pos, feature_hashes(&blanked(false), MAX_FEATURES));
         assert_eq!(neg, feature_hashes(&blanked(true), MAX_FEATURES));
         assert!(!neg.is_empty());
+    }
+
+    #[test]
+    fn one_pass_analysis_equals_the_reference_hashes() {
+        let texts = [
+            "",
+            "...",
+            "cough",
+            "no fever or rash but a bad cough, denies vomiting since monday",
+            "Denies chest pain, palpitations or fever. Headache is terrible; not eating, no longer drinking",
+            "my 4 yo has had a temp of 39 since yesterday and wont eat, no rash no stiff neck",
+            "NO NO NO. never. without any pain at all, free of symptoms nil else",
+        ];
+        let long = "no pain and a swollen ankle after a fall ".repeat(60);
+        for text in texts.iter().copied().chain([long.as_str()]) {
+            let tokens = crate::tokens::tokenize(text);
+            let a = TextAnalysis::of(text);
+            let (pos, neg) = scoped_hashes(&tokens);
+            assert_eq!(a.hashes, feature_hashes(&tokens, MAX_FEATURES), "{text}");
+            assert_eq!(a.outside_negation, pos, "{text}");
+            assert_eq!(a.inside_negation, neg, "{text}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::tokens::{Token, tokenize};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// FNV-1a for the first-word index: the keys are short words of our own phrases, looked up
+/// FNV-1a for the word index: the keys are short words of our own phrases, looked up
 /// once per token of every request, where the standard SipHash cost more than the lookup.
 #[derive(Debug, Clone, Copy)]
 struct Fnv(u64);
@@ -38,10 +38,14 @@ pub struct LexiconMatch {
     pub present: bool,
 }
 
-/// Phrases indexed by their first word; matching is greedy, longest phrase first.
+/// Phrases indexed by their first word. Every word of every phrase is interned (a number per
+/// distinct folded word), so reading a text costs one lookup per token, and comparing a phrase
+/// with the text compares numbers.
 #[derive(Debug, Clone, Default)]
 pub struct Lexicon {
-    by_first: HashMap<String, Vec<(Vec<String>, u32)>, BuildHasherDefault<Fnv>>,
+    words: HashMap<String, u32, BuildHasherDefault<Fnv>>,
+    /// Per word number: the phrases starting with that word, as (word numbers, id).
+    by_first: Vec<Vec<(Vec<u32>, u32)>>,
     len: usize,
 }
 
@@ -65,17 +69,26 @@ impl Lexicon {
 
     /// Registers a phrase for an id. Phrases are normalised like text.
     pub fn insert(&mut self, phrase: &str, id: u32) {
-        let words: Vec<String> = tokenize(phrase)
+        let words: Vec<u32> = tokenize(phrase)
             .into_iter()
             .filter(|t| t.text != ".")
-            .map(|t| fold(&t.text).to_string())
+            .map(|t| self.intern(fold(&t.text)))
             .collect();
-        if words.is_empty() {
+        let Some(&first) = words.first() else {
             return;
-        }
-        let entry = self.by_first.entry(words[0].clone()).or_default();
-        entry.push((words, id));
+        };
+        self.by_first[first as usize].push((words, id));
         self.len += 1;
+    }
+
+    fn intern(&mut self, word: &str) -> u32 {
+        if let Some(&n) = self.words.get(word) {
+            return n;
+        }
+        let n = u32::try_from(self.by_first.len()).expect("fewer than 2^32 distinct words");
+        self.words.insert(word.to_string(), n);
+        self.by_first.push(Vec::new());
+        n
     }
 
     pub fn len(&self) -> usize {
@@ -93,15 +106,15 @@ impl Lexicon {
     }
 
     pub fn find_in_tokens(&self, tokens: &[Token]) -> Vec<LexiconMatch> {
-        let folded: Vec<&str> = tokens.iter().map(|t| fold(&t.text)).collect();
+        // The word number of each token; a word in no phrase cannot be part of a match.
+        let ids: Vec<Option<u32>> = tokens.iter().map(|t| self.words.get(fold(&t.text)).copied()).collect();
         let mut out = Vec::new();
-        for i in 0..folded.len() {
-            if let Some(cands) = self.by_first.get(folded[i]) {
-                for (words, id) in cands {
-                    let end = i + words.len();
-                    if end <= folded.len() && folded[i..end].iter().zip(words).all(|(a, b)| *a == b) {
-                        out.push(LexiconMatch { id: *id, present: !tokens[i].negated });
-                    }
+        for (i, first) in ids.iter().enumerate() {
+            let Some(first) = *first else { continue };
+            for (words, id) in &self.by_first[first as usize] {
+                let end = i + words.len();
+                if end <= ids.len() && ids[i..end].iter().zip(words).all(|(a, b)| *a == Some(*b)) {
+                    out.push(LexiconMatch { id: *id, present: !tokens[i].negated });
                 }
             }
         }

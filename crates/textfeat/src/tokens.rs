@@ -20,6 +20,7 @@ pub fn normalise(text: &str) -> String {
             '\'' | '\u{2019}' | '`' => {}
             ',' => out.push_str(" , "),
             '.' | ';' | ':' | '!' | '?' | '\n' | '(' | ')' => out.push_str(" . "),
+            c if c.is_ascii_alphanumeric() => out.push(c.to_ascii_lowercase()),
             c if c.is_alphanumeric() => {
                 for l in c.to_lowercase() {
                     out.push(l);
