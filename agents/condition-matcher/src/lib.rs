@@ -241,20 +241,12 @@ impl ConditionMatcher {
     }
 }
 
+/// The `k` most probable conditions, most probable first (equal probabilities: lower index
+/// first).
 pub fn top_k(p: &[f32], k: usize) -> Vec<RankedCondition> {
-    let mut idx: Vec<usize> = (0..p.len()).collect();
-    let k = k.min(p.len());
-    if k == 0 {
-        return Vec::new();
-    }
-    idx.select_nth_unstable_by(k - 1, |a, b| p[*b].total_cmp(&p[*a]));
-    idx.truncate(k);
-    idx.sort_by(|a, b| p[*b].total_cmp(&p[*a]));
-    idx.into_iter()
-        .map(|i| RankedCondition {
-            condition: i,
-            probability: p[i],
-        })
+    ml::rank::top_k(p, k, |_| true)
+        .into_iter()
+        .map(|(condition, probability)| RankedCondition { condition, probability })
         .collect()
 }
 

@@ -283,24 +283,12 @@ impl TreatmentRetriever {
             .zip(cases)
             .map(|(s, case)| {
                 let avoid = contraindications(&self.kb, case);
-                let mut idx: Vec<usize> = (0..s.len())
-                    .filter(|&i| {
-                        avoid.is_empty()
-                            || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))
-                    })
-                    .collect();
-                let k = k.min(idx.len());
-                if k == 0 {
-                    return Vec::new();
-                }
-                idx.select_nth_unstable_by(k - 1, |a, b| s[*b].total_cmp(&s[*a]));
-                idx.truncate(k);
-                idx.sort_by(|a, b| s[*b].total_cmp(&s[*a]));
-                idx.into_iter()
-                    .map(|i| RetrievedAdvice {
-                        advice: i,
-                        score: s[i],
-                    })
+                let allowed = |i: usize| {
+                    avoid.is_empty() || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))
+                };
+                ml::rank::top_k(&s, k, allowed)
+                    .into_iter()
+                    .map(|(advice, score)| RetrievedAdvice { advice, score })
                     .collect()
             })
             .collect()

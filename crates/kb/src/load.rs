@@ -556,8 +556,10 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             lexicon.insert(p, i as u32);
         }
     }
+    let with_vital = findings.iter().enumerate().filter_map(|(i, f)| Some((i, f.vital?))).collect();
     Ok(KnowledgeBase {
         findings,
+        with_vital,
         conditions,
         advice,
         rules,

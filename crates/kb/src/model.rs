@@ -251,6 +251,9 @@ pub struct KnowledgeBase {
     pub(crate) finding_index: HashMap<String, usize>,
     pub(crate) condition_index: HashMap<String, usize>,
     pub(crate) lexicon: Lexicon,
+    /// The findings a measured vital sign can show, with their thresholds (a few of hundreds:
+    /// every request reads them, so they are not looked for among all findings each time).
+    pub(crate) with_vital: Vec<(usize, VitalThreshold)>,
     /// A hash of every file's bytes, recorded by models so a mismatch can be reported.
     pub fingerprint: String,
 }
@@ -279,11 +282,12 @@ impl KnowledgeBase {
 
     /// Findings shown by measured vital signs (a temperature of 39.2 shows `fever`).
     pub fn findings_from_vitals(&self, vitals: &domain::Vitals) -> Vec<usize> {
-        self.findings
+        if vitals.is_empty() {
+            return Vec::new();
+        }
+        self.with_vital
             .iter()
-            .enumerate()
-            .filter_map(|(i, f)| {
-                let t = f.vital?;
+            .filter_map(|&(i, t)| {
                 let v = vitals.get(t.sign)?;
                 t.holds(v).then_some(i)
             })

@@ -11,6 +11,7 @@ pub mod device;
 pub mod encoder;
 pub mod inputs;
 pub mod io;
+pub mod rank;
 pub mod sparse;
 pub mod train;
 
