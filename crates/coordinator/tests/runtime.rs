@@ -281,3 +281,33 @@ async fn agent_outcomes_levels_and_breaker_states_reach_the_metrics() {
     assert_eq!(at("triagent_triage_levels_total{level=\"self_care\"}"), 4.0);
     assert!(at("triagent_bus_events_published_total") >= 4.0 * 2.0);
 }
+
+#[actix_rt::test]
+async fn coordinators_on_two_threads_share_each_agents_pool_and_breaker() {
+    // As the service runs: one coordinator per HTTP worker thread over the same agents.
+    let d = doubles();
+    let runtime = coordinator::Runtime::new(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256), &metrics::Metrics::new());
+    let here = runtime.start_local();
+    let arbiter = actix_rt::Arbiter::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let other = runtime.clone();
+    assert!(arbiter.spawn_fn(move || {
+        let _ = tx.send((other.start_local(), std::thread::current().id()));
+    }));
+    let (there, thread) = rx.await.expect("the other thread starts its coordinator");
+    assert_ne!(thread, std::thread::current().id());
+    d[0].fail.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let o = triage(&here, "x").await.unwrap();
+        assert_eq!(status(&o, AgentKind::SymptomClassifier), AgentStatus::Failed);
+    }
+    // The breaker that calls through one coordinator opened is the one the other's calls meet.
+    let o = triage(&there, "x").await.unwrap();
+    assert_eq!(status(&o, AgentKind::SymptomClassifier), AgentStatus::CircuitOpen);
+    assert_eq!(status(&o, AgentKind::ConditionMatcher), AgentStatus::Ok);
+    // One pool per agent: the condition matcher's counted all four requests, from both threads.
+    let stats = runtime.stats();
+    assert_eq!(stats[1].pool.items.load(Ordering::SeqCst), 4);
+    assert_eq!(stats[0].breaker_state.load(Ordering::SeqCst), 1);
+    arbiter.stop();
+}

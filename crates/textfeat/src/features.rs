@@ -131,25 +131,12 @@ fn hashes_of(tokens: &[Token], cap: usize, keep: impl Fn(&Token) -> bool) -> Vec
             prev = None;
             continue;
         }
-        let flag: &[u8] = if t.negated { b"N" } else { b"P" };
-        push(
-            &mut out,
-            fnv(fnv(fnv(FNV_OFFSET, b"w"), flag), t.text.as_bytes()),
-        );
-        // The stem too, so "fainted", "fainting" and "faints" share a feature.
-        let st = stem(&t.text);
-        if st.len() < t.text.len() {
-            push(
-                &mut out,
-                fnv(fnv(fnv(FNV_OFFSET, b"s"), flag), st.as_bytes()),
-            );
+        push(&mut out, word_hash(t));
+        if let Some(h) = stem_hash(t) {
+            push(&mut out, h);
         }
         if let Some(p) = prev {
-            let h = fnv(
-                fnv(fnv(fnv(FNV_OFFSET, b"b"), flag), p.text.as_bytes()),
-                t.text.as_bytes(),
-            );
-            push(&mut out, fnv(h, b" "));
+            push(&mut out, bigram_hash(p, t));
         }
         prev = Some(t);
     }
@@ -161,17 +148,43 @@ fn hashes_of(tokens: &[Token], cap: usize, keep: impl Fn(&Token) -> bool) -> Vec
         if t.text == "." || t.text.len() < 3 || !keep(t) {
             continue;
         }
-        buf.clear();
-        buf.push(b'<');
-        buf.extend_from_slice(t.text.as_bytes());
-        buf.push(b'>');
-        let flag: &[u8] = if t.negated { b"N" } else { b"P" };
-        let base = fnv(fnv(FNV_OFFSET, b"c"), flag);
-        for w in buf.windows(3) {
-            push(&mut out, fnv(base, w));
-        }
+        trigram_hashes(t, &mut buf, |h| push(&mut out, h));
     }
     out
+}
+
+// The recipes of the features, shared by both ways of hashing a text.
+
+fn flag(t: &Token) -> &'static [u8] {
+    if t.negated { b"N" } else { b"P" }
+}
+
+fn word_hash(t: &Token) -> u64 {
+    fnv(fnv(fnv(FNV_OFFSET, b"w"), flag(t)), t.text.as_bytes())
+}
+
+/// The stem too, so "fainted", "fainting" and "faints" share a feature; none when the word is
+/// its own stem.
+fn stem_hash(t: &Token) -> Option<u64> {
+    let st = stem(&t.text);
+    (st.len() < t.text.len()).then(|| fnv(fnv(fnv(FNV_OFFSET, b"s"), flag(t)), st.as_bytes()))
+}
+
+fn bigram_hash(p: &Token, t: &Token) -> u64 {
+    let h = fnv(fnv(fnv(fnv(FNV_OFFSET, b"b"), flag(t)), p.text.as_bytes()), t.text.as_bytes());
+    fnv(h, b" ")
+}
+
+/// Character trigrams of `<word>`, in order (`buf` is scratch space).
+fn trigram_hashes(t: &Token, buf: &mut Vec<u8>, mut emit: impl FnMut(u64)) {
+    buf.clear();
+    buf.push(b'<');
+    buf.extend_from_slice(t.text.as_bytes());
+    buf.push(b'>');
+    let base = fnv(fnv(FNV_OFFSET, b"c"), flag(t));
+    for w in buf.windows(3) {
+        emit(fnv(base, w));
+    }
 }
 
 /// The hashes of the text outside any negation scope and of the text inside one, each as if
@@ -222,24 +235,15 @@ impl TextAnalysis {
                 continue;
             }
             let scope = if t.negated { &mut inside } else { &mut outside };
-            let flag: &[u8] = if t.negated { b"N" } else { b"P" };
-            let w = fnv(fnv(fnv(FNV_OFFSET, b"w"), flag), t.text.as_bytes());
+            let w = word_hash(t);
             push(&mut all, w);
             push(scope, w);
-            let st = stem(&t.text);
-            if st.len() < t.text.len() {
-                let h = fnv(fnv(fnv(FNV_OFFSET, b"s"), flag), st.as_bytes());
+            if let Some(h) = stem_hash(t) {
                 push(&mut all, h);
                 push(scope, h);
             }
             if let Some(p) = prev {
-                let h = fnv(
-                    fnv(
-                        fnv(fnv(fnv(FNV_OFFSET, b"b"), flag), p.text.as_bytes()),
-                        t.text.as_bytes(),
-                    ),
-                    b" ",
-                );
+                let h = bigram_hash(p, t);
                 push(&mut all, h);
                 if p.negated == t.negated {
                     push(scope, h);
@@ -253,17 +257,10 @@ impl TextAnalysis {
                 continue;
             }
             let scope = if t.negated { &mut inside } else { &mut outside };
-            buf.clear();
-            buf.push(b'<');
-            buf.extend_from_slice(t.text.as_bytes());
-            buf.push(b'>');
-            let flag: &[u8] = if t.negated { b"N" } else { b"P" };
-            let base = fnv(fnv(FNV_OFFSET, b"c"), flag);
-            for w in buf.windows(3) {
-                let h = fnv(base, w);
+            trigram_hashes(t, &mut buf, |h| {
                 push(&mut all, h);
                 push(scope, h);
-            }
+            });
         }
         TextAnalysis {
             tokens,
