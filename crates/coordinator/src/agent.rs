@@ -160,18 +160,9 @@ impl Agent {
 pub struct AgentActor(Agent);
 
 impl AgentActor {
-    /// An actor with an agent of its own (a new pool and breaker).
-    pub fn new(model: Arc<dyn AgentModel>, settings: &AgentSettings, bus: bus::Bus, metrics: metrics::AgentMetrics) -> AgentActor {
-        AgentActor(Agent::new(model, settings, bus, metrics))
-    }
-
     /// An actor in front of an agent others may share.
     pub fn of(agent: Agent) -> AgentActor {
         AgentActor(agent)
-    }
-
-    pub fn stats(&self) -> AgentStats {
-        self.0.stats()
     }
 }
 

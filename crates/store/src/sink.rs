@@ -63,7 +63,7 @@ fn ready_now<F: std::future::Future>(f: F) -> Option<F::Output> {
 /// How long the sink leaves events to gather in the bus after each append. An event is kept at
 /// most this much later than without the pause; at 10,000 triages a second (70,000 events) that
 /// is about 140 events, against a bus capacity of thousands.
-pub const PAUSE: Duration = Duration::from_millis(2);
+const PAUSE: Duration = Duration::from_millis(2);
 
 /// Subscribes to `bus` from now on and appends every event to `store`, taking whatever has
 /// arrived (up to `batch`) per append so a slow store gets fewer, larger appends. Publishing
