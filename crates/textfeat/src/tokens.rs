@@ -32,46 +32,38 @@ pub fn normalise(text: &str) -> String {
     out
 }
 
-/// Words that open a negation scope (read through `is_trigger`; the test checks they agree).
-#[cfg_attr(not(test), allow(dead_code))]
-const TRIGGERS: &[&str] = &[
-    "no", "not", "denies", "denied", "deny", "denying", "without", "never", "nor", "negative",
-    "dont", "doesnt", "didnt", "isnt", "hasnt", "havent", "hadnt", "wasnt", "arent", "absent",
-    "free", "nil",
-];
+/// A word set written once: `$is` tests a word with a `match` (a switch on length and a few
+/// comparisons, for every token of every request, rather than a comparison with every word),
+/// and the tests read the same words as the slice `$list`.
+macro_rules! word_set {
+    ($(#[$doc:meta])* $is:ident, $list:ident: $($w:literal)|+) => {
+        $(#[$doc])*
+        fn $is(w: &str) -> bool {
+            matches!(w, $($w)|+)
+        }
+        #[cfg(test)]
+        const $list: &[&str] = &[$($w),+];
+    };
+}
 
-/// Words that end a negation scope (a new clause with its own verb, or a contrast); read
-/// through `is_terminator`.
-#[cfg_attr(not(test), allow(dead_code))]
-const TERMINATORS: &[&str] = &[
-    "but", "however", "although", "though", "except", "apart", "yet", "whereas", "which", "has",
-    "have", "had", "is", "was", "reports", "complains", "presents", "admits", "feels", "feeling",
-    "got", "getting", "developed", "now", "also", "still", "then", "so", "just", "only",
-];
+word_set! {
+    /// Words that open a negation scope.
+    is_trigger, TRIGGERS:
+    "no" | "not" | "denies" | "denied" | "deny" | "denying" | "without" | "never" | "nor" | "negative"
+        | "dont" | "doesnt" | "didnt" | "isnt" | "hasnt" | "havent" | "hadnt" | "wasnt" | "arent" | "absent"
+        | "free" | "nil"
+}
+
+word_set! {
+    /// Words that end a negation scope (a new clause with its own verb, or a contrast).
+    is_terminator, TERMINATORS:
+    "but" | "however" | "although" | "though" | "except" | "apart" | "yet" | "whereas" | "which" | "has"
+        | "have" | "had" | "is" | "was" | "reports" | "complains" | "presents" | "admits" | "feels" | "feeling"
+        | "got" | "getting" | "developed" | "now" | "also" | "still" | "then" | "so" | "just" | "only"
+}
 
 /// How many words a negation scope reaches at most, so a stray "no" cannot negate a paragraph.
 const MAX_SCOPE: usize = 7;
-
-// The two lists again as `match`es, which the compiler turns into a switch on length and a few
-// comparisons instead of a comparison with every word, for every token of every request. The
-// test `word_lists_agree` keeps them equal to the lists above.
-fn is_trigger(w: &str) -> bool {
-    matches!(
-        w,
-        "no" | "not" | "denies" | "denied" | "deny" | "denying" | "without" | "never" | "nor" | "negative"
-            | "dont" | "doesnt" | "didnt" | "isnt" | "hasnt" | "havent" | "hadnt" | "wasnt" | "arent" | "absent"
-            | "free" | "nil"
-    )
-}
-
-fn is_terminator(w: &str) -> bool {
-    matches!(
-        w,
-        "but" | "however" | "although" | "though" | "except" | "apart" | "yet" | "whereas" | "which" | "has"
-            | "have" | "had" | "is" | "was" | "reports" | "complains" | "presents" | "admits" | "feels" | "feeling"
-            | "got" | "getting" | "developed" | "now" | "also" | "still" | "then" | "so" | "just" | "only"
-    )
-}
 
 /// Splits normalised text into tokens and marks negation scope. A "." token (from
 /// punctuation) ends the scope, except that a comma-separated list after a trigger stays
