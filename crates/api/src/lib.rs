@@ -2,9 +2,9 @@
 //!
 //! `Application::build(settings)` loads the knowledge base and the models, starts the agents'
 //! worker pools (each HTTP worker gets its own coordinator and agent actors over them), and
-//! binds the listener; tests build it on port 0 and read
-//! the bound port. Handlers validate, hand the request to the coordinator actor, keep the
-//! answer in the report store, and reply; they never run inference themselves.
+//! binds the listener; tests build it on port 0 and read the bound port. Handlers validate,
+//! hand the request to their worker's coordinator actor, keep the answer in the report store,
+//! and reply; they never run inference themselves.
 //! `GET /v1/events` streams the event bus as server-sent events ([`events`]); shutdown drains
 //! in-flight requests before ending those streams ([`shutdown`]).
 

@@ -432,8 +432,8 @@ fn keys(action: KeysAction, config: Option<PathBuf>, env: Option<String>, databa
 /// under load every page it gives back and takes again is faulted in as a fresh 2 MiB page,
 /// zeroed while the faulting thread (an HTTP worker or an agent) waits: at 5,000 requests a
 /// second that put p99 at 13.8 ms, against 2.7 ms without them, for the same CPU (2026-12-04;
-/// README "Under load"). Same effect as `MIMALLOC_ALLOW_THP=0`, without
-/// relying on the environment. Where the kernel has no such switch the service runs as before.
+/// README "Under load"). Same effect as `MIMALLOC_ALLOW_THP=0`, without relying on the
+/// environment. Where the kernel has no such switch the service runs as before.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
@@ -457,8 +457,8 @@ fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>, databa
         let app = api::Application::build(settings).await?;
         let metrics = app.metrics();
         // Dropped when the server has stopped: the last reading goes out then.
-        let _metrics_export = telemetry::spawn_metrics_export(&telemetry_settings, move || metrics.gather())?;
-        if _metrics_export.is_some() {
+        let metrics_export = telemetry::spawn_metrics_export(&telemetry_settings, move || metrics.gather())?;
+        if metrics_export.is_some() {
             tracing::info!(interval_ms = telemetry_settings.metrics_interval_ms, "OpenTelemetry metrics on");
         }
         eprintln!("triagent: ready on port {} in {:.1}s", app.port(), started.elapsed().as_secs_f64());
