@@ -211,17 +211,26 @@ impl ConditionMatcher {
 
     /// Calibrated probabilities over every condition, per case.
     pub fn probabilities(&self, cases: &[&Case]) -> Vec<Vec<f32>> {
-        if cases.is_empty() {
-            return Vec::new();
-        }
-        rows(softmax(self.logits(cases) / self.config.temperature, 1))
+        self.each_probabilities(cases, |p| p.to_vec())
     }
 
     /// The `k` most probable conditions per case, most probable first.
     pub fn predict_batch(&self, cases: &[&Case], k: usize) -> Vec<Vec<RankedCondition>> {
-        self.probabilities(cases)
-            .into_iter()
-            .map(|p| top_k(&p, k))
+        self.each_probabilities(cases, |p| top_k(p, k))
+    }
+
+    /// `f` of each case's calibrated probabilities (the temperature-scaled softmax of its
+    /// logits), read from one buffer for the whole batch.
+    fn each_probabilities<T>(&self, cases: &[&Case], f: impl Fn(&[f32]) -> T) -> Vec<T> {
+        if cases.is_empty() {
+            return Vec::new();
+        }
+        softmax(self.logits(cases) / self.config.temperature, 1)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("float probabilities")
+            .chunks_exact(self.config.condition_ids.len())
+            .map(f)
             .collect()
     }
 
