@@ -61,7 +61,8 @@ impl Net {
         self.head(self.enc.forward(pos), self.enc.forward(neg))
     }
 
-    /// Everything after the text encoder; inference feeds it bags pooled outside Burn.
+    /// Everything after the text encoder, as trained. Inference computes the same from bags
+    /// pooled outside Burn, through `Net::hidden` and `Net::joint_heads`.
     pub fn head(&self, pos: Tensor<2>, neg: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
         let h = self.hidden(pos, neg);
         (self.present.forward(h.clone()), self.absent.forward(h))
@@ -215,23 +216,28 @@ impl SymptomClassifier {
     /// Both heads' logits, row-major: per case, the present head's over every finding, then
     /// the absent head's.
     fn logits(&self, cases: &[&Case]) -> Vec<f32> {
-        let (pos, neg) = self.pool(cases);
-        self.heads
-            .forward(self.net.hidden(pos, neg))
+        self.joint_logits(cases)
             .into_data()
             .try_into_vec::<f32>()
             .expect("float tensor")
     }
 
-    /// Sigmoid outputs of both heads, per input.
-    pub fn probabilities(&self, cases: &[&Case]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-        let (p, a) = self.forward(cases);
-        (rows(sigmoid(p)), rows(sigmoid(a)))
+    /// `[cases, 2 * findings]`: the present head's logits, then the absent head's.
+    fn joint_logits(&self, cases: &[&Case]) -> Tensor<2> {
+        let (pos, neg) = self.pool(cases);
+        self.heads.forward(self.net.hidden(pos, neg))
     }
 
-    fn forward(&self, cases: &[&Case]) -> (Tensor<2>, Tensor<2>) {
-        let (pos, neg) = self.pool(cases);
-        self.net.head(pos, neg)
+    /// Sigmoid outputs of both heads, per input.
+    pub fn probabilities(&self, cases: &[&Case]) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let width = self.config.finding_ids.len();
+        rows(sigmoid(self.joint_logits(cases)))
+            .into_iter()
+            .map(|mut present| {
+                let absent = present.split_off(width);
+                (present, absent)
+            })
+            .unzip()
     }
 
     /// The bags outside and inside negation, pooled.
