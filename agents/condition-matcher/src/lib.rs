@@ -13,7 +13,7 @@ use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{CaseInput, RankedCondition};
 use kb::{Case, KnowledgeBase};
-use ml::batch::{BagBatch, rows};
+use ml::batch::{BagBatch, map_rows, rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::inputs::DEMOGRAPHIC_WIDTH;
 use ml::io::{self, ModelIoError};
@@ -225,13 +225,7 @@ impl ConditionMatcher {
         if cases.is_empty() {
             return Vec::new();
         }
-        softmax(self.logits(cases) / self.config.temperature, 1)
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("float probabilities")
-            .chunks_exact(self.config.condition_ids.len())
-            .map(f)
-            .collect()
+        map_rows(softmax(self.logits(cases) / self.config.temperature, 1), f)
     }
 
     pub fn predict(&self, case: &Case, k: usize) -> Vec<RankedCondition> {

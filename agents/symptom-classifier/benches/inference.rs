@@ -9,6 +9,8 @@ use std::time::Duration;
 
 fn bench(c: &mut Criterion) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
+    // As the service: every matrix product on this one thread.
+    ml::serial_matrix_products();
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
     let m = symptom_classifier::SymptomClassifier::load(
         &symptom_classifier::default_model_dir(),

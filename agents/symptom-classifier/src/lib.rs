@@ -13,7 +13,7 @@ use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::ExtractedFinding;
 use kb::{Case, KnowledgeBase};
-use ml::batch::{BagBatch, rows};
+use ml::batch::{BagBatch, map_rows, rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
@@ -192,34 +192,22 @@ impl SymptomClassifier {
         // Decided on the logits: the sigmoid is monotonic, so comparing logits with logit(t)
         // picks exactly what comparing probabilities with t would, and only the few findings
         // picked need a probability (the sigmoid of every output was a tenth of the time).
-        let z = self.logits(cases);
         let (t, ta) = (logit(self.config.threshold), logit(self.config.absent_threshold));
         let width = self.config.finding_ids.len();
-        z.chunks_exact(2 * width)
-            .map(|row| row.split_at(width))
-            .map(|(p, a)| {
-                let mut out = Vec::new();
-                for_each_candidate(p, a, t, ta, |i| {
-                    let (p, a) = (p[i], a[i]);
-                    if p >= t && p >= a {
-                        out.push(ExtractedFinding { finding: i, present: true, probability: sigmoid_f32(p) });
-                    } else if a >= ta && a > p {
-                        out.push(ExtractedFinding { finding: i, present: false, probability: sigmoid_f32(a) });
-                    }
-                });
-                out.sort_by(|x, y| y.probability.total_cmp(&x.probability));
-                out
-            })
-            .collect()
-    }
-
-    /// Both heads' logits, row-major: per case, the present head's over every finding, then
-    /// the absent head's.
-    fn logits(&self, cases: &[&Case]) -> Vec<f32> {
-        self.joint_logits(cases)
-            .into_data()
-            .try_into_vec::<f32>()
-            .expect("float tensor")
+        map_rows(self.joint_logits(cases), |row| {
+            let (p, a) = row.split_at(width);
+            let mut out = Vec::new();
+            for_each_candidate(p, a, t, ta, |i| {
+                let (p, a) = (p[i], a[i]);
+                if p >= t && p >= a {
+                    out.push(ExtractedFinding { finding: i, present: true, probability: sigmoid_f32(p) });
+                } else if a >= ta && a > p {
+                    out.push(ExtractedFinding { finding: i, present: false, probability: sigmoid_f32(a) });
+                }
+            });
+            out.sort_by(|x, y| y.probability.total_cmp(&x.probability));
+            out
+        })
     }
 
     /// `[cases, 2 * findings]`: the present head's logits, then the absent head's.

@@ -13,7 +13,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use domain::{CaseInput, RetrievedAdvice};
 use kb::{Case, Contraindication, KnowledgeBase};
-use ml::batch::{BagBatch, rows};
+use ml::batch::{BagBatch, map_rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::io::{self, ModelIoError};
 use ml::train::{Progress, TrainConfig, fit};
@@ -254,9 +254,14 @@ impl TreatmentRetriever {
         io::save_weights(dir, self.net.clone())
     }
 
-    /// Cosine similarity of each request to every advice entry.
     /// Cosine similarity of each case to every advice entry.
     pub fn scores(&self, cases: &[&Case]) -> Vec<Vec<f32>> {
+        self.each_scores(cases, |_, s| s.to_vec())
+    }
+
+    /// `f` of each case's cosine similarities to every advice entry, read in place from the
+    /// batch's scores (the case's index in the batch beside them).
+    fn each_scores<T>(&self, cases: &[&Case], mut f: impl FnMut(usize, &[f32]) -> T) -> Vec<T> {
         if cases.is_empty() {
             return Vec::new();
         }
@@ -273,25 +278,25 @@ impl TreatmentRetriever {
             .collect();
         let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
         let q = self.net.query_head(self.pooled.pool(&refs, &self.device));
-        rows(q.matmul(self.advice.clone().transpose()))
+        let mut case = 0;
+        map_rows(q.matmul(self.advice.clone().transpose()), |s| {
+            case += 1;
+            f(case - 1, s)
+        })
     }
 
     /// The `k` nearest advice entries the person may follow, nearest first.
     pub fn retrieve_batch(&self, cases: &[&Case], k: usize) -> Vec<Vec<RetrievedAdvice>> {
-        self.scores(cases)
-            .into_iter()
-            .zip(cases)
-            .map(|(s, case)| {
-                let avoid = contraindications(&self.kb, case);
-                let allowed = |i: usize| {
-                    avoid.is_empty() || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))
-                };
-                ml::rank::top_k(&s, k, allowed)
-                    .into_iter()
-                    .map(|(advice, score)| RetrievedAdvice { advice, score })
-                    .collect()
-            })
-            .collect()
+        self.each_scores(cases, |c, s| {
+            let avoid = contraindications(&self.kb, cases[c]);
+            let allowed = |i: usize| {
+                avoid.is_empty() || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))
+            };
+            ml::rank::top_k(s, k, allowed)
+                .into_iter()
+                .map(|(advice, score)| RetrievedAdvice { advice, score })
+                .collect()
+        })
     }
 
     pub fn retrieve(&self, case: &Case, k: usize) -> Vec<RetrievedAdvice> {

@@ -136,6 +136,8 @@ impl Application {
         let kb_dir = if settings.models.kb_dir.is_empty() { kb::default_dir() } else { PathBuf::from(&settings.models.kb_dir) };
         let kb = Arc::new(kb::load_dir(kb_dir)?);
         let device = ml::select_device(settings.models.device.parse().map_err(BuildError::Device)?).map_err(BuildError::Device)?;
+        // The agents already run in parallel; a product split over the cores would compete with them.
+        ml::serial_matrix_products();
         let dirs = if settings.models.dir.is_empty() {
             pipeline::ModelDirs::default()
         } else {

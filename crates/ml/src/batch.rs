@@ -46,9 +46,17 @@ pub fn dense(rows: &[Vec<f32>], width: usize, device: &Device) -> Tensor<2> {
 
 /// Reads a 2-D float tensor back as rows.
 pub fn rows(t: Tensor<2>) -> Vec<Vec<f32>> {
+    map_rows(t, <[f32]>::to_vec)
+}
+
+/// `f` of each row of a 2-D float tensor, read in place from the data the backend hands back
+/// (inference reads its outputs this way: copying them into vectors first was about 2% of the
+/// four models' time at batch 64).
+pub fn map_rows<T>(t: Tensor<2>, mut f: impl FnMut(&[f32]) -> T) -> Vec<T> {
     let [b, w] = t.dims();
-    let flat: Vec<f32> = t.into_data().try_into_vec::<f32>().expect("float tensor");
-    (0..b).map(|r| flat[r * w..(r + 1) * w].to_vec()).collect()
+    let data = t.into_data();
+    let flat: &[f32] = data.as_slice().expect("float tensor");
+    (0..b).map(|r| f(&flat[r * w..(r + 1) * w])).collect()
 }
 
 /// The inputs of a case batch as tensors: the text's feature bags, the structured findings
@@ -92,4 +100,19 @@ pub fn other_inputs(cases: &[&kb::Case], with_vitals: bool, device: &Device) -> 
         }
     }
     Tensor::from_data(TensorData::new(flat, [cases.len(), width]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_rows_reads_each_row_in_order() {
+        let device = crate::select_device(crate::DeviceChoice::Cpu).unwrap();
+        let t = dense(&[vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]], 3, &device);
+        assert_eq!(map_rows(t.clone(), |r| r.iter().sum::<f32>()), vec![6.0, 15.0]);
+        assert_eq!(rows(t), vec![vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]);
+        let none: Tensor<2> = Tensor::from_data(TensorData::new(Vec::<f32>::new(), [2, 0]), &device);
+        assert_eq!(map_rows(none, <[f32]>::len), vec![0, 0]);
+    }
 }

@@ -47,6 +47,20 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device, String> {
     }
 }
 
+/// Keeps every matrix product on the thread that asks for it, whatever its size.
+///
+/// Burn's CPU backend hands a product of more than 192³ multiply-adds (the symptom
+/// classifier's output layer from a batch of 42 requests) to gemm with leave to split it over
+/// rayon's pool, one thread per core. At inference that split only competes with the other
+/// agents, which the service already runs in parallel on worker threads of their own, for the
+/// same cores; it also made the one-thread benchmark figures at batches of 64 and 128 quietly
+/// use two. So the service and the benchmarks call this once at start, before any product.
+/// Training does not: its products are larger and run alone. Process-wide (gemm keeps the
+/// threshold in a global); it does not change any result.
+pub fn serial_matrix_products() {
+    gemm::set_threading_threshold(usize::MAX);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

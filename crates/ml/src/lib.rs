@@ -16,4 +16,4 @@ pub mod sparse;
 pub mod train;
 
 pub use burn;
-pub use device::{DeviceChoice, select_device};
+pub use device::{DeviceChoice, select_device, serial_matrix_products};

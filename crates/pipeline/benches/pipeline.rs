@@ -13,6 +13,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn bench(c: &mut Criterion) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
+    // As the service: every matrix product on this one thread.
+    ml::serial_matrix_products();
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
     let models = pipeline::Models::load(kb.clone(), &pipeline::ModelDirs::default(), &device).expect("models");
     let inputs = pipeline::bench_support::sample_inputs(&kb, 256);
