@@ -53,10 +53,11 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device, String> {
 /// classifier's output layer from a batch of 42 requests) to gemm with leave to split it over
 /// rayon's pool, one thread per core. At inference that split only competes with the other
 /// agents, which the service already runs in parallel on worker threads of their own, for the
-/// same cores; it also made the one-thread benchmark figures at batches of 64 and 128 quietly
-/// use two. So the service and the benchmarks call this once at start, before any product.
-/// Training does not: its products are larger and run alone. Process-wide (gemm keeps the
-/// threshold in a global); it does not change any result.
+/// same cores (the default micro-batches of at most 32 stay below the line; a larger
+/// `max_batch` would not); it also made the one-thread benchmark figures at batches of 64 and
+/// 128 quietly use two. So the service and the benchmarks call this once at start, before any
+/// product. Training does not: its products are larger and run alone. Process-wide (gemm keeps
+/// the threshold in a global); it does not change any result.
 pub fn serial_matrix_products() {
     gemm::set_threading_threshold(usize::MAX);
 }
@@ -72,5 +73,24 @@ mod tests {
         assert!("gpu".parse::<DeviceChoice>().is_err());
         #[cfg(not(feature = "cuda"))]
         assert!(select_device(DeviceChoice::Cuda(0)).is_err());
+    }
+
+    #[test]
+    fn serial_products_give_the_same_result() {
+        use burn::tensor::{Tensor, TensorData};
+        let device = select_device(DeviceChoice::Cpu).unwrap();
+        // The symptom classifier's output layer at a batch of 64: above the splitting line.
+        let (m, k, n) = (64, 128, 1314);
+        let values = |len: usize, salt: usize| -> Vec<f32> {
+            (0..len).map(|i| ((i * 7919 + salt) % 1009) as f32 / 1009.0 - 0.5).collect()
+        };
+        let a: Tensor<2> = Tensor::from_data(TensorData::new(values(m * k, 1), [m, k]), &device);
+        let b: Tensor<2> = Tensor::from_data(TensorData::new(values(k * n, 2), [k, n]), &device);
+        let before = gemm::get_threading_threshold();
+        let split = a.clone().matmul(b.clone()).into_data();
+        serial_matrix_products();
+        let serial = a.matmul(b).into_data();
+        gemm::set_threading_threshold(before);
+        assert_eq!(split.as_slice::<f32>().unwrap(), serial.as_slice::<f32>().unwrap());
     }
 }
