@@ -259,9 +259,9 @@ impl TreatmentRetriever {
         self.each_scores(cases, |_, s| s.to_vec())
     }
 
-    /// `f` of each case's cosine similarities to every advice entry, read in place from the
-    /// batch's scores (the case's index in the batch beside them).
-    fn each_scores<T>(&self, cases: &[&Case], mut f: impl FnMut(usize, &[f32]) -> T) -> Vec<T> {
+    /// `f` of each case and its cosine similarities to every advice entry, read in place from
+    /// the batch's scores.
+    fn each_scores<T>(&self, cases: &[&Case], mut f: impl FnMut(&Case, &[f32]) -> T) -> Vec<T> {
         if cases.is_empty() {
             return Vec::new();
         }
@@ -278,17 +278,16 @@ impl TreatmentRetriever {
             .collect();
         let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
         let q = self.net.query_head(self.pooled.pool(&refs, &self.device));
-        let mut case = 0;
+        let mut case = cases.iter();
         map_rows(q.matmul(self.advice.clone().transpose()), |s| {
-            case += 1;
-            f(case - 1, s)
+            f(case.next().expect("one row of scores per case"), s)
         })
     }
 
     /// The `k` nearest advice entries the person may follow, nearest first.
     pub fn retrieve_batch(&self, cases: &[&Case], k: usize) -> Vec<Vec<RetrievedAdvice>> {
-        self.each_scores(cases, |c, s| {
-            let avoid = contraindications(&self.kb, cases[c]);
+        self.each_scores(cases, |case, s| {
+            let avoid = contraindications(&self.kb, case);
             let allowed = |i: usize| {
                 avoid.is_empty() || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))
             };
