@@ -9,11 +9,11 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{CaseInput, RankedCondition};
 use kb::{Case, KnowledgeBase};
-use ml::batch::{BagBatch, map_rows, rows};
+use ml::batch::{BagBatch, rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::inputs::DEMOGRAPHIC_WIDTH;
 use ml::io::{self, ModelIoError};
@@ -225,7 +225,14 @@ impl ConditionMatcher {
         if cases.is_empty() {
             return Vec::new();
         }
-        map_rows(softmax(self.logits(cases) / self.config.temperature, 1), f)
+        // The softmax runs on the logits read back, in place (`ml::softmax`: the same
+        // probabilities as Burn's to the last bits, with an exponential that vectorises).
+        let logits = self.logits(cases);
+        let [b, w] = logits.dims();
+        let mut data = logits.into_data();
+        let flat: &mut [f32] = data.as_mut_slice().expect("float logits");
+        ml::softmax::softmax_rows(flat, w, self.config.temperature);
+        (0..b).map(|r| f(&flat[r * w..(r + 1) * w])).collect()
     }
 
     pub fn predict(&self, case: &Case, k: usize) -> Vec<RankedCondition> {

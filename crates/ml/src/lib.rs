@@ -12,6 +12,7 @@ pub mod encoder;
 pub mod inputs;
 pub mod io;
 pub mod rank;
+pub mod softmax;
 pub mod sparse;
 pub mod train;
 
