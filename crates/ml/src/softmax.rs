@@ -11,11 +11,11 @@
 
 use std::f32::consts::LOG2_E;
 
-/// Below this the exponential is under `f32::MIN_POSITIVE`; it is taken as `e^-87`
+/// The exponential reaches `f32::MIN_POSITIVE` near -87.3; anything lower is taken as `e^-87`
 /// (about 1.6e-38), which no sum of a softmax can notice.
 const MIN_ARG: f32 = -87.0;
-/// Adding and subtracting 1.5 * 2^23 rounds an `f32` of magnitude below 2^22 to the nearest
-/// integer (ties to even) without a call.
+/// Adding 1.5 * 2^23 to an `f32` of magnitude below 2^22 rounds it to the nearest integer (ties
+/// to even) and leaves that integer in the low bits of the sum's mantissa.
 const ROUND: f32 = 12_582_912.0;
 /// ln 2 split so that `n * LN2_HI` is exact for the `n` that occur.
 const LN2_HI: f32 = 0.693_359_375;
@@ -27,7 +27,8 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(MIN_ARG, 0.0);
     // x = n ln 2 + r, |r| <= ln 2 / 2.
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let t = x * LOG2_E + ROUND;
+    let n = t - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     // e^r by the Cephes expf polynomial.
     let mut p = 1.987_569_2e-4_f32;
@@ -37,8 +38,9 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 5.000_000_1e-1;
     let e_r = p * r * r + r + 1.0;
-    // 2^n through the exponent bits; n is in [-126, 0] here.
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n through the exponent bits, n (in [-126, 0] here) read from t's low bits: n + 127
+    // modulo 2^9 shifted into place. No float-to-integer conversion, which would not vectorise.
+    let two_n = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
     e_r * two_n
 }
 
@@ -64,9 +66,18 @@ impl pulp::WithSimd for Rows<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) {
         for row in self.logits.chunks_exact_mut(self.width) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            // Eight partial sums, so the sum vectorises (a float sum is not reassociated by
-            // the compiler on its own).
+            // Eight partial maxima and sums, so both vectorise (the compiler does not
+            // reassociate a chain of float operations on its own). The maximum is exact in any
+            // order; the sum differs from a left-to-right one in the last bits only.
+            let mut maxes = [f32::NEG_INFINITY; 8];
+            let mut lanes = row.chunks_exact(8);
+            for c in &mut lanes {
+                for (m, v) in maxes.iter_mut().zip(c) {
+                    *m = m.max(*v);
+                }
+            }
+            let max =
+                lanes.remainder().iter().chain(&maxes).copied().fold(f32::NEG_INFINITY, f32::max);
             let mut sums = [0f32; 8];
             let mut chunks = row.chunks_exact_mut(8);
             for c in &mut chunks {
