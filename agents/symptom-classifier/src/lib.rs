@@ -116,7 +116,7 @@ impl ModelConfig {
             version: format!("{NAME}-2"),
             buckets: 1 << 14,
             dim: 32,
-            hidden: 128,
+            hidden: 96,
             max_features: 256,
             feature_seed: 0x5e1f,
             threshold: 0.5,

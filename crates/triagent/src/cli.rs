@@ -268,7 +268,7 @@ fn train(kb_dir: &PathBuf, agent: &str, seed: u64, cases: Option<usize>, epochs:
         let mut bar = Bar::new();
         match name {
             "symptom-classifier" => {
-                let cfg = TrainConfig { epochs: epochs.unwrap_or(10), batch_size: 128, learning_rate: lr.unwrap_or(1e-2), seed };
+                let cfg = TrainConfig { epochs: epochs.unwrap_or(12), batch_size: 128, learning_rate: lr.unwrap_or(1e-2), seed };
                 let (model, m) = symptom_classifier::train(&kb, data, cfg, &mut bar);
                 let dir = dir_for(name, symptom_classifier::default_model_dir());
                 model.save(&dir)?;
