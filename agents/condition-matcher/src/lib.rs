@@ -225,8 +225,8 @@ impl ConditionMatcher {
         if cases.is_empty() {
             return Vec::new();
         }
-        // The softmax runs on the logits read back, in place (`ml::softmax`: the same
-        // probabilities as Burn's to the last bits, with an exponential that vectorises).
+        // The softmax runs on the logits read back, in place (`ml::softmax`: Burn's
+        // probabilities but for the last bits, with an exponential that vectorises).
         let logits = self.logits(cases);
         let [b, w] = logits.dims();
         let mut data = logits.into_data();

@@ -113,7 +113,7 @@ pub struct ModelConfig {
 impl ModelConfig {
     pub fn new(kb: &KnowledgeBase, train: TrainConfig) -> Self {
         ModelConfig {
-            version: format!("{NAME}-2"),
+            version: format!("{NAME}-3"),
             buckets: 1 << 14,
             dim: 32,
             hidden: 96,
