@@ -11,13 +11,14 @@
 //! commit acknowledgement stores nothing twice; the spool needs no progress marker.
 //!
 //! While the spool holds anything, new writes go behind it rather than to the database, so the
-//! database sees writes in the order they were acknowledged.
+//! database sees writes in the order they were acknowledged; and a report waiting there is read
+//! back from there, so an acknowledged report can be fetched while the database is down.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -122,6 +123,9 @@ pub struct PgStore {
     tx: mpsc::Sender<Item>,
     pool: Pool,
     shared: Arc<Shared>,
+    /// Weak, so that the spool (and its file lock) goes with the writer and the replayer:
+    /// `shutdown` must release it.
+    spool: Weak<Mutex<SpoolState>>,
     store_free_text: bool,
     op_timeout: Duration,
     cancel: watch::Sender<bool>,
@@ -155,6 +159,51 @@ struct SpoolState {
     spooling: bool,
     /// Opened on first use.
     rejected: Option<Spool>,
+    /// Where each report waiting in the spool starts, so that `get` can answer with an
+    /// acknowledged report while the database is unreachable. Emptied with the spool.
+    reports: HashMap<Uuid, u64>,
+}
+
+impl SpoolState {
+    /// The report `id` as it waits in the spool, if it does. A record that cannot be read or
+    /// is not that report (which an index kept with the spool never gives) is `None`: the
+    /// caller asks the database.
+    fn report(&self, id: Uuid) -> Option<StoredReport> {
+        let at = *self.reports.get(&id)?;
+        let record = self.spool.read_one(at).ok()??;
+        match serde_json::from_slice::<SpoolRecord>(&record.payload) {
+            Ok(SpoolRecord::Report(r)) if r.id == id => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Only what indexing a spool needs of a record.
+#[derive(Deserialize)]
+struct RecordKind {
+    t: String,
+    id: Uuid,
+}
+
+/// The reports in a spool and where each starts (done once, at open, for a spool that a
+/// previous process left with a backlog).
+fn index_reports(spool: &Spool) -> std::io::Result<HashMap<Uuid, u64>> {
+    let mut index = HashMap::new();
+    let mut at = 0;
+    loop {
+        let records = spool.read(at, 1024)?;
+        let Some(last) = records.last() else { return Ok(index) };
+        let next = last.next;
+        for r in records {
+            if let Ok(RecordKind { t, id }) = serde_json::from_slice::<RecordKind>(&r.payload)
+                && t == "report"
+            {
+                index.insert(id, at);
+            }
+            at = r.next;
+        }
+        debug_assert_eq!(at, next);
+    }
 }
 
 type Ack = oneshot::Sender<Result<(), StoreError>>;
@@ -257,10 +306,14 @@ impl PgStore {
             .map_err(|e| StoreError::Other(format!("database pool: {e}")))?;
 
         let path = config.spool_path.clone();
-        let (spool, recovered) = tokio::task::spawn_blocking(move || Spool::open(&path))
-            .await
-            .map_err(|e| StoreError::Other(format!("spool: {e}")))?
-            .map_err(|e| StoreError::Other(format!("spool {}: {e}", config.spool_path.display())))?;
+        let (spool, recovered, reports) = tokio::task::spawn_blocking(move || {
+            let (spool, recovered) = Spool::open(&path)?;
+            let reports = if recovered.records > 0 { index_reports(&spool)? } else { HashMap::new() };
+            std::io::Result::Ok((spool, recovered, reports))
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("spool: {e}")))?
+        .map_err(|e| StoreError::Other(format!("spool {}: {e}", config.spool_path.display())))?;
         if recovered.discarded_bytes > 0 {
             tracing::warn!(bytes = recovered.discarded_bytes, records = recovered.records, "spool had a torn or corrupt tail; cut off and kept aside");
         }
@@ -286,7 +339,7 @@ impl PgStore {
             conflicts: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         });
-        let spool = Arc::new(Mutex::new(SpoolState { spool, spooling, rejected: None }));
+        let spool = Arc::new(Mutex::new(SpoolState { spool, spooling, rejected: None, reports }));
         let (tx, rx) = mpsc::channel(config.batch_size.max(1) * 4);
         let (cancel, cancelled) = watch::channel(false);
         let writer = Writer {
@@ -301,7 +354,7 @@ impl PgStore {
             pool: pool.clone(),
             pg,
             shared: shared.clone(),
-            spool,
+            spool: spool.clone(),
             read_from: 0,
             migrated,
             config: config.clone(),
@@ -310,10 +363,12 @@ impl PgStore {
         if spooling {
             shared.replay_wake.notify_one();
         }
+        let spool = Arc::downgrade(&spool);
         Ok(PgStore {
             tx,
             pool,
             shared,
+            spool,
             store_free_text: config.store_free_text,
             op_timeout: config.op_timeout,
             cancel,
@@ -375,6 +430,23 @@ impl ReportStore for PgStore {
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<StoredReport>, StoreError> {
+        // A report acknowledged while the database was unreachable waits in the spool until
+        // it is replayed: it is answered from there, database up or not. The replayed copy is
+        // the same report: the service makes every id, and the API never writes one twice with
+        // other content (the replay would keep the database's copy then).
+        // The flag is set, under the spool's lock, before any write it holds is acknowledged.
+        if self.shared.spooling.load(Ordering::Acquire)
+            && let Some(spool) = self.spool.upgrade()
+        {
+            // The lock is held through fsyncs, so it is taken off the async threads.
+            let spooled = tokio::task::spawn_blocking(move || lock(&spool).report(id)).await.ok().flatten();
+            if let Some(mut report) = spooled {
+                if !self.store_free_text {
+                    report.free_text = None;
+                }
+                return Ok(Some(report));
+            }
+        }
         let client = self.client().await?;
         let row = timed(self.op_timeout, async {
             Ok::<_, DbError>(client
@@ -726,14 +798,19 @@ impl Writer {
 
     async fn spool(&self, batch: Vec<Item>) {
         let mut payloads = Vec::new();
+        // The report each payload holds, if it is one.
+        let mut report_ids = Vec::new();
         for item in &batch {
             let encoded = match item {
-                Item::Report(r, _) => vec![serde_json::to_vec(&SpoolRecord::Report(r.clone()))],
-                Item::Events(e, _) => e.iter().map(|e| serde_json::to_vec(&SpoolRecord::Event(e.clone()))).collect(),
+                Item::Report(r, _) => vec![(serde_json::to_vec(&SpoolRecord::Report(r.clone())), Some(r.id))],
+                Item::Events(e, _) => e.iter().map(|e| (serde_json::to_vec(&SpoolRecord::Event(e.clone())), None)).collect(),
             };
-            for p in encoded {
+            for (p, id) in encoded {
                 match p {
-                    Ok(p) => payloads.push(p),
+                    Ok(p) => {
+                        payloads.push(p);
+                        report_ids.push(id);
+                    }
                     Err(e) => {
                         let m = format!("cannot encode a write for the spool: {e}");
                         return nack_all(batch, &StoreError::Other(m));
@@ -746,7 +823,12 @@ impl Writer {
         let shared = self.shared.clone();
         let appended = tokio::task::spawn_blocking(move || {
             let mut state = lock(&spool);
-            state.spool.append(&payloads)?;
+            let offsets = state.spool.append(&payloads)?;
+            for (id, at) in report_ids.into_iter().zip(offsets) {
+                if let Some(id) = id {
+                    state.reports.insert(id, at);
+                }
+            }
             state.spooling = true;
             shared.spooling.store(true, Ordering::Release);
             std::io::Result::Ok(())
@@ -870,6 +952,7 @@ impl Replayer {
                 // Everything in the spool is committed: only now may it go, and new writes
                 // may go to the database directly again.
                 state.spool.clear()?;
+                state.reports = HashMap::new();
                 state.spooling = false;
                 shared.spooling.store(false, Ordering::Release);
                 shared.backlog.store(0, Ordering::Relaxed);
@@ -965,7 +1048,7 @@ impl Replayer {
             if state.rejected.is_none() {
                 state.rejected = Some(Spool::open(std::path::Path::new(&path))?.0);
             }
-            state.rejected.as_mut().map_or(Ok(()), |r| r.append(&payloads))
+            state.rejected.as_mut().map_or(Ok(()), |r| r.append(&payloads).map(drop))
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));

@@ -104,12 +104,15 @@ impl Spool {
         self.len == 0
     }
 
-    /// Appends the payloads as one write and returns once they are on disk (fsync). On error
-    /// nothing is counted as appended: the end stays where it was, so a half-written batch is
-    /// overwritten by the next append (and would be cut off on open anyway).
-    pub fn append(&mut self, payloads: &[Vec<u8>]) -> io::Result<()> {
+    /// Appends the payloads as one write and returns once they are on disk (fsync), with the
+    /// offset of each payload's record (for [`read_one`](Self::read_one)). On error nothing is
+    /// counted as appended: the end stays where it was, so a half-written batch is overwritten
+    /// by the next append (and would be cut off on open anyway).
+    pub fn append(&mut self, payloads: &[Vec<u8>]) -> io::Result<Vec<u64>> {
         let mut buf = Vec::with_capacity(payloads.iter().map(|p| p.len() + HEADER as usize).sum());
+        let mut offsets = Vec::with_capacity(payloads.len());
         for p in payloads {
+            offsets.push(self.len + buf.len() as u64);
             let len = u32::try_from(p.len()).ok().filter(|&l| l <= MAX_RECORD).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::InvalidInput, format!("spool record of {} bytes is too large", p.len()))
             })?;
@@ -122,7 +125,13 @@ impl Spool {
         self.file.sync_data()?;
         self.len += buf.len() as u64;
         self.records += payloads.len() as u64;
-        Ok(())
+        Ok(offsets)
+    }
+
+    /// The whole record at byte `at` (an offset [`append`](Self::append) returned, or a
+    /// previous record's `next`), or `None` if there is none there.
+    pub fn read_one(&self, at: u64) -> io::Result<Option<Record>> {
+        self.read_at(at, self.len)
     }
 
     /// Up to `max` whole records starting at byte `from` (0, or a previous record's `next`).

@@ -25,9 +25,14 @@ fn records_come_back_in_order_across_reopen() {
     let (mut spool, recovered) = Spool::open(&path).unwrap();
     assert_eq!(recovered, Recovered { records: 0, discarded_bytes: 0 });
     let all = payloads(10);
-    spool.append(&all[..3]).unwrap();
-    spool.append(&all[3..]).unwrap();
+    let mut offsets = spool.append(&all[..3]).unwrap();
+    offsets.extend(spool.append(&all[3..]).unwrap());
     assert_eq!(spool.records(), 10);
+    // Each record can be read back alone at the offset its append gave.
+    for (at, payload) in offsets.iter().zip(&all) {
+        assert_eq!(&spool.read_one(*at).unwrap().unwrap().payload, payload);
+    }
+    assert_eq!(spool.read_one(spool.len()).unwrap(), None);
     assert_eq!(read_all(&spool), all);
     // Reading in chunks follows `next`.
     let first = spool.read(0, 4).unwrap();

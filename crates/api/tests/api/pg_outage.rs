@@ -1,6 +1,7 @@
 //! The service with PostgreSQL: through a TCP proxy of the test's own that cuts the database
 //! off for seconds while triage requests flow, every request answered 200 is in the database
-//! exactly once afterwards, and no request is refused for the outage's sake; and an event
+//! exactly once afterwards, no request is refused for the outage's sake, and a report answered
+//! during the outage can be fetched during it; and an event
 //! stream resumes from the database across a restart of the service.
 
 use crate::helpers::*;
@@ -63,10 +64,19 @@ async fn every_answered_triage_survives_a_database_outage_exactly_once() {
     proxy.cut();
     wait_for("the store reports itself degraded", Duration::from_secs(30), async || store_status(&app).await == "degraded").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // A report answered during the outage can be fetched during it (from the spool), exactly
+    // as it was sent.
+    let r = app.post_json(&json!({"text": "a dry cough for a week", "age": 41})).await;
+    assert_eq!(r.status(), 200);
+    let sent: Value = r.json().await.unwrap();
+    let during = sent["id"].as_str().unwrap().to_string();
+    let r = app.get(&format!("/v1/triage/{during}")).await;
+    assert_eq!(r.status(), 200, "a report answered during the outage is fetched during it");
+    assert_eq!(r.json::<Value>().await.unwrap(), sent);
     proxy.restore();
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.store(true, Ordering::SeqCst);
-    let (mut acked, mut refused) = (Vec::new(), Vec::new());
+    let (mut acked, mut refused) = (vec![during], Vec::new());
     for c in clients {
         let (ok, bad) = c.await.unwrap();
         acked.extend(ok);
