@@ -1,0 +1,51 @@
+//! The frame every agent's inference benchmark shares (`agents/*/benches/inference.rs`): the
+//! committed knowledge base, matrix products on the calling thread as in the service, 256
+//! seeded synthetic requests, and criterion timings of one request and batches of 8, 32 and
+//! 128, reading the text (`KnowledgeBase::prepare`) included as the service does it once for
+//! all four agents. Only benchmarks depend on this crate.
+//!
+//! The benchmark binary names its allocator itself (mimalloc, as the service), since a
+//! `#[global_allocator]` here would reach any binary that linked this crate.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use burn::tensor::Device;
+use criterion::{BenchmarkId, Criterion, Throughput};
+use domain::CaseInput;
+use kb::KnowledgeBase;
+
+/// Batch sizes timed, one request first.
+pub const SIZES: [usize; 4] = [1, 8, 32, 128];
+
+/// Times `run` (one agent's batch inference on prepared cases) under the group `name`, for
+/// each of [`SIZES`], on a model `load` builds from the committed knowledge base.
+pub fn agent_inference<M, R>(
+    c: &mut Criterion,
+    name: &str,
+    load: impl FnOnce(Arc<KnowledgeBase>, &Device) -> M,
+    run: impl Fn(&M, &[&kb::Case]) -> R,
+) {
+    let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
+    // As the service: every matrix product on this one thread.
+    ml::serial_matrix_products();
+    let device = ml::select_device(ml::DeviceChoice::Cpu).expect("CPU device");
+    let model = load(kb.clone(), &device);
+    let inputs: Vec<CaseInput> = synth::Generator::new(&kb, 4242).cases(256).iter().map(synth::Case::input).collect();
+    let mut g = c.benchmark_group(name);
+    g.measurement_time(Duration::from_secs(4));
+    for size in SIZES {
+        g.throughput(Throughput::Elements(size as u64));
+        g.bench_with_input(BenchmarkId::new("batch", size), &size, |b, &size| {
+            let mut start = 0usize;
+            b.iter(|| {
+                start = (start + size) % (inputs.len() - size);
+                let cases: Vec<kb::Case> = inputs[start..start + size].iter().map(|i| kb.prepare(i.clone())).collect();
+                let refs: Vec<&kb::Case> = cases.iter().collect();
+                black_box(run(&model, &refs))
+            })
+        });
+    }
+    g.finish();
+}
