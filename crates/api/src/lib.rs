@@ -303,8 +303,12 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let parsed = wire::parse(&body)?;
     let v = wire::validate(parsed, &state.kb, state.settings.server.max_text_chars)?;
     let id = Uuid::new_v4();
+    // The spans below the request's are made only for a trace that is exported (see
+    // `telemetry::is_sampled`); the coordinator makes none under a disabled parent.
+    let traced = telemetry::is_sampled(&tracing::Span::current());
+    let parent = if traced { tracing::Span::current() } else { tracing::Span::none() };
     let outcome = coordinator
-        .send(Triage { id, input: Arc::new(state.kb.prepare(v.input.clone())), span: tracing::Span::current() })
+        .send(Triage { id, input: Arc::new(state.kb.prepare(v.input.clone())), span: parent })
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
@@ -322,7 +326,8 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     };
     // Acknowledged means kept: the answer is only returned once the store has it.
     let started = std::time::Instant::now();
-    let kept = tracing::Instrument::instrument(state.store.put(report), tracing::info_span!("store.put", store = state.store.kind())).await;
+    let store_span = if traced { tracing::info_span!("store.put", store = state.store.kind()) } else { tracing::Span::none() };
+    let kept = tracing::Instrument::instrument(state.store.put(report), store_span).await;
     state.metrics.store_write().observe(started.elapsed().as_secs_f64());
     kept.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()))?;
     Ok(json_response(&body))

@@ -1,7 +1,8 @@
 //! Traces, in a test binary of their own (it installs the process-wide subscriber): one trace
 //! per triage, continued from the caller's `traceparent` and given back, with the HTTP span,
-//! the coordinator's span, one child per agent and the store write; and a request whose text
-//! holds a unique canary string leaves it in no span name, span attribute, log line or metric.
+//! the coordinator's span, one child per agent and the store write; a request whose text
+//! holds a unique canary string leaves it in no span name, span attribute, log line or metric;
+//! and a trace the caller did not sample is answered with nothing exported.
 
 #[path = "api/helpers.rs"]
 #[allow(dead_code)]
@@ -120,4 +121,32 @@ async fn one_trace_per_triage_with_agent_children_and_no_patient_text_anywhere()
     assert!(!log.contains(&canary), "patient text in a log line");
     let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(!metrics.contains(&canary), "patient text in a metric");
+
+    // A trace the caller did not sample (flags 00; sampling is parent-based): answered as
+    // ever, its traceparent given back unsampled, and no span of it exported (the service
+    // makes none below the HTTP span). A sampled request after it is the barrier: once its
+    // HTTP span is exported, the unsampled request's spans, all closed before, would be too.
+    let send = |trace: String| {
+        app.client.post(format!("{}/v1/triage", app.base)).header("traceparent", trace).json(&json!({"text": "a sore throat for two days", "age": 30})).send()
+    };
+    let unsampled = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let r = send(format!("00-{unsampled}-{caller_span}-00")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let back = r.headers().get("traceparent").expect("traceparent given back").to_str().unwrap().to_string();
+    assert!(back.starts_with(&format!("00-{unsampled}-")) && back.ends_with("-00"), "{back}");
+    let barrier = "6bf92f3577b34da6a3ce929d0e0e4738";
+    assert_eq!(send(format!("00-{barrier}-{caller_span}-01")).await.unwrap().status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spans = loop {
+        let spans = exporter.get_finished_spans().unwrap();
+        let of_barrier: Vec<&SpanData> = spans.iter().filter(|s| s.span_context.trace_id() == TraceId::from_hex(barrier).unwrap()).collect();
+        if of_barrier.iter().any(|s| s.name == "HTTP request") {
+            assert!(of_barrier.iter().any(|s| s.name == "triage"), "a sampled trace still has its children");
+            break spans;
+        }
+        assert!(Instant::now() < deadline, "no HTTP span for the barrier request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let leaked: Vec<&str> = spans.iter().filter(|s| s.span_context.trace_id() == TraceId::from_hex(unsampled).unwrap()).map(|s| s.name.as_ref()).collect();
+    assert!(leaked.is_empty(), "spans of an unsampled trace exported: {leaked:?}");
 }

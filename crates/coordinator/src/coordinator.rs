@@ -186,8 +186,14 @@ impl Handler<Triage> for Coordinator {
         let bus = self.bus.clone();
         let outcomes = self.outcomes.clone();
         let Triage { id, input, span: parent } = msg;
-        // One span per triage and one child per agent call: no span inside per-item loops.
-        let span = tracing::info_span!(parent: &parent, "triage", report_id = %id, level = tracing::field::Empty, degraded = tracing::field::Empty);
+        // One span per triage and one child per agent call: no span inside per-item loops. None
+        // at all under a disabled parent (no telemetry, or a trace the sampler left out: the
+        // caller passes `Span::none()`), as they would not be exported and cost per request.
+        let span = if parent.is_disabled() {
+            tracing::Span::none()
+        } else {
+            tracing::info_span!(parent: &parent, "triage", report_id = %id, level = tracing::field::Empty, degraded = tracing::field::Empty)
+        };
         let triage_span = span.clone();
         Box::pin(tracing::Instrument::instrument(async move {
             let started = Instant::now();
@@ -196,16 +202,20 @@ impl Handler<Triage> for Coordinator {
             // emergency assessment goes out before the slower agents finish.
             let calls = agents.iter().zip(AgentKind::ALL).map(|(addr, kind)| {
                 let (input, kb, bus) = (input.clone(), kb.clone(), bus.clone());
-                let agent_span = tracing::info_span!(
-                    parent: &triage_span,
-                    "agent",
-                    agent = kind.as_str(),
-                    outcome = tracing::field::Empty,
-                    breaker = tracing::field::Empty,
-                    batch_size = tracing::field::Empty,
-                    queue_wait_us = tracing::field::Empty,
-                    inference_us = tracing::field::Empty
-                );
+                let agent_span = if triage_span.is_disabled() {
+                    tracing::Span::none()
+                } else {
+                    tracing::info_span!(
+                        parent: &triage_span,
+                        "agent",
+                        agent = kind.as_str(),
+                        outcome = tracing::field::Empty,
+                        breaker = tracing::field::Empty,
+                        batch_size = tracing::field::Empty,
+                        queue_wait_us = tracing::field::Empty,
+                        inference_us = tracing::field::Empty
+                    )
+                };
                 async move {
                     let reply = match addr.send(Infer(input)).await {
                         Ok(r) => r,

@@ -163,6 +163,17 @@ pub fn continue_trace<'h>(span: &tracing::Span, get: impl Fn(&str) -> Option<&'h
     let _ = span.set_parent(cx);
 }
 
+/// Whether `span` belongs to a trace that is exported: false without telemetry and for the
+/// traces the sampler leaves out. Spans below an unsampled one would be dropped at export
+/// anyway (sampling is parent-based), so callers create them only when this is true: the
+/// OpenTelemetry layer's bookkeeping per span is most of telemetry's cost per request. Asks
+/// the sampler now if it was not asked yet; the decision then holds for the span's life.
+pub fn is_sampled(span: &tracing::Span) -> bool {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    !span.is_disabled() && span.context().span().span_context().is_sampled()
+}
+
 /// The `traceparent` header naming `span`, to send back so a caller can find its trace; `None`
 /// without telemetry.
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
