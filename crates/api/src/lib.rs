@@ -305,8 +305,9 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let id = Uuid::new_v4();
     // The spans below the request's are made only for a trace that is exported (see
     // `telemetry::is_sampled`); the coordinator makes none under a disabled parent.
-    let traced = telemetry::is_sampled(&tracing::Span::current());
-    let parent = if traced { tracing::Span::current() } else { tracing::Span::none() };
+    let current = tracing::Span::current();
+    let traced = telemetry::is_sampled(&current);
+    let parent = if traced { current } else { tracing::Span::none() };
     let outcome = coordinator
         .send(Triage { id, input: Arc::new(state.kb.prepare(v.input.clone())), span: parent })
         .await

@@ -1,8 +1,10 @@
-//! The frame every agent's inference benchmark shares (`agents/*/benches/inference.rs`): the
-//! committed knowledge base, matrix products on the calling thread as in the service, 256
-//! seeded synthetic requests, and criterion timings of one request and batches of 8, 32 and
-//! 128, reading the text (`KnowledgeBase::prepare`) included as the service does it once for
-//! all four agents. Only benchmarks depend on this crate.
+//! What the criterion benchmarks share: the service's set-up ([`setup`]: the committed
+//! knowledge base, the CPU device, matrix products on the calling thread), seeded synthetic
+//! requests ([`sample_inputs`]), and the frame of every agent's inference benchmark
+//! (`agents/*/benches/inference.rs`, [`agent_inference`]): one request and batches of 8, 32
+//! and 128, reading the text (`KnowledgeBase::prepare`) included as the service does it once
+//! for all four agents. `crates/pipeline`'s benchmark uses the first two. Only benchmarks
+//! depend on this crate.
 //!
 //! The benchmark binary names its allocator itself (mimalloc, as the service), since a
 //! `#[global_allocator]` here would reach any binary that linked this crate.
@@ -19,6 +21,20 @@ use kb::KnowledgeBase;
 /// Batch sizes timed, one request first.
 pub const SIZES: [usize; 4] = [1, 8, 32, 128];
 
+/// The committed knowledge base and the CPU device, with every matrix product on the calling
+/// thread, as the service runs them.
+pub fn setup() -> (Arc<KnowledgeBase>, Device) {
+    let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
+    ml::serial_matrix_products();
+    let device = ml::select_device(ml::DeviceChoice::Cpu).expect("CPU device");
+    (kb, device)
+}
+
+/// `n` synthetic requests (text, sometimes structured fields), from a fixed seed.
+pub fn sample_inputs(kb: &KnowledgeBase, n: usize) -> Vec<CaseInput> {
+    synth::Generator::new(kb, 4242).cases(n).iter().map(synth::Case::input).collect()
+}
+
 /// Times `run` (one agent's batch inference on prepared cases) under the group `name`, for
 /// each of [`SIZES`], on a model `load` builds from the committed knowledge base.
 pub fn agent_inference<M, R>(
@@ -27,12 +43,9 @@ pub fn agent_inference<M, R>(
     load: impl FnOnce(Arc<KnowledgeBase>, &Device) -> M,
     run: impl Fn(&M, &[&kb::Case]) -> R,
 ) {
-    let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
-    // As the service: every matrix product on this one thread.
-    ml::serial_matrix_products();
-    let device = ml::select_device(ml::DeviceChoice::Cpu).expect("CPU device");
+    let (kb, device) = setup();
     let model = load(kb.clone(), &device);
-    let inputs: Vec<CaseInput> = synth::Generator::new(&kb, 4242).cases(256).iter().map(synth::Case::input).collect();
+    let inputs = sample_inputs(&kb, 256);
     let mut g = c.benchmark_group(name);
     g.measurement_time(Duration::from_secs(4));
     for size in SIZES {

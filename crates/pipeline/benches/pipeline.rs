@@ -4,7 +4,6 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use domain::CaseInput;
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::Duration;
 
 // The service's allocator, so the figures are the service's.
@@ -12,12 +11,10 @@ use std::time::Duration;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn bench(c: &mut Criterion) {
-    let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
     // As the service: every matrix product on this one thread.
-    ml::serial_matrix_products();
-    let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
+    let (kb, device) = benchkit::setup();
     let models = pipeline::Models::load(kb.clone(), &pipeline::ModelDirs::default(), &device).expect("models");
-    let inputs = pipeline::bench_support::sample_inputs(&kb, 256);
+    let inputs = benchkit::sample_inputs(&kb, 256);
     let mut g = c.benchmark_group("all_four_models");
     g.measurement_time(Duration::from_secs(5));
     let mut i = 0usize;

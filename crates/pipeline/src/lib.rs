@@ -200,6 +200,3 @@ pub fn decide_level(
         }
     }
 }
-
-#[doc(hidden)]
-pub mod bench_support;
