@@ -411,7 +411,7 @@ mod tests {
         let blanked = |negated: bool| -> Vec<Token> {
             tokens
                 .iter()
-                .map(|t| if t.negated == negated { t.clone() } else { Token { text: ".".into(), negated: false, trigger: false } })
+                .map(|t| if t.negated == negated { t.clone() } else { Token::boundary() })
                 .collect()
         };
         let (pos, neg) = scoped_hashes(&tokens);

@@ -8,6 +8,17 @@ pub struct Token {
     pub negated: bool,
     /// True when this token is itself a negation trigger ("no", "denies").
     pub trigger: bool,
+    /// Byte offsets of the word in the original text (`start..end`); for a "." or "," marker,
+    /// the punctuation that made it.
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Token {
+    /// A clause marker with no place in the text (used where tokens are made by hand).
+    pub fn boundary() -> Token {
+        Token { text: ".".into(), negated: false, trigger: false, start: 0, end: 0 }
+    }
 }
 
 /// Lower-cases, folds apostrophes away ("can't" -> "cant") and turns every other
@@ -69,12 +80,12 @@ const MAX_SCOPE: usize = 7;
 /// punctuation) ends the scope, except that a comma-separated list after a trigger stays
 /// negated ("denies fever, cough or rash") while each item is short.
 pub fn tokenize(text: &str) -> Vec<Token> {
-    let norm = normalise(text);
-    let mut out: Vec<Token> = Vec::with_capacity(norm.len() / 5 + 1);
+    let words = words_with_offsets(text);
+    let mut out: Vec<Token> = Vec::with_capacity(words.len() + 1);
     let mut scope_left = 0usize;
     let mut since_break = 0usize;
-    let mut raw = norm.split_whitespace().peekable();
-    while let Some(w) = raw.next() {
+    let mut raw = words.into_iter().peekable();
+    while let Some((w, start, end)) = raw.next() {
         if w == "." || w == "," {
             // A comma inside a negated list keeps the scope open for one more short item;
             // anything longer, or the end of a sentence, closes it.
@@ -86,31 +97,73 @@ pub fn tokenize(text: &str) -> Vec<Token> {
             since_break = 0;
             // Keep one boundary marker so phrases never match across clauses.
             if out.last().is_some_and(|t| t.text != ".") {
-                out.push(Token { text: ".".into(), negated: false, trigger: false });
+                out.push(Token { text: ".".into(), negated: false, trigger: false, start, end });
             }
             continue;
         }
         since_break += 1;
-        if is_trigger(w) {
+        if is_trigger(&w) {
             // "no longer" and "not only" do not negate what follows in the usual way, and
             // "negative" only negates as "negative for".
-            let next = raw.peek().copied().unwrap_or("");
-            let real = !(matches!((w, next), ("no", "longer") | ("not", "only"))
+            let next = raw.peek().map_or("", |n| n.0.as_str());
+            let real = !(matches!((w.as_str(), next), ("no", "longer") | ("not", "only"))
                 || (w == "negative" && next != "for")
                 || (w == "free" && next != "of"));
-            out.push(Token { text: w.to_string(), negated: scope_left > 0, trigger: real });
+            out.push(Token { text: w, negated: scope_left > 0, trigger: real, start, end });
             if real {
                 scope_left = MAX_SCOPE;
             }
             continue;
         }
-        if is_terminator(w) {
+        if is_terminator(&w) {
             scope_left = 0;
         }
         let negated = scope_left > 0;
         scope_left = scope_left.saturating_sub(1);
-        out.push(Token { text: w.to_string(), negated, trigger: false });
+        out.push(Token { text: w, negated, trigger: false, start, end });
     }
+    out
+}
+
+/// The words of [`normalise`]`(text)` split on whitespace, each with the byte range of the
+/// original text it came from: the same words, found in one pass without the normalised copy.
+fn words_with_offsets(text: &str) -> Vec<(String, u32, u32)> {
+    let mut out = Vec::with_capacity(text.len() / 5 + 1);
+    let mut word = String::new();
+    let mut start = 0usize;
+    let mut end = 0usize;
+    let flush = |word: &mut String, out: &mut Vec<(String, u32, u32)>, start: usize, end: usize| {
+        if !word.is_empty() {
+            out.push((std::mem::take(word), start as u32, end as u32));
+        }
+    };
+    for (i, ch) in text.char_indices() {
+        let next = i + ch.len_utf8();
+        match ch {
+            '\'' | '\u{2019}' | '`' => {}
+            ',' => {
+                flush(&mut word, &mut out, start, end);
+                out.push((",".into(), i as u32, next as u32));
+            }
+            '.' | ';' | ':' | '!' | '?' | '\n' | '(' | ')' => {
+                flush(&mut word, &mut out, start, end);
+                out.push((".".into(), i as u32, next as u32));
+            }
+            c if c.is_alphanumeric() => {
+                if word.is_empty() {
+                    start = i;
+                }
+                if c.is_ascii() {
+                    word.push(c.to_ascii_lowercase());
+                } else {
+                    word.extend(c.to_lowercase());
+                }
+                end = next;
+            }
+            _ => flush(&mut word, &mut out, start, end),
+        }
+    }
+    flush(&mut word, &mut out, start, end);
     out
 }
 
@@ -138,6 +191,19 @@ mod tests {
         }
         for w in ["nope", "noo", "butter", "ha", "free of", "", "i", "s"] {
             assert!(!is_trigger(w) && !is_terminator(w), "{w}");
+        }
+    }
+
+    #[test]
+    fn words_are_the_normalised_words_with_their_offsets() {
+        for text in ["Can't BREATHE!", "a, b", "  ...  ", "Crème brûlée, ÉCOLE; x'y z\u{2019}s (ok)?", "temp 38.9C, no-rash", ""] {
+            let words = words_with_offsets(text);
+            let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
+            assert_eq!(texts, normalise(text).split_whitespace().collect::<Vec<_>>(), "{text}");
+            for (w, s, e) in &words {
+                let original: String = text[*s as usize..*e as usize].chars().filter(|c| !matches!(c, '\'' | '\u{2019}' | '`')).collect();
+                assert_eq!(normalise(&original).trim(), w.as_str(), "{text}");
+            }
         }
     }
 
