@@ -1,0 +1,326 @@
+//! ConText-style assertion of each word: is it negated, hedged, about a relative, hypothetical
+//! or in the past (Harkema et al., "ConText: an algorithm for determining negation,
+//! experiencer, and temporal status from clinical reports", J Biomed Inform 2009; Chapman et
+//! al., NegEx, 2001). A trigger opens a scope over the next few words (or, for a post-trigger,
+//! the few before it); a clause end or a terminator word closes it; a pseudo-trigger ("no
+//! longer", "not only", "no change in") is a trigger word that opens nothing.
+//!
+//! These scopes are the reading's own. The tokeniser's `negated` flag stays as it is because
+//! the models' hashed features were trained on it.
+
+use textfeat::Token;
+
+/// The context of one token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenContext {
+    pub negated: bool,
+    pub uncertain: bool,
+    pub family: bool,
+    pub hypothetical: bool,
+    pub past: bool,
+    /// The token is a trigger word itself (it never starts a finding).
+    pub trigger: bool,
+}
+
+const NEG_SCOPE: u8 = 6;
+const UNC_SCOPE: u8 = 5;
+const HYP_SCOPE: u8 = 8;
+/// A relative's history runs to the end of the sentence, or until the writer speaks of
+/// themself again ("I", "me").
+const FAM_SCOPE: u8 = 40;
+const PAST_SCOPE: u8 = 6;
+/// How far back a post-trigger ("chest pain denied", "rash resolved") reaches.
+const POST_SCOPE: usize = 4;
+
+fn is_negation(w: &str) -> bool {
+    matches!(
+        w,
+        "no" | "not" | "denies" | "denied" | "deny" | "denying" | "without" | "never" | "nor" | "neither"
+            | "dont" | "doesnt" | "didnt" | "isnt" | "hasnt" | "havent" | "hadnt" | "wasnt" | "arent"
+            | "werent" | "wont" | "nil" | "non" | "none" | "absence" | "nothing"
+    )
+}
+
+/// Words after a negation word that make it a pseudo-negation ("no longer", "not only",
+/// "no change in", "doesnt stop", "not helping").
+fn is_pseudo_follower(w: &str) -> bool {
+    matches!(
+        w,
+        "longer" | "only" | "just" | "change" | "changes" | "increase" | "improvement" | "improving" | "improved"
+            | "better" | "worse" | "relief" | "help" | "helping" | "helped" | "stop" | "stopping" | "stopped"
+            | "go" | "going" | "gone" | "settle" | "settling" | "settled" | "responding" | "response" | "eased"
+            | "easing" | "ease" | "matter" | "fail" | "doubt" | "difference" | "wait" | "waiting" | "want"
+            | "seem" | "seems" | "think" | "shift" | "budge" | "let" | "letting" | "touch" | "touching"
+    )
+}
+
+fn is_uncertainty(w: &str) -> bool {
+    matches!(
+        w,
+        "maybe" | "possibly" | "possible" | "perhaps" | "might" | "query" | "queried" | "suspected" | "suspect"
+            | "unsure" | "wondering" | "wonder" | "questionable" | "equivocal" | "probable" | "whether" | "unclear"
+    )
+}
+
+fn is_hypothetical(w: &str) -> bool {
+    matches!(w, "if" | "unless" | "should" | "would" | "incase" | "prevent" | "preventing" | "avoid" | "risk" | "advised" | "watch" | "monitor")
+}
+
+fn is_relative(w: &str) -> bool {
+    matches!(
+        w,
+        "mother" | "father" | "mum" | "mom" | "mam" | "dad" | "brother" | "sister" | "grandmother" | "grandfather"
+            | "grandma" | "grandpa" | "gran" | "granny" | "grandad" | "nan" | "nana" | "nanna" | "aunt" | "auntie"
+            | "uncle" | "cousin" | "parents" | "parent" | "sibling" | "siblings" | "grandparents" | "grandparent"
+            | "brothers" | "sisters" | "relatives" | "relative"
+    )
+}
+
+fn is_terminator(w: &str) -> bool {
+    matches!(
+        w,
+        "but" | "however" | "although" | "though" | "except" | "apart" | "aside" | "yet" | "whereas" | "which"
+            | "who" | "has" | "have" | "had" | "is" | "was" | "are" | "reports" | "reported" | "complains"
+            | "presents" | "presented" | "admits" | "feels" | "feeling" | "got" | "getting" | "developed"
+            | "now" | "also" | "still" | "then" | "so" | "just" | "only" | "today" | "tonight" | "since"
+            | "because" | "cause" | "cos" | "plus" | "did"
+    )
+}
+
+/// A negation trigger that starts no scope of its own ("not only"), judged with the next
+/// word; "never ... like this" is a first time, not a denial.
+fn pseudo(tokens: &[Token], i: usize) -> bool {
+    let next = tokens.get(i + 1).map_or("", |t| t.text.as_str());
+    if is_pseudo_follower(next) {
+        return true;
+    }
+    let w = tokens[i].text.as_str();
+    if w == "never" {
+        let clause = tokens[i + 1..].iter().take_while(|t| t.text != ".").take(10);
+        let words: Vec<&str> = clause.map(|t| t.text.as_str()).collect();
+        if words.windows(2).any(|p| matches!(p, ["like", "this" | "that" | "it"] | ["this", "bad"] | ["so", "bad"])) || words.contains(&"before") {
+            return true;
+        }
+    }
+    // "no" before a number is a count ("no 2"), and "none" alone ends in a clause of its own.
+    next.bytes().next().is_some_and(|b| b.is_ascii_digit())
+}
+
+/// What a clause marker was in the original text.
+fn marker(text: &str, t: &Token) -> u8 {
+    text.as_bytes().get(t.start as usize).copied().unwrap_or(b'.')
+}
+
+/// The context of every token. `text` is the original text the tokens came from (their
+/// offsets point into it); `patient_relative` is the relative the text is about, if the text
+/// is about one ("my mum is 72 and ..."), whose findings are the patient's own.
+pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
+    let n = tokens.len();
+    let mut out = vec![TokenContext::default(); n];
+    let patient = patient_relative(tokens);
+    let (mut neg, mut unc, mut hyp, mut fam, mut past) = (0u8, 0u8, 0u8, 0u8, 0u8);
+    let mut since_break = 0usize;
+    for i in 0..n {
+        let t = &tokens[i];
+        let w = t.text.as_str();
+        if w == "." {
+            match marker(text, t) {
+                // "Denies: fever, cough" and "FHx: ..." keep their scope over a colon.
+                b':' => {}
+                // A comma inside a short list keeps a negation ("no fever, cough or rash").
+                b',' if since_break <= 4 => {
+                    neg = neg.min(NEG_SCOPE).saturating_add(if neg > 0 { 3 } else { 0 }).min(NEG_SCOPE);
+                    unc = 0;
+                }
+                b',' => {
+                    neg = 0;
+                    unc = 0;
+                }
+                b'?' => {
+                    // A question hedges what it asks about ("fever?"): the words since the
+                    // last break, back to the clause start.
+                    for j in (0..i).rev() {
+                        if tokens[j].text == "." {
+                            break;
+                        }
+                        out[j].uncertain = true;
+                    }
+                    (neg, unc, hyp, fam, past) = (0, 0, 0, 0, 0);
+                }
+                _ => (neg, unc, hyp, fam, past) = (0, 0, 0, 0, 0),
+            }
+            since_break = 0;
+            continue;
+        }
+        since_break += 1;
+        let next = tokens.get(i + 1).map_or("", |t| t.text.as_str());
+        let prev = if i > 0 { tokens[i - 1].text.as_str() } else { "" };
+        // A query mark written straight before a word ("?UTI") hedges it.
+        if t.start > 0 && text.as_bytes().get(t.start as usize - 1) == Some(&b'?') {
+            out[i].uncertain = true;
+        }
+        // Post-triggers reach back over the few words before them in the clause.
+        let post = match (w, next) {
+            ("denied" | "absent" | "negative" | "excluded", _) if i > 0 && prev != "." && !is_negation(prev) && next != "for" => Some(0u8),
+            ("ruled", "out") => Some(0),
+            ("resolved" | "cleared" | "settled" | "subsided", _) => Some(1),
+            ("went" | "gone", "away") => Some(1),
+            ("ago", _) => Some(1),
+            _ => None,
+        };
+        if let Some(kind) = post {
+            for j in (0..i).rev().take(POST_SCOPE) {
+                if tokens[j].text == "." {
+                    break;
+                }
+                if kind == 0 { out[j].negated = true } else { out[j].past = true }
+            }
+            out[i].trigger = true;
+            continue;
+        }
+        if matches!(w, "i" | "im" | "ive" | "me" | "id") {
+            fam = 0;
+        }
+        let mut trigger = false;
+        if is_negation(w) && !pseudo(tokens, i) {
+            neg = if w == "non" { 1 } else { NEG_SCOPE };
+            trigger = true;
+        } else if is_negation(w) && matches!(next, "sure" | "certain" | "clear") {
+            unc = UNC_SCOPE;
+            trigger = true;
+        } else if w == "free" && next == "of" || w == "negative" && next == "for" {
+            neg = NEG_SCOPE;
+            trigger = true;
+        } else if is_uncertainty(w) || (w == "may" && matches!(next, "be" | "have" | "need")) || (w == "could" && next == "be") || (w == "rule" && next == "out") || (w == "r" && next == "o") {
+            unc = UNC_SCOPE;
+            trigger = true;
+        } else if is_hypothetical(w) || (w == "in" && next == "case") || (w == "what" && next == "if") || (w == "look" && next == "out") || (w == "safety" && matches!(next, "net" | "netted" | "netting")) {
+            hyp = HYP_SCOPE;
+            trigger = true;
+        } else if matches!(w, "fhx" | "fh") || (w == "family" && matches!(next, "history" | "hx")) || (w == "runs" && next == "in") || w == "hereditary" {
+            fam = FAM_SCOPE;
+            trigger = true;
+        } else if is_relative(w) && Some(w) != patient && relative_with_history(tokens, i) {
+            fam = FAM_SCOPE;
+            trigger = true;
+        } else if matches!(w, "pmh" | "pmhx" | "previously" | "previous" | "prior" | "formerly")
+            || (w == "used" && next == "to")
+            || (matches!(w, "history" | "hx" | "ho") && next == "of" && !after_duration(tokens, i))
+            || (w == "as" && matches!(next, "a" | "child" | "kid" | "teenager" | "baby") && i + 2 < n && matches!(tokens[i + 2].text.as_str(), "child" | "kid" | "teenager" | "baby" | "teen"))
+        {
+            past = PAST_SCOPE;
+            trigger = true;
+        } else if is_terminator(w) && !(i > 0 && out[i - 1].trigger) {
+            neg = 0;
+            unc = 0;
+            hyp = 0;
+        }
+        out[i] = TokenContext {
+            negated: out[i].negated || (!trigger && neg > 0),
+            uncertain: out[i].uncertain || (!trigger && unc > 0),
+            family: !trigger && fam > 0,
+            hypothetical: !trigger && hyp > 0,
+            past: out[i].past || (!trigger && past > 0),
+            trigger,
+        };
+        if !trigger {
+            neg = neg.saturating_sub(1);
+            unc = unc.saturating_sub(1);
+            hyp = hyp.saturating_sub(1);
+            fam = fam.saturating_sub(1);
+            past = past.saturating_sub(1);
+        }
+    }
+    out
+}
+
+/// "history of" after a duration is the current illness ("a 3 day history of cough").
+fn after_duration(tokens: &[Token], i: usize) -> bool {
+    tokens[i.saturating_sub(3)..i].iter().any(|t| {
+        t.text.bytes().next().is_some_and(|b| b.is_ascii_digit())
+            || matches!(t.text.as_str(), "day" | "days" | "week" | "weeks" | "month" | "months" | "hour" | "hours" | "year" | "years" | "long" | "short" | "recent")
+    })
+}
+
+/// A relative followed, in the same clause, by what marks their own history ("my dad had a
+/// heart attack", "mother died of", "sister has asthma").
+fn relative_with_history(tokens: &[Token], i: usize) -> bool {
+    tokens[i + 1..]
+        .iter()
+        .take_while(|t| t.text != ".")
+        .take(4)
+        .any(|t| matches!(t.text.as_str(), "had" | "has" | "died" | "passed" | "suffered" | "suffers" | "diagnosed" | "with" | "got"))
+}
+
+/// The relative a text is about: one named in the first clause as its subject ("My mum is
+/// 72", "dad is 79 and ..."), before any first-person statement about the writer's own body.
+fn patient_relative(tokens: &[Token]) -> Option<&str> {
+    let first: Vec<&str> = tokens.iter().take_while(|t| t.text != ".").take(10).map(|t| t.text.as_str()).collect();
+    let at = first.iter().position(|w| is_relative(w))?;
+    let own = first[at + 1..].iter().take(3).any(|w| {
+        w.bytes().next().is_some_and(|b| b.is_ascii_digit())
+            || matches!(*w, "is" | "s" | "aged" | "age" | "seems" | "keeps" | "cant" | "wont" | "woke" | "fell" | "started" | "been" | "isnt" | "looks" | "says" | "complains" | "feels" | "felt" | "became" | "went" | "collapsed" | "suddenly")
+    });
+    own.then_some(first[at])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use textfeat::tokenize;
+
+    fn flagged(text: &str, pick: fn(&TokenContext) -> bool) -> Vec<String> {
+        let tokens = tokenize(text);
+        contexts(text, &tokens).iter().zip(&tokens).filter(|(c, _)| pick(c)).map(|(_, t)| t.text.clone()).collect()
+    }
+
+    #[test]
+    fn negation_scope_and_lists() {
+        assert_eq!(flagged("headache and a stiff neck, no rash", |c| c.negated), ["rash"]);
+        assert_eq!(flagged("denies chest pain, palpitations or fever", |c| c.negated), ["chest", "pain", "palpitations", "or", "fever"]);
+        assert_eq!(flagged("no fever but has a bad cough", |c| c.negated), ["fever"]);
+        assert_eq!(flagged("I havent had any thoughts of ending my life", |c| c.negated), ["had", "any", "thoughts", "of", "ending", "my"]);
+        assert_eq!(flagged("No vomiting. The headache is terrible", |c| c.negated), ["vomiting"]);
+        assert_eq!(flagged("Denies: fever, cough", |c| c.negated), ["fever", "cough"]);
+    }
+
+    #[test]
+    fn pseudo_negations_negate_nothing() {
+        for text in ["not only a headache but also vomiting", "no change in the pain", "he no longer eats", "the cough doesnt stop", "paracetamol is not helping the fever", "never had a headache like this before", "cant stop coughing"] {
+            assert!(flagged(text, |c| c.negated).is_empty(), "{text}");
+        }
+    }
+
+    #[test]
+    fn non_negates_one_word() {
+        assert_eq!(flagged("non productive cough", |c| c.negated), ["productive"]);
+    }
+
+    #[test]
+    fn post_triggers_reach_back() {
+        assert_eq!(flagged("chest pain denied", |c| c.negated), ["chest", "pain"]);
+        assert_eq!(flagged("the rash cleared last week", |c| c.past), ["the", "rash"]);
+    }
+
+    #[test]
+    fn uncertainty() {
+        assert_eq!(flagged("maybe a slight temperature", |c| c.uncertain), ["a", "slight", "temperature"]);
+        assert_eq!(flagged("?UTI. dysuria", |c| c.uncertain), ["uti"]);
+        assert_eq!(flagged("is it a rash?", |c| c.uncertain), ["is", "it", "a", "rash"]);
+    }
+
+    #[test]
+    fn family_history() {
+        assert_eq!(flagged("my dad had a heart attack", |c| c.family), ["had", "a", "heart", "attack"]);
+        assert_eq!(flagged("FHx: father MI at 50", |c| c.family), ["father", "mi", "at", "50"]);
+        // A text about the mother: her own findings are the patient's.
+        assert!(flagged("my mum is 72 and she has chest pain", |c| c.family).is_empty());
+    }
+
+    #[test]
+    fn hypothetical_and_past() {
+        assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
+        assert_eq!(flagged("history of asthma", |c| c.past), ["of", "asthma"]);
+        assert!(flagged("3 day history of cough", |c| c.past).is_empty());
+    }
+}

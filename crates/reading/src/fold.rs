@@ -1,0 +1,176 @@
+//! Word folding for matching: British and American spelling made one, then a light suffix
+//! stripper, so "vomiting", "vomited" and "vomits" meet "vomit", and "diarrhoea" meets
+//! "diarrhea". Applied to the knowledge base's phrases and to the text alike, so both sides
+//! fold the same way; it only has to be consistent, not linguistically exact.
+
+/// Folds one normalised (lower-case) word: spelling, then the suffix stripper.
+pub fn fold_word(word: &str) -> String {
+    let mut w = spelling(word);
+    stem(&mut w);
+    w
+}
+
+/// Folds a word lightly: spelling, then only a plural "s" and a final "e" ("rashes" meets
+/// "rash", "spots" does not meet "spotting"). A phrase of one word is matched on this, since
+/// stemming one word alone collides too often ("spotting", "tearing", "fits").
+pub fn fold_light(word: &str) -> String {
+    let mut w = spelling(word);
+    if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        w.pop();
+    }
+    if w.len() > 3 && w.ends_with('e') {
+        w.pop();
+    }
+    w
+}
+
+/// British spellings of medical words in their American form (haem- -> hem-, oe- -> e-,
+/// -oea -> -ea, paed- -> ped-, faec- -> fec-, -our -> -or).
+fn spelling(word: &str) -> String {
+    if !word.contains("ae") && !word.contains("oe") && !word.ends_with("our") {
+        return word.to_string();
+    }
+    let mut w = word.replace("aem", "em").replace("oea", "ea");
+    for (uk, us) in [("oede", "ede"), ("oeso", "eso"), ("oest", "est"), ("paed", "ped"), ("faec", "fec"), ("foet", "fet"), ("coel", "cel"), ("anaes", "anes")] {
+        if w.starts_with(uk) {
+            w = format!("{us}{}", &w[uk.len()..]);
+        }
+    }
+    if w.len() > 5 && w.ends_with("our") {
+        w.truncate(w.len() - 2);
+        w.push('r');
+    }
+    w
+}
+
+fn is_vowel(b: u8) -> bool {
+    matches!(b, b'a' | b'e' | b'i' | b'o' | b'u' | b'y')
+}
+
+fn has_vowel(s: &str) -> bool {
+    s.bytes().any(is_vowel)
+}
+
+/// "runn" -> "run", "stopp" -> "stop"; "ll", "ss" and "zz" stay ("swell", "dizz").
+fn undouble(w: &mut String) {
+    let b = w.as_bytes();
+    let n = b.len();
+    if n >= 3 && b[n - 1] == b[n - 2] && !is_vowel(b[n - 1]) && !matches!(b[n - 1], b'l' | b's' | b'z') {
+        w.pop();
+    }
+}
+
+fn strip(w: &mut String, suffix: &str, min_stem: usize) -> bool {
+    if w.len() >= suffix.len() + min_stem && w.ends_with(suffix) && has_vowel(&w[..w.len() - suffix.len()]) {
+        w.truncate(w.len() - suffix.len());
+        true
+    } else {
+        false
+    }
+}
+
+fn stem(w: &mut String) {
+    if w.len() <= 3 || !w.bytes().all(|b| b.is_ascii_lowercase()) {
+        return;
+    }
+    if w.ends_with("iness") && w.len() > 7 {
+        w.truncate(w.len() - 5);
+        w.push('y');
+    } else if !strip(w, "ness", 3) {
+        strip(w, "ful", 3);
+    }
+    if w.ends_with("ies") && w.len() > 5 {
+        w.truncate(w.len() - 3);
+        w.push('y');
+    } else if strip(w, "ation", 3) {
+        w.push_str("at");
+        return;
+    } else if w.ends_with("ing") {
+        if strip(w, "ing", 3) {
+            undouble(w);
+            return;
+        }
+    } else if w.ends_with("ed") && !w.ends_with("eed") {
+        if strip(w, "ed", 3) {
+            undouble(w);
+            return;
+        }
+    } else if w.ends_with("es") && (w.ends_with("shes") || w.ends_with("ches") || w.ends_with("xes") || w.ends_with("sses") || w.ends_with("zes")) {
+        w.truncate(w.len() - 2);
+    } else if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        w.pop();
+    }
+    let b = w.as_bytes();
+    let n = b.len();
+    if n >= 4 && b[n - 1] == b'y' && !is_vowel(b[n - 2]) {
+        w.pop();
+        undouble(w);
+    } else if n > 3 && b[n - 1] == b'e' {
+        w.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold_word;
+
+    fn same(a: &str, b: &str) {
+        assert_eq!(fold_word(a), fold_word(b), "{a} / {b}");
+    }
+
+    #[test]
+    fn inflections_meet() {
+        for (a, b) in [
+            ("vomiting", "vomit"),
+            ("vomited", "vomits"),
+            ("coughing", "cough"),
+            ("wheezing", "wheeze"),
+            ("sneezing", "sneezes"),
+            ("breathing", "breathe"),
+            ("headaches", "headache"),
+            ("rashes", "rash"),
+            ("aches", "ache"),
+            ("achy", "ache"),
+            ("itchy", "itching"),
+            ("dizziness", "dizzy"),
+            ("runny", "running"),
+            ("bleeding", "bleed"),
+            ("swelling", "swell"),
+            ("stopped", "stop"),
+            ("urination", "urinating"),
+            ("painful", "pain"),
+            ("sweaty", "sweating"),
+            ("tiredness", "tired"),
+            ("allergies", "allergy"),
+        ] {
+            same(a, b);
+        }
+    }
+
+    #[test]
+    fn spellings_meet() {
+        for (a, b) in [
+            ("diarrhoea", "diarrhea"),
+            ("haemoptysis", "hemoptysis"),
+            ("anaemia", "anemia"),
+            ("oedema", "edema"),
+            ("dyspnoea", "dyspnea"),
+            ("amenorrhoea", "amenorrhea"),
+            ("oesophagus", "esophagus"),
+            ("paediatric", "pediatric"),
+            ("tumour", "tumor"),
+            ("ischaemic", "ischemic"),
+        ] {
+            same(a, b);
+        }
+    }
+
+    #[test]
+    fn short_and_distinct_words_stay_apart() {
+        for (a, b) in [("red", "reed"), ("bed", "bleed"), ("need", "ne"), ("fever", "feet"), ("toe", "to")] {
+            assert_ne!(fold_word(a), fold_word(b), "{a} / {b}");
+        }
+        assert_eq!(fold_word("no"), "no");
+        assert_eq!(fold_word("38"), "38");
+    }
+}

@@ -1,0 +1,271 @@
+//! The phrase index: every knowledge-base phrase as folded words, found in text contiguously,
+//! with a few words between its words ("coughing up thick phlegm" for "coughing up phlegm"), or
+//! as a two-word phrase turned round ("pain in my lower back" for "back pain").
+
+use crate::fold::{fold_light, fold_word};
+use std::collections::HashMap;
+use textfeat::tokenize;
+
+/// How a phrase was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Via {
+    /// Its words in order, side by side (after folding).
+    Phrase,
+    /// Its words in order with other words between, or a two-word phrase turned round.
+    Variant,
+    /// The nearest meaning of a span (the semantic layer).
+    Semantic,
+}
+
+/// A phrase found at tokens `start..end` (end exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhraseHit {
+    pub finding: u32,
+    pub start: usize,
+    pub end: usize,
+    pub via: Via,
+    /// The first token of the phrase's own first word (the token its assertion is read at).
+    pub head: usize,
+}
+
+/// At most this many words between two words of a phrase.
+const MAX_GAP: usize = 2;
+
+/// Words that may stand between a word and a body part when a two-word phrase is turned
+/// round: "pain in my lower back", "swelling of the left ankle".
+fn is_connector(w: &str) -> bool {
+    matches!(w, "in" | "on" | "of" | "around" | "behind" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down")
+}
+
+fn is_filler(w: &str) -> bool {
+    matches!(
+        w,
+        "my" | "the" | "his" | "her" | "their" | "your" | "a" | "both" | "left" | "right" | "lower" | "upper" | "middle" | "top" | "bottom" | "front" | "back" | "side" | "whole" | "one"
+    )
+}
+
+/// Words a gap may not hold: clause ends and words that join or change what follows. A
+/// negation in a gap ("speech isnt slurred") is allowed: the reader reads the finding absent.
+fn blocks_gap(w: &str) -> bool {
+    matches!(w, "." | "and" | "or" | "but" | "if" | "without" | "denies" | "nor" | "with" | "after" | "before" | "when" | "since")
+}
+
+/// The word numbers of a text: stemmed, and lightly folded (for phrases of one word).
+#[derive(Debug, Clone, Default)]
+pub struct WordIds {
+    pub stem: Vec<Option<u32>>,
+    pub light: Vec<Option<u32>>,
+    /// For a word in no phrase: the phrase word nearest in meaning, if near enough (set by the
+    /// semantic layer; empty when there is none).
+    pub alt: Vec<Option<u32>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PhraseIndex {
+    words: HashMap<String, u32>,
+    /// Lightly folded words of the phrases of one word.
+    light: HashMap<String, u32>,
+    /// Per word number: phrases starting with it, as (word numbers, finding, the light word
+    /// number for a phrase of one word).
+    by_first: Vec<Vec<(Box<[u32]>, u32, Option<u32>)>>,
+    /// Per word number: two-word phrases ending with it, as (first word, finding).
+    by_second: Vec<Vec<(u32, u32)>>,
+    /// Per word number: the first text form it was made from (for its word vector).
+    forms: Vec<String>,
+    len: usize,
+}
+
+impl PhraseIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn intern(&mut self, w: String) -> u32 {
+        if let Some(&n) = self.words.get(&w) {
+            return n;
+        }
+        let n = self.by_first.len() as u32;
+        self.words.insert(w, n);
+        self.by_first.push(Vec::new());
+        self.by_second.push(Vec::new());
+        self.forms.push(String::new());
+        n
+    }
+
+    /// Every word number with the text form it was first made from.
+    pub fn forms(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.forms.iter().enumerate().map(|(i, f)| (i as u32, f.as_str()))
+    }
+
+    pub fn insert(&mut self, phrase: &str, finding: u32) {
+        let raw: Vec<String> = tokenize(phrase).into_iter().filter(|t| t.text != ".").map(|t| t.text).collect();
+        let words: Vec<u32> = raw
+            .iter()
+            .map(|t| {
+                let n = self.intern(fold_word(t));
+                if self.forms[n as usize].is_empty() {
+                    self.forms[n as usize] = t.clone();
+                }
+                n
+            })
+            .collect();
+        let Some(&first) = words.first() else { return };
+        if words.len() == 2 && !self.by_second[words[1] as usize].contains(&(first, finding)) {
+            self.by_second[words[1] as usize].push((first, finding));
+        }
+        let light = (words.len() == 1).then(|| {
+            let n = self.light.len() as u32;
+            *self.light.entry(fold_light(&raw[0])).or_insert(n)
+        });
+        let entry = (words.into_boxed_slice(), finding, light);
+        if !self.by_first[first as usize].contains(&entry) {
+            self.by_first[first as usize].push(entry);
+            self.len += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The word numbers of the text's words (`None` for words in no phrase).
+    pub fn word_ids(&self, raw: &[&str]) -> WordIds {
+        let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new() };
+        for w in raw {
+            if *w == "." {
+                ids.stem.push(None);
+                ids.light.push(None);
+                continue;
+            }
+            let stem = self.words.get(&fold_word(w)).copied();
+            ids.light.push(if stem.is_some() { self.light.get(&fold_light(w)).copied() } else { None });
+            ids.stem.push(stem);
+        }
+        ids
+    }
+
+    /// Every phrase found in the text's words `raw` (normalised; "." at clause ends), whose
+    /// numbers are `ids` ([`PhraseIndex::word_ids`]).
+    pub fn find(&self, word_ids: &WordIds, raw: &[&str]) -> Vec<PhraseHit> {
+        let ids = &word_ids.stem;
+        let n = ids.len();
+        let mut out = Vec::new();
+        let alt = (!word_ids.alt.is_empty()).then_some(word_ids.alt.as_slice());
+        for i in 0..n {
+            // A phrase whose first word is a near synonym of the text's word.
+            if let Some(first) = alt.and_then(|a| a[i]) {
+                for (words, finding, _) in &self.by_first[first as usize] {
+                    if words.len() >= 2
+                        && let Some((end, _, _)) = match_from(ids, None, raw, i, words)
+                    {
+                        out.push(PhraseHit { finding: *finding, start: i, end, via: Via::Semantic, head: i });
+                    }
+                }
+            }
+            let Some(first) = ids[i] else { continue };
+            for (words, finding, light) in &self.by_first[first as usize] {
+                if light.is_some() && *light != word_ids.light[i] {
+                    continue;
+                }
+                if let Some((end, gaps, subs)) = match_from(ids, alt, raw, i, words)
+                    // A phrase of two words is read only side by side (or turned round): with
+                    // words between, "wiped out" would read "wiped his mouth out".
+                    && (gaps == 0 || words.len() >= 3)
+                {
+                    let via = if subs > 0 { Via::Semantic } else if gaps == 0 { Via::Phrase } else { Via::Variant };
+                    out.push(PhraseHit { finding: *finding, start: i, end, via, head: i });
+                }
+            }
+            // "pain in my lower back": the second word, a connector, fillers, the first word.
+            for &(head, finding) in &self.by_second[first as usize] {
+                let mut j = i + 1;
+                if j < n && is_connector(raw[j]) {
+                    j += 1;
+                    let mut fillers = 0;
+                    while j < n && fillers < 3 && is_filler(raw[j]) && ids[j] != Some(head) {
+                        j += 1;
+                        fillers += 1;
+                    }
+                    if j < n && ids[j] == Some(head) {
+                        out.push(PhraseHit { finding, start: i, end: j + 1, via: Via::Variant, head: i });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Matches `words` from token `i`: each next word within [`MAX_GAP`] tokens of the last, the
+/// gap holding no blocking word; with `alt`, one word of the phrase may be matched by a near
+/// synonym. Returns the end (exclusive), the number of gap tokens and of substitutions.
+fn match_from(ids: &[Option<u32>], alt: Option<&[Option<u32>]>, raw: &[&str], i: usize, words: &[u32]) -> Option<(usize, usize, usize)> {
+    let mut at = i;
+    let mut gaps = 0;
+    let mut subs = 0;
+    for &w in &words[1..] {
+        let mut j = at + 1;
+        let mut skipped = 0;
+        loop {
+            if j >= ids.len() || skipped > MAX_GAP {
+                return None;
+            }
+            if ids[j] == Some(w) {
+                break;
+            }
+            if subs == 0 && alt.is_some_and(|a| a[j] == Some(w)) {
+                subs += 1;
+                break;
+            }
+            if blocks_gap(raw[j]) {
+                return None;
+            }
+            skipped += 1;
+            j += 1;
+        }
+        gaps += skipped;
+        at = j;
+    }
+    (gaps <= MAX_GAP).then_some((at + 1, gaps, subs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index() -> PhraseIndex {
+        let mut p = PhraseIndex::new();
+        p.insert("coughing up phlegm", 0);
+        p.insert("back pain", 1);
+        p.insert("chest pain", 2);
+        p.insert("vomiting", 3);
+        p.insert("spotting", 4);
+        p
+    }
+
+    fn found(text: &str) -> Vec<(u32, Via)> {
+        let p = index();
+        let tokens = tokenize(text);
+        let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+        p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| (h.finding, h.via)).collect()
+    }
+
+    #[test]
+    fn contiguous_inflected_gapped_and_turned() {
+        assert_eq!(found("she keeps vomiting"), [(3, Via::Phrase)]);
+        assert_eq!(found("coughing up thick green phlegm"), [(0, Via::Variant)]);
+        assert_eq!(found("pain in my lower back"), [(1, Via::Variant)]);
+        assert_eq!(found("pain in the chest"), [(2, Via::Variant)]);
+        assert!(found("coughing up nothing but phlegm").is_empty());
+        assert!(found("back not pain").is_empty());
+        assert!(found("chest wall pain").is_empty());
+        assert!(found("back. pain").is_empty());
+        assert!(found("red spots").is_empty());
+        assert_eq!(found("some spotting"), [(4, Via::Phrase)]);
+        assert!(found("back and chest, pain").is_empty());
+    }
+}

@@ -1,0 +1,281 @@
+//! The reader: phrases (exact and variant) and, when word vectors are loaded, the semantic
+//! layer, each mention asserted by its context, gathered into one reading per request.
+
+use crate::context::{TokenContext, contexts};
+use crate::phrases::{PhraseHit, PhraseIndex, Via};
+use crate::semantic::SemanticIndex;
+use crate::vectors::WordVectors;
+use crate::vitals::vitals_in_text;
+use textfeat::Token;
+
+/// What the reader needs to know of a finding.
+#[derive(Debug, Clone, Default)]
+pub struct FindingEntry {
+    pub phrases: Vec<String>,
+    /// A red-flag finding is read only from its phrases, never from the semantic layer: an
+    /// embedding drops the qualifier that makes a finding urgent ("developed a headache" sits
+    /// close to "sudden severe headache").
+    pub red_flag: bool,
+    /// A risk factor (history, habit, medicine) counts when said of the past too.
+    pub risk_factor: bool,
+    /// A finding that is itself about the family (a family history of heart disease): said of
+    /// a relative, it is the patient's.
+    pub family_history: bool,
+    /// The vital sign and threshold that shows it (above, below), read from measurements
+    /// written in the text.
+    pub vital: Option<(domain::VitalSign, Option<f32>, Option<f32>)>,
+}
+
+/// Present, absent or hedged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Polarity {
+    Present,
+    Absent,
+    Uncertain,
+}
+
+/// Whose finding it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Patient,
+    Family,
+}
+
+/// When it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Time {
+    Current,
+    Past,
+    Hypothetical,
+}
+
+/// A finding's assertion in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assertion {
+    pub polarity: Polarity,
+    pub subject: Subject,
+    pub time: Time,
+}
+
+impl Assertion {
+    fn of(c: &TokenContext) -> Assertion {
+        Assertion {
+            polarity: if c.negated {
+                Polarity::Absent
+            } else if c.uncertain {
+                Polarity::Uncertain
+            } else {
+                Polarity::Present
+            },
+            subject: if c.family { Subject::Family } else { Subject::Patient },
+            time: if c.hypothetical {
+                Time::Hypothetical
+            } else if c.past {
+                Time::Past
+            } else {
+                Time::Current
+            },
+        }
+    }
+}
+
+/// One finding as the text asserts it, with the evidence for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadFinding {
+    pub finding: u32,
+    pub assertion: Assertion,
+    /// How sure the reader is of the finding and its assertion, 0 to 1.
+    pub confidence: f32,
+    /// Byte offsets of the supporting span in the request's text.
+    pub start: u32,
+    pub end: u32,
+    pub via: Via,
+}
+
+impl ReadFinding {
+    /// The patient has it now (or, for a risk factor, has had it: the reader reads a risk
+    /// factor's past as current).
+    pub fn is_present(&self) -> bool {
+        self.assertion.polarity == Polarity::Present && self.assertion.subject == Subject::Patient && self.assertion.time == Time::Current
+    }
+
+    /// The patient is said not to have it.
+    pub fn is_absent(&self) -> bool {
+        self.assertion.polarity == Polarity::Absent && self.assertion.subject == Subject::Patient && self.assertion.time != Time::Hypothetical
+    }
+}
+
+/// Everything read in one text: one entry per finding, in text order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    pub findings: Vec<ReadFinding>,
+}
+
+impl Reading {
+    /// Findings the patient has (now, or a risk factor of theirs).
+    pub fn present(&self) -> impl Iterator<Item = &ReadFinding> {
+        self.findings.iter().filter(|f| f.is_present())
+    }
+
+    /// Findings the patient is said not to have.
+    pub fn absent(&self) -> impl Iterator<Item = &ReadFinding> {
+        self.findings.iter().filter(|f| f.is_absent())
+    }
+
+    /// (finding, present) for every finding asserted for the patient either way, each once.
+    pub fn asserted(&self) -> Vec<(u32, bool)> {
+        self.findings.iter().filter_map(|f| if f.is_present() { Some((f.finding, true)) } else if f.is_absent() { Some((f.finding, false)) } else { None }).collect()
+    }
+}
+
+/// Reads findings in text. Built once from the knowledge base's phrases (and, optionally, the
+/// word vectors), shared by every request.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    phrases: PhraseIndex,
+    entries: Vec<FindingEntry>,
+    semantic: Option<SemanticIndex>,
+}
+
+/// Confidence of a mention found by its phrase, by a variant of it.
+const PHRASE_CONFIDENCE: f32 = 0.95;
+const VARIANT_CONFIDENCE: f32 = 0.85;
+const SEMANTIC_CONFIDENCE: f32 = 0.7;
+/// A hedged finding's confidence is scaled by this.
+const HEDGE: f32 = 0.5;
+
+impl Reader {
+    pub fn new(entries: Vec<FindingEntry>, vectors: Option<&WordVectors>) -> Reader {
+        let mut phrases = PhraseIndex::new();
+        for (i, e) in entries.iter().enumerate() {
+            for p in &e.phrases {
+                phrases.insert(p, i as u32);
+            }
+        }
+        let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
+        Reader { phrases, entries, semantic }
+    }
+
+    pub fn has_semantic(&self) -> bool {
+        self.semantic.is_some()
+    }
+
+    /// The same reader with another cosine bar for the semantic layer (for tuning it).
+    pub fn with_semantic_bar(&self, bar: f32) -> Reader {
+        let mut r = self.clone();
+        if let Some(s) = &mut r.semantic {
+            s.min_cosine = bar;
+        }
+        r
+    }
+
+    /// The phrase layer alone (no semantic layer), for comparison.
+    pub fn without_semantic(&self) -> Reader {
+        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), semantic: None }
+    }
+
+    /// Reads `tokens` (of `text`, whose byte offsets they carry).
+    pub fn read(&self, text: &str, tokens: &[Token]) -> Reading {
+        if tokens.is_empty() {
+            return Reading::default();
+        }
+        let ctx = contexts(text, tokens);
+        let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+        let mut ids = self.phrases.word_ids(&raw);
+        if let Some(sem) = &self.semantic {
+            ids.alt = sem.substitutes(&raw, &ids.stem);
+        }
+        let mut hits: Vec<(PhraseHit, f32)> = self
+            .phrases
+            .find(&ids, &raw)
+            .into_iter()
+            .filter(|h| !ctx[h.head].trigger)
+            // A red-flag finding is never read through a substitute word.
+            .filter(|h| h.via != Via::Semantic || !self.entries[h.finding as usize].red_flag)
+            .map(|h| {
+                let c = match h.via {
+                    Via::Phrase => PHRASE_CONFIDENCE,
+                    Via::Variant => VARIANT_CONFIDENCE,
+                    Via::Semantic => SEMANTIC_CONFIDENCE,
+                };
+                (h, c)
+            })
+            .collect();
+        // Measurements written in the text show the findings whose thresholds they meet.
+        for v in vitals_in_text(text) {
+            let Some(at) = tokens.iter().position(|t| t.start == v.start) else { continue };
+            for (i, e) in self.entries.iter().enumerate() {
+                if let Some((sign, above, below)) = e.vital
+                    && sign == v.sign
+                    && above.is_none_or(|a| v.value > a)
+                    && below.is_none_or(|b| v.value < b)
+                {
+                    hits.push((PhraseHit { finding: i as u32, start: at, end: at + 1, via: Via::Phrase, head: at }, PHRASE_CONFIDENCE));
+                }
+            }
+        }
+        self.gather(tokens, &ctx, hits)
+    }
+
+    /// One entry per finding: present if any mention of the patient's asserts it now (the
+    /// safer reading when a text says both), else absent, else hedged, else the mention's own
+    /// (family, past or hypothetical), which counts for neither.
+    fn gather(&self, tokens: &[Token], ctx: &[TokenContext], hits: Vec<(PhraseHit, f32)>) -> Reading {
+        let mut out: Vec<ReadFinding> = Vec::with_capacity(hits.len());
+        for (h, confidence) in hits {
+            let mut assertion = Assertion::of(&ctx[h.head]);
+            // A pseudo-negation opens no scope ("no change in the pain"), but a phrase that
+            // starts straight after it is denied all the same ("no change in bowel habit").
+            if h.head > 0 && !ctx[h.head - 1].trigger && is_negation_word(&tokens[h.head - 1].text) {
+                assertion.polarity = Polarity::Absent;
+            }
+            // A negation inside a variant's span denies it ("speech isnt slurred").
+            if h.via == Via::Variant && (h.start..h.end).any(|j| is_negation_word(&tokens[j].text)) {
+                assertion.polarity = Polarity::Absent;
+            }
+            let entry = &self.entries[h.finding as usize];
+            if entry.risk_factor && assertion.time == Time::Past {
+                assertion.time = Time::Current;
+            }
+            if entry.family_history && assertion.subject == Subject::Family {
+                assertion.subject = Subject::Patient;
+            }
+            let confidence = if assertion.polarity == Polarity::Uncertain { confidence * HEDGE } else { confidence };
+            let f = ReadFinding {
+                finding: h.finding,
+                assertion,
+                confidence,
+                start: tokens[h.start].start,
+                end: tokens[h.end - 1].end,
+                via: h.via,
+            };
+            match out.iter_mut().find(|o| o.finding == f.finding) {
+                Some(o) => {
+                    if rank(&f) < rank(o) || (rank(&f) == rank(o) && f.confidence > o.confidence) {
+                        *o = f;
+                    }
+                }
+                None => out.push(f),
+            }
+        }
+        out.sort_by_key(|f| f.start);
+        Reading { findings: out }
+    }
+}
+
+fn is_negation_word(w: &str) -> bool {
+    matches!(w, "no" | "not" | "never" | "isnt" | "wasnt" | "arent" | "werent" | "dont" | "doesnt" | "didnt" | "hasnt" | "havent" | "hadnt" | "wont" | "cannot")
+}
+
+/// Which of two mentions of a finding wins: present, then absent, then hedged, then the rest.
+fn rank(f: &ReadFinding) -> u8 {
+    if f.is_present() {
+        0
+    } else if f.is_absent() {
+        1
+    } else if f.assertion.polarity == Polarity::Uncertain && f.assertion.subject == Subject::Patient {
+        2
+    } else {
+        3
+    }
+}

@@ -1,0 +1,146 @@
+//! The semantic layer: a word no phrase uses is read as the phrase word nearest in meaning,
+//! through static word vectors, so that wording no phrase has ("hazy vision" for "blurred
+//! vision", "dripping with perspiration" for "dripping with sweat") still lands on its finding.
+//!
+//! It substitutes at most one word of a phrase of two or more words; the other words must be
+//! the phrase's own. Comparing whole spans with whole phrases instead was measured and dropped:
+//! with vectors distilled word by word, a span lands on phrases that share its body part but
+//! not its finding ("hands and feet" on "spots on hands and feet"), and precision fell below
+//! 0.6 on the reading benchmark at any bar that added recall. Negation, family and time come
+//! from the token context, never from the vectors ("fever" sits close to "no fever"), and
+//! red-flag findings are never read through a substitute (the reader drops them): an embedding
+//! drops the qualifier that makes a finding urgent.
+//!
+//! Cost: the first time a word is seen, one dot product per phrase word; then a cache lookup.
+
+use crate::phrases::PhraseIndex;
+use crate::vectors::{WordVectors, dot};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// The lowest cosine at which a word stands for a phrase word.
+pub const MIN_COSINE: f32 = 0.80;
+/// The cache of words seen holds at most this many; past it, words are compared every time.
+const CACHE_LIMIT: usize = 200_000;
+
+/// Words that carry no finding of their own: function words, time, degree and filler.
+pub fn is_stop(w: &str) -> bool {
+    matches!(
+        w,
+        "a" | "an" | "the" | "and" | "or" | "of" | "in" | "on" | "at" | "to" | "for" | "with" | "by" | "from"
+        | "up" | "as" | "is" | "am" | "are" | "was" | "were" | "be" | "been" | "being" | "it" | "its" | "this"
+        | "that" | "these" | "those" | "i" | "im" | "ive" | "id" | "me" | "my" | "mine" | "you" | "your"
+        | "he" | "him" | "his" | "she" | "her" | "hers" | "we" | "our" | "they" | "them" | "their" | "theyre"
+        | "hes" | "shes" | "has" | "have" | "had" | "having" | "do" | "does" | "did" | "doing" | "get"
+        | "gets" | "got" | "getting" | "go" | "goes" | "going" | "went" | "keep" | "keeps" | "kept" | "feel"
+        | "feels" | "felt" | "feeling" | "like" | "really" | "very" | "so" | "too" | "quite" | "bit"
+        | "little" | "lot" | "lots" | "some" | "any" | "all" | "just" | "also" | "still" | "now" | "then"
+        | "than" | "there" | "here" | "what" | "which" | "who" | "when" | "where" | "why" | "how" | "can"
+        | "could" | "would" | "will" | "shall" | "should" | "may" | "might" | "must" | "day" | "days" | "week"
+        | "weeks" | "month" | "months" | "year" | "years" | "hour" | "hours" | "today" | "yesterday"
+        | "tonight" | "night" | "morning" | "evening" | "since" | "ago" | "last" | "past" | "recently"
+        | "about" | "around" | "after" | "before" | "again" | "ever" | "always" | "sometimes" | "often"
+        | "usually" | "time" | "times" | "because" | "but" | "if" | "though" | "although" | "while" | "until"
+        | "into" | "out" | "off" | "over" | "under" | "more" | "most" | "less" | "much" | "many" | "one"
+        | "two" | "three" | "first" | "started" | "start" | "starting" | "thing" | "things" | "something"
+        | "anything" | "nothing" | "everything" | "think" | "thought" | "know" | "said" | "says" | "say"
+        | "tell" | "told" | "want" | "wanted" | "need" | "needs" | "make" | "makes" | "made" | "back" | "well"
+        | "good" | "bad" | "worse" | "better" | "new" | "old" | "yo" | "y" | "mum" | "mom" | "dad" | "son"
+        | "daughter" | "baby" | "husband" | "wife" | "partner" | "doctor" | "gp" | "please" | "help"
+        | "thanks" | "hi" | "hello" | "ok" | "okay" | "yes" | "no" | "not" | "dont" | "cant" | "wont"
+        | "didnt" | "doesnt" | "isnt" | "wasnt" | "havent" | "right" | "left" | "side" | "both" | "every"
+        | "each" | "other" | "another" | "same" | "way" | "even"
+    )
+}
+
+#[derive(Debug)]
+pub struct SemanticIndex {
+    /// The cosine bar (see [`MIN_COSINE`]).
+    pub min_cosine: f32,
+    dim: usize,
+    /// Unit vectors of the phrase words, row-major, and their word numbers.
+    vecs: Vec<f32>,
+    ids: Vec<u32>,
+    vectors: WordVectors,
+    cache: RwLock<HashMap<String, Nearest>>,
+}
+
+/// The two phrase words nearest to a word, with their cosines.
+type Nearest = [Option<(u32, f32)>; 2];
+
+impl Clone for SemanticIndex {
+    fn clone(&self) -> Self {
+        SemanticIndex {
+            min_cosine: self.min_cosine,
+            dim: self.dim,
+            vecs: self.vecs.clone(),
+            ids: self.ids.clone(),
+            vectors: self.vectors.clone(),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl SemanticIndex {
+    /// Over the words of `phrases` that the table has (stop words left out).
+    pub fn new(vectors: &WordVectors, phrases: &PhraseIndex) -> SemanticIndex {
+        let mut vecs = Vec::new();
+        let mut ids = Vec::new();
+        for (id, form) in phrases.forms() {
+            if form.is_empty() || is_stop(form) {
+                continue;
+            }
+            if let Some(v) = vectors.get(form) {
+                vecs.extend_from_slice(v);
+                ids.push(id);
+            }
+        }
+        SemanticIndex { min_cosine: MIN_COSINE, dim: vectors.dim(), vecs, ids, vectors: vectors.clone(), cache: RwLock::new(HashMap::new()) }
+    }
+
+    /// How many phrase words it can substitute for.
+    pub fn words(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The two phrase words nearest to `word`, computed once per word.
+    fn nearest(&self, word: &str) -> Nearest {
+        if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(word).copied()) {
+            return hit;
+        }
+        let mut found: Nearest = [None, None];
+        if let Some(v) = self.vectors.get(word) {
+            for (k, p) in self.vecs.chunks_exact(self.dim).enumerate() {
+                let c = dot(v, p);
+                if found[0].is_none_or(|b| c > b.1) {
+                    found[1] = found[0];
+                    found[0] = Some((self.ids[k], c));
+                } else if found[1].is_none_or(|b| c > b.1) {
+                    found[1] = Some((self.ids[k], c));
+                }
+            }
+        }
+        if let Ok(mut c) = self.cache.write()
+            && c.len() < CACHE_LIMIT
+        {
+            c.insert(word.to_string(), found);
+        }
+        found
+    }
+
+    /// For each content word (not a stop word, number or clause end), the phrase word it may
+    /// stand for: the nearest other than its own, when its cosine reaches the bar.
+    pub fn substitutes(&self, raw: &[&str], stem: &[Option<u32>]) -> Vec<Option<u32>> {
+        raw.iter()
+            .zip(stem)
+            .map(|(w, s)| {
+                if *w == "." || w.len() < 3 || is_stop(w) || w.bytes().any(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let [a, b] = self.nearest(w);
+                let other = if a.is_some_and(|a| Some(a.0) == *s) { b } else { a };
+                other.filter(|&(_, cos)| cos >= self.min_cosine).map(|(id, _)| id)
+            })
+            .collect()
+    }
+}

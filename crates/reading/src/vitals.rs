@@ -1,0 +1,115 @@
+//! Measurements written in the text ("temp 38.9", "fever of 102", "HR 118", "sats 89%",
+//! "BP 182/110"), read as vital signs with the span of their number. The reader turns them into
+//! the findings whose thresholds they meet, as a measured vital sign would.
+
+use domain::VitalSign;
+
+/// A measurement in the text: the sign, its value (temperatures in degrees Celsius) and the
+/// byte range of the number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TextVital {
+    pub sign: VitalSign,
+    pub value: f32,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// Does `hay` (lower case, the text just before a number) end with one of the cues, allowing a
+/// few characters of punctuation, "of", "was", "is", "at", "to" between?
+fn cued(hay: &str, cues: &[&str]) -> bool {
+    let tail: String = hay.chars().rev().take(24).collect::<Vec<_>>().into_iter().rev().collect();
+    let mut t = tail.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+    for _ in 0..3 {
+        let mut changed = false;
+        for filler in [" of", " was", " is", " at", " to", " up to", " around", " about", " reading", " over", " now"] {
+            if let Some(s) = t.strip_suffix(filler) {
+                t = s.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    cues.iter().any(|c| t == *c || t.ends_with(&format!(" {c}")) || t.ends_with(&format!("({c}")) || t.ends_with(&format!(",{c}")))
+}
+
+/// Every measurement found, left to right.
+pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
+    let lower = text.to_ascii_lowercase();
+    let b = lower.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.' || b[i - 1] == b'/')) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i + 1 < b.len() && b[i] == b'.' && b[i + 1].is_ascii_digit() {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        let end = i;
+        let Ok(value) = lower[start..end].parse::<f32>() else { continue };
+        let before = &lower[..start];
+        let after = lower[end..].trim_start();
+        let unit_c = after.starts_with("°c") || after.starts_with("c ") || after.starts_with("c,") || after.starts_with("c.") || after == "c" || after.starts_with("deg c") || after.starts_with("degrees c");
+        let unit_f = after.starts_with("°f") || after.starts_with("f ") || after.starts_with("f,") || after.starts_with("f.") || after == "f" || after.starts_with("deg f") || after.starts_with("degrees f");
+        let temp_cue = cued(before, &["temp", "temperature", "fever", "t", "pyrexial", "febrile", "temps", "tmax", "spiking", "spiked", "thermometer"]);
+        let found = if (temp_cue || unit_c || unit_f) && !after.starts_with('%') {
+            if (93.0..=110.0).contains(&value) && (unit_f || temp_cue) {
+                Some((VitalSign::TemperatureC, (value - 32.0) * 5.0 / 9.0))
+            } else if (34.0..=43.0).contains(&value) && !unit_f {
+                Some((VitalSign::TemperatureC, value))
+            } else {
+                None
+            }
+        } else if after.starts_with('/') && cued(before, &["bp", "blood pressure", "pressure", "bps"]) && (50.0..=300.0).contains(&value) {
+            Some((VitalSign::SystolicBp, value))
+        } else if (cued(before, &["hr", "heart rate", "pulse", "heart", "p", "pulse rate"]) || after.starts_with("bpm")) && (20.0..=260.0).contains(&value) && !after.starts_with('%') {
+            Some((VitalSign::HeartRate, value))
+        } else if cued(before, &["rr", "resp rate", "respiratory rate", "resps", "breathing rate", "resp"]) && (4.0..=90.0).contains(&value) {
+            Some((VitalSign::RespiratoryRate, value))
+        } else if (cued(before, &["spo2", "sats", "sat", "saturation", "saturations", "sp02", "oxygen", "o2", "oxygen level", "oxygen levels", "oxygen saturation", "oximeter"]) || after.starts_with("% on air") || after.starts_with("% ra")) && after.starts_with('%') && (50.0..=100.0).contains(&value) {
+            Some((VitalSign::Spo2, value))
+        } else {
+            None
+        };
+        if let Some((sign, value)) = found {
+            out.push(TextVital { sign, value, start: start as u32, end: end as u32 });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Vec<(VitalSign, f32)> {
+        vitals_in_text(text).into_iter().map(|v| (v.sign, (v.value * 10.0).round() / 10.0)).collect()
+    }
+
+    #[test]
+    fn reads_measurements_with_their_cues() {
+        assert_eq!(read("temp 38.9 since last night"), [(VitalSign::TemperatureC, 38.9)]);
+        assert_eq!(read("a fever of 102"), [(VitalSign::TemperatureC, 38.9)]);
+        assert_eq!(read("it was 39.4C this morning"), [(VitalSign::TemperatureC, 39.4)]);
+        assert_eq!(read("T 37.2, HR 118, RR 28, SpO2 89% on air, BP 182/110"), [(VitalSign::TemperatureC, 37.2), (VitalSign::HeartRate, 118.0), (VitalSign::RespiratoryRate, 28.0), (VitalSign::Spo2, 89.0), (VitalSign::SystolicBp, 182.0)]);
+        assert_eq!(read("pulse is about 130"), [(VitalSign::HeartRate, 130.0)]);
+    }
+
+    #[test]
+    fn numbers_without_a_cue_are_not_vitals() {
+        assert!(read("I'm 38 and have had 3 days of cough, 2 kids, 100 times a day").is_empty());
+        assert!(read("took 2 paracetamol at 10").is_empty());
+        assert!(read("peak flow 180, normally 450").is_empty());
+        assert!(read("44F, 3/7 hx of cough. 33F with a rash").is_empty());
+    }
+}
