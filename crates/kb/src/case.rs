@@ -2,19 +2,21 @@
 
 use crate::model::KnowledgeBase;
 use domain::CaseInput;
+use reading::Reading;
 use textfeat::TextAnalysis;
 
-/// A triage request with its text already read: tokens, feature hashes and the findings the
-/// phrase matcher finds. Built once per request ([`KnowledgeBase::prepare`]) and shared by the
-/// four agents and the merge, so none of them tokenises or scans the text again; each agent
-/// still computes its own answer from it and needs no other agent's.
+/// A triage request with its text already read: tokens, feature hashes and the reading (the
+/// findings the text asserts, with their assertion, confidence and span). Built once per
+/// request ([`KnowledgeBase::prepare`]) and shared by the four agents and the merge, so none
+/// of them tokenises or reads the text again; each agent still computes its own answer from it
+/// and needs no other agent's.
 #[derive(Debug, Clone)]
 pub struct Case {
     pub input: CaseInput,
     /// Not `text`: that name is the request's own text, reached through `Deref`.
     pub analysis: TextAnalysis,
-    /// Findings the phrase matcher reads in the text, each once: (finding index, present).
-    pub mentions: Vec<(u32, bool)>,
+    /// What the text asserts, as findings ([`reading::Reader`]).
+    pub reading: Reading,
 }
 
 impl std::ops::Deref for Case {
@@ -24,25 +26,31 @@ impl std::ops::Deref for Case {
     }
 }
 
+impl Case {
+    /// Everything known present or absent, each finding once: the findings sent (which win),
+    /// then the findings the reading asserts for the patient.
+    pub fn known_findings(&self) -> Vec<(usize, bool)> {
+        let mut out = self.input.findings.clone();
+        for (f, p) in self.reading.asserted() {
+            if !out.iter().any(|&(g, _)| g == f as usize) {
+                out.push((f as usize, p));
+            }
+        }
+        out
+    }
+}
+
 impl KnowledgeBase {
     /// Reads a request's text once.
     pub fn prepare(&self, input: CaseInput) -> Case {
         let analysis = TextAnalysis::of(&input.text);
-        let mentions = self.lexicon().findings_in_tokens(&analysis.tokens);
-        Case {
-            input,
-            analysis,
-            mentions,
-        }
+        let reading = self.reader.read(&input.text, &analysis.tokens);
+        Case { input, analysis, reading }
     }
 
     /// [`KnowledgeBase::present_mask`] of a prepared case.
     pub fn case_mask(&self, case: &Case, extra: &[usize]) -> Vec<bool> {
-        self.mask_of(
-            &case.mentions,
-            &case.input.findings,
-            extra,
-            &case.input.vitals,
-        )
+        let read: Vec<u32> = case.reading.present().map(|f| f.finding).collect();
+        self.mask_of(&read, &case.input.findings, extra, &case.input.vitals)
     }
 }

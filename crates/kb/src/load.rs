@@ -36,6 +36,8 @@ pub enum KbError {
     Io { path: String, source: std::io::Error },
     #[error("knowledge base has {} problem(s):\n{}", .0.len(), .0.iter().map(|i| format!("  - {i}")).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<KbIssue>),
+    #[error("{0}")]
+    Vectors(String),
 }
 
 /// The knowledge base shipped in the repository (`kb/` at the workspace root).
@@ -61,6 +63,8 @@ struct RawFinding {
     red_flag: bool,
     clinical: Vec<String>,
     lay: Vec<String>,
+    #[serde(default)]
+    variants: Vec<String>,
     #[serde(default)]
     vital: Option<VitalThreshold>,
 }
@@ -288,7 +292,8 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             }
             check_phrases(&file, &f.id, "clinical", &f.clinical, 1, &mut issues);
             check_phrases(&file, &f.id, "lay", &f.lay, 1, &mut issues);
-            for p in f.clinical.iter().chain(&f.lay) {
+            check_phrases(&file, &f.id, "variants", &f.variants, 0, &mut issues);
+            for p in f.clinical.iter().chain(&f.lay).chain(&f.variants) {
                 let key = textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ");
                 match phrase_owner.get(&key) {
                     Some(owner) if owner != &f.id => issues.push(&file, Some(&f.id), Some("lay/clinical"), format!("phrase '{p}' is also a phrase of '{owner}'")),
@@ -312,6 +317,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 red_flag: f.red_flag,
                 clinical: f.clinical,
                 lay: f.lay,
+                variants: f.variants,
                 vital: f.vital,
             });
         }
@@ -556,6 +562,23 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             lexicon.insert(p, i as u32);
         }
     }
+    let vectors_path = dir.join("vectors").join("word_vectors.bin");
+    let vectors = if vectors_path.exists() {
+        Some(reading::WordVectors::load(&vectors_path).map_err(|e| KbError::Vectors(e.to_string()))?)
+    } else {
+        None
+    };
+    let entries = findings
+        .iter()
+        .map(|f| reading::FindingEntry {
+            phrases: f.clinical.iter().chain(&f.lay).chain(&f.variants).cloned().collect(),
+            red_flag: f.red_flag,
+            risk_factor: f.kind == FindingKind::RiskFactor,
+            family_history: f.id.starts_with("family_history"),
+            vital: f.vital.map(|v| (v.sign, v.above, v.below)),
+        })
+        .collect();
+    let reader = reading::Reader::new(entries, vectors.as_ref());
     let with_vital = findings.iter().enumerate().filter_map(|(i, f)| Some((i, f.vital?))).collect();
     Ok(KnowledgeBase {
         findings,
@@ -566,6 +589,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
         finding_index,
         condition_index,
         lexicon,
+        reader,
         fingerprint: format!("{hasher:016x}"),
     })
 }

@@ -64,6 +64,9 @@ pub struct Finding {
     pub red_flag: bool,
     pub clinical: Vec<String>,
     pub lay: Vec<String>,
+    /// More ways people and notes say it: read by the reader, not written by the generator
+    /// (whose text the committed models were trained on).
+    pub variants: Vec<String>,
     pub vital: Option<VitalThreshold>,
 }
 
@@ -251,6 +254,7 @@ pub struct KnowledgeBase {
     pub(crate) finding_index: HashMap<String, usize>,
     pub(crate) condition_index: HashMap<String, usize>,
     pub(crate) lexicon: Lexicon,
+    pub(crate) reader: reading::Reader,
     /// The findings a measured vital sign can show, with their thresholds (a few of hundreds:
     /// every request reads them, so they are not looked for among all findings each time).
     pub(crate) with_vital: Vec<(usize, VitalThreshold)>,
@@ -275,9 +279,22 @@ impl KnowledgeBase {
         self.conditions.iter().map(|c| c.id.clone()).collect()
     }
 
-    /// The deterministic phrase matcher over every finding's phrases.
+    /// The plain phrase matcher over every finding's phrases (exact words, negation from the
+    /// tokeniser): what the synthetic generator labels its text with, and the baseline the
+    /// reader is measured against.
     pub fn lexicon(&self) -> &Lexicon {
         &self.lexicon
+    }
+
+    /// The reader every request goes through: phrases, their variants and (when the knowledge
+    /// base has word vectors) the semantic layer, with ConText assertion.
+    pub fn reader(&self) -> &reading::Reader {
+        &self.reader
+    }
+
+    /// Replaces the reader (for measuring one layer against another).
+    pub fn set_reader(&mut self, reader: reading::Reader) {
+        self.reader = reader;
     }
 
     /// Findings shown by measured vital signs (a temperature of 39.2 shows `fever`).

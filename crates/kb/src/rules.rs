@@ -65,19 +65,20 @@ impl KnowledgeBase {
     }
 
     /// The present-finding mask the rules read: structured findings said present, findings the
-    /// phrase matcher reads as present in the text, extra findings (such as a model's), and
-    /// findings shown by the vitals. A finding present by any route counts as present.
+    /// reader reads as asserted present for the patient in the text, extra findings, and
+    /// findings shown by the vitals. A finding present by any route counts as present; a
+    /// finding the text only hedges, denies, gives to a relative or supposes counts for nothing.
     pub fn present_mask(&self, text: &str, structured: &[(usize, bool)], extra: &[usize], vitals: &Vitals) -> Vec<bool> {
-        self.mask_of(&self.lexicon().findings(text), structured, extra, vitals)
+        let tokens = textfeat::tokenize(text);
+        let read: Vec<u32> = self.reader.read(text, &tokens).present().map(|f| f.finding).collect();
+        self.mask_of(&read, structured, extra, vitals)
     }
 
-    /// The mask from phrase-matcher mentions already found.
-    pub(crate) fn mask_of(&self, mentions: &[(u32, bool)], structured: &[(usize, bool)], extra: &[usize], vitals: &Vitals) -> Vec<bool> {
+    /// The mask from findings read present in the text.
+    pub(crate) fn mask_of(&self, read: &[u32], structured: &[(usize, bool)], extra: &[usize], vitals: &Vitals) -> Vec<bool> {
         let mut mask = vec![false; self.findings.len()];
-        for &(id, present) in mentions {
-            if present {
-                mask[id as usize] = true;
-            }
+        for &id in read {
+            mask[id as usize] = true;
         }
         for &(i, p) in structured {
             if p && i < mask.len() {

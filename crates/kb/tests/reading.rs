@@ -1,0 +1,114 @@
+//! The reading of a request with the committed knowledge base: assertion (negation scope,
+//! family history, hypothetical, hedged), variants, measurements, and that no red-flag rule
+//! fires on a finding the text does not assert.
+
+use domain::{CaseInput, Sex, Vitals};
+use kb::{KnowledgeBase, RuleInput};
+use std::sync::OnceLock;
+
+fn kb() -> &'static KnowledgeBase {
+    static KB: OnceLock<KnowledgeBase> = OnceLock::new();
+    KB.get_or_init(|| kb::load_dir(kb::default_dir()).expect("knowledge base"))
+}
+
+fn case(text: &str) -> kb::Case {
+    kb().prepare(CaseInput { text: text.into(), age: Some(40.0), sex: Sex::Unknown, findings: Vec::new(), vitals: Vitals::default() })
+}
+
+fn present(text: &str) -> Vec<String> {
+    case(text).reading.present().map(|f| kb().findings[f.finding as usize].id.clone()).collect()
+}
+
+fn absent(text: &str) -> Vec<String> {
+    case(text).reading.absent().map(|f| kb().findings[f.finding as usize].id.clone()).collect()
+}
+
+fn rules(text: &str, age: f32) -> Vec<String> {
+    let c = kb().prepare(CaseInput { text: text.into(), age: Some(age), sex: Sex::Unknown, findings: Vec::new(), vitals: Vitals::default() });
+    let mask = kb().case_mask(&c, &[]);
+    kb().red_flags(&RuleInput { present: &mask, age: Some(age), sex: Sex::Unknown, vitals: &Vitals::default() }).iter().map(|h| kb().rules[h.rule].id.clone()).collect()
+}
+
+#[test]
+fn negation_scope_reaches_a_list_and_stops_at_a_new_clause() {
+    let a = absent("no tachycardia or tachypnea");
+    assert!(a.contains(&"tachycardia".to_string()), "{a:?}");
+    assert!(present("no tachycardia or tachypnea").is_empty());
+    let t = "no fever but a bad cough since monday";
+    assert!(absent(t).contains(&"fever".to_string()));
+    assert!(present(t).contains(&"cough".to_string()));
+    assert!(present("headache associated with fever").contains(&"fever".to_string()));
+    let t = "no change in bowel habit";
+    assert!(absent(t).contains(&"change_in_bowel_habit".to_string()), "{:?}", absent(t));
+}
+
+#[test]
+fn pseudo_negations_assert() {
+    for (text, id) in [("not only a headache but also vomiting", "vomiting"), ("I cant stop coughing", "cough"), ("no change in the back pain", "back_pain")] {
+        assert!(present(text).contains(&id.to_string()), "{text}: {:?}", present(text));
+    }
+}
+
+#[test]
+fn non_productive_cough_is_a_cough_that_is_not_productive() {
+    let p = present("non-productive cough for a week");
+    assert!(p.contains(&"cough".to_string()), "{p:?}");
+    assert!(!p.contains(&"productive_cough".to_string()), "{p:?}");
+}
+
+#[test]
+fn a_relatives_history_is_not_the_patients() {
+    let p = present("my dad had a heart attack at 50 and my sister has asthma. I have a cough");
+    assert!(!p.iter().any(|f| f == "asthma_history" || f.contains("chest_pain")), "{p:?}");
+    assert!(p.contains(&"cough".to_string()));
+    // A text about the mother: her findings are the patient's.
+    assert!(present("my mum is 72 and has been short of breath since lunch").contains(&"shortness_of_breath".to_string()));
+}
+
+#[test]
+fn hypothetical_and_hedged_findings_are_not_present() {
+    assert!(!present("call back if she gets a rash or a stiff neck").iter().any(|f| f == "rash" || f == "neck_stiffness"));
+    assert!(!present("should I worry if I get chest pain?").iter().any(|f| f.contains("chest_pain")));
+    assert!(!present("maybe a slight temperature").contains(&"fever".to_string()));
+}
+
+#[test]
+fn written_measurements_are_read() {
+    let p = present("temp 39.4 this morning, HR 124");
+    assert!(p.contains(&"fever".to_string()) && p.contains(&"tachycardia".to_string()), "{p:?}");
+    assert!(present("a fever of 102F").contains(&"fever".to_string()));
+    assert!(present("44F with a sore throat").iter().all(|f| f != "hypothermia"));
+}
+
+#[test]
+fn everyday_words_do_not_read_as_findings() {
+    assert!(!present("my new shoes are fitting into my shoes badly").iter().any(|f| f.contains("seizure")));
+    assert!(!present("sneezing fits every spring").iter().any(|f| f.contains("seizure")), "{:?}", present("sneezing fits every spring"));
+}
+
+#[test]
+fn no_red_flag_rule_fires_on_what_the_text_does_not_assert() {
+    for text in [
+        "worried it could be meningitis, but no stiff neck, no rash and no fever",
+        "if he gets a stiff neck and a rash should I call an ambulance?",
+        "my dad had a stroke last year, his face drooped and his arm went weak",
+        "denies chest pain, no shortness of breath, no sweating",
+        "maybe chest pain? not sure",
+    ] {
+        assert!(rules(text, 55.0).is_empty(), "{text}: {:?}", rules(text, 55.0));
+    }
+    // And the same findings asserted do fire.
+    assert!(!rules("crushing chest pain and sweating", 55.0).is_empty());
+}
+
+#[test]
+fn every_finding_read_has_its_span_in_the_text() {
+    let text = "I'm 34, had a pounding headache and a stiff neck since yesterday, no rash, temp 39.2";
+    let c = case(text);
+    assert!(!c.reading.findings.is_empty());
+    for f in &c.reading.findings {
+        let span = &text[f.start as usize..f.end as usize];
+        assert!(!span.trim().is_empty(), "{f:?}");
+        assert!((0.0..=1.0).contains(&f.confidence));
+    }
+}
