@@ -199,7 +199,7 @@ impl ConditionMatcher {
         let n = self.config.finding_ids.len();
         let slots: Vec<Vec<usize>> = cases
             .iter()
-            .map(|c| finding_slots(&c.input.findings, n))
+            .map(|c| finding_slots(&c.known_findings(), n))
             .collect();
         let s = self
             .structured

@@ -210,6 +210,33 @@ impl SymptomClassifier {
         })
     }
 
+    /// The shared reading of each case, refined: every finding the reading asserts for the
+    /// patient (present or absent), with this model's probability for that assertion. The
+    /// model never adds a finding the reading has not read, so nothing it names lacks a
+    /// supporting span in the text; where it reads the finding the other way, its
+    /// probability for the reading's assertion is low, and the answer's confidence shows it.
+    pub fn refine_batch(&self, cases: &[&Case]) -> Vec<Vec<ExtractedFinding>> {
+        if cases.is_empty() {
+            return Vec::new();
+        }
+        let width = self.config.finding_ids.len();
+        let mut k = 0;
+        map_rows(self.joint_logits(cases), |row| {
+            let case = cases[k];
+            k += 1;
+            let (p, a) = row.split_at(width);
+            case.reading
+                .asserted()
+                .into_iter()
+                .filter(|&(f, _)| (f as usize) < width)
+                .map(|(f, present)| {
+                    let z = if present { p[f as usize] } else { a[f as usize] };
+                    ExtractedFinding { finding: f as usize, present, probability: sigmoid_f32(z) }
+                })
+                .collect()
+        })
+    }
+
     /// `[cases, 2 * findings]`: the present head's logits, then the absent head's.
     fn joint_logits(&self, cases: &[&Case]) -> Tensor<2> {
         let (pos, neg) = self.pool(cases);

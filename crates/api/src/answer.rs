@@ -3,7 +3,9 @@
 use crate::openapi::{AdviceKindName, AgentStatusName, LevelName};
 use crate::wire::Validated;
 use coordinator::{AgentKind, AgentStatus, TriageOutcome};
+use domain::ExtractedFinding;
 use kb::{AdviceKind, KnowledgeBase};
+use reading::{ReadFinding, Reading};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -50,7 +52,7 @@ pub struct TriageSummary {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingSource {
-    /// Read in the text by the symptom classifier.
+    /// Read in the text (the shared reading, its confidence refined by the symptom classifier).
     Text,
     /// Sent in `findings`.
     Structured,
@@ -67,6 +69,10 @@ pub struct FindingAnswer {
     /// 1 for sent and measured findings.
     pub probability: f64,
     pub source: FindingSource,
+    /// For a finding read in the text: the part of the text that says it, as character
+    /// offsets `[start, end)` into `text` (Unicode scalar values).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub span: Option<[usize; 2]>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,7 +140,28 @@ fn round(x: f32) -> f64 {
 }
 
 /// The answer as API.md describes it.
-pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> TriageAnswer {
+/// How sure the answer is of a finding read in the text: the reading's confidence, moved
+/// halfway towards the symptom classifier's probability for the same assertion when the
+/// classifier answered.
+fn text_confidence(read: &ReadFinding, classifier: Option<&[ExtractedFinding]>) -> f32 {
+    let model = classifier.and_then(|c| c.iter().find(|e| e.finding == read.finding as usize)).map(|e| e.probability);
+    match model {
+        Some(p) => 0.5 * (read.confidence + p),
+        None => read.confidence,
+    }
+}
+
+/// Character offsets of a byte range of `text`.
+fn char_span(text: &str, start: u32, end: u32) -> Option<[usize; 2]> {
+    let (s, e) = (start as usize, end as usize);
+    if e > text.len() || s > e || !text.is_char_boundary(s) || !text.is_char_boundary(e) {
+        return None;
+    }
+    let cs = text[..s].chars().count();
+    Some([cs, cs + text[s..e].chars().count()])
+}
+
+pub fn build(kb: &KnowledgeBase, v: &Validated, reading: &Reading, o: &TriageOutcome) -> TriageAnswer {
     let input = &v.input;
     // Everything known to be present or absent, and where it came from. A measurement wins
     // over what was sent, which wins over what was read in the text: one state per finding.
@@ -147,6 +174,7 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> TriageAnsw
         present,
         probability,
         source,
+        span: None,
     };
     for i in kb.findings_from_vitals(&input.vitals) {
         present[i] = true;
@@ -159,12 +187,23 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, o: &TriageOutcome) -> TriageAnsw
         if p { present[i] = true } else { absent[i] = true }
         findings.push(finding(i, p, 1.0, FindingSource::Structured));
     }
-    for f in o.findings.as_deref().unwrap_or(&[]) {
-        if present[f.finding] || absent[f.finding] {
+    // The text's findings are the reading's, whether or not the classifier answered.
+    for r in &reading.findings {
+        let i = r.finding as usize;
+        let p = if r.is_present() {
+            true
+        } else if r.is_absent() {
+            false
+        } else {
+            continue;
+        };
+        if present[i] || absent[i] {
             continue;
         }
-        if f.present { present[f.finding] = true } else { absent[f.finding] = true }
-        findings.push(finding(f.finding, f.present, round(f.probability), FindingSource::Text));
+        if p { present[i] = true } else { absent[i] = true }
+        let mut f = finding(i, p, round(text_confidence(r, o.findings.as_deref())), FindingSource::Text);
+        f.span = char_span(&input.text, r.start, r.end);
+        findings.push(f);
     }
 
     let conditions: Vec<ConditionAnswer> = o

@@ -308,13 +308,14 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let current = tracing::Span::current();
     let traced = telemetry::is_sampled(&current);
     let parent = if traced { current } else { tracing::Span::none() };
+    let case = Arc::new(state.kb.prepare(v.input.clone()));
     let outcome = coordinator
-        .send(Triage { id, input: Arc::new(state.kb.prepare(v.input.clone())), span: parent })
+        .send(Triage { id, input: case.clone(), span: parent })
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
     // Serialised once: the same text is kept and sent, so a stored report reads back identical.
-    let body = store::JsonBody::new(&answer::build(&state.kb, &v, &outcome)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let body = store::JsonBody::new(&answer::build(&state.kb, &v, &case.reading, &outcome)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),

@@ -254,7 +254,7 @@ impl Handler<Triage> for Coordinator {
                     None => {}
                 }
             }
-            out.decision = pipeline::decide_level(&kb, &input, out.emergency.as_ref(), out.findings.as_deref(), out.conditions.as_deref());
+            out.decision = pipeline::decide_level(&kb, &input, out.emergency.as_ref(), out.conditions.as_deref());
             out.total_ms = started.elapsed().as_secs_f64() * 1e3;
             outcomes.levels[out.decision.level.index()].inc();
             if out.degraded {

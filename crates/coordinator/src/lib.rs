@@ -99,7 +99,7 @@ impl AgentModel for ModelAgent {
     fn infer(&self, batch: &[&Case]) -> Vec<AgentOutput> {
         let m = &self.models;
         match self.kind {
-            AgentKind::SymptomClassifier => m.symptoms.predict_batch(batch).into_iter().map(AgentOutput::Findings).collect(),
+            AgentKind::SymptomClassifier => m.symptoms.refine_batch(batch).into_iter().map(AgentOutput::Findings).collect(),
             AgentKind::ConditionMatcher => m.conditions.predict_batch(batch, MAX_CONDITIONS).into_iter().map(AgentOutput::Conditions).collect(),
             AgentKind::TreatmentRetriever => m.care.retrieve_batch(batch, MAX_CARE).into_iter().map(AgentOutput::Care).collect(),
             AgentKind::EmergencyDetector => m.emergency.assess_batch(batch).into_iter().map(AgentOutput::Emergency).collect(),

@@ -85,7 +85,7 @@ impl Models {
         max_conditions: usize,
         max_care: usize,
     ) -> Vec<Triage> {
-        let findings = self.symptoms.predict_batch(inputs);
+        let findings = self.symptoms.refine_batch(inputs);
         let conditions = self.conditions.predict_batch(inputs, max_conditions);
         let care = self.care.retrieve_batch(inputs, max_care);
         let emergency = self.emergency.assess_batch(inputs);
@@ -96,7 +96,7 @@ impl Models {
             .zip(emergency)
             .zip(inputs)
             .map(|((((f, c), a), e), input)| {
-                let decision = decide_level(&self.kb, input, Some(&e), Some(&f), Some(&c));
+                let decision = decide_level(&self.kb, input, Some(&e), Some(&c));
                 Triage {
                     findings: f,
                     conditions: c,
@@ -144,24 +144,22 @@ pub const CONFIDENT_CONDITION: f32 = 0.35;
 
 /// The final triage level.
 ///
-/// With the emergency detector's assessment: its level (model and rules), raised by any rule
-/// that also fires on the findings the symptom classifier read. Without it: the red-flag rules
-/// on everything known (structured findings, the phrase matcher, the classifier's findings if
-/// any, vitals), and never less urgent than [`SAFETY_FLOOR`].
+/// With the emergency detector's assessment: its level (its model, raised by the red-flag
+/// rules it ran), raised by the usual urgency of any condition the matcher is confident about.
+/// Without it: the red-flag rules and confident conditions, and never less urgent than
+/// [`SAFETY_FLOOR`]. The rules read only what the request asserts: findings sent, findings the
+/// reading of the text asserts for the patient, and vitals; never the symptom classifier's
+/// own findings, which can name what the text does not say.
 pub fn decide_level(
     kb: &KnowledgeBase,
     case: &Case,
     emergency: Option<&EmergencyAssessment>,
-    findings: Option<&[ExtractedFinding]>,
     conditions: Option<&[RankedCondition]>,
 ) -> Decision {
-    let extra: Vec<usize> = findings
-        .unwrap_or(&[])
-        .iter()
-        .filter(|f| f.present)
-        .map(|f| f.finding)
-        .collect();
-    let hits = emergency_detector::red_flags(kb, case, &extra);
+    let hits: Vec<kb::RuleHit> = match emergency {
+        Some(e) => e.red_flags.iter().map(|&r| kb::RuleHit { rule: r, level: kb.rules[r].level }).collect(),
+        None => emergency_detector::red_flags(kb, case, &[]),
+    };
     // A condition the matcher is confident about brings its usual urgency with it.
     let confident = conditions
         .unwrap_or(&[])
@@ -175,21 +173,11 @@ pub fn decide_level(
     };
     let red_flags: Vec<usize> = hits.iter().map(|h| h.rule).collect();
     match emergency {
-        Some(e) => {
-            let level = rules_level.map_or(e.level, |r| r.most_urgent(e.level));
-            let mut all = e.red_flags.clone();
-            for r in red_flags {
-                if !all.contains(&r) {
-                    all.push(r);
-                }
-            }
-            all.sort_by_key(|&r| kb.rules[r].level);
-            Decision {
-                level,
-                red_flags: all,
-                floor_applied: false,
-            }
-        }
+        Some(e) => Decision {
+            level: rules_level.map_or(e.level, |r| r.most_urgent(e.level)),
+            red_flags,
+            floor_applied: false,
+        },
         None => {
             let level = rules_level.map_or(SAFETY_FLOOR, |r| r.most_urgent(SAFETY_FLOOR));
             Decision {
