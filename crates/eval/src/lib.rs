@@ -4,6 +4,8 @@
 
 mod plots;
 pub use plots::register_font as register_plot_font;
+mod dev;
+mod reading;
 mod vignettes;
 
 use domain::{CaseInput, Sex, TriageLevel};
@@ -12,6 +14,8 @@ use pipeline::Models;
 use std::fmt::Write as _;
 use std::path::Path;
 
+pub use dev::{AbsentScore, DevScore, DevVignette, default_absent_map_path, default_dev_path, dev_code_matches, dev_markdown, dev_reach, load_absent_map, load_dev, score_absent, score_dev};
+pub use reading::{Counts, Read, ReadingReport, ReadingScore, ReadingText, default_reading_dir, load_reading, read_with, read_with_lexicon, reading_markdown, score_reading};
 pub use vignettes::{Vignette, VignetteError, default_vignettes_path, load_vignettes};
 
 /// One evaluation item: the request and what counts as right.
@@ -189,7 +193,7 @@ impl Report {
 }
 
 /// Writes `report.md` and the plots of each report into `out`.
-pub fn write_reports(out: &Path, header: &str, reports: &[Report]) -> std::io::Result<()> {
+pub fn write_reports(out: &Path, header: &str, reports: &[Report], extra: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(out)?;
     let mut md = format!("# Triagent evaluation\n\n{header}\n\n");
     for r in reports {
@@ -201,5 +205,44 @@ pub fn write_reports(out: &Path, header: &str, reports: &[Report]) -> std::io::R
         plots::confusion(&out.join(&conf), r).map_err(std::io::Error::other)?;
         let _ = writeln!(md, "\n![reliability diagram]({rel})\n\n![triage confusion matrix]({conf})\n");
     }
+    md.push_str(extra);
     std::fs::write(out.join("report.md"), md)
+}
+
+/// The reading benchmark section of the report: the phrase matcher alone, the symptom
+/// classifier's own reading (what answers showed before the shared reading), the reader's
+/// phrase layers, and the reader as shipped.
+pub fn reading_section(models: &Models, texts: &[ReadingText]) -> (String, Vec<ReadingReport>) {
+    let kb = &models.kb;
+    let base: Vec<Read> = texts.iter().map(|t| read_with_lexicon(kb, &t.text)).collect();
+    let prepared: Vec<kb::Case> = texts.iter().map(|t| kb.prepare(CaseInput { text: t.text.clone(), age: t.age, sex: t.sex.unwrap_or(Sex::Unknown), findings: Vec::new(), vitals: Default::default() })).collect();
+    let refs: Vec<&kb::Case> = prepared.iter().collect();
+    let model: Vec<Read> = models.symptoms.predict_batch(&refs).into_iter().map(|fs| fs.into_iter().map(|f| (kb.findings[f.finding].id.clone(), f.present)).collect()).collect();
+    let phrases = kb.reader().without_semantic();
+    let layer: Vec<Read> = texts.iter().map(|t| read_with(kb, &phrases, &t.text)).collect();
+    let shipped: Vec<Read> = texts.iter().map(|t| read_with(kb, kb.reader(), &t.text)).collect();
+    let reports = vec![
+        score_reading("phrase matcher alone", texts, &base),
+        score_reading("symptom classifier alone", texts, &model),
+        score_reading("reader, phrases and variants only", texts, &layer),
+        score_reading("reader as shipped (with the semantic layer)", texts, &shipped),
+    ];
+    (reading_markdown(&reports), reports)
+}
+
+/// The development vignettes' section: the pipeline's differential and the reading of their
+/// negatives.
+pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collections::HashMap<String, Vec<usize>>) -> (String, DevScore, AbsentScore) {
+    let kb = &models.kb;
+    let items: Vec<Item> = cases.iter().map(DevVignette::item).collect();
+    let mut ranked = Vec::with_capacity(items.len());
+    for chunk in items.chunks(64) {
+        let inputs: Vec<&CaseInput> = chunk.iter().map(|i| &i.input).collect();
+        for t in models.run_batch(&inputs, 10, 3) {
+            ranked.push(t.conditions.iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect::<Vec<_>>());
+        }
+    }
+    let score = score_dev("pipeline", kb, cases, &ranked);
+    let absent = score_absent(kb, kb.reader(), cases, map);
+    (dev_markdown(std::slice::from_ref(&score), &absent), score, absent)
 }

@@ -368,7 +368,38 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
             .unwrap_or_else(|| vignettes.display().to_string()),
         out.display()
     );
-    eval::write_reports(out, &header, &[r1.clone(), r2.clone()])?;
+    let texts = eval::load_reading(&eval::default_reading_dir(), &kb).map_err(anyhow::Error::msg)?;
+    let (mut extra, readings) = eval::reading_section(&models, &texts);
+    for r in &readings {
+        println!(
+            "reading, {}: present precision {:.3} recall {:.3}; absent precision {:.3} recall {:.3}",
+            r.name,
+            r.all.present.precision(),
+            r.all.present.recall(),
+            r.all.absent.precision(),
+            r.all.absent.recall()
+        );
+    }
+    let dev_path = eval::default_dev_path();
+    if dev_path.exists() {
+        let cases = eval::load_dev(&dev_path).map_err(anyhow::Error::msg)?;
+        let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb).map_err(anyhow::Error::msg)?;
+        let (md, d, a) = eval::dev_section(&models, &cases, &map);
+        extra.push('\n');
+        extra.push_str(&md);
+        println!(
+            "development vignettes: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}, reach {:.3}; negatives read absent {} of {} ({:.3}), phrases with a finding read present {}",
+            d.top1, d.top3, d.top10, d.reach, a.read_absent, a.in_kb, a.read_absent as f64 / a.in_kb.max(1) as f64, a.with_present
+        );
+        if show_misses {
+            for (p, got) in &a.misses {
+                println!("negative read wrong: {p:?} -> [{got}]");
+            }
+        }
+    } else {
+        extra.push_str(&format!("\nDevelopment vignettes not found at {}: not measured.\n", dev_path.display()));
+    }
+    eval::write_reports(out, &header, &[r1.clone(), r2.clone()], &extra)?;
     for r in [&r1, &r2] {
         println!(
             "{}: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}; triage accuracy {:.3}; under-triaged emergencies {:.3} of {}; over-triage {:.3}; ECE {:.3}",
