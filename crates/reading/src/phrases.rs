@@ -155,11 +155,20 @@ impl PhraseIndex {
         let n = ids.len();
         let mut out = Vec::new();
         let alt = (!word_ids.alt.is_empty()).then_some(word_ids.alt.as_slice());
+        // The words this text has (its own and their substitutes): a phrase with a word the
+        // text lacks is passed over without trying it, as most phrases sharing a first word
+        // ("my", "pain") are.
+        let mut has = vec![false; self.by_first.len()];
+        for id in ids.iter().chain(alt.unwrap_or(&[])).flatten() {
+            has[*id as usize] = true;
+        }
+        let in_text = |words: &[u32]| words.iter().all(|w| has[*w as usize]);
         for i in 0..n {
             // A phrase whose first word is a near synonym of the text's word.
             if let Some(first) = alt.and_then(|a| a[i]) {
                 for (words, finding, _) in &self.by_first[first as usize] {
                     if words.len() >= 2
+                        && in_text(words)
                         && let Some((end, _, _)) = match_from(ids, None, raw, i, words)
                     {
                         out.push(PhraseHit { finding: *finding, start: i, end, via: Via::Semantic, head: i });
@@ -168,7 +177,7 @@ impl PhraseIndex {
             }
             let Some(first) = ids[i] else { continue };
             for (words, finding, light) in &self.by_first[first as usize] {
-                if light.is_some() && *light != word_ids.light[i] {
+                if (light.is_some() && *light != word_ids.light[i]) || !in_text(words) {
                     continue;
                 }
                 if let Some((end, gaps, subs)) = match_from(ids, alt, raw, i, words)
