@@ -67,6 +67,11 @@ pub struct Finding {
     /// More ways people and notes say it: read by the reader, not written by the generator
     /// (whose text the committed models were trained on).
     pub variants: Vec<String>,
+    /// Phrases from open vocabularies (`kb/synonyms/`), read by the reader like `variants`.
+    pub synonyms: Vec<String>,
+    /// Broader findings this one entails (indices into `findings`): a thunderclap headache is
+    /// a headache. The reader reads them wherever it reads this one.
+    pub implies: Vec<usize>,
     pub vital: Option<VitalThreshold>,
 }
 

@@ -112,3 +112,22 @@ fn every_finding_read_has_its_span_in_the_text() {
         assert!((0.0..=1.0).contains(&f.confidence));
     }
 }
+
+#[test]
+fn a_finding_brings_what_it_implies_but_its_denial_does_not() {
+    let has = |text: &str, id: &str| present(text).contains(&id.to_string());
+    assert!(has("worst headache of my life", "headache"));
+    assert!(has("coughing up green phlegm", "cough"), "{:?}", present("coughing up green phlegm"));
+    assert!(!absent("no thunderclap headache").contains(&"headache".to_string()));
+    assert!(!present("no thunderclap headache").contains(&"headache".to_string()));
+    // Said of a relative, the implied finding is the relative's too.
+    assert!(!has("my dad had the worst headache of his life", "headache"));
+}
+
+#[test]
+fn a_property_said_with_a_verb_is_read() {
+    let t = "my neck is really stiff";
+    assert!(present(t).contains(&"neck_stiffness".to_string()), "{:?}", present(t));
+    let t = "my neck isnt stiff";
+    assert!(absent(t).contains(&"neck_stiffness".to_string()), "{:?}", absent(t));
+}

@@ -24,6 +24,10 @@ pub struct FindingEntry {
     /// The vital sign and threshold that shows it (above, below), read from measurements
     /// written in the text.
     pub vital: Option<(domain::VitalSign, Option<f32>, Option<f32>)>,
+    /// Broader findings this one entails (entry numbers): a thunderclap headache is a
+    /// headache. A mention of this finding is also a mention of them, with the same assertion
+    /// unless it is denied (no thunderclap headache says nothing of headache).
+    pub implies: Vec<u32>,
 }
 
 /// Present, absent or hedged.
@@ -134,6 +138,8 @@ impl Reading {
 pub struct Reader {
     phrases: PhraseIndex,
     entries: Vec<FindingEntry>,
+    /// Per entry: every finding it implies (the closure of `FindingEntry::implies`).
+    implied: Vec<Vec<u32>>,
     semantic: Option<SemanticIndex>,
 }
 
@@ -153,7 +159,8 @@ impl Reader {
             }
         }
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
-        Reader { phrases, entries, semantic }
+        let implied = implied_closure(&entries);
+        Reader { phrases, entries, implied, semantic }
     }
 
     pub fn has_semantic(&self) -> bool {
@@ -171,7 +178,7 @@ impl Reader {
 
     /// The phrase layer alone (no semantic layer), for comparison.
     pub fn without_semantic(&self) -> Reader {
-        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), semantic: None }
+        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), implied: self.implied.clone(), semantic: None }
     }
 
     /// Reads `tokens` (of `text`, whose byte offsets they carry).
@@ -214,7 +221,24 @@ impl Reader {
                 }
             }
         }
+        let hits = self.drop_covered(hits);
         self.gather(tokens, &ctx, hits)
+    }
+
+    /// Drops a mention that lies inside a longer mention of another finding when that one
+    /// explains it: a finding it implies ("no thunderclap headache" denies no headache), or a
+    /// semantic guess inside an exact phrase ("black poo" is not pale stools).
+    fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>) -> Vec<(PhraseHit, f32)> {
+        let covered = |h: &PhraseHit| {
+            hits.iter().any(|(g, _)| {
+                g.finding != h.finding
+                    && g.start <= h.start
+                    && h.end <= g.end
+                    && ((g.end - g.start > h.end - h.start && self.implied[g.finding as usize].contains(&h.finding)) || (h.via == Via::Semantic && g.via != Via::Semantic))
+            })
+        };
+        let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h)).collect();
+        hits.into_iter().zip(keep).filter_map(|(h, k)| k.then_some(h)).collect()
     }
 
     /// One entry per finding: present if any mention of the patient's asserts it now (the
@@ -222,6 +246,7 @@ impl Reader {
     /// (family, past or hypothetical), which counts for neither.
     fn gather(&self, tokens: &[Token], ctx: &[TokenContext], hits: Vec<(PhraseHit, f32)>) -> Reading {
         let mut out: Vec<ReadFinding> = Vec::with_capacity(hits.len());
+        let mut implied: Vec<ReadFinding> = Vec::new();
         for (h, confidence) in hits {
             let mut assertion = Assertion::of(&ctx[h.head]);
             // A pseudo-negation opens no scope ("no change in the pain"), but a phrase that
@@ -249,18 +274,47 @@ impl Reader {
                 end: tokens[h.end - 1].end,
                 via: h.via,
             };
-            match out.iter_mut().find(|o| o.finding == f.finding) {
-                Some(o) => {
-                    if rank(&f) < rank(o) || (rank(&f) == rank(o) && f.confidence > o.confidence) {
-                        *o = f;
-                    }
-                }
-                None => out.push(f),
+            if f.assertion.polarity != Polarity::Absent {
+                implied.extend(self.implied[f.finding as usize].iter().map(|&p| ReadFinding { finding: p, ..f }));
             }
+            merge(&mut out, f);
+        }
+        for f in implied {
+            merge(&mut out, f);
         }
         out.sort_by_key(|f| f.start);
         Reading { findings: out }
     }
+}
+
+/// Adds a mention to the reading, or keeps the better of it and the finding's earlier one.
+fn merge(out: &mut Vec<ReadFinding>, f: ReadFinding) {
+    match out.iter_mut().find(|o| o.finding == f.finding) {
+        Some(o) => {
+            if rank(&f) < rank(o) || (rank(&f) == rank(o) && f.confidence > o.confidence) {
+                *o = f;
+            }
+        }
+        None => out.push(f),
+    }
+}
+
+/// Every finding each entry implies, directly or through another (a green sputum is a
+/// productive cough, which is a cough).
+fn implied_closure(entries: &[FindingEntry]) -> Vec<Vec<u32>> {
+    (0..entries.len())
+        .map(|i| {
+            let mut all: Vec<u32> = Vec::new();
+            let mut todo: Vec<u32> = entries[i].implies.clone();
+            while let Some(p) = todo.pop() {
+                if p as usize != i && !all.contains(&p) {
+                    all.push(p);
+                    todo.extend(entries[p as usize].implies.iter().copied());
+                }
+            }
+            all
+        })
+        .collect()
 }
 
 fn is_negation_word(w: &str) -> bool {
