@@ -44,6 +44,38 @@ fn is_filler(w: &str) -> bool {
     )
 }
 
+/// Verbs that join a thing to what it is like: "my neck is stiff", "chest feels tight".
+fn is_copula(w: &str) -> bool {
+    matches!(
+        w,
+        "is" | "was" | "are" | "were" | "been" | "be" | "feels" | "feel" | "felt" | "feeling" | "looks" | "look" | "looked" | "looking" | "seems" | "seem" | "seemed" | "gets" | "get" | "got" | "getting" | "went" | "gone" | "goes" | "turned" | "became" | "become" | "becoming" | "isnt" | "wasnt" | "arent" | "werent"
+    )
+}
+
+/// Words that may stand between a copula and what it says: "is really quite stiff".
+fn is_degree(w: &str) -> bool {
+    matches!(
+        w,
+        "very" | "really" | "so" | "quite" | "super" | "extremely" | "incredibly" | "a" | "bit" | "little" | "all" | "still" | "now" | "also" | "more" | "too" | "pretty" | "has" | "have" | "had" | "not" | "doesnt" | "dont" | "didnt" | "hasnt" | "havent" | "never" | "always" | "constantly" | "properly" | "kind" | "of" | "kinda" | "abit"
+    )
+}
+
+/// The end of "is (really) stiff" after token `j`: at most four words, at least one a copula,
+/// the rest degree words, then `head`.
+fn predicate_after(ids: &[Option<u32>], raw: &[&str], mut j: usize, head: u32) -> Option<usize> {
+    let mut copula = false;
+    for _ in 0..4 {
+        let w = *raw.get(j)?;
+        if is_copula(w) {
+            copula = true;
+        } else if !is_degree(w) {
+            break;
+        }
+        j += 1;
+    }
+    (copula && ids.get(j) == Some(&Some(head))).then_some(j + 1)
+}
+
 /// Words a gap may not hold: clause ends and words that join or change what follows. A
 /// negation in a gap ("speech isnt slurred") is allowed: the reader reads the finding absent.
 fn blocks_gap(w: &str) -> bool {
@@ -202,6 +234,10 @@ impl PhraseIndex {
                     if j < n && ids[j] == Some(head) {
                         out.push(PhraseHit { finding, start: i, end: j + 1, via: Via::Variant, head: i });
                     }
+                } else if let Some(end) = predicate_after(ids, raw, i + 1, head) {
+                    // "my neck is really stiff", "pain wasnt severe" (a negation in the span
+                    // makes the reader read it absent).
+                    out.push(PhraseHit { finding, start: i, end, via: Via::Variant, head: i });
                 }
             }
         }
@@ -253,6 +289,7 @@ mod tests {
         p.insert("chest pain", 2);
         p.insert("vomiting", 3);
         p.insert("spotting", 4);
+        p.insert("stiff neck", 5);
         p
     }
 
@@ -276,5 +313,15 @@ mod tests {
         assert!(found("red spots").is_empty());
         assert_eq!(found("some spotting"), [(4, Via::Phrase)]);
         assert!(found("back and chest, pain").is_empty());
+    }
+
+    #[test]
+    fn said_of_with_a_copula() {
+        assert_eq!(found("my neck is really stiff"), [(5, Via::Variant)]);
+        assert_eq!(found("neck feels a bit stiff"), [(5, Via::Variant)]);
+        assert_eq!(found("neck isnt stiff"), [(5, Via::Variant)]);
+        assert!(found("neck and stiff").is_empty());
+        assert!(found("neck is very very very very stiff").is_empty());
+        assert!(found("neck really stiff").is_empty());
     }
 }
