@@ -12,7 +12,7 @@ struct F { text: Vec<T> }
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let half = args.get(1).map(String::as_str).unwrap_or("tune");
-    let reg = args.get(2).cloned();
+    let reg = args.get(2).filter(|r| r.as_str() != "v").cloned();
     let kb = kb::load_dir(kb::default_dir()).unwrap();
     let reader = kb.reader();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vignettes/reading");
