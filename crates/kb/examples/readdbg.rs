@@ -1,6 +1,6 @@
 //! Developer tool: per-text false and missed findings of the reader on the reading benchmark
 //! (`vignettes/reading/`). Read only the tune half (odd ids) to find what to mend.
-//! `cargo run --release -p kb --example readdbg -- <tune|test|all> [register] [v]`
+//! `cargo run --release -p kb --example readdbg -- <tune|test|all> [register] [v | tsv]`
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -12,7 +12,7 @@ struct F { text: Vec<T> }
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let half = args.get(1).map(String::as_str).unwrap_or("tune");
-    let reg = args.get(2).filter(|r| r.as_str() != "v").cloned();
+    let reg = args.get(2).filter(|r| r.as_str() != "v" && r.as_str() != "tsv").cloned();
     let kb = kb::load_dir(kb::default_dir()).unwrap();
     let reader = kb.reader();
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vignettes/reading");
@@ -34,6 +34,11 @@ fn main() {
             let gp: BTreeSet<String> = t.present.iter().cloned().collect();
             let ga: BTreeSet<String> = t.absent.iter().cloned().collect();
             let unc: BTreeSet<String> = t.uncertain.iter().cloned().collect();
+            if args.iter().any(|a| a == "tsv") {
+                let j = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+                println!("{}\t{}\t{}", t.id, j(&pres), j(&abs));
+                continue;
+            }
             let fpp: Vec<_> = pres.iter().filter(|x| !gp.contains(*x) && !unc.contains(*x)).collect();
             let fnp: Vec<_> = gp.iter().filter(|x| !pres.contains(*x)).collect();
             let fpa: Vec<_> = abs.iter().filter(|x| !ga.contains(*x) && !unc.contains(*x)).collect();

@@ -44,6 +44,10 @@ fn is_filler(w: &str) -> bool {
     )
 }
 
+fn is_conjunction(w: &str) -> bool {
+    matches!(w, "or" | "and" | "nor")
+}
+
 /// Verbs that join a thing to what it is like: "my neck is stiff", "chest feels tight".
 fn is_copula(w: &str) -> bool {
     matches!(
@@ -221,6 +225,23 @@ impl PhraseIndex {
                     out.push(PhraseHit { finding: *finding, start: i, end, via, head: i });
                 }
             }
+            // "swollen and painful knee": the word after the list goes with each word in it.
+            if i + 3 < n && is_conjunction(raw[i + 1]) && ids[i + 2].is_some() {
+                for (words, finding, _) in &self.by_first[first as usize] {
+                    if words.len() == 2 && ids[i + 3] == Some(words[1]) {
+                        out.push(PhraseHit { finding: *finding, start: i, end: i + 4, via: Via::Variant, head: i });
+                    }
+                }
+            }
+            // "ear pain or discharge": the first word of "ear pain" also goes with the word
+            // after the conjunction, so "ear discharge" is said too.
+            if i >= 3 && is_conjunction(raw[i - 1]) && ids[i - 2].is_some() {
+                for &(head, finding) in &self.by_second[first as usize] {
+                    if ids[i - 3] == Some(head) && ids[i - 2] != Some(first) {
+                        out.push(PhraseHit { finding, start: i - 3, end: i + 1, via: Via::Variant, head: i - 3 });
+                    }
+                }
+            }
             // "pain in my lower back": the second word, a connector, fillers, the first word.
             for &(head, finding) in &self.by_second[first as usize] {
                 let mut j = i + 1;
@@ -290,6 +311,10 @@ mod tests {
         p.insert("vomiting", 3);
         p.insert("spotting", 4);
         p.insert("stiff neck", 5);
+        p.insert("ear pain", 6);
+        p.insert("ear discharge", 7);
+        p.insert("swollen knee", 8);
+        p.insert("painful knee", 9);
         p
     }
 
@@ -313,6 +338,14 @@ mod tests {
         assert!(found("red spots").is_empty());
         assert_eq!(found("some spotting"), [(4, Via::Phrase)]);
         assert!(found("back and chest, pain").is_empty());
+    }
+
+    #[test]
+    fn a_word_shared_by_two_phrases_in_a_list() {
+        assert_eq!(found("ear pain or discharge"), [(6, Via::Phrase), (7, Via::Variant)]);
+        assert_eq!(found("ear pain and discharge"), [(6, Via::Phrase), (7, Via::Variant)]);
+        assert_eq!(found("ear pain, then discharge"), [(6, Via::Phrase)]);
+        assert_eq!(found("swollen and painful knee"), [(8, Via::Variant), (9, Via::Phrase)]);
     }
 
     #[test]
