@@ -68,6 +68,8 @@ struct RawFinding {
     #[serde(default)]
     implies: Vec<String>,
     #[serde(default)]
+    negatives: Vec<String>,
+    #[serde(default)]
     vital: Option<VitalThreshold>,
 }
 
@@ -323,6 +325,17 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                     }
                 }
             }
+            check_phrases(&file, &f.id, "negatives", &f.negatives, 0, &mut issues);
+            for p in &f.negatives {
+                let key = textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ");
+                if let Some(owner) = phrase_owner.get(&key) {
+                    issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' is also a phrase of '{owner}'"));
+                } else if key.split(' ').next().is_some_and(|w| matches!(w, "no" | "not" | "never" | "without" | "nil")) {
+                    issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' starts with a negation (say what is there: 'afebrile', 'eating normally')"));
+                } else {
+                    phrase_owner.insert(key, format!("{} (negatives)", f.id));
+                }
+            }
             if let Some(v) = &f.vital
                 && v.above.is_none() == v.below.is_none()
             {
@@ -344,6 +357,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 variants: f.variants,
                 synonyms: Vec::new(),
                 implies: Vec::new(),
+                negatives: f.negatives,
                 vital: f.vital,
             });
         }
@@ -639,6 +653,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             family_history: f.id.starts_with("family_history"),
             vital: f.vital.map(|v| (v.sign, v.above, v.below)),
             implies: f.implies.iter().map(|&p| p as u32).collect(),
+            negatives: f.negatives.clone(),
         })
         .collect();
     let reader = reading::Reader::new(entries, vectors.as_ref());

@@ -72,6 +72,9 @@ pub struct Finding {
     /// Broader findings this one entails (indices into `findings`): a thunderclap headache is
     /// a headache. The reader reads them wherever it reads this one.
     pub implies: Vec<usize>,
+    /// Phrases that say the finding is absent without a negation: "afebrile", "eating
+    /// normally". Read by the reader only, as the finding absent.
+    pub negatives: Vec<String>,
     pub vital: Option<VitalThreshold>,
 }
 

@@ -131,3 +131,17 @@ fn a_property_said_with_a_verb_is_read() {
     let t = "my neck isnt stiff";
     assert!(absent(t).contains(&"neck_stiffness".to_string()), "{:?}", absent(t));
 }
+
+#[test]
+fn a_negative_phrase_reads_its_finding_absent_unless_it_is_denied() {
+    let t = "afebrile, drinking ok and eating normally";
+    for id in ["fever", "reduced_fluid_intake", "loss_of_appetite"] {
+        assert!(absent(t).contains(&id.to_string()), "{id}: {:?}", absent(t));
+    }
+    assert!(present(t).is_empty(), "{:?}", present(t));
+    // Denied or hedged, a negative phrase says nothing.
+    let t = "she isnt drinking ok";
+    assert!(!absent(t).contains(&"reduced_fluid_intake".to_string()), "{:?}", absent(t));
+    assert!(!present(t).contains(&"reduced_fluid_intake".to_string()));
+    assert!(absent("maybe eating normally").is_empty());
+}

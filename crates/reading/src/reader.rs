@@ -28,6 +28,9 @@ pub struct FindingEntry {
     /// headache. A mention of this finding is also a mention of them, with the same assertion
     /// unless it is denied (no thunderclap headache says nothing of headache).
     pub implies: Vec<u32>,
+    /// Phrases that say the finding is absent without a negation ("afebrile", "eating
+    /// normally"). Read as the finding absent when asserted; denied or hedged, as nothing.
+    pub negatives: Vec<String>,
 }
 
 /// Present, absent or hedged.
@@ -157,6 +160,10 @@ impl Reader {
             for p in &e.phrases {
                 phrases.insert(p, i as u32);
             }
+            // A negative phrase is entered as a finding number past the entries.
+            for p in &e.negatives {
+                phrases.insert(p, (entries.len() + i) as u32);
+            }
         }
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
         let implied = implied_closure(&entries);
@@ -198,7 +205,8 @@ impl Reader {
             .into_iter()
             .filter(|h| !ctx[h.head].trigger)
             // A red-flag finding is never read through a substitute word.
-            .filter(|h| h.via != Via::Semantic || !self.entries[h.finding as usize].red_flag)
+            // (Nor a negative phrase.)
+            .filter(|h| h.via != Via::Semantic || self.entries.get(h.finding as usize).is_some_and(|e| !e.red_flag))
             .map(|h| {
                 let c = match h.via {
                     Via::Phrase => PHRASE_CONFIDENCE,
@@ -234,7 +242,7 @@ impl Reader {
                 g.finding != h.finding
                     && g.start <= h.start
                     && h.end <= g.end
-                    && ((g.end - g.start > h.end - h.start && self.implied[g.finding as usize].contains(&h.finding)) || (h.via == Via::Semantic && g.via != Via::Semantic))
+                    && ((g.end - g.start > h.end - h.start && self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding))) || (h.via == Via::Semantic && g.via != Via::Semantic))
             })
         };
         let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h)).collect();
@@ -247,7 +255,12 @@ impl Reader {
     fn gather(&self, tokens: &[Token], ctx: &[TokenContext], hits: Vec<(PhraseHit, f32)>) -> Reading {
         let mut out: Vec<ReadFinding> = Vec::with_capacity(hits.len());
         let mut implied: Vec<ReadFinding> = Vec::new();
-        for (h, confidence) in hits {
+        let n = self.entries.len() as u32;
+        for (mut h, confidence) in hits {
+            let negative = h.finding >= n;
+            if negative {
+                h.finding -= n;
+            }
             let mut assertion = Assertion::of(&ctx[h.head]);
             // A pseudo-negation opens no scope ("no change in the pain"), but a phrase that
             // starts straight after it is denied all the same ("no change in bowel habit").
@@ -256,6 +269,13 @@ impl Reader {
             }
             // A negation inside a variant's span denies it ("speech isnt slurred").
             if h.via == Via::Variant && (h.start..h.end).any(|j| is_negation_word(&tokens[j].text)) {
+                assertion.polarity = Polarity::Absent;
+            }
+            // "Afebrile" says no fever; "not afebrile" or "maybe afebrile" says nothing.
+            if negative {
+                if assertion.polarity != Polarity::Present {
+                    continue;
+                }
                 assertion.polarity = Polarity::Absent;
             }
             let entry = &self.entries[h.finding as usize];
