@@ -83,7 +83,7 @@ fn is_terminator(w: &str) -> bool {
             | "who" | "has" | "have" | "had" | "is" | "was" | "are" | "reports" | "reported" | "complains"
             | "presents" | "presented" | "admits" | "feels" | "feeling" | "got" | "getting" | "developed"
             | "now" | "also" | "still" | "then" | "so" | "just" | "only" | "today" | "tonight" | "since"
-            | "because" | "cause" | "cos" | "plus" | "did"
+            | "because" | "cause" | "cos" | "plus" | "did" | "shes" | "hes" | "its" | "im" | "ive" | "theyre" | "thats"
     )
 }
 
@@ -119,7 +119,8 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
     let mut out = vec![TokenContext::default(); n];
     let patient = patient_relative(tokens);
     let (mut neg, mut unc, mut hyp, mut fam, mut past) = (0u8, 0u8, 0u8, 0u8, 0u8);
-    let mut since_break = 0usize;
+    // Words since the last clause mark or negation trigger: a short list item after it.
+    let mut since_item = 0usize;
     for i in 0..n {
         let t = &tokens[i];
         let w = t.text.as_str();
@@ -128,7 +129,7 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
                 // "Denies: fever, cough" and "FHx: ..." keep their scope over a colon.
                 b':' => {}
                 // A comma inside a short list keeps a negation ("no fever, cough or rash").
-                b',' if since_break <= 4 => {
+                b',' if since_item <= 3 => {
                     neg = neg.min(NEG_SCOPE).saturating_add(if neg > 0 { 3 } else { 0 }).min(NEG_SCOPE);
                     unc = 0;
                 }
@@ -149,10 +150,10 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
                 }
                 _ => (neg, unc, hyp, fam, past) = (0, 0, 0, 0, 0),
             }
-            since_break = 0;
+            since_item = 0;
             continue;
         }
-        since_break += 1;
+        since_item += 1;
         let next = tokens.get(i + 1).map_or("", |t| t.text.as_str());
         let prev = if i > 0 { tokens[i - 1].text.as_str() } else { "" };
         // A query mark written straight before a word ("?UTI") hedges it.
@@ -185,6 +186,7 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
         if is_negation(w) && !pseudo(tokens, i) {
             neg = if w == "non" { 1 } else { NEG_SCOPE };
             trigger = true;
+            since_item = 0;
         } else if is_negation(w) && matches!(next, "sure" | "certain" | "clear") {
             unc = UNC_SCOPE;
             trigger = true;
@@ -282,6 +284,8 @@ mod tests {
         assert_eq!(flagged("I havent had any thoughts of ending my life", |c| c.negated), ["had", "any", "thoughts", "of", "ending", "my"]);
         assert_eq!(flagged("No vomiting. The headache is terrible", |c| c.negated), ["vomiting"]);
         assert_eq!(flagged("Denies: fever, cough", |c| c.negated), ["fever", "cough"]);
+        // A list counts from its negation, however long the clause before it.
+        assert_eq!(flagged("She tells me there is no hearing loss, tinnitus or headache", |c| c.negated), ["hearing", "loss", "tinnitus", "or", "headache"]);
     }
 
     #[test]
