@@ -145,3 +145,13 @@ fn a_negative_phrase_reads_its_finding_absent_unless_it_is_denied() {
     assert!(!present(t).contains(&"reduced_fluid_intake".to_string()));
     assert!(absent("maybe eating normally").is_empty());
 }
+
+#[test]
+fn a_red_flag_inside_a_longer_benign_phrase_is_not_read() {
+    for t in ["my wife says i stop breathing at night", "i sometimes stop breathing for a few seconds then snort"] {
+        assert!(!present(t).contains(&"not_breathing".to_string()), "{t}: {:?}", present(t));
+        assert!(present(t).contains(&"witnessed_apnoea".to_string()), "{t}: {:?}", present(t));
+        assert!(rules(t, 50.0).is_empty(), "{t}: {:?}", rules(t, 50.0));
+    }
+    assert!(present("he has stopped breathing").contains(&"not_breathing".to_string()));
+}

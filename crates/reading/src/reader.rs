@@ -234,15 +234,21 @@ impl Reader {
     }
 
     /// Drops a mention that lies inside a longer mention of another finding when that one
-    /// explains it: a finding it implies ("no thunderclap headache" denies no headache), or a
-    /// semantic guess inside an exact phrase ("black poo" is not pale stools).
+    /// explains it: a finding it implies ("no thunderclap headache" denies no headache), a
+    /// semantic guess inside an exact phrase ("black poo" is not pale stools), or a red flag
+    /// inside the exact phrase of a finding that is not one ("stops breathing at night" is
+    /// sleep apnoea, not a respiratory arrest).
     fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>) -> Vec<(PhraseHit, f32)> {
+        let red = |f: u32| self.entries.get(f as usize).is_some_and(|e| e.red_flag);
         let covered = |h: &PhraseHit| {
             hits.iter().any(|(g, _)| {
+                let longer = g.end - g.start > h.end - h.start;
                 g.finding != h.finding
                     && g.start <= h.start
                     && h.end <= g.end
-                    && ((g.end - g.start > h.end - h.start && self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding))) || (h.via == Via::Semantic && g.via != Via::Semantic))
+                    && ((longer && self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
+                        || (h.via == Via::Semantic && g.via != Via::Semantic)
+                        || (longer && g.via == Via::Phrase && red(h.finding) && !red(g.finding) && (g.finding as usize) < self.entries.len()))
             })
         };
         let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h)).collect();
