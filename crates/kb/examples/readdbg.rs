@@ -1,6 +1,6 @@
 //! Developer tool: per-text false and missed findings of the reader on the reading benchmark
 //! (`vignettes/reading/`). Read only the tune half (odd ids) to find what to mend.
-//! `cargo run --release -p kb --example readdbg -- <tune|test|all> [register] [v | tsv]`
+//! `cargo run --release -p kb --example readdbg -- <tune|test|all> [register] [v | tsv] [bar=<cosine>|bar=off]`
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
@@ -12,9 +12,14 @@ struct F { text: Vec<T> }
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let half = args.get(1).map(String::as_str).unwrap_or("tune");
-    let reg = args.get(2).filter(|r| r.as_str() != "v" && r.as_str() != "tsv").cloned();
+    let reg = args.get(2).filter(|r| r.as_str() != "v" && r.as_str() != "tsv" && !r.starts_with("bar=")).cloned();
     let kb = kb::load_dir(kb::default_dir()).unwrap();
-    let reader = kb.reader();
+    // "bar=0.9" reads with another semantic bar, "bar=off" without the semantic layer.
+    let reader = match args.iter().find_map(|a| a.strip_prefix("bar=")) {
+        Some("off") => kb.reader().without_semantic(),
+        Some(b) => kb.reader().with_semantic_bar(b.parse().expect("bar=<cosine>")),
+        None => kb.reader().clone(),
+    };
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vignettes/reading");
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
     files.sort();
