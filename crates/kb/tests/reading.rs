@@ -154,3 +154,12 @@ fn a_red_flag_inside_a_longer_benign_phrase_is_not_read() {
     }
     assert!(present("he has stopped breathing").contains(&"not_breathing".to_string()));
 }
+
+#[test]
+fn a_phrase_led_by_a_negation_word_is_read_as_said() {
+    for (t, id) in [("my baby is not breathing", "not_breathing"), ("no cough, not breathing", "not_breathing"), ("he has no appetite", "loss_of_appetite"), ("absent foot pulses", "absent_foot_pulses")] {
+        assert!(present(t).contains(&id.to_string()), "{t}: {:?}", present(t));
+    }
+    assert!(absent("no cough, not breathing").contains(&"cough".to_string()));
+    assert!(rules("my baby is not breathing", 0.5).iter().any(|r| r.contains("breath")), "{:?}", rules("my baby is not breathing", 0.5));
+}

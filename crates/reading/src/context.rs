@@ -115,6 +115,13 @@ fn marker(text: &str, t: &Token) -> u8 {
 /// offsets point into it); `patient_relative` is the relative the text is about, if the text
 /// is about one ("my mum is 72 and ..."), whose findings are the patient's own.
 pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
+    contexts_except(text, tokens, &[])
+}
+
+/// As [`contexts`], with the tokens in `plain` read as ordinary words, not triggers: the
+/// first word of a phrase that starts with one ("not breathing", "no appetite", "absent
+/// pulses") belongs to the phrase and opens no scope.
+pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<TokenContext> {
     let n = tokens.len();
     let mut out = vec![TokenContext::default(); n];
     let patient = patient_relative(tokens);
@@ -159,6 +166,27 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
         // A query mark written straight before a word ("?UTI") hedges it.
         if t.start > 0 && text.as_bytes().get(t.start as usize - 1) == Some(&b'?') {
             out[i].uncertain = true;
+        }
+        if plain.contains(&i) {
+            // A negation that leads a phrase ends the scope before it: in "no cough, not
+            // eating", not eating is said, not denied.
+            if is_negation(w) {
+                neg = 0;
+            }
+            out[i] = TokenContext {
+                negated: out[i].negated || neg > 0,
+                uncertain: out[i].uncertain || unc > 0,
+                family: fam > 0,
+                hypothetical: hyp > 0,
+                past: out[i].past || past > 0,
+                trigger: false,
+            };
+            neg = neg.saturating_sub(1);
+            unc = unc.saturating_sub(1);
+            hyp = hyp.saturating_sub(1);
+            fam = fam.saturating_sub(1);
+            past = past.saturating_sub(1);
+            continue;
         }
         // Post-triggers reach back over the few words before them in the clause.
         let post = match (w, next) {

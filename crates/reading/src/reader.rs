@@ -1,7 +1,7 @@
 //! The reader: phrases (exact and variant) and, when word vectors are loaded, the semantic
 //! layer, each mention asserted by its context, gathered into one reading per request.
 
-use crate::context::{TokenContext, contexts};
+use crate::context::{TokenContext, contexts, contexts_except};
 use crate::phrases::{PhraseHit, PhraseIndex, Via};
 use crate::semantic::SemanticIndex;
 use crate::vectors::WordVectors;
@@ -199,11 +199,23 @@ impl Reader {
         if let Some(sem) = &self.semantic {
             ids.alt = sem.substitutes(&raw, &ids.stem);
         }
-        let mut hits: Vec<(PhraseHit, f32)> = self
-            .phrases
-            .find(&ids, &raw)
+        let found = self.phrases.find(&ids, &raw);
+        // A phrase that starts with a trigger word ("not breathing", "no appetite", "absent
+        // pulses") says its finding is there: its first word is the phrase's, not a trigger.
+        // Read with its word as an ordinary one, the scope it opened ends with the phrase ("not
+        // breathing, lips blue"); a mention inside the phrase keeps the first reading ("non
+        // productive cough" denies a productive cough).
+        let led: Vec<(usize, usize)> = found.iter().filter(|h| ctx[h.head].trigger).map(|h| (h.start, h.end)).collect();
+        let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
+        let ctx_of = |h: &PhraseHit| -> &[TokenContext] {
+            match &outer {
+                Some(o) if !led.iter().any(|&(s, e)| s < h.start && h.end <= e) => o,
+                _ => &ctx,
+            }
+        };
+        let mut hits: Vec<(PhraseHit, f32)> = found
             .into_iter()
-            .filter(|h| !ctx[h.head].trigger)
+            .filter(|h| !ctx_of(h)[h.head].trigger)
             // A red-flag finding is never read through a substitute word.
             // (Nor a negative phrase.)
             .filter(|h| h.via != Via::Semantic || self.entries.get(h.finding as usize).is_some_and(|e| !e.red_flag))
@@ -230,7 +242,7 @@ impl Reader {
             }
         }
         let hits = self.drop_covered(hits);
-        self.gather(tokens, &ctx, hits)
+        self.gather(tokens, ctx_of, hits)
     }
 
     /// Drops a mention that lies inside a longer mention of another finding when that one
@@ -258,7 +270,7 @@ impl Reader {
     /// One entry per finding: present if any mention of the patient's asserts it now (the
     /// safer reading when a text says both), else absent, else hedged, else the mention's own
     /// (family, past or hypothetical), which counts for neither.
-    fn gather(&self, tokens: &[Token], ctx: &[TokenContext], hits: Vec<(PhraseHit, f32)>) -> Reading {
+    fn gather<'c>(&self, tokens: &[Token], ctx_of: impl Fn(&PhraseHit) -> &'c [TokenContext], hits: Vec<(PhraseHit, f32)>) -> Reading {
         let mut out: Vec<ReadFinding> = Vec::with_capacity(hits.len());
         let mut implied: Vec<ReadFinding> = Vec::new();
         let n = self.entries.len() as u32;
@@ -267,6 +279,7 @@ impl Reader {
             if negative {
                 h.finding -= n;
             }
+            let ctx = ctx_of(&h);
             let mut assertion = Assertion::of(&ctx[h.head]);
             // A pseudo-negation opens no scope ("no change in the pain"), but a phrase that
             // starts straight after it is denied all the same ("no change in bowel habit").
