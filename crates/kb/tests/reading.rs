@@ -163,3 +163,11 @@ fn a_phrase_led_by_a_negation_word_is_read_as_said() {
     assert!(absent("no cough, not breathing").contains(&"cough".to_string()));
     assert!(rules("my baby is not breathing", 0.5).iter().any(|r| r.contains("breath")), "{:?}", rules("my baby is not breathing", 0.5));
 }
+
+#[test]
+fn a_negation_led_phrase_that_runs_on_is_a_denial_unless_a_red_flag() {
+    assert!(!present("no appetite loss").contains(&"loss_of_appetite".to_string()), "{:?}", present("no appetite loss"));
+    assert!(present("baby not breathing blue lips").contains(&"not_breathing".to_string()), "{:?}", present("baby not breathing blue lips"));
+    let t = "no change in urine colour or smell";
+    assert!(present(t).is_empty(), "{:?}", present(t));
+}

@@ -215,6 +215,15 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             neg = if w == "non" { 1 } else { NEG_SCOPE };
             trigger = true;
             since_item = 0;
+        } else if is_negation(w) && matches!(next, "change" | "changes") && !matches!(tokens.get(i + 3).map(|t| t.text.as_str()), Some("the" | "my" | "his" | "her" | "their" | "your")) {
+            // "No change in bowel habit" denies a change in bowel habit, but "no change in urine
+            // colour or smell" says nothing of what follows either way. (With "the" or "my",
+            // "no change in the back pain", the pain is there: a plain pseudo-negation.)
+            if i + 1 < n {
+                out[i + 1].negated = true;
+            }
+            unc = UNC_SCOPE + 1;
+            trigger = true;
         } else if is_negation(w) && matches!(next, "sure" | "certain" | "clear") {
             unc = UNC_SCOPE;
             trigger = true;

@@ -205,7 +205,16 @@ impl Reader {
         // Read with its word as an ordinary one, the scope it opened ends with the phrase ("not
         // breathing, lips blue"); a mention inside the phrase keeps the first reading ("non
         // productive cough" denies a productive cough).
-        let led: Vec<(usize, usize)> = found.iter().filter(|h| ctx[h.head].trigger).map(|h| (h.start, h.end)).collect();
+        // Not through a substitute word, nor, unless it is a red flag (safety first: "baby not
+        // breathing blue"), when the phrase runs on into another phrase word ("no appetite
+        // loss", "no voice changes").
+        let runs_on = |h: &PhraseHit| ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]);
+        let red = |f: u32| self.entries.get(f as usize).is_some_and(|e| e.red_flag);
+        let led: Vec<(usize, usize)> = found
+            .iter()
+            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && (red(h.finding) || !runs_on(h)))
+            .map(|h| (h.start, h.end))
+            .collect();
         let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
         let ctx_of = |h: &PhraseHit| -> &[TokenContext] {
             match &outer {
