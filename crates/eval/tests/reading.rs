@@ -27,7 +27,9 @@ fn reading_benchmark_stays_above_the_floor_and_beats_the_phrase_matcher() {
     let test = &r.by_half["test"];
     assert!(test.present.precision() >= FLOOR_PRESENT_PRECISION - 0.02, "test half present precision {:.3}", test.present.precision());
     assert!(test.present.recall() >= FLOOR_PRESENT_RECALL - 0.02, "test half present recall {:.3}", test.present.recall());
-    // The reading must find more than the phrase matcher it replaces.
+    // The reading must be more precise than the phrase matcher it replaces, and find more.
+    assert!(p.precision() > b.all.present.precision(), "present precision {:.3} vs the matcher's {:.3}", p.precision(), b.all.present.precision());
+    assert!(a.precision() > b.all.absent.precision(), "absent precision {:.3} vs the matcher's {:.3}", a.precision(), b.all.absent.precision());
     assert!(p.recall() > b.all.present.recall() + 0.1, "recall {:.3} vs the matcher's {:.3}", p.recall(), b.all.present.recall());
     assert!(a.recall() > b.all.absent.recall(), "absent recall {:.3} vs the matcher's {:.3}", a.recall(), b.all.absent.recall());
 }
