@@ -2,7 +2,7 @@
 //! with a few words between its words ("coughing up thick phlegm" for "coughing up phlegm"), or
 //! as a two-word phrase turned round ("pain in my lower back" for "back pain").
 
-use crate::fold::{fold_light, fold_word};
+use crate::fold::{fold_both, fold_light, fold_word, light};
 use std::collections::HashMap;
 use textfeat::tokenize;
 
@@ -135,14 +135,16 @@ impl PhraseIndex {
     /// The word numbers of the text's words (`None` for words in no phrase).
     pub fn word_ids(&self, raw: &[&str]) -> WordIds {
         let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new() };
+        let mut stemmed = String::new();
         for w in raw {
             if *w == "." {
                 ids.stem.push(None);
                 ids.light.push(None);
                 continue;
             }
-            let stem = self.words.get(&fold_word(w)).copied();
-            ids.light.push(if stem.is_some() { self.light.get(&fold_light(w)).copied() } else { None });
+            let spelled = fold_both(w, &mut stemmed);
+            let stem = self.words.get(stemmed.as_str()).copied();
+            ids.light.push(if stem.is_some() { self.light.get(light(&spelled)).copied() } else { None });
             ids.stem.push(stem);
         }
         ids
