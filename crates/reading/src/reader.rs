@@ -134,6 +134,9 @@ impl Reading {
 pub struct Reader {
     phrases: PhraseIndex,
     entries: Vec<FindingEntry>,
+    /// The entries shown by a vital sign, in entry order: a measurement is checked against
+    /// these alone.
+    with_vital: Vec<u32>,
     semantic: Option<SemanticIndex>,
 }
 
@@ -153,7 +156,8 @@ impl Reader {
             }
         }
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
-        Reader { phrases, entries, semantic }
+        let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
+        Reader { phrases, entries, with_vital, semantic }
     }
 
     pub fn has_semantic(&self) -> bool {
@@ -171,7 +175,7 @@ impl Reader {
 
     /// The phrase layer alone (no semantic layer), for comparison.
     pub fn without_semantic(&self) -> Reader {
-        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), semantic: None }
+        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), with_vital: self.with_vital.clone(), semantic: None }
     }
 
     /// Reads `tokens` (of `text`, whose byte offsets they carry).
@@ -204,13 +208,13 @@ impl Reader {
         // Measurements written in the text show the findings whose thresholds they meet.
         for v in vitals_in_text(text) {
             let Some(at) = tokens.iter().position(|t| t.start == v.start) else { continue };
-            for (i, e) in self.entries.iter().enumerate() {
-                if let Some((sign, above, below)) = e.vital
+            for &i in &self.with_vital {
+                if let Some((sign, above, below)) = self.entries[i as usize].vital
                     && sign == v.sign
                     && above.is_none_or(|a| v.value > a)
                     && below.is_none_or(|b| v.value < b)
                 {
-                    hits.push((PhraseHit { finding: i as u32, start: at, end: at + 1, via: Via::Phrase, head: at }, PHRASE_CONFIDENCE));
+                    hits.push((PhraseHit { finding: i, start: at, end: at + 1, via: Via::Phrase, head: at }, PHRASE_CONFIDENCE));
                 }
             }
         }
