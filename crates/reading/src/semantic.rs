@@ -16,7 +16,7 @@
 use crate::phrases::PhraseIndex;
 use crate::vectors::{WordVectors, dot};
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// The lowest cosine at which a word stands for a phrase word.
 pub const MIN_COSINE: f32 = 0.80;
@@ -59,9 +59,10 @@ pub struct SemanticIndex {
     pub min_cosine: f32,
     dim: usize,
     /// Unit vectors of the phrase words, row-major, and their word numbers.
-    vecs: Vec<f32>,
-    ids: Vec<u32>,
-    vectors: WordVectors,
+    vecs: Arc<[f32]>,
+    ids: Arc<[u32]>,
+    /// The whole table (some 12 MB), shared: a reader is cloned to try another bar or layer.
+    vectors: Arc<WordVectors>,
     cache: RwLock<HashMap<String, Nearest>>,
 }
 
@@ -73,9 +74,9 @@ impl Clone for SemanticIndex {
         SemanticIndex {
             min_cosine: self.min_cosine,
             dim: self.dim,
-            vecs: self.vecs.clone(),
-            ids: self.ids.clone(),
-            vectors: self.vectors.clone(),
+            vecs: Arc::clone(&self.vecs),
+            ids: Arc::clone(&self.ids),
+            vectors: Arc::clone(&self.vectors),
             cache: RwLock::new(HashMap::new()),
         }
     }
@@ -95,7 +96,7 @@ impl SemanticIndex {
                 ids.push(id);
             }
         }
-        SemanticIndex { min_cosine: MIN_COSINE, dim: vectors.dim(), vecs, ids, vectors: vectors.clone(), cache: RwLock::new(HashMap::new()) }
+        SemanticIndex { min_cosine: MIN_COSINE, dim: vectors.dim(), vecs: vecs.into(), ids: ids.into(), vectors: Arc::new(vectors.clone()), cache: RwLock::new(HashMap::new()) }
     }
 
     /// How many phrase words it can substitute for.
