@@ -11,17 +11,15 @@
 //! red-flag findings are never read through a substitute (the reader drops them): an embedding
 //! drops the qualifier that makes a finding urgent.
 //!
-//! Cost: the first time a word is seen, one dot product per phrase word; then a cache lookup.
+//! Cost: the first time a word is seen, one dot product per phrase word; then a lookup of the
+//! word in the table and an atomic load.
 
 use crate::phrases::PhraseIndex;
 use crate::vectors::{WordVectors, dot};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock};
 
 /// The lowest cosine at which a word stands for a phrase word.
 pub const MIN_COSINE: f32 = 0.80;
-/// The cache of words seen holds at most this many; past it, words are compared every time.
-const CACHE_LIMIT: usize = 200_000;
 
 /// Words that carry no finding of their own: function words, time, degree and filler.
 pub fn is_stop(w: &str) -> bool {
@@ -63,11 +61,19 @@ pub struct SemanticIndex {
     ids: Arc<[u32]>,
     /// The whole table (some 12 MB), shared: a reader is cloned to try another bar or layer.
     vectors: Arc<WordVectors>,
-    cache: RwLock<HashMap<String, Nearest>>,
+    /// Per row of the table, its word's nearest phrase words once computed. Keyed by row, not
+    /// by word, it is bounded by the table, needs no lock to read, and a word the table lacks
+    /// costs nothing (it has no nearest).
+    cache: Box<[OnceLock<Nearest>]>,
 }
 
 /// The two phrase words nearest to a word, with their cosines.
 type Nearest = [Option<(u32, f32)>; 2];
+
+/// A cache with room for every row of `vectors`, nothing in it (a clone starts afresh too).
+fn empty_cache(vectors: &WordVectors) -> Box<[OnceLock<Nearest>]> {
+    (0..vectors.rows()).map(|_| OnceLock::new()).collect()
+}
 
 impl Clone for SemanticIndex {
     fn clone(&self) -> Self {
@@ -77,7 +83,7 @@ impl Clone for SemanticIndex {
             vecs: Arc::clone(&self.vecs),
             ids: Arc::clone(&self.ids),
             vectors: Arc::clone(&self.vectors),
-            cache: RwLock::new(HashMap::new()),
+            cache: empty_cache(&self.vectors),
         }
     }
 }
@@ -96,7 +102,7 @@ impl SemanticIndex {
                 ids.push(id);
             }
         }
-        SemanticIndex { min_cosine: MIN_COSINE, dim: vectors.dim(), vecs: vecs.into(), ids: ids.into(), vectors: Arc::new(vectors.clone()), cache: RwLock::new(HashMap::new()) }
+        SemanticIndex { min_cosine: MIN_COSINE, dim: vectors.dim(), vecs: vecs.into(), ids: ids.into(), vectors: Arc::new(vectors.clone()), cache: empty_cache(vectors) }
     }
 
     /// How many phrase words it can substitute for.
@@ -106,25 +112,21 @@ impl SemanticIndex {
 
     /// The two phrase words nearest to `word`, computed once per word.
     fn nearest(&self, word: &str) -> Nearest {
-        if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(word).copied()) {
-            return hit;
-        }
+        let Some(row) = self.vectors.row(word) else { return [None, None] };
+        *self.cache[row].get_or_init(|| self.compare(self.vectors.vector(row)))
+    }
+
+    /// The two phrase words nearest to the unit vector `v`.
+    fn compare(&self, v: &[f32]) -> Nearest {
         let mut found: Nearest = [None, None];
-        if let Some(v) = self.vectors.get(word) {
-            for (k, p) in self.vecs.chunks_exact(self.dim).enumerate() {
-                let c = dot(v, p);
-                if found[0].is_none_or(|b| c > b.1) {
-                    found[1] = found[0];
-                    found[0] = Some((self.ids[k], c));
-                } else if found[1].is_none_or(|b| c > b.1) {
-                    found[1] = Some((self.ids[k], c));
-                }
+        for (k, p) in self.vecs.chunks_exact(self.dim).enumerate() {
+            let c = dot(v, p);
+            if found[0].is_none_or(|b| c > b.1) {
+                found[1] = found[0];
+                found[0] = Some((self.ids[k], c));
+            } else if found[1].is_none_or(|b| c > b.1) {
+                found[1] = Some((self.ids[k], c));
             }
-        }
-        if let Ok(mut c) = self.cache.write()
-            && c.len() < CACHE_LIMIT
-        {
-            c.insert(word.to_string(), found);
         }
         found
     }

@@ -95,8 +95,22 @@ impl WordVectors {
 
     /// The unit vector of a word, if the table has it.
     pub fn get(&self, word: &str) -> Option<&[f32]> {
-        let i = *self.index.get(word)? as usize;
-        Some(&self.data[i * self.dim..(i + 1) * self.dim])
+        Some(self.vector(self.row(word)?))
+    }
+
+    /// How many rows the table has (as many as words, unless the file repeats a word).
+    pub(crate) fn rows(&self) -> usize {
+        self.data.len() / self.dim
+    }
+
+    /// The row of a word in the table, if it has it (`0..len()`).
+    pub(crate) fn row(&self, word: &str) -> Option<usize> {
+        self.index.get(word).map(|&i| i as usize)
+    }
+
+    /// The unit vector at `row`.
+    pub(crate) fn vector(&self, row: usize) -> &[f32] {
+        &self.data[row * self.dim..(row + 1) * self.dim]
     }
 }
 
