@@ -8,7 +8,7 @@
 //! count x f32 scale                                      row = i8 * scale
 //! ```
 
-use std::collections::HashMap;
+use crate::phrases::WordMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub fn default_vectors_path() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct WordVectors {
     dim: usize,
-    index: HashMap<String, u32>,
+    index: WordMap<u32>,
     data: Vec<f32>,
 }
 
