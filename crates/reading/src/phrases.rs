@@ -65,14 +65,25 @@ pub struct WordIds {
     pub alt: Vec<Option<u32>>,
 }
 
+/// A phrase in the index.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    /// Its last word, kept beside the others: most phrases sharing a first word with the text
+    /// lack their last word in it, and this rejects them without reading `words`.
+    last: u32,
+    finding: u32,
+    /// For a phrase of one word, its light word number.
+    light: Option<u32>,
+    words: Box<[u32]>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct PhraseIndex {
     words: WordMap<u32>,
     /// Lightly folded words of the phrases of one word.
     light: WordMap<u32>,
-    /// Per word number: phrases starting with it, as (word numbers, finding, the light word
-    /// number for a phrase of one word).
-    by_first: Vec<Vec<(Box<[u32]>, u32, Option<u32>)>>,
+    /// Per word number: phrases starting with it.
+    by_first: Vec<Vec<Entry>>,
     /// Per word number: two-word phrases ending with it, as (first word, finding).
     by_second: Vec<Vec<(u32, u32)>>,
     /// Per word number: the first text form it was made from (for its word vector).
@@ -122,7 +133,7 @@ impl PhraseIndex {
             let n = self.light.len() as u32;
             *self.light.entry(fold_light(&raw[0])).or_insert(n)
         });
-        let entry = (words.into_boxed_slice(), finding, light);
+        let entry = Entry { last: words[words.len() - 1], finding, light, words: words.into_boxed_slice() };
         if !self.by_first[first as usize].contains(&entry) {
             self.by_first[first as usize].push(entry);
             self.len += 1;
@@ -162,38 +173,39 @@ impl PhraseIndex {
         let n = ids.len();
         let mut out = Vec::new();
         let alt = (!word_ids.alt.is_empty()).then_some(word_ids.alt.as_slice());
-        // The words this text has (its own and their substitutes): a phrase with a word the
-        // text lacks is passed over without trying it, as most phrases sharing a first word
-        // ("my", "pain") are.
-        let mut has = vec![false; self.by_first.len()];
-        for id in ids.iter().chain(alt.unwrap_or(&[])).flatten() {
-            has[*id as usize] = true;
+        // The words this text has (its own and their substitutes), one bit each: a phrase with
+        // a word the text lacks is passed over without trying it, as most phrases sharing a
+        // first word ("my", "pain") are. Its first word is in the text, where it is tried.
+        let mut has = vec![0u64; self.by_first.len().div_ceil(64)];
+        for &id in ids.iter().chain(alt.unwrap_or(&[])).flatten() {
+            has[id as usize / 64] |= 1 << (id % 64);
         }
-        let in_text = |words: &[u32]| words.iter().all(|w| has[*w as usize]);
+        let has_word = |w: u32| has[w as usize / 64] & (1 << (w % 64)) != 0;
+        let in_text = |e: &Entry| has_word(e.last) && e.words[1..].iter().all(|&w| has_word(w));
         for i in 0..n {
             // A phrase whose first word is a near synonym of the text's word.
             if let Some(first) = alt.and_then(|a| a[i]) {
-                for (words, finding, _) in &self.by_first[first as usize] {
-                    if words.len() >= 2
-                        && in_text(words)
-                        && let Some((end, _, _)) = match_from(ids, None, raw, i, words)
+                for e in &self.by_first[first as usize] {
+                    if e.words.len() >= 2
+                        && in_text(e)
+                        && let Some((end, _, _)) = match_from(ids, None, raw, i, &e.words)
                     {
-                        out.push(PhraseHit { finding: *finding, start: i, end, via: Via::Semantic, head: i });
+                        out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Semantic, head: i });
                     }
                 }
             }
             let Some(first) = ids[i] else { continue };
-            for (words, finding, light) in &self.by_first[first as usize] {
-                if (light.is_some() && *light != word_ids.light[i]) || !in_text(words) {
+            for e in &self.by_first[first as usize] {
+                if (e.light.is_some() && e.light != word_ids.light[i]) || !in_text(e) {
                     continue;
                 }
-                if let Some((end, gaps, subs)) = match_from(ids, alt, raw, i, words)
+                if let Some((end, gaps, subs)) = match_from(ids, alt, raw, i, &e.words)
                     // A phrase of two words is read only side by side (or turned round): with
                     // words between, "wiped out" would read "wiped his mouth out".
-                    && (gaps == 0 || words.len() >= 3)
+                    && (gaps == 0 || e.words.len() >= 3)
                 {
                     let via = if subs > 0 { Via::Semantic } else if gaps == 0 { Via::Phrase } else { Via::Variant };
-                    out.push(PhraseHit { finding: *finding, start: i, end, via, head: i });
+                    out.push(PhraseHit { finding: e.finding, start: i, end, via, head: i });
                 }
             }
             // "pain in my lower back": the second word, a connector, fillers, the first word.
