@@ -46,7 +46,9 @@ pub(crate) fn light(w: &str) -> &str {
 /// -oea -> -ea, paed- -> ped-, faec- -> fec-, -our -> -or). Most words have none: they come
 /// back borrowed.
 fn spelling(word: &str) -> Cow<'_, str> {
-    if !word.contains("ae") && !word.contains("oe") && !word.ends_with("our") {
+    // Every rule needs an "ae" or "oe" somewhere, or a final "our": one pass over the bytes.
+    let british = word.as_bytes().windows(2).any(|p| p[1] == b'e' && matches!(p[0], b'a' | b'o'));
+    if !british && !word.ends_with("our") {
         return Cow::Borrowed(word);
     }
     let mut w = word.replace("aem", "em").replace("oea", "ea");
