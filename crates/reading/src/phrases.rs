@@ -208,19 +208,19 @@ impl PhraseIndex {
                     out.push(PhraseHit { finding: e.finding, start: i, end, via, head: i });
                 }
             }
-            // "pain in my lower back": the second word, a connector, fillers, the first word.
-            for &(head, finding) in &self.by_second[first as usize] {
-                let mut j = i + 1;
-                if j < n && is_connector(raw[j]) {
-                    j += 1;
-                    let mut fillers = 0;
-                    while j < n && fillers < 3 && is_filler(raw[j]) && ids[j] != Some(head) {
-                        j += 1;
-                        fillers += 1;
-                    }
-                    if j < n && ids[j] == Some(head) {
-                        out.push(PhraseHit { finding, start: i, end: j + 1, via: Via::Variant, head: i });
-                    }
+            // "pain in my lower back": the second word, a connector, up to three fillers, the
+            // first word (the first of these tokens that is it). The connector and fillers are
+            // the text's, the same for every phrase ending with this word: read them once.
+            let turned = &self.by_second[first as usize];
+            if turned.is_empty() || i + 1 >= n || !is_connector(raw[i + 1]) {
+                continue;
+            }
+            let from = i + 2;
+            let fillers = raw[from..].iter().take(3).take_while(|w| is_filler(w)).count();
+            let tail = &ids[from..(from + fillers + 1).min(n)];
+            for &(head, finding) in turned {
+                if let Some(k) = tail.iter().position(|&id| id == Some(head)) {
+                    out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i });
                 }
             }
         }
@@ -288,6 +288,9 @@ mod tests {
         assert_eq!(found("coughing up thick green phlegm"), [(0, Via::Variant)]);
         assert_eq!(found("pain in my lower back"), [(1, Via::Variant)]);
         assert_eq!(found("pain in the chest"), [(2, Via::Variant)]);
+        assert_eq!(found("pain in back"), [(1, Via::Variant)]);
+        assert_eq!(found("pain in my back and chest"), [(1, Via::Variant)]);
+        assert!(found("pain in my left lower middle back").is_empty());
         assert!(found("coughing up nothing but phlegm").is_empty());
         assert!(found("back not pain").is_empty());
         assert!(found("chest wall pain").is_empty());
