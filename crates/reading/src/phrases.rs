@@ -4,6 +4,7 @@
 
 use crate::fold::{fold_both, fold_light, fold_word, light};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use textfeat::tokenize;
 
 /// Word -> number. Every word of every request is looked up here, and SipHash (the standard
@@ -68,9 +69,6 @@ pub struct WordIds {
 /// A phrase in the index.
 #[derive(Debug, Clone, PartialEq)]
 struct Entry {
-    /// Its last word, kept beside the others: most phrases sharing a first word with the text
-    /// lack their last word in it, and this rejects them without reading `words`.
-    last: u32,
     finding: u32,
     /// For a phrase of one word, its light word number.
     light: Option<u32>,
@@ -82,13 +80,19 @@ pub struct PhraseIndex {
     words: WordMap<u32>,
     /// Lightly folded words of the phrases of one word.
     light: WordMap<u32>,
-    /// Per word number: phrases starting with it.
-    by_first: Vec<Vec<Entry>>,
+    /// Every phrase, in the order inserted (the order they are tried in).
+    entries: Vec<Entry>,
+    /// Per word number: the phrases starting with it (indices into `entries`).
+    by_first: Vec<Vec<u32>>,
+    /// Per word number: the phrases whose rarest word it is, each phrase under one word. A text
+    /// looks up only its own words here, and a phrase's rarest word is the one a text most
+    /// often lacks: the text's first words would lead to ten times as many phrases ("pain"
+    /// starts 272). Made on first use, once every phrase is in.
+    by_rarest: OnceLock<Vec<Vec<u32>>>,
     /// Per word number: two-word phrases ending with it, as (first word, finding).
     by_second: Vec<Vec<(u32, u32)>>,
     /// Per word number: the first text form it was made from (for its word vector).
     forms: Vec<String>,
-    len: usize,
 }
 
 impl PhraseIndex {
@@ -133,19 +137,65 @@ impl PhraseIndex {
             let n = self.light.len() as u32;
             *self.light.entry(fold_light(&raw[0])).or_insert(n)
         });
-        let entry = Entry { last: words[words.len() - 1], finding, light, words: words.into_boxed_slice() };
-        if !self.by_first[first as usize].contains(&entry) {
-            self.by_first[first as usize].push(entry);
-            self.len += 1;
+        let entry = Entry { finding, light, words: words.into_boxed_slice() };
+        if !self.by_first[first as usize].iter().any(|&e| self.entries[e as usize] == entry) {
+            self.by_first[first as usize].push(self.entries.len() as u32);
+            self.entries.push(entry);
+            self.by_rarest.take();
         }
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
+    }
+
+    /// Makes the index of phrases by their rarest word now rather than on the first text read.
+    pub(crate) fn prepare(&self) {
+        self.by_rarest();
+    }
+
+    fn by_rarest(&self) -> &[Vec<u32>] {
+        self.by_rarest.get_or_init(|| {
+            let mut phrases_with = vec![0u32; self.by_first.len()];
+            for e in &self.entries {
+                for &w in &e.words {
+                    phrases_with[w as usize] += 1;
+                }
+            }
+            let mut by_rarest = vec![Vec::new(); self.by_first.len()];
+            for (i, e) in self.entries.iter().enumerate() {
+                if let Some(&rarest) = e.words.iter().min_by_key(|&&w| phrases_with[w as usize]) {
+                    by_rarest[rarest as usize].push(i as u32);
+                }
+            }
+            by_rarest
+        })
+    }
+
+    /// The phrases all of whose words the text has (`has`, one bit per word number), as (first
+    /// word, index), sorted: by first word, then in the order inserted.
+    fn candidates(&self, has: &[u64]) -> Vec<(u32, u32)> {
+        let by_rarest = self.by_rarest();
+        let mut out = Vec::new();
+        for (block, &bits) in has.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let w = block * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                for &e in &by_rarest[w] {
+                    let words = &self.entries[e as usize].words;
+                    if words.iter().all(|&x| has[x as usize / 64] & (1 << (x % 64)) != 0) {
+                        out.push((words[0], e));
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
     /// The word numbers of the text's words (`None` for words in no phrase).
@@ -174,20 +224,29 @@ impl PhraseIndex {
         let mut out = Vec::new();
         let alt = (!word_ids.alt.is_empty()).then_some(word_ids.alt.as_slice());
         // The words this text has (its own and their substitutes), one bit each: a phrase with
-        // a word the text lacks is passed over without trying it, as most phrases sharing a
-        // first word ("my", "pain") are. Its first word is in the text, where it is tried.
+        // a word the text lacks is never tried, as most phrases sharing a first word with the
+        // text ("my", "pain") are not.
         let mut has = vec![0u64; self.by_first.len().div_ceil(64)];
         for &id in ids.iter().chain(alt.unwrap_or(&[])).flatten() {
             has[id as usize / 64] |= 1 << (id % 64);
         }
-        let has_word = |w: u32| has[w as usize / 64] & (1 << (w % 64)) != 0;
-        let in_text = |e: &Entry| has_word(e.last) && e.words[1..].iter().all(|&w| has_word(w));
+        let candidates = self.candidates(&has);
+        // The first words of the candidates, one bit each: most of the text's words start none.
+        let mut starts = vec![0u64; has.len()];
+        for &(f, _) in &candidates {
+            starts[f as usize / 64] |= 1 << (f % 64);
+        }
+        // The candidates starting with `first`, in the order inserted.
+        let starting = |first: u32| {
+            let some = starts[first as usize / 64] & (1 << (first % 64)) != 0;
+            let from = if some { candidates.partition_point(|&(f, _)| f < first) } else { candidates.len() };
+            candidates[from..].iter().take_while(move |&&(f, _)| f == first).map(|&(_, e)| &self.entries[e as usize])
+        };
         for i in 0..n {
             // A phrase whose first word is a near synonym of the text's word.
             if let Some(first) = alt.and_then(|a| a[i]) {
-                for e in &self.by_first[first as usize] {
+                for e in starting(first) {
                     if e.words.len() >= 2
-                        && in_text(e)
                         && let Some((end, _, _)) = match_from(ids, None, raw, i, &e.words)
                     {
                         out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Semantic, head: i });
@@ -195,8 +254,8 @@ impl PhraseIndex {
                 }
             }
             let Some(first) = ids[i] else { continue };
-            for e in &self.by_first[first as usize] {
-                if (e.light.is_some() && e.light != word_ids.light[i]) || !in_text(e) {
+            for e in starting(first) {
+                if e.light.is_some() && e.light != word_ids.light[i] {
                     continue;
                 }
                 if let Some((end, gaps, subs)) = match_from(ids, alt, raw, i, &e.words)
@@ -298,5 +357,16 @@ mod tests {
         assert!(found("red spots").is_empty());
         assert_eq!(found("some spotting"), [(4, Via::Phrase)]);
         assert!(found("back and chest, pain").is_empty());
+    }
+
+    #[test]
+    fn phrases_inserted_after_a_reading_are_found() {
+        let mut p = index();
+        let tokens = tokenize("sore throat and chest pain");
+        let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(p.find(&p.word_ids(&raw), &raw).len(), 1);
+        p.insert("sore throat", 5);
+        let hits: Vec<u32> = p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
+        assert_eq!(hits, [5, 2]);
     }
 }

@@ -155,6 +155,7 @@ impl Reader {
                 phrases.insert(p, i as u32);
             }
         }
+        phrases.prepare();
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
         let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
         Reader { phrases, entries, with_vital, semantic }
