@@ -182,10 +182,11 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
             fam = 0;
         }
         let mut trigger = false;
-        if is_negation(w) && !pseudo(tokens, i) {
+        let negation = is_negation(w);
+        if negation && !pseudo(tokens, i) {
             neg = if w == "non" { 1 } else { NEG_SCOPE };
             trigger = true;
-        } else if is_negation(w) && matches!(next, "sure" | "certain" | "clear") {
+        } else if negation && matches!(next, "sure" | "certain" | "clear") {
             unc = UNC_SCOPE;
             trigger = true;
         } else if w == "free" && next == "of" || w == "negative" && next == "for" {
