@@ -65,6 +65,9 @@ pub struct SemanticIndex {
     /// by word, it is bounded by the table, needs no lock to read, and a word the table lacks
     /// costs nothing (it has no nearest).
     cache: Box<[OnceLock<Nearest>]>,
+    /// Per row of the table, whether its word is a stop word: decided once here rather than
+    /// for every word of every request.
+    stop: Arc<[bool]>,
 }
 
 /// The two phrase words nearest to a word, with their cosines.
@@ -84,6 +87,7 @@ impl Clone for SemanticIndex {
             ids: Arc::clone(&self.ids),
             vectors: Arc::clone(&self.vectors),
             cache: empty_cache(&self.vectors),
+            stop: Arc::clone(&self.stop),
         }
     }
 }
@@ -102,7 +106,19 @@ impl SemanticIndex {
                 ids.push(id);
             }
         }
-        SemanticIndex { min_cosine: MIN_COSINE, dim: vectors.dim(), vecs: vecs.into(), ids: ids.into(), vectors: Arc::new(vectors.clone()), cache: empty_cache(vectors) }
+        let mut stop = vec![false; vectors.rows()];
+        for (word, row) in vectors.words() {
+            stop[row] = is_stop(word);
+        }
+        SemanticIndex {
+            min_cosine: MIN_COSINE,
+            dim: vectors.dim(),
+            vecs: vecs.into(),
+            ids: ids.into(),
+            vectors: Arc::new(vectors.clone()),
+            cache: empty_cache(vectors),
+            stop: stop.into(),
+        }
     }
 
     /// How many phrase words it can substitute for.
@@ -110,9 +126,8 @@ impl SemanticIndex {
         self.ids.len()
     }
 
-    /// The two phrase words nearest to `word`, computed once per word.
-    fn nearest(&self, word: &str) -> Nearest {
-        let Some(row) = self.vectors.row(word) else { return [None, None] };
+    /// The two phrase words nearest to the word at `row` of the table, computed once per word.
+    fn nearest(&self, row: usize) -> Nearest {
         *self.cache[row].get_or_init(|| self.compare(self.vectors.vector(row)))
     }
 
@@ -137,10 +152,15 @@ impl SemanticIndex {
         raw.iter()
             .zip(stem)
             .map(|(w, s)| {
-                if *w == "." || w.len() < 3 || is_stop(w) || w.bytes().any(|b| b.is_ascii_digit()) {
+                if *w == "." || w.len() < 3 || w.bytes().any(|b| b.is_ascii_digit()) {
                     return None;
                 }
-                let [a, b] = self.nearest(w);
+                // A word the table lacks has no nearest.
+                let row = self.vectors.row(w)?;
+                if self.stop[row] {
+                    return None;
+                }
+                let [a, b] = self.nearest(row);
                 let other = if a.is_some_and(|a| Some(a.0) == *s) { b } else { a };
                 other.filter(|&(_, cos)| cos >= self.min_cosine).map(|(id, _)| id)
             })

@@ -108,6 +108,11 @@ impl WordVectors {
         self.index.get(word).map(|&i| i as usize)
     }
 
+    /// Every word with its row, in no order.
+    pub(crate) fn words(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.index.iter().map(|(w, &i)| (w.as_str(), i as usize))
+    }
+
     /// The unit vector at `row`.
     pub(crate) fn vector(&self, row: usize) -> &[f32] {
         &self.data[row * self.dim..(row + 1) * self.dim]
