@@ -203,17 +203,19 @@ impl PhraseIndex {
         let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new() };
         let mut stemmed = String::new();
         for w in raw {
-            if *w == "." {
-                ids.stem.push(None);
-                ids.light.push(None);
-                continue;
-            }
-            let spelled = fold_both(w, &mut stemmed);
-            let stem = self.words.get(stemmed.as_str()).copied();
-            ids.light.push(if stem.is_some() { self.light.get(light(&spelled)).copied() } else { None });
+            let (stem, light) = if *w == "." { (None, None) } else { self.word_id(w, &mut stemmed) };
             ids.stem.push(stem);
+            ids.light.push(light);
         }
         ids
+    }
+
+    /// The stemmed and light word numbers of one word (not a clause end), the light one only
+    /// for a word in some phrase; `stemmed` is a buffer to fold into.
+    pub(crate) fn word_id(&self, w: &str, stemmed: &mut String) -> (Option<u32>, Option<u32>) {
+        let spelled = fold_both(w, stemmed);
+        let stem = self.words.get(stemmed.as_str()).copied();
+        (stem, if stem.is_some() { self.light.get(light(&spelled)).copied() } else { None })
     }
 
     /// Every phrase found in the text's words `raw` (normalised; "." at clause ends), whose

@@ -186,10 +186,10 @@ impl Reader {
         }
         let ctx = contexts(text, tokens);
         let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
-        let mut ids = self.phrases.word_ids(&raw);
-        if let Some(sem) = &self.semantic {
-            ids.alt = sem.substitutes(&raw, &ids.stem);
-        }
+        let ids = match &self.semantic {
+            Some(sem) => sem.word_ids(&self.phrases, &raw),
+            None => self.phrases.word_ids(&raw),
+        };
         let mut hits: Vec<(PhraseHit, f32)> = self
             .phrases
             .find(&ids, &raw)
