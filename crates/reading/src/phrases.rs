@@ -84,11 +84,12 @@ pub struct PhraseIndex {
     entries: Vec<Entry>,
     /// Per word number: the phrases starting with it (indices into `entries`).
     by_first: Vec<Vec<u32>>,
-    /// Per word number: the phrases whose rarest word it is, each phrase under one word. A text
-    /// looks up only its own words here, and a phrase's rarest word is the one a text most
-    /// often lacks: the text's first words would lead to ten times as many phrases ("pain"
-    /// starts 272). Made on first use, once every phrase is in.
-    by_rarest: OnceLock<Vec<Vec<u32>>>,
+    /// Per word number: the phrases whose rarest word it is, each phrase under one word, as
+    /// (its next rarest word, index). A text looks up only its own words here, and a phrase's
+    /// rarest words are the ones a text most often lacks: the text's first words would lead
+    /// to four times as many phrases ("pain" starts 272), and the next rarest word rejects
+    /// most of these without reading the phrase. Made on first use, once every phrase is in.
+    by_rarest: OnceLock<Vec<Vec<(u32, u32)>>>,
     /// Per word number: two-word phrases ending with it, as (first word, finding).
     by_second: Vec<Vec<(u32, u32)>>,
     /// Per word number: the first text form it was made from (for its word vector).
@@ -158,7 +159,7 @@ impl PhraseIndex {
         self.by_rarest();
     }
 
-    fn by_rarest(&self) -> &[Vec<u32>] {
+    fn by_rarest(&self) -> &[Vec<(u32, u32)>] {
         self.by_rarest.get_or_init(|| {
             let mut phrases_with = vec![0u32; self.by_first.len()];
             for e in &self.entries {
@@ -168,8 +169,11 @@ impl PhraseIndex {
             }
             let mut by_rarest = vec![Vec::new(); self.by_first.len()];
             for (i, e) in self.entries.iter().enumerate() {
-                if let Some(&rarest) = e.words.iter().min_by_key(|&&w| phrases_with[w as usize]) {
-                    by_rarest[rarest as usize].push(i as u32);
+                let mut words = e.words.to_vec();
+                words.sort_by_key(|&w| phrases_with[w as usize]);
+                if let Some(&rarest) = words.first() {
+                    let next = words.get(1).copied().unwrap_or(rarest);
+                    by_rarest[rarest as usize].push((next, i as u32));
                 }
             }
             by_rarest
@@ -186,9 +190,10 @@ impl PhraseIndex {
             while bits != 0 {
                 let w = block * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                for &e in &by_rarest[w] {
+                for &(next, e) in &by_rarest[w] {
+                    let in_text = |x: u32| has[x as usize / 64] & (1 << (x % 64)) != 0;
                     let words = &self.entries[e as usize].words;
-                    if words.iter().all(|&x| has[x as usize / 64] & (1 << (x % 64)) != 0) {
+                    if in_text(next) && words.iter().all(|&x| in_text(x)) {
                         out.push((words[0], e));
                     }
                 }
