@@ -118,25 +118,28 @@ struct MapFile {
 
 #[derive(Deserialize)]
 struct MapEntry {
-    text: String,
+    key: String,
     findings: Vec<String>,
 }
 
-/// Which findings each "No ..." phrase denies, keyed by the phrase lower-cased with single
-/// spaces.
+/// Which findings each "No ..." phrase denies, keyed by `phrase_key` (the map file holds only
+/// the keys, so the dev set's wording is not copied into the repository).
 pub fn load_absent_map(path: &Path, kb: &KnowledgeBase) -> Result<HashMap<String, Vec<usize>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: MapFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = HashMap::new();
     for e in file.phrase {
         let ids = e.findings.iter().map(|f| kb.finding_idx(f).ok_or_else(|| format!("{}: unknown finding '{f}'", path.display()))).collect::<Result<Vec<_>, _>>()?;
-        out.insert(phrase_key(&e.text), ids);
+        out.insert(e.key, ids);
     }
     Ok(out)
 }
 
-fn phrase_key(p: &str) -> String {
-    p.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
+/// A phrase's key: 64-bit FNV-1a of the phrase lower-cased with single spaces, in hex.
+pub fn phrase_key(p: &str) -> String {
+    let norm = p.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    let hash = norm.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{hash:016x}")
 }
 
 /// How the negatives were read.
@@ -231,4 +234,17 @@ pub fn dev_markdown(scores: &[DevScore], absent: &AbsentScore) -> String {
         absent.unmapped
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phrase_keys_ignore_case_and_spacing() {
+        // The value the map file was written with (FNV-1a of "no fever").
+        assert_eq!(phrase_key("No  Fever"), "db82f9adf04c1cc0");
+        assert_eq!(phrase_key("no fever"), phrase_key(" NO fever "));
+        assert_ne!(phrase_key("no fever"), phrase_key("no fevers"));
+    }
 }

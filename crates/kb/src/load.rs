@@ -66,7 +66,28 @@ struct RawFinding {
     #[serde(default)]
     variants: Vec<String>,
     #[serde(default)]
+    implies: Vec<String>,
+    #[serde(default)]
+    negatives: Vec<String>,
+    #[serde(default)]
     vital: Option<VitalThreshold>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SynonymsFile {
+    #[serde(default)]
+    synonym: Vec<RawSynonym>,
+}
+
+/// Phrases an open vocabulary gives for one of our findings (`kb/synonyms/*.toml`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSynonym {
+    finding: String,
+    /// The vocabulary's term the phrases come from ("HP:0002315", "SYMP:0000504").
+    term: String,
+    phrases: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +296,8 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
 
     // Findings.
     let mut findings: Vec<Finding> = Vec::new();
+    // (file, finding, the ids it implies), resolved once every finding is known.
+    let mut implies: Vec<(String, usize, Vec<String>)> = Vec::new();
     let mut finding_index: HashMap<String, usize> = HashMap::new();
     let mut finding_file: Vec<String> = Vec::new();
     let mut phrase_owner: HashMap<String, String> = HashMap::new();
@@ -302,6 +325,17 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                     }
                 }
             }
+            check_phrases(&file, &f.id, "negatives", &f.negatives, 0, &mut issues);
+            for p in &f.negatives {
+                let key = textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ");
+                if let Some(owner) = phrase_owner.get(&key) {
+                    issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' is also a phrase of '{owner}'"));
+                } else if key.split(' ').next().is_some_and(|w| matches!(w, "no" | "not" | "never" | "without" | "nil")) {
+                    issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' starts with a negation (say what is there: 'afebrile', 'eating normally')"));
+                } else {
+                    phrase_owner.insert(key, format!("{} (negatives)", f.id));
+                }
+            }
             if let Some(v) = &f.vital
                 && v.above.is_none() == v.below.is_none()
             {
@@ -309,6 +343,9 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             }
             finding_index.insert(f.id.clone(), findings.len());
             finding_file.push(file.clone());
+            if !f.implies.is_empty() {
+                implies.push((file.clone(), findings.len(), f.implies));
+            }
             findings.push(Finding {
                 id: f.id,
                 name: f.name,
@@ -318,6 +355,9 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 clinical: f.clinical,
                 lay: f.lay,
                 variants: f.variants,
+                synonyms: Vec::new(),
+                implies: Vec::new(),
+                negatives: f.negatives,
                 vital: f.vital,
             });
         }
@@ -339,6 +379,42 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
         }
         out
     };
+
+    // Synonyms from open vocabularies (optional folder): more phrases for the reader.
+    if dir.join("synonyms").is_dir() {
+        for (file, parsed) in parse_section::<SynonymsFile>(dir, "synonyms", &mut issues, &mut hasher)? {
+            for syn in parsed.synonym {
+                let Some(&i) = finding_index.get(&syn.finding) else {
+                    issues.push(&file, Some(&syn.term), Some("finding"), format!("unknown finding '{}'", syn.finding));
+                    continue;
+                };
+                if syn.term.trim().is_empty() {
+                    issues.push(&file, Some(&syn.finding), Some("term"), "name the vocabulary's term");
+                }
+                check_phrases(&file, &syn.finding, "phrases", &syn.phrases, 1, &mut issues);
+                for p in &syn.phrases {
+                    let key = textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ");
+                    match phrase_owner.get(&key) {
+                        Some(owner) if owner != &syn.finding => issues.push(&file, Some(&syn.finding), Some("phrases"), format!("phrase '{p}' is also a phrase of '{owner}'")),
+                        Some(_) => {}
+                        None => {
+                            phrase_owner.insert(key, syn.finding.clone());
+                            findings[i].synonyms.push(p.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    for (file, i, ids) in implies {
+        let id = findings[i].id.clone();
+        let resolved = resolve(&ids, &file, &id, "implies", &mut issues);
+        if resolved.contains(&i) {
+            issues.push(&file, Some(&id), Some("implies"), "a finding cannot imply itself");
+        }
+        findings[i].implies = resolved;
+    }
 
     // Conditions.
     let mut conditions: Vec<Condition> = Vec::new();
@@ -571,11 +647,13 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
     let entries = findings
         .iter()
         .map(|f| reading::FindingEntry {
-            phrases: f.clinical.iter().chain(&f.lay).chain(&f.variants).cloned().collect(),
+            phrases: f.clinical.iter().chain(&f.lay).chain(&f.variants).chain(&f.synonyms).cloned().collect(),
             red_flag: f.red_flag,
             risk_factor: f.kind == FindingKind::RiskFactor,
             family_history: f.id.starts_with("family_history"),
             vital: f.vital.map(|v| (v.sign, v.above, v.below)),
+            implies: f.implies.iter().map(|&p| p as u32).collect(),
+            negatives: f.negatives.clone(),
         })
         .collect();
     let reader = reading::Reader::new(entries, vectors.as_ref());

@@ -67,6 +67,14 @@ pub struct Finding {
     /// More ways people and notes say it: read by the reader, not written by the generator
     /// (whose text the committed models were trained on).
     pub variants: Vec<String>,
+    /// Phrases from open vocabularies (`kb/synonyms/`), read by the reader like `variants`.
+    pub synonyms: Vec<String>,
+    /// Broader findings this one entails (indices into `findings`): a thunderclap headache is
+    /// a headache. The reader reads them wherever it reads this one.
+    pub implies: Vec<usize>,
+    /// Phrases that say the finding is absent without a negation: "afebrile", "eating
+    /// normally". Read by the reader only, as the finding absent.
+    pub negatives: Vec<String>,
     pub vital: Option<VitalThreshold>,
 }
 

@@ -112,3 +112,54 @@ fn every_finding_read_has_its_span_in_the_text() {
         assert!((0.0..=1.0).contains(&f.confidence));
     }
 }
+
+#[test]
+fn a_finding_brings_what_it_implies_but_its_denial_does_not() {
+    let has = |text: &str, id: &str| present(text).contains(&id.to_string());
+    assert!(has("worst headache of my life", "headache"));
+    assert!(has("coughing up green phlegm", "cough"), "{:?}", present("coughing up green phlegm"));
+    assert!(!absent("no thunderclap headache").contains(&"headache".to_string()));
+    assert!(!present("no thunderclap headache").contains(&"headache".to_string()));
+    // Said of a relative, the implied finding is the relative's too.
+    assert!(!has("my dad had the worst headache of his life", "headache"));
+}
+
+#[test]
+fn a_property_said_with_a_verb_is_read() {
+    let t = "my neck is really stiff";
+    assert!(present(t).contains(&"neck_stiffness".to_string()), "{:?}", present(t));
+    let t = "my neck isnt stiff";
+    assert!(absent(t).contains(&"neck_stiffness".to_string()), "{:?}", absent(t));
+}
+
+#[test]
+fn a_negative_phrase_reads_its_finding_absent_unless_it_is_denied() {
+    let t = "afebrile, drinking ok and eating normally";
+    for id in ["fever", "reduced_fluid_intake", "loss_of_appetite"] {
+        assert!(absent(t).contains(&id.to_string()), "{id}: {:?}", absent(t));
+    }
+    assert!(present(t).is_empty(), "{:?}", present(t));
+    // Denied or hedged, a negative phrase says nothing.
+    let t = "on arrival she was not afebrile";
+    assert!(!absent(t).contains(&"fever".to_string()), "{:?}", absent(t));
+    assert!(absent("maybe eating normally").is_empty());
+}
+
+#[test]
+fn a_red_flag_inside_a_longer_benign_phrase_is_not_read() {
+    for t in ["my wife says i stop breathing at night", "i sometimes stop breathing for a few seconds then snort"] {
+        assert!(!present(t).contains(&"not_breathing".to_string()), "{t}: {:?}", present(t));
+        assert!(present(t).contains(&"witnessed_apnoea".to_string()), "{t}: {:?}", present(t));
+        assert!(rules(t, 50.0).is_empty(), "{t}: {:?}", rules(t, 50.0));
+    }
+    assert!(present("he has stopped breathing").contains(&"not_breathing".to_string()));
+}
+
+#[test]
+fn a_phrase_led_by_a_negation_word_is_read_as_said() {
+    for (t, id) in [("my baby is not breathing", "not_breathing"), ("no cough, not breathing", "not_breathing"), ("he has no appetite", "loss_of_appetite"), ("absent foot pulses", "absent_foot_pulses")] {
+        assert!(present(t).contains(&id.to_string()), "{t}: {:?}", present(t));
+    }
+    assert!(absent("no cough, not breathing").contains(&"cough".to_string()));
+    assert!(rules("my baby is not breathing", 0.5).iter().any(|r| r.contains("breath")), "{:?}", rules("my baby is not breathing", 0.5));
+}

@@ -83,7 +83,7 @@ fn is_terminator(w: &str) -> bool {
             | "who" | "has" | "have" | "had" | "is" | "was" | "are" | "reports" | "reported" | "complains"
             | "presents" | "presented" | "admits" | "feels" | "feeling" | "got" | "getting" | "developed"
             | "now" | "also" | "still" | "then" | "so" | "just" | "only" | "today" | "tonight" | "since"
-            | "because" | "cause" | "cos" | "plus" | "did"
+            | "because" | "cause" | "cos" | "plus" | "did" | "shes" | "hes" | "its" | "im" | "ive" | "theyre" | "thats"
     )
 }
 
@@ -115,11 +115,19 @@ fn marker(text: &str, t: &Token) -> u8 {
 /// offsets point into it); `patient_relative` is the relative the text is about, if the text
 /// is about one ("my mum is 72 and ..."), whose findings are the patient's own.
 pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
+    contexts_except(text, tokens, &[])
+}
+
+/// As [`contexts`], with the tokens in `plain` read as ordinary words, not triggers: the
+/// first word of a phrase that starts with one ("not breathing", "no appetite", "absent
+/// pulses") belongs to the phrase and opens no scope.
+pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<TokenContext> {
     let n = tokens.len();
     let mut out = vec![TokenContext::default(); n];
     let patient = patient_relative(tokens);
     let (mut neg, mut unc, mut hyp, mut fam, mut past) = (0u8, 0u8, 0u8, 0u8, 0u8);
-    let mut since_break = 0usize;
+    // Words since the last clause mark or negation trigger: a short list item after it.
+    let mut since_item = 0usize;
     for i in 0..n {
         let t = &tokens[i];
         let w = t.text.as_str();
@@ -128,7 +136,7 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
                 // "Denies: fever, cough" and "FHx: ..." keep their scope over a colon.
                 b':' => {}
                 // A comma inside a short list keeps a negation ("no fever, cough or rash").
-                b',' if since_break <= 4 => {
+                b',' if since_item <= 3 => {
                     neg = neg.min(NEG_SCOPE).saturating_add(if neg > 0 { 3 } else { 0 }).min(NEG_SCOPE);
                     unc = 0;
                 }
@@ -149,15 +157,36 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
                 }
                 _ => (neg, unc, hyp, fam, past) = (0, 0, 0, 0, 0),
             }
-            since_break = 0;
+            since_item = 0;
             continue;
         }
-        since_break += 1;
+        since_item += 1;
         let next = tokens.get(i + 1).map_or("", |t| t.text.as_str());
         let prev = if i > 0 { tokens[i - 1].text.as_str() } else { "" };
         // A query mark written straight before a word ("?UTI") hedges it.
         if t.start > 0 && text.as_bytes().get(t.start as usize - 1) == Some(&b'?') {
             out[i].uncertain = true;
+        }
+        if plain.contains(&i) {
+            // A negation that leads a phrase ends the scope before it: in "no cough, not
+            // eating", not eating is said, not denied.
+            if is_negation(w) {
+                neg = 0;
+            }
+            out[i] = TokenContext {
+                negated: out[i].negated || neg > 0,
+                uncertain: out[i].uncertain || unc > 0,
+                family: fam > 0,
+                hypothetical: hyp > 0,
+                past: out[i].past || past > 0,
+                trigger: false,
+            };
+            neg = neg.saturating_sub(1);
+            unc = unc.saturating_sub(1);
+            hyp = hyp.saturating_sub(1);
+            fam = fam.saturating_sub(1);
+            past = past.saturating_sub(1);
+            continue;
         }
         // Post-triggers reach back over the few words before them in the clause.
         let post = match (w, next) {
@@ -186,6 +215,7 @@ pub fn contexts(text: &str, tokens: &[Token]) -> Vec<TokenContext> {
         if negation && !pseudo(tokens, i) {
             neg = if w == "non" { 1 } else { NEG_SCOPE };
             trigger = true;
+            since_item = 0;
         } else if negation && matches!(next, "sure" | "certain" | "clear") {
             unc = UNC_SCOPE;
             trigger = true;
@@ -283,6 +313,8 @@ mod tests {
         assert_eq!(flagged("I havent had any thoughts of ending my life", |c| c.negated), ["had", "any", "thoughts", "of", "ending", "my"]);
         assert_eq!(flagged("No vomiting. The headache is terrible", |c| c.negated), ["vomiting"]);
         assert_eq!(flagged("Denies: fever, cough", |c| c.negated), ["fever", "cough"]);
+        // A list counts from its negation, however long the clause before it.
+        assert_eq!(flagged("She tells me there is no hearing loss, tinnitus or headache", |c| c.negated), ["hearing", "loss", "tinnitus", "or", "headache"]);
     }
 
     #[test]

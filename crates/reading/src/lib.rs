@@ -21,7 +21,7 @@ mod semantic;
 mod vectors;
 mod vitals;
 
-pub use context::{TokenContext, contexts};
+pub use context::{TokenContext, contexts, contexts_except};
 pub use fold::{fold_light, fold_word};
 pub use phrases::{PhraseHit, PhraseIndex, Via, WordIds};
 pub use reader::{Assertion, FindingEntry, Polarity, ReadFinding, Reader, Reading, Subject, Time};

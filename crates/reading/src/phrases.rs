@@ -50,6 +50,42 @@ fn is_filler(w: &str) -> bool {
     )
 }
 
+fn is_conjunction(w: &str) -> bool {
+    matches!(w, "or" | "and" | "nor")
+}
+
+/// Verbs that join a thing to what it is like: "my neck is stiff", "chest feels tight".
+fn is_copula(w: &str) -> bool {
+    matches!(
+        w,
+        "is" | "was" | "are" | "were" | "been" | "be" | "feels" | "feel" | "felt" | "feeling" | "looks" | "look" | "looked" | "looking" | "seems" | "seem" | "seemed" | "gets" | "get" | "got" | "getting" | "went" | "gone" | "goes" | "turned" | "became" | "become" | "becoming" | "isnt" | "wasnt" | "arent" | "werent"
+    )
+}
+
+/// Words that may stand between a copula and what it says: "is really quite stiff".
+fn is_degree(w: &str) -> bool {
+    matches!(
+        w,
+        "very" | "really" | "so" | "quite" | "super" | "extremely" | "incredibly" | "a" | "bit" | "little" | "all" | "still" | "now" | "also" | "more" | "too" | "pretty" | "has" | "have" | "had" | "not" | "doesnt" | "dont" | "didnt" | "hasnt" | "havent" | "never" | "always" | "constantly" | "properly" | "kind" | "of" | "kinda" | "abit"
+    )
+}
+
+/// Where the first word must stand in "is (really) stiff" after token `j`: past at most four
+/// words, at least one a copula, the rest degree words.
+fn predicate_end(raw: &[&str], mut j: usize) -> Option<usize> {
+    let mut copula = false;
+    for _ in 0..4 {
+        let w = *raw.get(j)?;
+        if is_copula(w) {
+            copula = true;
+        } else if !is_degree(w) {
+            break;
+        }
+        j += 1;
+    }
+    copula.then_some(j)
+}
+
 /// Words a gap may not hold: clause ends and words that join or change what follows. A
 /// negation in a gap ("speech isnt slurred") is allowed: the reader reads the finding absent.
 fn blocks_gap(w: &str) -> bool {
@@ -274,19 +310,49 @@ impl PhraseIndex {
                     out.push(PhraseHit { finding: e.finding, start: i, end, via, head: i });
                 }
             }
-            // "pain in my lower back": the second word, a connector, up to three fillers, the
-            // first word (the first of these tokens that is it). The connector and fillers are
-            // the text's, the same for every phrase ending with this word: read them once.
+            // "swollen and painful knee": the word after the list goes with each word in it.
+            if i + 3 < n && is_conjunction(raw[i + 1]) && ids[i + 2].is_some() {
+                for &e in &self.by_first[first as usize] {
+                    let e = &self.entries[e as usize];
+                    if e.words.len() == 2 && ids[i + 3] == Some(e.words[1]) {
+                        out.push(PhraseHit { finding: e.finding, start: i, end: i + 4, via: Via::Variant, head: i });
+                    }
+                }
+            }
+            // "ear pain or discharge": the first word of "ear pain" also goes with the word
+            // after the conjunction, so "ear discharge" is said too.
+            if i >= 3 && is_conjunction(raw[i - 1]) && ids[i - 2].is_some() {
+                for &(head, finding) in &self.by_second[first as usize] {
+                    if ids[i - 3] == Some(head) && ids[i - 2] != Some(first) {
+                        out.push(PhraseHit { finding, start: i - 3, end: i + 1, via: Via::Variant, head: i - 3 });
+                    }
+                }
+            }
+            // A two-word phrase turned round: the second word, then what stands after it, then
+            // the first word. What stands after it is the text's, the same for every phrase
+            // ending with this word: read it once.
             let turned = &self.by_second[first as usize];
-            if turned.is_empty() || i + 1 >= n || !is_connector(raw[i + 1]) {
+            if turned.is_empty() {
                 continue;
             }
-            let from = i + 2;
-            let fillers = raw[from..].iter().take(3).take_while(|w| is_filler(w)).count();
-            let tail = &ids[from..(from + fillers + 1).min(n)];
-            for &(head, finding) in turned {
-                if let Some(k) = tail.iter().position(|&id| id == Some(head)) {
-                    out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i });
+            if i + 1 < n && is_connector(raw[i + 1]) {
+                // "pain in my lower back": a connector, up to three fillers, the first word (the
+                // first of these tokens that is it).
+                let from = i + 2;
+                let fillers = raw[from..].iter().take(3).take_while(|w| is_filler(w)).count();
+                let tail = &ids[from..(from + fillers + 1).min(n)];
+                for &(head, finding) in turned {
+                    if let Some(k) = tail.iter().position(|&id| id == Some(head)) {
+                        out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i });
+                    }
+                }
+            } else if let Some(at) = predicate_end(raw, i + 1) {
+                // "my neck is really stiff", "pain wasnt severe" (a negation in the span makes
+                // the reader read it absent).
+                for &(head, finding) in turned {
+                    if ids.get(at) == Some(&Some(head)) {
+                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i });
+                    }
                 }
             }
         }
@@ -338,6 +404,11 @@ mod tests {
         p.insert("chest pain", 2);
         p.insert("vomiting", 3);
         p.insert("spotting", 4);
+        p.insert("stiff neck", 5);
+        p.insert("ear pain", 6);
+        p.insert("ear discharge", 7);
+        p.insert("swollen knee", 8);
+        p.insert("painful knee", 9);
         p
     }
 
@@ -367,13 +438,31 @@ mod tests {
     }
 
     #[test]
+    fn a_word_shared_by_two_phrases_in_a_list() {
+        assert_eq!(found("ear pain or discharge"), [(6, Via::Phrase), (7, Via::Variant)]);
+        assert_eq!(found("ear pain and discharge"), [(6, Via::Phrase), (7, Via::Variant)]);
+        assert_eq!(found("ear pain, then discharge"), [(6, Via::Phrase)]);
+        assert_eq!(found("swollen and painful knee"), [(8, Via::Variant), (9, Via::Phrase)]);
+    }
+
+    #[test]
+    fn said_of_with_a_copula() {
+        assert_eq!(found("my neck is really stiff"), [(5, Via::Variant)]);
+        assert_eq!(found("neck feels a bit stiff"), [(5, Via::Variant)]);
+        assert_eq!(found("neck isnt stiff"), [(5, Via::Variant)]);
+        assert!(found("neck and stiff").is_empty());
+        assert!(found("neck is very very very very stiff").is_empty());
+        assert!(found("neck really stiff").is_empty());
+    }
+
+    #[test]
     fn phrases_inserted_after_a_reading_are_found() {
         let mut p = index();
         let tokens = tokenize("sore throat and chest pain");
         let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(p.find(&p.word_ids(&raw), &raw).len(), 1);
-        p.insert("sore throat", 5);
+        p.insert("sore throat", 10);
         let hits: Vec<u32> = p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
-        assert_eq!(hits, [5, 2]);
+        assert_eq!(hits, [10, 2]);
     }
 }

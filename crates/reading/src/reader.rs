@@ -1,7 +1,7 @@
 //! The reader: phrases (exact and variant) and, when word vectors are loaded, the semantic
 //! layer, each mention asserted by its context, gathered into one reading per request.
 
-use crate::context::{TokenContext, contexts};
+use crate::context::{TokenContext, contexts, contexts_except};
 use crate::phrases::{PhraseHit, PhraseIndex, Via};
 use crate::semantic::SemanticIndex;
 use crate::vectors::WordVectors;
@@ -24,6 +24,13 @@ pub struct FindingEntry {
     /// The vital sign and threshold that shows it (above, below), read from measurements
     /// written in the text.
     pub vital: Option<(domain::VitalSign, Option<f32>, Option<f32>)>,
+    /// Broader findings this one entails (entry numbers): a thunderclap headache is a
+    /// headache. A mention of this finding is also a mention of them, with the same assertion
+    /// unless it is denied (no thunderclap headache says nothing of headache).
+    pub implies: Vec<u32>,
+    /// Phrases that say the finding is absent without a negation ("afebrile", "eating
+    /// normally"). Read as the finding absent when asserted; denied or hedged, as nothing.
+    pub negatives: Vec<String>,
 }
 
 /// Present, absent or hedged.
@@ -137,6 +144,8 @@ pub struct Reader {
     /// The entries shown by a vital sign, in entry order: a measurement is checked against
     /// these alone.
     with_vital: Vec<u32>,
+    /// Per entry: every finding it implies (the closure of `FindingEntry::implies`).
+    implied: Vec<Vec<u32>>,
     semantic: Option<SemanticIndex>,
 }
 
@@ -154,11 +163,16 @@ impl Reader {
             for p in &e.phrases {
                 phrases.insert(p, i as u32);
             }
+            // A negative phrase is entered as a finding number past the entries.
+            for p in &e.negatives {
+                phrases.insert(p, (entries.len() + i) as u32);
+            }
         }
         phrases.prepare();
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
         let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
-        Reader { phrases, entries, with_vital, semantic }
+        let implied = implied_closure(&entries);
+        Reader { phrases, entries, with_vital, implied, semantic }
     }
 
     pub fn has_semantic(&self) -> bool {
@@ -176,7 +190,7 @@ impl Reader {
 
     /// The phrase layer alone (no semantic layer), for comparison.
     pub fn without_semantic(&self) -> Reader {
-        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), with_vital: self.with_vital.clone(), semantic: None }
+        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), with_vital: self.with_vital.clone(), implied: self.implied.clone(), semantic: None }
     }
 
     /// Reads `tokens` (of `text`, whose byte offsets they carry).
@@ -190,13 +204,26 @@ impl Reader {
             Some(sem) => sem.word_ids(&self.phrases, &raw),
             None => self.phrases.word_ids(&raw),
         };
-        let mut hits: Vec<(PhraseHit, f32)> = self
-            .phrases
-            .find(&ids, &raw)
+        let found = self.phrases.find(&ids, &raw);
+        // A phrase that starts with a trigger word ("not breathing", "no appetite", "absent
+        // pulses") says its finding is there: its first word is the phrase's, not a trigger.
+        // Read with its word as an ordinary one, the scope it opened ends with the phrase ("not
+        // breathing, lips blue"); a mention inside the phrase keeps the first reading ("non
+        // productive cough" denies a productive cough).
+        let led: Vec<(usize, usize)> = found.iter().filter(|h| ctx[h.head].trigger).map(|h| (h.start, h.end)).collect();
+        let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
+        let ctx_of = |h: &PhraseHit| -> &[TokenContext] {
+            match &outer {
+                Some(o) if !led.iter().any(|&(s, e)| s < h.start && h.end <= e) => o,
+                _ => &ctx,
+            }
+        };
+        let mut hits: Vec<(PhraseHit, f32)> = found
             .into_iter()
-            .filter(|h| !ctx[h.head].trigger)
+            .filter(|h| !ctx_of(h)[h.head].trigger)
             // A red-flag finding is never read through a substitute word.
-            .filter(|h| h.via != Via::Semantic || !self.entries[h.finding as usize].red_flag)
+            // (Nor a negative phrase.)
+            .filter(|h| h.via != Via::Semantic || self.entries.get(h.finding as usize).is_some_and(|e| !e.red_flag))
             .map(|h| {
                 let c = match h.via {
                     Via::Phrase => PHRASE_CONFIDENCE,
@@ -219,15 +246,45 @@ impl Reader {
                 }
             }
         }
-        self.gather(tokens, &ctx, hits)
+        let hits = self.drop_covered(hits);
+        self.gather(tokens, ctx_of, hits)
+    }
+
+    /// Drops a mention that lies inside a longer mention of another finding when that one
+    /// explains it: a finding it implies ("no thunderclap headache" denies no headache), a
+    /// semantic guess inside an exact phrase ("black poo" is not pale stools), or a red flag
+    /// inside the exact phrase of a finding that is not one ("stops breathing at night" is
+    /// sleep apnoea, not a respiratory arrest).
+    fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>) -> Vec<(PhraseHit, f32)> {
+        let red = |f: u32| self.entries.get(f as usize).is_some_and(|e| e.red_flag);
+        let covered = |h: &PhraseHit| {
+            hits.iter().any(|(g, _)| {
+                let longer = g.end - g.start > h.end - h.start;
+                g.finding != h.finding
+                    && g.start <= h.start
+                    && h.end <= g.end
+                    && ((longer && self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
+                        || (h.via == Via::Semantic && g.via != Via::Semantic)
+                        || (longer && g.via == Via::Phrase && red(h.finding) && !red(g.finding) && (g.finding as usize) < self.entries.len()))
+            })
+        };
+        let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h)).collect();
+        hits.into_iter().zip(keep).filter_map(|(h, k)| k.then_some(h)).collect()
     }
 
     /// One entry per finding: present if any mention of the patient's asserts it now (the
     /// safer reading when a text says both), else absent, else hedged, else the mention's own
     /// (family, past or hypothetical), which counts for neither.
-    fn gather(&self, tokens: &[Token], ctx: &[TokenContext], hits: Vec<(PhraseHit, f32)>) -> Reading {
+    fn gather<'c>(&self, tokens: &[Token], ctx_of: impl Fn(&PhraseHit) -> &'c [TokenContext], hits: Vec<(PhraseHit, f32)>) -> Reading {
         let mut out: Vec<ReadFinding> = Vec::with_capacity(hits.len());
-        for (h, confidence) in hits {
+        let mut implied: Vec<ReadFinding> = Vec::new();
+        let n = self.entries.len() as u32;
+        for (mut h, confidence) in hits {
+            let negative = h.finding >= n;
+            if negative {
+                h.finding -= n;
+            }
+            let ctx = ctx_of(&h);
             let mut assertion = Assertion::of(&ctx[h.head]);
             // A pseudo-negation opens no scope ("no change in the pain"), but a phrase that
             // starts straight after it is denied all the same ("no change in bowel habit").
@@ -236,6 +293,13 @@ impl Reader {
             }
             // A negation inside a variant's span denies it ("speech isnt slurred").
             if h.via == Via::Variant && (h.start..h.end).any(|j| is_negation_word(&tokens[j].text)) {
+                assertion.polarity = Polarity::Absent;
+            }
+            // "Afebrile" says no fever; "not afebrile" or "maybe afebrile" says nothing.
+            if negative {
+                if assertion.polarity != Polarity::Present {
+                    continue;
+                }
                 assertion.polarity = Polarity::Absent;
             }
             let entry = &self.entries[h.finding as usize];
@@ -254,18 +318,47 @@ impl Reader {
                 end: tokens[h.end - 1].end,
                 via: h.via,
             };
-            match out.iter_mut().find(|o| o.finding == f.finding) {
-                Some(o) => {
-                    if rank(&f) < rank(o) || (rank(&f) == rank(o) && f.confidence > o.confidence) {
-                        *o = f;
-                    }
-                }
-                None => out.push(f),
+            if f.assertion.polarity != Polarity::Absent {
+                implied.extend(self.implied[f.finding as usize].iter().map(|&p| ReadFinding { finding: p, ..f }));
             }
+            merge(&mut out, f);
+        }
+        for f in implied {
+            merge(&mut out, f);
         }
         out.sort_by_key(|f| f.start);
         Reading { findings: out }
     }
+}
+
+/// Adds a mention to the reading, or keeps the better of it and the finding's earlier one.
+fn merge(out: &mut Vec<ReadFinding>, f: ReadFinding) {
+    match out.iter_mut().find(|o| o.finding == f.finding) {
+        Some(o) => {
+            if rank(&f) < rank(o) || (rank(&f) == rank(o) && f.confidence > o.confidence) {
+                *o = f;
+            }
+        }
+        None => out.push(f),
+    }
+}
+
+/// Every finding each entry implies, directly or through another (a green sputum is a
+/// productive cough, which is a cough).
+fn implied_closure(entries: &[FindingEntry]) -> Vec<Vec<u32>> {
+    (0..entries.len())
+        .map(|i| {
+            let mut all: Vec<u32> = Vec::new();
+            let mut todo: Vec<u32> = entries[i].implies.clone();
+            while let Some(p) = todo.pop() {
+                if p as usize != i && !all.contains(&p) {
+                    all.push(p);
+                    todo.extend(entries[p as usize].implies.iter().copied());
+                }
+            }
+            all
+        })
+        .collect()
 }
 
 fn is_negation_word(w: &str) -> bool {
