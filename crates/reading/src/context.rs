@@ -211,11 +211,12 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             fam = 0;
         }
         let mut trigger = false;
-        if is_negation(w) && !pseudo(tokens, i) {
+        let negation = is_negation(w);
+        if negation && !pseudo(tokens, i) {
             neg = if w == "non" { 1 } else { NEG_SCOPE };
             trigger = true;
             since_item = 0;
-        } else if is_negation(w) && matches!(next, "change" | "changes") && !matches!(tokens.get(i + 3).map(|t| t.text.as_str()), Some("the" | "my" | "his" | "her" | "their" | "your")) {
+        } else if negation && matches!(next, "change" | "changes") && !matches!(tokens.get(i + 3).map(|t| t.text.as_str()), Some("the" | "my" | "his" | "her" | "their" | "your")) {
             // "No change in bowel habit" denies a change in bowel habit, but "no change in urine
             // colour or smell" says nothing of what follows either way. (With "the" or "my",
             // "no change in the back pain", the pain is there: a plain pseudo-negation.)
@@ -224,7 +225,7 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             }
             unc = UNC_SCOPE + 1;
             trigger = true;
-        } else if is_negation(w) && matches!(next, "sure" | "certain" | "clear") {
+        } else if negation && matches!(next, "sure" | "certain" | "clear") {
             unc = UNC_SCOPE;
             trigger = true;
         } else if w == "free" && next == "of" || w == "negative" && next == "for" {

@@ -3,9 +3,11 @@
 //! "diarrhea". Applied to the knowledge base's phrases and to the text alike, so both sides
 //! fold the same way; it only has to be consistent, not linguistically exact.
 
+use std::borrow::Cow;
+
 /// Folds one normalised (lower-case) word: spelling, then the suffix stripper.
 pub fn fold_word(word: &str) -> String {
-    let mut w = spelling(word);
+    let mut w = spelling(word).into_owned();
     stem(&mut w);
     w
 }
@@ -14,21 +16,40 @@ pub fn fold_word(word: &str) -> String {
 /// "rash", "spots" does not meet "spotting"). A phrase of one word is matched on this, since
 /// stemming one word alone collides too often ("spotting", "tearing", "fits").
 pub fn fold_light(word: &str) -> String {
-    let mut w = spelling(word);
+    light(&spelling(word)).to_string()
+}
+
+/// Both folds of a word at once, into `stem` (cleared first) and as the light fold, a slice of
+/// the spelled word: the reader folds every word of every request, and this spells it once and
+/// allocates nothing for the usual word, which spelling leaves as it is.
+pub(crate) fn fold_both<'a>(word: &'a str, stemmed: &mut String) -> Cow<'a, str> {
+    let spelled = spelling(word);
+    stemmed.clear();
+    stemmed.push_str(&spelled);
+    stem(stemmed);
+    spelled
+}
+
+/// The light suffix stripper on a word already spelled (see [`fold_light`]).
+pub(crate) fn light(w: &str) -> &str {
+    let mut w = w;
     if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        w.pop();
+        w = &w[..w.len() - 1];
     }
     if w.len() > 3 && w.ends_with('e') {
-        w.pop();
+        w = &w[..w.len() - 1];
     }
     w
 }
 
 /// British spellings of medical words in their American form (haem- -> hem-, oe- -> e-,
-/// -oea -> -ea, paed- -> ped-, faec- -> fec-, -our -> -or).
-fn spelling(word: &str) -> String {
-    if !word.contains("ae") && !word.contains("oe") && !word.ends_with("our") {
-        return word.to_string();
+/// -oea -> -ea, paed- -> ped-, faec- -> fec-, -our -> -or). Most words have none: they come
+/// back borrowed.
+fn spelling(word: &str) -> Cow<'_, str> {
+    // Every rule needs an "ae" or "oe" somewhere, or a final "our": one pass over the bytes.
+    let british = word.as_bytes().windows(2).any(|p| p[1] == b'e' && matches!(p[0], b'a' | b'o'));
+    if !british && !word.ends_with("our") {
+        return Cow::Borrowed(word);
     }
     let mut w = word.replace("aem", "em").replace("oea", "ea");
     for (uk, us) in [("oede", "ede"), ("oeso", "eso"), ("oest", "est"), ("paed", "ped"), ("faec", "fec"), ("foet", "fet"), ("coel", "cel"), ("anaes", "anes")] {
@@ -40,7 +61,7 @@ fn spelling(word: &str) -> String {
         w.truncate(w.len() - 2);
         w.push('r');
     }
-    w
+    Cow::Owned(w)
 }
 
 fn is_vowel(b: u8) -> bool {
@@ -112,7 +133,7 @@ fn stem(w: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use super::fold_word;
+    use super::{fold_both, fold_light, fold_word, light};
 
     fn same(a: &str, b: &str) {
         assert_eq!(fold_word(a), fold_word(b), "{a} / {b}");
@@ -172,5 +193,15 @@ mod tests {
         }
         assert_eq!(fold_word("no"), "no");
         assert_eq!(fold_word("38"), "38");
+    }
+
+    #[test]
+    fn both_folds_at_once_are_the_two_folds() {
+        let mut stemmed = String::new();
+        for w in ["vomiting", "rashes", "diarrhoea", "haemorrhoids", "tumours", "oedematous", "spots", "fits", "bruise", "us", "no", "38"] {
+            let spelled = fold_both(w, &mut stemmed);
+            assert_eq!(stemmed, fold_word(w), "{w}");
+            assert_eq!(light(&spelled), fold_light(w), "{w}");
+        }
     }
 }

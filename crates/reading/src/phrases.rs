@@ -2,9 +2,15 @@
 //! with a few words between its words ("coughing up thick phlegm" for "coughing up phlegm"), or
 //! as a two-word phrase turned round ("pain in my lower back" for "back pain").
 
-use crate::fold::{fold_light, fold_word};
+use crate::fold::{fold_both, fold_light, fold_word, light};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use textfeat::tokenize;
+
+/// Word -> number. Every word of every request is looked up here, and SipHash (the standard
+/// map's) was a tenth of a reading; foldhash is seeded too, and several times quicker on short
+/// words.
+pub(crate) type WordMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
 /// How a phrase was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -64,9 +70,9 @@ fn is_degree(w: &str) -> bool {
     )
 }
 
-/// The end of "is (really) stiff" after token `j`: at most four words, at least one a copula,
-/// the rest degree words, then `head`.
-fn predicate_after(ids: &[Option<u32>], raw: &[&str], mut j: usize, head: u32) -> Option<usize> {
+/// Where the first word must stand in "is (really) stiff" after token `j`: past at most four
+/// words, at least one a copula, the rest degree words.
+fn predicate_end(raw: &[&str], mut j: usize) -> Option<usize> {
     let mut copula = false;
     for _ in 0..4 {
         let w = *raw.get(j)?;
@@ -77,7 +83,7 @@ fn predicate_after(ids: &[Option<u32>], raw: &[&str], mut j: usize, head: u32) -
         }
         j += 1;
     }
-    (copula && ids.get(j) == Some(&Some(head))).then_some(j + 1)
+    copula.then_some(j)
 }
 
 /// Words a gap may not hold: clause ends and words that join or change what follows. A
@@ -96,19 +102,34 @@ pub struct WordIds {
     pub alt: Vec<Option<u32>>,
 }
 
+/// A phrase in the index.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    finding: u32,
+    /// For a phrase of one word, its light word number.
+    light: Option<u32>,
+    words: Box<[u32]>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct PhraseIndex {
-    words: HashMap<String, u32>,
+    words: WordMap<u32>,
     /// Lightly folded words of the phrases of one word.
-    light: HashMap<String, u32>,
-    /// Per word number: phrases starting with it, as (word numbers, finding, the light word
-    /// number for a phrase of one word).
-    by_first: Vec<Vec<(Box<[u32]>, u32, Option<u32>)>>,
+    light: WordMap<u32>,
+    /// Every phrase, in the order inserted (the order they are tried in).
+    entries: Vec<Entry>,
+    /// Per word number: the phrases starting with it (indices into `entries`).
+    by_first: Vec<Vec<u32>>,
+    /// Per word number: the phrases whose rarest word it is, each phrase under one word, as
+    /// (its next rarest word, index). A text looks up only its own words here, and a phrase's
+    /// rarest words are the ones a text most often lacks: the text's first words would lead
+    /// to four times as many phrases ("pain" starts 272), and the next rarest word rejects
+    /// most of these without reading the phrase. Made on first use, once every phrase is in.
+    by_rarest: OnceLock<Vec<Vec<(u32, u32)>>>,
     /// Per word number: two-word phrases ending with it, as (first word, finding).
     by_second: Vec<Vec<(u32, u32)>>,
     /// Per word number: the first text form it was made from (for its word vector).
     forms: Vec<String>,
-    len: usize,
 }
 
 impl PhraseIndex {
@@ -153,35 +174,89 @@ impl PhraseIndex {
             let n = self.light.len() as u32;
             *self.light.entry(fold_light(&raw[0])).or_insert(n)
         });
-        let entry = (words.into_boxed_slice(), finding, light);
-        if !self.by_first[first as usize].contains(&entry) {
-            self.by_first[first as usize].push(entry);
-            self.len += 1;
+        let entry = Entry { finding, light, words: words.into_boxed_slice() };
+        if !self.by_first[first as usize].iter().any(|&e| self.entries[e as usize] == entry) {
+            self.by_first[first as usize].push(self.entries.len() as u32);
+            self.entries.push(entry);
+            self.by_rarest.take();
         }
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.entries.is_empty()
+    }
+
+    /// Makes the index of phrases by their rarest word now rather than on the first text read.
+    pub(crate) fn prepare(&self) {
+        self.by_rarest();
+    }
+
+    fn by_rarest(&self) -> &[Vec<(u32, u32)>] {
+        self.by_rarest.get_or_init(|| {
+            let mut phrases_with = vec![0u32; self.by_first.len()];
+            for e in &self.entries {
+                for &w in &e.words {
+                    phrases_with[w as usize] += 1;
+                }
+            }
+            let mut by_rarest = vec![Vec::new(); self.by_first.len()];
+            for (i, e) in self.entries.iter().enumerate() {
+                let mut words = e.words.to_vec();
+                words.sort_by_key(|&w| phrases_with[w as usize]);
+                if let Some(&rarest) = words.first() {
+                    let next = words.get(1).copied().unwrap_or(rarest);
+                    by_rarest[rarest as usize].push((next, i as u32));
+                }
+            }
+            by_rarest
+        })
+    }
+
+    /// The phrases all of whose words the text has (`has`, one bit per word number), as (first
+    /// word, index), sorted: by first word, then in the order inserted.
+    fn candidates(&self, has: &[u64]) -> Vec<(u32, u32)> {
+        let by_rarest = self.by_rarest();
+        let mut out = Vec::new();
+        for (block, &bits) in has.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let w = block * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                for &(next, e) in &by_rarest[w] {
+                    let in_text = |x: u32| has[x as usize / 64] & (1 << (x % 64)) != 0;
+                    let words = &self.entries[e as usize].words;
+                    if in_text(next) && words.iter().all(|&x| in_text(x)) {
+                        out.push((words[0], e));
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out
     }
 
     /// The word numbers of the text's words (`None` for words in no phrase).
     pub fn word_ids(&self, raw: &[&str]) -> WordIds {
         let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new() };
+        let mut stemmed = String::new();
         for w in raw {
-            if *w == "." {
-                ids.stem.push(None);
-                ids.light.push(None);
-                continue;
-            }
-            let stem = self.words.get(&fold_word(w)).copied();
-            ids.light.push(if stem.is_some() { self.light.get(&fold_light(w)).copied() } else { None });
+            let (stem, light) = if *w == "." { (None, None) } else { self.word_id(w, &mut stemmed) };
             ids.stem.push(stem);
+            ids.light.push(light);
         }
         ids
+    }
+
+    /// The stemmed and light word numbers of one word (not a clause end), the light one only
+    /// for a word in some phrase; `stemmed` is a buffer to fold into.
+    pub(crate) fn word_id(&self, w: &str, stemmed: &mut String) -> (Option<u32>, Option<u32>) {
+        let spelled = fold_both(w, stemmed);
+        let stem = self.words.get(stemmed.as_str()).copied();
+        (stem, if stem.is_some() { self.light.get(light(&spelled)).copied() } else { None })
     }
 
     /// Every phrase found in the text's words `raw` (normalised; "." at clause ends), whose
@@ -191,45 +266,56 @@ impl PhraseIndex {
         let n = ids.len();
         let mut out = Vec::new();
         let alt = (!word_ids.alt.is_empty()).then_some(word_ids.alt.as_slice());
-        // The words this text has (its own and their substitutes): a phrase with a word the
-        // text lacks is passed over without trying it, as most phrases sharing a first word
-        // ("my", "pain") are.
-        let mut has = vec![false; self.by_first.len()];
-        for id in ids.iter().chain(alt.unwrap_or(&[])).flatten() {
-            has[*id as usize] = true;
+        // The words this text has (its own and their substitutes), one bit each: a phrase with
+        // a word the text lacks is never tried, as most phrases sharing a first word with the
+        // text ("my", "pain") are not.
+        let mut has = vec![0u64; self.by_first.len().div_ceil(64)];
+        for &id in ids.iter().chain(alt.unwrap_or(&[])).flatten() {
+            has[id as usize / 64] |= 1 << (id % 64);
         }
-        let in_text = |words: &[u32]| words.iter().all(|w| has[*w as usize]);
+        let candidates = self.candidates(&has);
+        // The first words of the candidates, one bit each: most of the text's words start none.
+        let mut starts = vec![0u64; has.len()];
+        for &(f, _) in &candidates {
+            starts[f as usize / 64] |= 1 << (f % 64);
+        }
+        // The candidates starting with `first`, in the order inserted.
+        let starting = |first: u32| {
+            let some = starts[first as usize / 64] & (1 << (first % 64)) != 0;
+            let from = if some { candidates.partition_point(|&(f, _)| f < first) } else { candidates.len() };
+            candidates[from..].iter().take_while(move |&&(f, _)| f == first).map(|&(_, e)| &self.entries[e as usize])
+        };
         for i in 0..n {
             // A phrase whose first word is a near synonym of the text's word.
             if let Some(first) = alt.and_then(|a| a[i]) {
-                for (words, finding, _) in &self.by_first[first as usize] {
-                    if words.len() >= 2
-                        && in_text(words)
-                        && let Some((end, _, _)) = match_from(ids, None, raw, i, words)
+                for e in starting(first) {
+                    if e.words.len() >= 2
+                        && let Some((end, _, _)) = match_from(ids, None, raw, i, &e.words)
                     {
-                        out.push(PhraseHit { finding: *finding, start: i, end, via: Via::Semantic, head: i });
+                        out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Semantic, head: i });
                     }
                 }
             }
             let Some(first) = ids[i] else { continue };
-            for (words, finding, light) in &self.by_first[first as usize] {
-                if (light.is_some() && *light != word_ids.light[i]) || !in_text(words) {
+            for e in starting(first) {
+                if e.light.is_some() && e.light != word_ids.light[i] {
                     continue;
                 }
-                if let Some((end, gaps, subs)) = match_from(ids, alt, raw, i, words)
+                if let Some((end, gaps, subs)) = match_from(ids, alt, raw, i, &e.words)
                     // A phrase of two words is read only side by side (or turned round): with
                     // words between, "wiped out" would read "wiped his mouth out".
-                    && (gaps == 0 || words.len() >= 3)
+                    && (gaps == 0 || e.words.len() >= 3)
                 {
                     let via = if subs > 0 { Via::Semantic } else if gaps == 0 { Via::Phrase } else { Via::Variant };
-                    out.push(PhraseHit { finding: *finding, start: i, end, via, head: i });
+                    out.push(PhraseHit { finding: e.finding, start: i, end, via, head: i });
                 }
             }
             // "swollen and painful knee": the word after the list goes with each word in it.
             if i + 3 < n && is_conjunction(raw[i + 1]) && ids[i + 2].is_some() {
-                for (words, finding, _) in &self.by_first[first as usize] {
-                    if words.len() == 2 && ids[i + 3] == Some(words[1]) {
-                        out.push(PhraseHit { finding: *finding, start: i, end: i + 4, via: Via::Variant, head: i });
+                for &e in &self.by_first[first as usize] {
+                    let e = &self.entries[e as usize];
+                    if e.words.len() == 2 && ids[i + 3] == Some(e.words[1]) {
+                        out.push(PhraseHit { finding: e.finding, start: i, end: i + 4, via: Via::Variant, head: i });
                     }
                 }
             }
@@ -242,23 +328,31 @@ impl PhraseIndex {
                     }
                 }
             }
-            // "pain in my lower back": the second word, a connector, fillers, the first word.
-            for &(head, finding) in &self.by_second[first as usize] {
-                let mut j = i + 1;
-                if j < n && is_connector(raw[j]) {
-                    j += 1;
-                    let mut fillers = 0;
-                    while j < n && fillers < 3 && is_filler(raw[j]) && ids[j] != Some(head) {
-                        j += 1;
-                        fillers += 1;
+            // A two-word phrase turned round: the second word, then what stands after it, then
+            // the first word. What stands after it is the text's, the same for every phrase
+            // ending with this word: read it once.
+            let turned = &self.by_second[first as usize];
+            if turned.is_empty() {
+                continue;
+            }
+            if i + 1 < n && is_connector(raw[i + 1]) {
+                // "pain in my lower back": a connector, up to three fillers, the first word (the
+                // first of these tokens that is it).
+                let from = i + 2;
+                let fillers = raw[from..].iter().take(3).take_while(|w| is_filler(w)).count();
+                let tail = &ids[from..(from + fillers + 1).min(n)];
+                for &(head, finding) in turned {
+                    if let Some(k) = tail.iter().position(|&id| id == Some(head)) {
+                        out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i });
                     }
-                    if j < n && ids[j] == Some(head) {
-                        out.push(PhraseHit { finding, start: i, end: j + 1, via: Via::Variant, head: i });
+                }
+            } else if let Some(at) = predicate_end(raw, i + 1) {
+                // "my neck is really stiff", "pain wasnt severe" (a negation in the span makes
+                // the reader read it absent).
+                for &(head, finding) in turned {
+                    if ids.get(at) == Some(&Some(head)) {
+                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i });
                     }
-                } else if let Some(end) = predicate_after(ids, raw, i + 1, head) {
-                    // "my neck is really stiff", "pain wasnt severe" (a negation in the span
-                    // makes the reader read it absent).
-                    out.push(PhraseHit { finding, start: i, end, via: Via::Variant, head: i });
                 }
             }
         }
@@ -331,6 +425,9 @@ mod tests {
         assert_eq!(found("coughing up thick green phlegm"), [(0, Via::Variant)]);
         assert_eq!(found("pain in my lower back"), [(1, Via::Variant)]);
         assert_eq!(found("pain in the chest"), [(2, Via::Variant)]);
+        assert_eq!(found("pain in back"), [(1, Via::Variant)]);
+        assert_eq!(found("pain in my back and chest"), [(1, Via::Variant)]);
+        assert!(found("pain in my left lower middle back").is_empty());
         assert!(found("coughing up nothing but phlegm").is_empty());
         assert!(found("back not pain").is_empty());
         assert!(found("chest wall pain").is_empty());
@@ -356,5 +453,16 @@ mod tests {
         assert!(found("neck and stiff").is_empty());
         assert!(found("neck is very very very very stiff").is_empty());
         assert!(found("neck really stiff").is_empty());
+    }
+
+    #[test]
+    fn phrases_inserted_after_a_reading_are_found() {
+        let mut p = index();
+        let tokens = tokenize("sore throat and chest pain");
+        let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(p.find(&p.word_ids(&raw), &raw).len(), 1);
+        p.insert("sore throat", 10);
+        let hits: Vec<u32> = p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
+        assert_eq!(hits, [10, 2]);
     }
 }

@@ -141,6 +141,9 @@ impl Reading {
 pub struct Reader {
     phrases: PhraseIndex,
     entries: Vec<FindingEntry>,
+    /// The entries shown by a vital sign, in entry order: a measurement is checked against
+    /// these alone.
+    with_vital: Vec<u32>,
     /// Per entry: every finding it implies (the closure of `FindingEntry::implies`).
     implied: Vec<Vec<u32>>,
     semantic: Option<SemanticIndex>,
@@ -165,9 +168,11 @@ impl Reader {
                 phrases.insert(p, (entries.len() + i) as u32);
             }
         }
+        phrases.prepare();
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
+        let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
         let implied = implied_closure(&entries);
-        Reader { phrases, entries, implied, semantic }
+        Reader { phrases, entries, with_vital, implied, semantic }
     }
 
     pub fn has_semantic(&self) -> bool {
@@ -185,7 +190,7 @@ impl Reader {
 
     /// The phrase layer alone (no semantic layer), for comparison.
     pub fn without_semantic(&self) -> Reader {
-        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), implied: self.implied.clone(), semantic: None }
+        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), with_vital: self.with_vital.clone(), implied: self.implied.clone(), semantic: None }
     }
 
     /// Reads `tokens` (of `text`, whose byte offsets they carry).
@@ -195,10 +200,10 @@ impl Reader {
         }
         let ctx = contexts(text, tokens);
         let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
-        let mut ids = self.phrases.word_ids(&raw);
-        if let Some(sem) = &self.semantic {
-            ids.alt = sem.substitutes(&raw, &ids.stem);
-        }
+        let ids = match &self.semantic {
+            Some(sem) => sem.word_ids(&self.phrases, &raw),
+            None => self.phrases.word_ids(&raw),
+        };
         let found = self.phrases.find(&ids, &raw);
         // A phrase that starts with a trigger word ("not breathing", "no appetite", "absent
         // pulses") says its finding is there: its first word is the phrase's, not a trigger.
@@ -240,13 +245,13 @@ impl Reader {
         // Measurements written in the text show the findings whose thresholds they meet.
         for v in vitals_in_text(text) {
             let Some(at) = tokens.iter().position(|t| t.start == v.start) else { continue };
-            for (i, e) in self.entries.iter().enumerate() {
-                if let Some((sign, above, below)) = e.vital
+            for &i in &self.with_vital {
+                if let Some((sign, above, below)) = self.entries[i as usize].vital
                     && sign == v.sign
                     && above.is_none_or(|a| v.value > a)
                     && below.is_none_or(|b| v.value < b)
                 {
-                    hits.push((PhraseHit { finding: i as u32, start: at, end: at + 1, via: Via::Phrase, head: at }, PHRASE_CONFIDENCE));
+                    hits.push((PhraseHit { finding: i, start: at, end: at + 1, via: Via::Phrase, head: at }, PHRASE_CONFIDENCE));
                 }
             }
         }

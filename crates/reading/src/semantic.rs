@@ -11,19 +11,17 @@
 //! red-flag findings are never read through a substitute (the reader drops them): an embedding
 //! drops the qualifier that makes a finding urgent.
 //!
-//! Cost: the first time a word is seen, one dot product per phrase word; then a cache lookup.
+//! Cost: the first time a word is seen, one dot product per phrase word; then a lookup of the
+//! word in the table and an atomic load.
 
-use crate::phrases::PhraseIndex;
+use crate::phrases::{PhraseIndex, WordIds};
 use crate::vectors::{WordVectors, dot};
-use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, OnceLock};
 
 /// The lowest cosine at which a word stands for a phrase word. On the reading benchmark's tune
 /// half 0.80 and 0.83 read alike; over all texts 0.83 keeps the present precision of the
 /// phrases alone (0.944) where 0.80 lost half a point for two findings in a thousand.
 pub const MIN_COSINE: f32 = 0.83;
-/// The cache of words seen holds at most this many; past it, words are compared every time.
-const CACHE_LIMIT: usize = 200_000;
 
 /// Words that carry no finding of their own: function words, time, degree and filler.
 pub fn is_stop(w: &str) -> bool {
@@ -61,24 +59,43 @@ pub struct SemanticIndex {
     pub min_cosine: f32,
     dim: usize,
     /// Unit vectors of the phrase words, row-major, and their word numbers.
-    vecs: Vec<f32>,
-    ids: Vec<u32>,
-    vectors: WordVectors,
-    cache: RwLock<HashMap<String, Nearest>>,
+    vecs: Arc<[f32]>,
+    ids: Arc<[u32]>,
+    /// The whole table (some 12 MB), shared: a reader is cloned to try another bar or layer.
+    vectors: Arc<WordVectors>,
+    /// Per row of the table, its word's nearest phrase words once computed. Keyed by row, not
+    /// by word, it is bounded by the table, needs no lock to read, and a word the table lacks
+    /// costs nothing (it has no nearest).
+    cache: Box<[OnceLock<Nearest>]>,
+    /// Per row of the table, whether its word is a stop word: decided once here rather than
+    /// for every word of every request.
+    stop: Arc<[bool]>,
+    /// Per row of the table, its word's numbers in the phrase index (stemmed and light, as
+    /// [`PhraseIndex::word_ids`] gives them), found once here: a word of a request that the
+    /// table has (nearly every one) is then looked up once, not folded and looked up in three
+    /// tables.
+    numbers: Arc<[(Option<u32>, Option<u32>)]>,
 }
 
 /// The two phrase words nearest to a word, with their cosines.
 type Nearest = [Option<(u32, f32)>; 2];
+
+/// A cache with room for every row of `vectors`, nothing in it (a clone starts afresh too).
+fn empty_cache(vectors: &WordVectors) -> Box<[OnceLock<Nearest>]> {
+    (0..vectors.rows()).map(|_| OnceLock::new()).collect()
+}
 
 impl Clone for SemanticIndex {
     fn clone(&self) -> Self {
         SemanticIndex {
             min_cosine: self.min_cosine,
             dim: self.dim,
-            vecs: self.vecs.clone(),
-            ids: self.ids.clone(),
-            vectors: self.vectors.clone(),
-            cache: RwLock::new(HashMap::new()),
+            vecs: Arc::clone(&self.vecs),
+            ids: Arc::clone(&self.ids),
+            vectors: Arc::clone(&self.vectors),
+            cache: empty_cache(&self.vectors),
+            stop: Arc::clone(&self.stop),
+            numbers: Arc::clone(&self.numbers),
         }
     }
 }
@@ -97,7 +114,23 @@ impl SemanticIndex {
                 ids.push(id);
             }
         }
-        SemanticIndex { min_cosine: MIN_COSINE, dim: vectors.dim(), vecs, ids, vectors: vectors.clone(), cache: RwLock::new(HashMap::new()) }
+        let mut stop = vec![false; vectors.rows()];
+        let mut numbers = vec![(None, None); vectors.rows()];
+        let mut stemmed = String::new();
+        for (word, row) in vectors.words() {
+            stop[row] = is_stop(word);
+            numbers[row] = phrases.word_id(word, &mut stemmed);
+        }
+        SemanticIndex {
+            min_cosine: MIN_COSINE,
+            dim: vectors.dim(),
+            vecs: vecs.into(),
+            ids: ids.into(),
+            vectors: Arc::new(vectors.clone()),
+            cache: empty_cache(vectors),
+            stop: stop.into(),
+            numbers: numbers.into(),
+        }
     }
 
     /// How many phrase words it can substitute for.
@@ -105,27 +138,22 @@ impl SemanticIndex {
         self.ids.len()
     }
 
-    /// The two phrase words nearest to `word`, computed once per word.
-    fn nearest(&self, word: &str) -> Nearest {
-        if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(word).copied()) {
-            return hit;
-        }
+    /// The two phrase words nearest to the word at `row` of the table, computed once per word.
+    fn nearest(&self, row: usize) -> Nearest {
+        *self.cache[row].get_or_init(|| self.compare(self.vectors.vector(row)))
+    }
+
+    /// The two phrase words nearest to the unit vector `v`.
+    fn compare(&self, v: &[f32]) -> Nearest {
         let mut found: Nearest = [None, None];
-        if let Some(v) = self.vectors.get(word) {
-            for (k, p) in self.vecs.chunks_exact(self.dim).enumerate() {
-                let c = dot(v, p);
-                if found[0].is_none_or(|b| c > b.1) {
-                    found[1] = found[0];
-                    found[0] = Some((self.ids[k], c));
-                } else if found[1].is_none_or(|b| c > b.1) {
-                    found[1] = Some((self.ids[k], c));
-                }
+        for (k, p) in self.vecs.chunks_exact(self.dim).enumerate() {
+            let c = dot(v, p);
+            if found[0].is_none_or(|b| c > b.1) {
+                found[1] = found[0];
+                found[0] = Some((self.ids[k], c));
+            } else if found[1].is_none_or(|b| c > b.1) {
+                found[1] = Some((self.ids[k], c));
             }
-        }
-        if let Ok(mut c) = self.cache.write()
-            && c.len() < CACHE_LIMIT
-        {
-            c.insert(word.to_string(), found);
         }
         found
     }
@@ -133,16 +161,95 @@ impl SemanticIndex {
     /// For each content word (not a stop word, number or clause end), the phrase word it may
     /// stand for: the nearest other than its own, when its cosine reaches the bar.
     pub fn substitutes(&self, raw: &[&str], stem: &[Option<u32>]) -> Vec<Option<u32>> {
-        raw.iter()
-            .zip(stem)
-            .map(|(w, s)| {
-                if *w == "." || w.len() < 3 || is_stop(w) || w.bytes().any(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                let [a, b] = self.nearest(w);
-                let other = if a.is_some_and(|a| Some(a.0) == *s) { b } else { a };
-                other.filter(|&(_, cos)| cos >= self.min_cosine).map(|(id, _)| id)
-            })
-            .collect()
+        raw.iter().zip(stem).map(|(w, s)| if *w == "." { None } else { self.substitute(w, self.vectors.row(w), *s) }).collect()
+    }
+
+    /// The text's word numbers with their substitutes: what [`PhraseIndex::word_ids`] and then
+    /// [`SemanticIndex::substitutes`] give, for `phrases`, the index this one was built over.
+    /// A word the table has is looked up there once; another is folded and looked up in the
+    /// phrase index, and has no substitute.
+    pub fn word_ids(&self, phrases: &PhraseIndex, raw: &[&str]) -> WordIds {
+        let n = raw.len();
+        let mut ids = WordIds { stem: Vec::with_capacity(n), light: Vec::with_capacity(n), alt: Vec::with_capacity(n) };
+        let mut stemmed = String::new();
+        for w in raw {
+            let (stem, light, alt) = if *w == "." {
+                (None, None, None)
+            } else if let Some(row) = self.vectors.row(w) {
+                let (stem, light) = self.numbers[row];
+                (stem, light, self.substitute(w, Some(row), stem))
+            } else {
+                let (stem, light) = phrases.word_id(w, &mut stemmed);
+                (stem, light, None)
+            };
+            ids.stem.push(stem);
+            ids.light.push(light);
+            ids.alt.push(alt);
+        }
+        ids
+    }
+
+    /// The phrase word that the word `w` (not a clause end), at `row` of the table if it has
+    /// it, may stand for, its own number being `stem`.
+    fn substitute(&self, w: &str, row: Option<usize>, stem: Option<u32>) -> Option<u32> {
+        if w.len() < 3 || w.bytes().any(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // A word the table lacks has no nearest.
+        let row = row?;
+        if self.stop[row] {
+            return None;
+        }
+        let [a, b] = self.nearest(row);
+        let other = if a.is_some_and(|a| Some(a.0) == stem) { b } else { a };
+        other.filter(|&(_, cos)| cos >= self.min_cosine).map(|(id, _)| id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use textfeat::tokenize;
+
+    /// A `TRWV` table of 3-dimensional vectors.
+    fn table(words: &[(&str, [i8; 3])]) -> WordVectors {
+        let mut words = words.to_vec();
+        words.sort_by_key(|(w, _)| *w);
+        let mut b = b"TRWV".to_vec();
+        for v in [1u32, 3, words.len() as u32] {
+            b.extend(v.to_le_bytes());
+        }
+        for (w, _) in &words {
+            b.push(w.len() as u8);
+            b.extend(w.as_bytes());
+        }
+        for (_, v) in &words {
+            b.extend(v.iter().map(|x| *x as u8));
+        }
+        for _ in &words {
+            b.extend(1f32.to_le_bytes());
+        }
+        WordVectors::from_bytes(&b).unwrap()
+    }
+
+    #[test]
+    fn word_ids_at_once_are_word_ids_then_substitutes() {
+        let mut phrases = PhraseIndex::new();
+        phrases.insert("blurred vision", 0);
+        phrases.insert("rash", 1);
+        phrases.insert("the shakes", 2);
+        let vectors = table(&[("blurred", [9, 1, 0]), ("hazy", [9, 2, 0]), ("vision", [0, 9, 0]), ("rashes", [0, 0, 9]), ("the", [9, 1, 0]), ("blurry", [9, 1, 1])]);
+        let sem = SemanticIndex::new(&vectors, &phrases);
+        for text in ["hazy vision", "blurry vision and rashes", "the hazy 2 shakes. blurred", "unknown words only", "diarrhoea"] {
+            let tokens = tokenize(text);
+            let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+            let mut two_steps = phrases.word_ids(&raw);
+            two_steps.alt = sem.substitutes(&raw, &two_steps.stem);
+            let at_once = sem.word_ids(&phrases, &raw);
+            assert_eq!((&at_once.stem, &at_once.light, &at_once.alt), (&two_steps.stem, &two_steps.light, &two_steps.alt), "{text}");
+        }
+        let tokens = tokenize("hazy vision");
+        let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+        assert!(sem.word_ids(&phrases, &raw).alt[0].is_some(), "hazy stands for blurred");
     }
 }

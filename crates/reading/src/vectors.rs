@@ -8,7 +8,7 @@
 //! count x f32 scale                                      row = i8 * scale
 //! ```
 
-use std::collections::HashMap;
+use crate::phrases::WordMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub fn default_vectors_path() -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct WordVectors {
     dim: usize,
-    index: HashMap<String, u32>,
+    index: WordMap<u32>,
     data: Vec<f32>,
 }
 
@@ -95,8 +95,27 @@ impl WordVectors {
 
     /// The unit vector of a word, if the table has it.
     pub fn get(&self, word: &str) -> Option<&[f32]> {
-        let i = *self.index.get(word)? as usize;
-        Some(&self.data[i * self.dim..(i + 1) * self.dim])
+        Some(self.vector(self.row(word)?))
+    }
+
+    /// How many rows the table has (as many as words, unless the file repeats a word).
+    pub(crate) fn rows(&self) -> usize {
+        self.data.len() / self.dim
+    }
+
+    /// The row of a word in the table, if it has it (`0..len()`).
+    pub(crate) fn row(&self, word: &str) -> Option<usize> {
+        self.index.get(word).map(|&i| i as usize)
+    }
+
+    /// Every word with its row, in no order.
+    pub(crate) fn words(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.index.iter().map(|(w, &i)| (w.as_str(), i as usize))
+    }
+
+    /// The unit vector at `row`.
+    pub(crate) fn vector(&self, row: usize) -> &[f32] {
+        &self.data[row * self.dim..(row + 1) * self.dim]
     }
 }
 

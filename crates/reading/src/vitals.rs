@@ -14,16 +14,19 @@ pub struct TextVital {
     pub end: u32,
 }
 
-/// Does `hay` (lower case, the text just before a number) end with one of the cues, allowing a
-/// few characters of punctuation, "of", "was", "is", "at", "to" between?
-fn cued(hay: &str, cues: &[&str]) -> bool {
-    let tail: String = hay.chars().rev().take(24).collect::<Vec<_>>().into_iter().rev().collect();
-    let mut t = tail.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+/// What stands just before a number, where a cue would be: the end of `hay` (lower case, the
+/// text before the number) within its last 24 characters, less punctuation and a few fillers
+/// ("of", "was", "is", "at", "to", ...). A slice of `hay`: it is taken for every number in a
+/// text, once, and allocating here was most of a reading's cost.
+fn cue_tail(hay: &str) -> &str {
+    // The last 24 characters.
+    let tail = hay.char_indices().rev().nth(23).map_or(hay, |(at, _)| &hay[at..]);
+    let mut t = tail.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
     for _ in 0..3 {
         let mut changed = false;
         for filler in [" of", " was", " is", " at", " to", " up to", " around", " about", " reading", " over", " now"] {
             if let Some(s) = t.strip_suffix(filler) {
-                t = s.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
+                t = s.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
                 changed = true;
             }
         }
@@ -31,11 +34,20 @@ fn cued(hay: &str, cues: &[&str]) -> bool {
             break;
         }
     }
-    cues.iter().any(|c| t == *c || t.ends_with(&format!(" {c}")) || t.ends_with(&format!("({c}")) || t.ends_with(&format!(",{c}")))
+    t
+}
+
+/// Does the [`cue_tail`] `t` end with one of the cues, alone or after a space, "(" or ","?
+fn cued(t: &str, cues: &[&str]) -> bool {
+    cues.iter().any(|c| t.strip_suffix(c).is_some_and(|before| before.is_empty() || before.ends_with([' ', '(', ','])))
 }
 
 /// Every measurement found, left to right.
 pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
+    // Most texts have no number at all.
+    if !text.bytes().any(|b| b.is_ascii_digit()) {
+        return Vec::new();
+    }
     let lower = text.to_ascii_lowercase();
     let b = lower.as_bytes();
     let mut out = Vec::new();
@@ -57,7 +69,7 @@ pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
         }
         let end = i;
         let Ok(value) = lower[start..end].parse::<f32>() else { continue };
-        let before = &lower[..start];
+        let before = cue_tail(&lower[..start]);
         let after = lower[end..].trim_start();
         let unit_c = after.starts_with("°c") || after.starts_with("c ") || after.starts_with("c,") || after.starts_with("c.") || after == "c" || after.starts_with("deg c") || after.starts_with("degrees c");
         let unit_f = after.starts_with("°f") || after.starts_with("f ") || after.starts_with("f,") || after.starts_with("f.") || after == "f" || after.starts_with("deg f") || after.starts_with("degrees f");
