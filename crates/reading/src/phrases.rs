@@ -342,7 +342,10 @@ impl PhraseIndex {
                 let fillers = raw[from..].iter().take(3).take_while(|w| is_filler(w)).count();
                 let tail = &ids[from..(from + fillers + 1).min(n)];
                 for &(head, finding) in turned {
-                    if let Some(k) = tail.iter().position(|&id| id == Some(head)) {
+                    // "pain at the back of my head" names where the pain is, not a back pain.
+                    if let Some(k) = tail.iter().position(|&id| id == Some(head))
+                        && raw.get(from + k + 1) != Some(&"of")
+                    {
                         out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i });
                     }
                 }
@@ -424,6 +427,7 @@ mod tests {
         assert_eq!(found("she keeps vomiting"), [(3, Via::Phrase)]);
         assert_eq!(found("coughing up thick green phlegm"), [(0, Via::Variant)]);
         assert_eq!(found("pain in my lower back"), [(1, Via::Variant)]);
+        assert!(found("pain at the back of my head").is_empty());
         assert_eq!(found("pain in the chest"), [(2, Via::Variant)]);
         assert_eq!(found("pain in back"), [(1, Via::Variant)]);
         assert_eq!(found("pain in my back and chest"), [(1, Via::Variant)]);
