@@ -23,10 +23,10 @@ fn reading_benchmark_stays_above_the_floor_and_beats_the_phrase_matcher() {
     assert!(p.recall() >= FLOOR_PRESENT_RECALL, "present recall {:.3}", p.recall());
     assert!(a.precision() >= FLOOR_ABSENT_PRECISION, "absent precision {:.3}", a.precision());
     assert!(a.recall() >= FLOOR_ABSENT_RECALL, "absent recall {:.3}", a.recall());
-    // The test half, which nothing was tuned on, holds the same floors within a margin.
+    // The test half, which nothing was tuned on.
     let test = &r.by_half["test"];
-    assert!(test.present.precision() >= FLOOR_PRESENT_PRECISION - 0.02, "test half present precision {:.3}", test.present.precision());
-    assert!(test.present.recall() >= FLOOR_PRESENT_RECALL - 0.02, "test half present recall {:.3}", test.present.recall());
+    assert!(test.present.precision() >= FLOOR_TEST_PRESENT_PRECISION, "test half present precision {:.3}", test.present.precision());
+    assert!(test.present.recall() >= FLOOR_TEST_PRESENT_RECALL, "test half present recall {:.3}", test.present.recall());
     // The reading must be more precise than the phrase matcher it replaces, and find more.
     assert!(p.precision() > b.all.present.precision(), "present precision {:.3} vs the matcher's {:.3}", p.precision(), b.all.present.precision());
     assert!(a.precision() > b.all.absent.precision(), "absent precision {:.3} vs the matcher's {:.3}", a.precision(), b.all.absent.precision());
@@ -52,12 +52,15 @@ fn development_vignettes_negatives_are_read_absent() {
     assert!(s.with_present <= CEILING_DEV_NEGATIVES_PRESENT, "{} negatives read a finding present", s.with_present);
 }
 
-// Measured 2026-12-05 (docs/eval/report.md): present precision 0.925, recall 0.497; absent
-// precision 0.932, recall 0.466; development-vignette negatives read absent 0.784, 2 of their
-// phrases read a finding present.
-const FLOOR_PRESENT_PRECISION: f64 = 0.90;
-const FLOOR_PRESENT_RECALL: f64 = 0.47;
-const FLOOR_ABSENT_PRECISION: f64 = 0.90;
-const FLOOR_ABSENT_RECALL: f64 = 0.43;
-const FLOOR_DEV_NEGATIVES: f64 = 0.75;
-const CEILING_DEV_NEGATIVES_PRESENT: usize = 5;
+// Measured 2026-12-05, second session (docs/eval/report.md): present precision 0.945, recall
+// 0.752 (test half 0.938 / 0.652); absent precision 0.944, recall 0.575; development-vignette
+// negatives read absent 0.831, 1 of their phrases read a finding present.
+const FLOOR_PRESENT_PRECISION: f64 = 0.93;
+const FLOOR_PRESENT_RECALL: f64 = 0.72;
+const FLOOR_ABSENT_PRECISION: f64 = 0.92;
+const FLOOR_ABSENT_RECALL: f64 = 0.54;
+/// The test half (nothing was tuned on it) reads less than the tune half: its own floors.
+const FLOOR_TEST_PRESENT_PRECISION: f64 = 0.92;
+const FLOOR_TEST_PRESENT_RECALL: f64 = 0.62;
+const FLOOR_DEV_NEGATIVES: f64 = 0.80;
+const CEILING_DEV_NEGATIVES_PRESENT: usize = 3;

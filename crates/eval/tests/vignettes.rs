@@ -21,9 +21,10 @@ fn hand_written_vignettes_stay_above_the_floor() {
     assert!(r.under_triaged_emergencies <= CEILING_UNDER_TRIAGED_EMERGENCIES, "under-triaged emergencies {:.3} > {CEILING_UNDER_TRIAGED_EMERGENCIES}", r.under_triaged_emergencies);
 }
 
-// Measured 2026-12-05 with the committed models reading the shared reading's findings: top-3
-// 0.828, top-10 0.917, triage accuracy 0.522, under-triaged emergencies 0.089 (7 of 79).
-const FLOOR_TOP3: f64 = 0.78;
-const FLOOR_TOP10: f64 = 0.88;
-const FLOOR_TRIAGE: f64 = 0.49;
-const CEILING_UNDER_TRIAGED_EMERGENCIES: f64 = 0.14;
+// Measured 2026-12-05, second session, with the committed models reading the shared reading's
+// findings: top-3 0.850, top-10 0.944, triage accuracy 0.583, under-triaged emergencies 0.051
+// (4 of 79).
+const FLOOR_TOP3: f64 = 0.82;
+const FLOOR_TOP10: f64 = 0.91;
+const FLOOR_TRIAGE: f64 = 0.55;
+const CEILING_UNDER_TRIAGED_EMERGENCIES: f64 = 0.09;
