@@ -276,6 +276,11 @@ fn parse_section<T: for<'de> Deserialize<'de>>(
     Ok(out)
 }
 
+/// The form two phrases are compared in: normalised, words joined by single spaces.
+fn phrase_key(p: &str) -> String {
+    textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 fn check_phrases(file: &str, id: &str, field: &str, phrases: &[String], min: usize, issues: &mut Issues) {
     if phrases.len() < min {
         issues.push(file, Some(id), Some(field), format!("needs at least {min} phrase(s)"));
@@ -317,7 +322,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             check_phrases(&file, &f.id, "lay", &f.lay, 1, &mut issues);
             check_phrases(&file, &f.id, "variants", &f.variants, 0, &mut issues);
             for p in f.clinical.iter().chain(&f.lay).chain(&f.variants) {
-                let key = textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ");
+                let key = phrase_key(p);
                 match phrase_owner.get(&key) {
                     Some(owner) if owner != &f.id => issues.push(&file, Some(&f.id), Some("lay/clinical"), format!("phrase '{p}' is also a phrase of '{owner}'")),
                     _ => {
@@ -327,7 +332,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             }
             check_phrases(&file, &f.id, "negatives", &f.negatives, 0, &mut issues);
             for p in &f.negatives {
-                let key = textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ");
+                let key = phrase_key(p);
                 if let Some(owner) = phrase_owner.get(&key) {
                     issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' is also a phrase of '{owner}'"));
                 } else if key.split(' ').next().is_some_and(|w| matches!(w, "no" | "not" | "never" | "without" | "nil")) {
@@ -393,7 +398,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 }
                 check_phrases(&file, &syn.finding, "phrases", &syn.phrases, 1, &mut issues);
                 for p in &syn.phrases {
-                    let key = textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ");
+                    let key = phrase_key(p);
                     match phrase_owner.get(&key) {
                         Some(owner) if owner != &syn.finding => issues.push(&file, Some(&syn.finding), Some("phrases"), format!("phrase '{p}' is also a phrase of '{owner}'")),
                         Some(_) => {}

@@ -167,94 +167,83 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
         if t.start > 0 && text.as_bytes().get(t.start as usize - 1) == Some(&b'?') {
             out[i].uncertain = true;
         }
-        if plain.contains(&i) {
+        let trigger = if plain.contains(&i) {
             // A negation that leads a phrase ends the scope before it: in "no cough, not
             // eating", not eating is said, not denied.
             if is_negation(w) {
                 neg = 0;
             }
-            out[i] = TokenContext {
-                negated: out[i].negated || neg > 0,
-                uncertain: out[i].uncertain || unc > 0,
-                family: fam > 0,
-                hypothetical: hyp > 0,
-                past: out[i].past || past > 0,
-                trigger: false,
+            false
+        } else {
+            // Post-triggers reach back over the few words before them in the clause.
+            let post = match (w, next) {
+                ("denied" | "absent" | "negative" | "excluded", _) if i > 0 && prev != "." && !is_negation(prev) && next != "for" => Some(0u8),
+                ("ruled", "out") => Some(0),
+                ("resolved" | "cleared" | "settled" | "subsided", _) => Some(1),
+                ("went" | "gone", "away") => Some(1),
+                ("ago", _) => Some(1),
+                _ => None,
             };
-            neg = neg.saturating_sub(1);
-            unc = unc.saturating_sub(1);
-            hyp = hyp.saturating_sub(1);
-            fam = fam.saturating_sub(1);
-            past = past.saturating_sub(1);
-            continue;
-        }
-        // Post-triggers reach back over the few words before them in the clause.
-        let post = match (w, next) {
-            ("denied" | "absent" | "negative" | "excluded", _) if i > 0 && prev != "." && !is_negation(prev) && next != "for" => Some(0u8),
-            ("ruled", "out") => Some(0),
-            ("resolved" | "cleared" | "settled" | "subsided", _) => Some(1),
-            ("went" | "gone", "away") => Some(1),
-            ("ago", _) => Some(1),
-            _ => None,
-        };
-        if let Some(kind) = post {
-            for j in (0..i).rev().take(POST_SCOPE) {
-                if tokens[j].text == "." {
-                    break;
+            if let Some(kind) = post {
+                for j in (0..i).rev().take(POST_SCOPE) {
+                    if tokens[j].text == "." {
+                        break;
+                    }
+                    if kind == 0 { out[j].negated = true } else { out[j].past = true }
                 }
-                if kind == 0 { out[j].negated = true } else { out[j].past = true }
+                out[i].trigger = true;
+                continue;
             }
-            out[i].trigger = true;
-            continue;
-        }
-        if matches!(w, "i" | "im" | "ive" | "me" | "id") {
-            fam = 0;
-        }
-        let mut trigger = false;
-        let negation = is_negation(w);
-        if negation && !pseudo(tokens, i) {
-            neg = if w == "non" { 1 } else { NEG_SCOPE };
-            trigger = true;
-            since_item = 0;
-        } else if negation && matches!(next, "change" | "changes") && !matches!(tokens.get(i + 3).map(|t| t.text.as_str()), Some("the" | "my" | "his" | "her" | "their" | "your")) {
-            // "No change in bowel habit" denies a change in bowel habit, but "no change in urine
-            // colour or smell" says nothing of what follows either way. (With "the" or "my",
-            // "no change in the back pain", the pain is there: a plain pseudo-negation.)
-            if i + 1 < n {
-                out[i + 1].negated = true;
+            if matches!(w, "i" | "im" | "ive" | "me" | "id") {
+                fam = 0;
             }
-            unc = UNC_SCOPE + 1;
-            trigger = true;
-        } else if negation && matches!(next, "sure" | "certain" | "clear") {
-            unc = UNC_SCOPE;
-            trigger = true;
-        } else if w == "free" && next == "of" || w == "negative" && next == "for" {
-            neg = NEG_SCOPE;
-            trigger = true;
-        } else if is_uncertainty(w) || (w == "may" && matches!(next, "be" | "have" | "need")) || (w == "could" && next == "be") || (w == "rule" && next == "out") || (w == "r" && next == "o") {
-            unc = UNC_SCOPE;
-            trigger = true;
-        } else if is_hypothetical(w) || (w == "in" && next == "case") || (w == "what" && next == "if") || (w == "look" && next == "out") || (w == "safety" && matches!(next, "net" | "netted" | "netting")) {
-            hyp = HYP_SCOPE;
-            trigger = true;
-        } else if matches!(w, "fhx" | "fh") || (w == "family" && matches!(next, "history" | "hx")) || (w == "runs" && next == "in") || w == "hereditary" {
-            fam = FAM_SCOPE;
-            trigger = true;
-        } else if is_relative(w) && Some(w) != patient && relative_with_history(tokens, i) {
-            fam = FAM_SCOPE;
-            trigger = true;
-        } else if matches!(w, "pmh" | "pmhx" | "previously" | "previous" | "prior" | "formerly")
-            || (w == "used" && next == "to")
-            || (matches!(w, "history" | "hx" | "ho") && next == "of" && !after_duration(tokens, i))
-            || (w == "as" && matches!(next, "a" | "child" | "kid" | "teenager" | "baby") && i + 2 < n && matches!(tokens[i + 2].text.as_str(), "child" | "kid" | "teenager" | "baby" | "teen"))
-        {
-            past = PAST_SCOPE;
-            trigger = true;
-        } else if is_terminator(w) && !(i > 0 && out[i - 1].trigger) {
-            neg = 0;
-            unc = 0;
-            hyp = 0;
-        }
+            let mut trigger = false;
+            let negation = is_negation(w);
+            if negation && !pseudo(tokens, i) {
+                neg = if w == "non" { 1 } else { NEG_SCOPE };
+                trigger = true;
+                since_item = 0;
+            } else if negation && matches!(next, "change" | "changes") && !matches!(tokens.get(i + 3).map(|t| t.text.as_str()), Some("the" | "my" | "his" | "her" | "their" | "your")) {
+                // "No change in bowel habit" denies a change in bowel habit, but "no change in urine
+                // colour or smell" says nothing of what follows either way. (With "the" or "my",
+                // "no change in the back pain", the pain is there: a plain pseudo-negation.)
+                if i + 1 < n {
+                    out[i + 1].negated = true;
+                }
+                unc = UNC_SCOPE + 1;
+                trigger = true;
+            } else if negation && matches!(next, "sure" | "certain" | "clear") {
+                unc = UNC_SCOPE;
+                trigger = true;
+            } else if w == "free" && next == "of" || w == "negative" && next == "for" {
+                neg = NEG_SCOPE;
+                trigger = true;
+            } else if is_uncertainty(w) || (w == "may" && matches!(next, "be" | "have" | "need")) || (w == "could" && next == "be") || (w == "rule" && next == "out") || (w == "r" && next == "o") {
+                unc = UNC_SCOPE;
+                trigger = true;
+            } else if is_hypothetical(w) || (w == "in" && next == "case") || (w == "what" && next == "if") || (w == "look" && next == "out") || (w == "safety" && matches!(next, "net" | "netted" | "netting")) {
+                hyp = HYP_SCOPE;
+                trigger = true;
+            } else if matches!(w, "fhx" | "fh") || (w == "family" && matches!(next, "history" | "hx")) || (w == "runs" && next == "in") || w == "hereditary" {
+                fam = FAM_SCOPE;
+                trigger = true;
+            } else if is_relative(w) && Some(w) != patient && relative_with_history(tokens, i) {
+                fam = FAM_SCOPE;
+                trigger = true;
+            } else if matches!(w, "pmh" | "pmhx" | "previously" | "previous" | "prior" | "formerly")
+                || (w == "used" && next == "to")
+                || (matches!(w, "history" | "hx" | "ho") && next == "of" && !after_duration(tokens, i))
+                || (w == "as" && matches!(next, "a" | "child" | "kid" | "teenager" | "baby") && i + 2 < n && matches!(tokens[i + 2].text.as_str(), "child" | "kid" | "teenager" | "baby" | "teen"))
+            {
+                past = PAST_SCOPE;
+                trigger = true;
+            } else if is_terminator(w) && !(i > 0 && out[i - 1].trigger) {
+                neg = 0;
+                unc = 0;
+                hyp = 0;
+            }
+            trigger
+        };
         out[i] = TokenContext {
             negated: out[i].negated || (!trigger && neg > 0),
             uncertain: out[i].uncertain || (!trigger && unc > 0),

@@ -209,15 +209,13 @@ impl Reader {
         // pulses") says its finding is there: its first word is the phrase's, not a trigger.
         // Read with its word as an ordinary one, the scope it opened ends with the phrase ("not
         // breathing, lips blue"); a mention inside the phrase keeps the first reading ("non
-        // productive cough" denies a productive cough).
-        // Not through a substitute word, nor, unless it is a red flag (safety first: "baby not
-        // breathing blue"), when the phrase runs on into another phrase word ("no appetite
-        // loss", "no voice changes").
+        // productive cough" denies a productive cough). Not through a substitute word, nor,
+        // unless it is a red flag (safety first: "baby not breathing blue"), when the phrase
+        // runs on into another phrase word ("no appetite loss", "no voice changes").
         let runs_on = |h: &PhraseHit| ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]);
-        let red = |f: u32| self.entries.get(f as usize).is_some_and(|e| e.red_flag);
         let led: Vec<(usize, usize)> = found
             .iter()
-            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && (red(h.finding) || !runs_on(h)))
+            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && (self.is_red_flag(h.finding) || !runs_on(h)))
             .map(|h| (h.start, h.end))
             .collect();
         let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
@@ -232,7 +230,7 @@ impl Reader {
             .filter(|h| !ctx_of(h)[h.head].trigger)
             // A red-flag finding is never read through a substitute word.
             // (Nor a negative phrase.)
-            .filter(|h| h.via != Via::Semantic || self.entries.get(h.finding as usize).is_some_and(|e| !e.red_flag))
+            .filter(|h| h.via != Via::Semantic || (self.is_finding(h.finding) && !self.is_red_flag(h.finding)))
             .map(|h| {
                 let c = match h.via {
                     Via::Phrase => PHRASE_CONFIDENCE,
@@ -259,13 +257,21 @@ impl Reader {
         self.gather(tokens, ctx_of, hits)
     }
 
+    /// A finding number, not a negative phrase's (those are numbered past the entries).
+    fn is_finding(&self, f: u32) -> bool {
+        (f as usize) < self.entries.len()
+    }
+
+    fn is_red_flag(&self, f: u32) -> bool {
+        self.entries.get(f as usize).is_some_and(|e| e.red_flag)
+    }
+
     /// Drops a mention that lies inside a longer mention of another finding when that one
     /// explains it: a finding it implies ("no thunderclap headache" denies no headache), a
     /// semantic guess inside an exact phrase ("black poo" is not pale stools), or a red flag
     /// inside the exact phrase of a finding that is not one ("stops breathing at night" is
     /// sleep apnoea, not a respiratory arrest).
     fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>) -> Vec<(PhraseHit, f32)> {
-        let red = |f: u32| self.entries.get(f as usize).is_some_and(|e| e.red_flag);
         let covered = |h: &PhraseHit| {
             hits.iter().any(|(g, _)| {
                 let longer = g.end - g.start > h.end - h.start;
@@ -274,7 +280,7 @@ impl Reader {
                     && h.end <= g.end
                     && ((longer && self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         || (h.via == Via::Semantic && g.via != Via::Semantic)
-                        || (longer && g.via == Via::Phrase && red(h.finding) && !red(g.finding) && (g.finding as usize) < self.entries.len()))
+                        || (longer && g.via == Via::Phrase && self.is_red_flag(h.finding) && self.is_finding(g.finding) && !self.is_red_flag(g.finding)))
             })
         };
         let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h)).collect();
