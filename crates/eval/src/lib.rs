@@ -14,7 +14,7 @@ use pipeline::Models;
 use std::fmt::Write as _;
 use std::path::Path;
 
-pub use dev::{AbsentScore, DevScore, DevVignette, default_absent_map_path, default_dev_path, dev_code_matches, dev_markdown, dev_reach, load_absent_map, load_dev, score_absent, score_dev};
+pub use dev::{AbsentScore, DevScore, DevVignette, default_absent_map_path, default_dev_path, dev_code_matches, dev_markdown, dev_reach, load_absent_map, load_dev, phrase_key, score_absent, score_dev};
 pub use reading::{Counts, Read, ReadingReport, ReadingScore, ReadingText, default_reading_dir, load_reading, read_with, read_with_lexicon, reading_markdown, score_reading};
 pub use vignettes::{Vignette, VignetteError, default_vignettes_path, load_vignettes};
 
