@@ -80,6 +80,23 @@ struct SynonymsFile {
     synonym: Vec<RawSynonym>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UmbrellasFile {
+    #[serde(default)]
+    umbrella: Vec<RawUmbrella>,
+}
+
+/// A broad term whose denial denies several findings (`kb/umbrellas/*.toml`): "no weight
+/// change" is no weight loss and no weight gain.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUmbrella {
+    phrases: Vec<String>,
+    denies: Vec<String>,
+    source: String,
+}
+
 /// Phrases an open vocabulary gives for one of our findings (`kb/synonyms/*.toml`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -363,6 +380,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 synonyms: Vec::new(),
                 implies: Vec::new(),
                 negatives: f.negatives,
+                denied_by: Vec::new(),
                 vital: f.vital,
             });
         }
@@ -406,6 +424,33 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                             phrase_owner.insert(key, syn.finding.clone());
                             findings[i].synonyms.push(p.clone());
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    // Umbrella terms (optional folder): broad phrases read only when denied.
+    if dir.join("umbrellas").is_dir() {
+        for (file, parsed) in parse_section::<UmbrellasFile>(dir, "umbrellas", &mut issues, &mut hasher)? {
+            for u in parsed.umbrella {
+                let name = u.phrases.first().cloned().unwrap_or_default();
+                check_phrases(&file, &name, "phrases", &u.phrases, 1, &mut issues);
+                if u.source.trim().is_empty() {
+                    issues.push(&file, Some(&name), Some("source"), "name the source");
+                }
+                if u.denies.is_empty() {
+                    issues.push(&file, Some(&name), Some("denies"), "name at least one finding");
+                }
+                for p in &u.phrases {
+                    if p.split(' ').next().is_some_and(|w| matches!(w, "no" | "not" | "never" | "without" | "nil")) {
+                        issues.push(&file, Some(&name), Some("phrases"), format!("phrase '{p}' starts with a negation (write the term itself: 'weight change')"));
+                    }
+                }
+                for id in &u.denies {
+                    match finding_index.get(id) {
+                        Some(&i) => findings[i].denied_by.extend(u.phrases.iter().cloned()),
+                        None => issues.push(&file, Some(&name), Some("denies"), format!("unknown finding '{id}'")),
                     }
                 }
             }
@@ -659,6 +704,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             vital: f.vital.map(|v| (v.sign, v.above, v.below)),
             implies: f.implies.iter().map(|&p| p as u32).collect(),
             negatives: f.negatives.clone(),
+            denials: f.denied_by.clone(),
         })
         .collect();
     let reader = reading::Reader::new(entries, vectors.as_ref());

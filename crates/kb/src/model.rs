@@ -75,6 +75,9 @@ pub struct Finding {
     /// Phrases that say the finding is absent without a negation: "afebrile", "eating
     /// normally". Read by the reader only, as the finding absent.
     pub negatives: Vec<String>,
+    /// Broad phrases whose denial denies this finding (`kb/umbrellas/`): "no weight change"
+    /// denies weight loss. Read by the reader only, and only when denied.
+    pub denied_by: Vec<String>,
     pub vital: Option<VitalThreshold>,
 }
 

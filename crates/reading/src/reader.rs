@@ -31,6 +31,10 @@ pub struct FindingEntry {
     /// Phrases that say the finding is absent without a negation ("afebrile", "eating
     /// normally"). Read as the finding absent when asserted; denied or hedged, as nothing.
     pub negatives: Vec<String>,
+    /// Broader phrases whose denial denies this finding, though saying them asserts nothing
+    /// about it: "no weight change" denies weight loss and weight gain, "weight change" alone
+    /// names neither. Read only when denied.
+    pub denials: Vec<String>,
 }
 
 /// Present, absent or hedged.
@@ -163,9 +167,13 @@ impl Reader {
             for p in &e.phrases {
                 phrases.insert(p, i as u32);
             }
-            // A negative phrase is entered as a finding number past the entries.
+            // A negative phrase is entered as a finding number past the entries, a denial
+            // phrase past those.
             for p in &e.negatives {
                 phrases.insert(p, (entries.len() + i) as u32);
+            }
+            for p in &e.denials {
+                phrases.insert(p, (2 * entries.len() + i) as u32);
             }
         }
         phrases.prepare();
@@ -257,9 +265,15 @@ impl Reader {
         self.gather(tokens, ctx_of, hits)
     }
 
-    /// A finding number, not a negative phrase's (those are numbered past the entries).
+    /// A finding number, not a negative or denial phrase's (those are numbered past the
+    /// entries).
     fn is_finding(&self, f: u32) -> bool {
         (f as usize) < self.entries.len()
+    }
+
+    /// A denial phrase's number (see [`Reader::new`]).
+    fn is_denial(&self, f: u32) -> bool {
+        f as usize >= 2 * self.entries.len()
     }
 
     fn is_red_flag(&self, f: u32) -> bool {
@@ -268,7 +282,9 @@ impl Reader {
 
     /// Drops a mention that lies inside a longer mention of another finding when that one
     /// explains it: a finding it implies ("no thunderclap headache" denies no headache), a
-    /// semantic guess inside an exact phrase ("black poo" is not pale stools), or a red flag
+    /// semantic guess inside an exact phrase ("black poo" is not pale stools), a broad denial
+    /// phrase inside a narrower finding's ("no peripheral edema" is no leg swelling, not no
+    /// swelling anywhere), or a red flag
     /// inside the exact phrase of a finding that is not one ("stops breathing at night" is
     /// sleep apnoea, not a respiratory arrest).
     fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>) -> Vec<(PhraseHit, f32)> {
@@ -280,6 +296,7 @@ impl Reader {
                     && h.end <= g.end
                     && ((longer && self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         || (h.via == Via::Semantic && g.via != Via::Semantic)
+                        || (longer && self.is_denial(h.finding) && self.is_finding(g.finding))
                         || (longer && g.via == Via::Phrase && self.is_red_flag(h.finding) && self.is_finding(g.finding) && !self.is_red_flag(g.finding)))
             })
         };
@@ -295,10 +312,9 @@ impl Reader {
         let mut implied: Vec<ReadFinding> = Vec::new();
         let n = self.entries.len() as u32;
         for (mut h, confidence) in hits {
-            let negative = h.finding >= n;
-            if negative {
-                h.finding -= n;
-            }
+            let kind = h.finding / n;
+            h.finding %= n;
+            let negative = kind == 1;
             let ctx = ctx_of(&h);
             let mut assertion = Assertion::of(&ctx[h.head]);
             // A pseudo-negation opens no scope ("no change in the pain"), but a phrase that
@@ -316,6 +332,10 @@ impl Reader {
                     continue;
                 }
                 assertion.polarity = Polarity::Absent;
+            }
+            // "No weight change" denies weight loss; "weight change" says nothing of it.
+            if kind == 2 && assertion.polarity != Polarity::Absent {
+                continue;
             }
             let entry = &self.entries[h.finding as usize];
             if entry.risk_factor && assertion.time == Time::Past {
