@@ -171,3 +171,46 @@ fn a_negation_led_phrase_that_runs_on_is_a_denial_unless_a_red_flag() {
     let t = "no change in urine colour or smell";
     assert!(present(t).is_empty(), "{:?}", present(t));
 }
+
+fn has(list: &[String], id: &str) -> bool {
+    list.iter().any(|f| f == id)
+}
+
+#[test]
+fn a_denied_umbrella_term_denies_each_finding_it_covers() {
+    let a = absent("No weight changes. No LOC.");
+    for id in ["weight_loss", "weight_gain", "fainting", "unresponsive"] {
+        assert!(has(&a, id), "{id} in {a:?}");
+    }
+    // Said without a negation, an umbrella term names none of them.
+    assert!(case("weight changes over the year").reading.findings.is_empty());
+    // Inside a narrower finding's phrase it is that finding's denial only.
+    let a = absent("there is no peripheral edema");
+    assert!(!has(&a, "generalised_swelling"), "{a:?}");
+}
+
+#[test]
+fn a_phrase_said_once_for_two_words_in_a_list_is_read_for_both() {
+    let a = absent("No loss of appetite or weight.");
+    assert!(has(&a, "loss_of_appetite") && has(&a, "weight_loss"), "{a:?}");
+    // A word that is a finding by itself is not joined to the phrase before it.
+    let a = absent("No chest pain or cough.");
+    assert!(has(&a, "cough") && !has(&a, "productive_cough"), "{a:?}");
+}
+
+#[test]
+fn a_negation_that_is_the_phrases_own_word_asserts_it() {
+    assert!(has(&present("now she won't use her left arm at all"), "child_not_using_arm"));
+    assert!(has(&present("I don't remember the actual fall"), "memory_loss_of_event"));
+    // A negation standing between the phrase's words still denies it.
+    assert!(has(&absent("his speech isnt slurred"), "slurred_speech"));
+    // A trigger-led phrase is read only as written: "no swelling or heat" is not "no heating".
+    assert!(!has(&absent("No swelling or heat in them."), "cold_exposure"));
+}
+
+#[test]
+fn a_new_clause_with_its_own_subject_ends_a_negation() {
+    let t = "I've lost half a stone without trying and I wake up drenched some nights";
+    assert!(has(&present(t), "night_sweats"), "{:?}", present(t));
+    assert!(!has(&present("cough worse at nite"), "head_lice_seen"));
+}

@@ -84,6 +84,7 @@ fn is_terminator(w: &str) -> bool {
             | "presents" | "presented" | "admits" | "feels" | "feeling" | "got" | "getting" | "developed"
             | "now" | "also" | "still" | "then" | "so" | "just" | "only" | "today" | "tonight" | "since"
             | "because" | "cause" | "cos" | "plus" | "did" | "shes" | "hes" | "its" | "im" | "ive" | "theyre" | "thats"
+            | "i" | "he" | "she" | "we" | "they"
     )
 }
 

@@ -46,6 +46,11 @@ pub(crate) fn light(w: &str) -> &str {
 /// -oea -> -ea, paed- -> ped-, faec- -> fec-, -our -> -or). Most words have none: they come
 /// back borrowed.
 fn spelling(word: &str) -> Cow<'_, str> {
+    // Text-speak that would otherwise fold onto another word ("nite" is not "nits").
+    match word {
+        "nite" | "nites" | "tonite" => return Cow::Borrowed(if word == "nites" { "nights" } else if word == "tonite" { "tonight" } else { "night" }),
+        _ => {}
+    }
     // Every rule needs an "ae" or "oe" somewhere, or a final "our": one pass over the bytes.
     let british = word.as_bytes().windows(2).any(|p| p[1] == b'e' && matches!(p[0], b'a' | b'o'));
     if !british && !word.ends_with("our") {

@@ -32,6 +32,9 @@ pub struct PhraseHit {
     pub via: Via,
     /// The first token of the phrase's own first word (the token its assertion is read at).
     pub head: usize,
+    /// A negation stands between the phrase's own words ("speech isnt slurred", "inhaler
+    /// every hour not helping" has none of its own: "not" is the phrase's).
+    pub negated_inside: bool,
 }
 
 /// At most this many words between two words of a phrase.
@@ -48,6 +51,11 @@ fn is_filler(w: &str) -> bool {
         w,
         "my" | "the" | "his" | "her" | "their" | "your" | "a" | "both" | "left" | "right" | "lower" | "upper" | "middle" | "top" | "bottom" | "front" | "back" | "side" | "whole" | "one"
     )
+}
+
+/// Words that deny what follows them.
+pub(crate) fn is_negation_word(w: &str) -> bool {
+    matches!(w, "no" | "not" | "never" | "isnt" | "wasnt" | "arent" | "werent" | "dont" | "doesnt" | "didnt" | "hasnt" | "havent" | "hadnt" | "wont" | "cannot")
 }
 
 fn is_conjunction(w: &str) -> bool {
@@ -290,9 +298,9 @@ impl PhraseIndex {
             if let Some(first) = alt.and_then(|a| a[i]) {
                 for e in starting(first) {
                     if e.words.len() >= 2
-                        && let Some((end, _, _)) = match_from(ids, None, raw, i, &e.words)
+                        && let Some((end, _, _, _)) = match_from(ids, None, raw, i, &e.words)
                     {
-                        out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Semantic, head: i });
+                        out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Semantic, head: i, negated_inside: false });
                     }
                 }
             }
@@ -301,13 +309,13 @@ impl PhraseIndex {
                 if e.light.is_some() && e.light != word_ids.light[i] {
                     continue;
                 }
-                if let Some((end, gaps, subs)) = match_from(ids, alt, raw, i, &e.words)
+                if let Some((end, gaps, subs, negated_inside)) = match_from(ids, alt, raw, i, &e.words)
                     // A phrase of two words is read only side by side (or turned round): with
                     // words between, "wiped out" would read "wiped his mouth out".
                     && (gaps == 0 || e.words.len() >= 3)
                 {
                     let via = if subs > 0 { Via::Semantic } else if gaps == 0 { Via::Phrase } else { Via::Variant };
-                    out.push(PhraseHit { finding: e.finding, start: i, end, via, head: i });
+                    out.push(PhraseHit { finding: e.finding, start: i, end, via, head: i, negated_inside });
                 }
             }
             // "swollen and painful knee": the word after the list goes with each word in it.
@@ -315,16 +323,17 @@ impl PhraseIndex {
                 for &e in &self.by_first[first as usize] {
                     let e = &self.entries[e as usize];
                     if e.words.len() == 2 && ids[i + 3] == Some(e.words[1]) {
-                        out.push(PhraseHit { finding: e.finding, start: i, end: i + 4, via: Via::Variant, head: i });
+                        out.push(PhraseHit { finding: e.finding, start: i, end: i + 4, via: Via::Variant, head: i, negated_inside: false });
                     }
                 }
             }
             // "ear pain or discharge": the first word of "ear pain" also goes with the word
-            // after the conjunction, so "ear discharge" is said too.
-            if i >= 3 && is_conjunction(raw[i - 1]) && ids[i - 2].is_some() {
+            // after the conjunction, so "ear discharge" is said too; but not a word that is a
+            // finding by itself ("chest pain or cough" is no chesty cough).
+            if i >= 3 && is_conjunction(raw[i - 1]) && ids[i - 2].is_some() && !self.by_first[first as usize].iter().any(|&e| self.entries[e as usize].words.len() == 1) {
                 for &(head, finding) in &self.by_second[first as usize] {
                     if ids[i - 3] == Some(head) && ids[i - 2] != Some(first) {
-                        out.push(PhraseHit { finding, start: i - 3, end: i + 1, via: Via::Variant, head: i - 3 });
+                        out.push(PhraseHit { finding, start: i - 3, end: i + 1, via: Via::Variant, head: i - 3, negated_inside: false });
                     }
                 }
             }
@@ -346,7 +355,7 @@ impl PhraseIndex {
                     if let Some(k) = tail.iter().position(|&id| id == Some(head))
                         && raw.get(from + k + 1) != Some(&"of")
                     {
-                        out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i });
+                        out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i, negated_inside: false });
                     }
                 }
             } else if let Some(at) = predicate_end(raw, i + 1) {
@@ -354,22 +363,83 @@ impl PhraseIndex {
                 // the reader read it absent).
                 for &(head, finding) in turned {
                     if ids.get(at) == Some(&Some(head)) {
-                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i });
+                        let negated_inside = raw[i + 1..at].iter().any(|w| is_negation_word(w));
+                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
                     }
                 }
             }
         }
+        self.elided(ids, raw, &mut out);
         out
+    }
+
+    /// Whether the word numbered `w` is a phrase by itself ("cough").
+    fn is_phrase_alone(&self, w: u32) -> bool {
+        self.by_first[w as usize].iter().any(|&e| self.entries[e as usize].words.len() == 1)
+    }
+
+    /// The findings whose phrase is exactly `words`.
+    fn exactly<'a>(&'a self, words: &'a [u32]) -> impl Iterator<Item = u32> + 'a {
+        self.by_first[words[0] as usize].iter().map(|&e| &self.entries[e as usize]).filter(move |e| *e.words == *words).map(|e| e.finding)
+    }
+
+    /// A phrase said once for two words in a list: "loss of appetite or weight" is also a
+    /// loss of weight, "blood in urine or stool" blood in stool, "faecal or urinary
+    /// incontinence" faecal incontinence. The other word takes the place of the phrase's last
+    /// word (or first, when it stands before). Only from an exact phrase of two or more words,
+    /// and not with a word that is a finding by itself ("chest pain or cough").
+    fn elided(&self, ids: &[Option<u32>], raw: &[&str], out: &mut Vec<PhraseHit>) {
+        let n = ids.len();
+        let usable = |j: usize| ids[j].filter(|&w| !self.is_phrase_alone(w) && !crate::semantic::is_stop(raw[j]));
+        let mut seq: Vec<u32> = Vec::new();
+        let found = out.len();
+        for k in 0..found {
+            let h = out[k];
+            if h.via != Via::Phrase || h.end - h.start < 2 || ids[h.start..h.end].iter().any(Option::is_none) {
+                continue;
+            }
+            if h.end + 1 < n && is_conjunction(raw[h.end])
+                && let Some(w) = usable(h.end + 1)
+            {
+                seq.clear();
+                seq.extend(ids[h.start..h.end - 1].iter().flatten());
+                seq.push(w);
+                for finding in self.exactly(&seq) {
+                    out.push(PhraseHit { finding, start: h.start, end: h.end + 2, via: Via::Variant, head: h.start, negated_inside: false });
+                }
+            }
+            if h.start >= 2 && is_conjunction(raw[h.start - 1])
+                && let Some(w) = usable(h.start - 2)
+            {
+                seq.clear();
+                seq.push(w);
+                seq.extend(ids[h.start + 1..h.end].iter().flatten());
+                for finding in self.exactly(&seq) {
+                    out.push(PhraseHit { finding, start: h.start - 2, end: h.end, via: Via::Variant, head: h.start - 2, negated_inside: false });
+                }
+            }
+        }
+        // The older list forms above may have found the same.
+        let mut k = found;
+        while k < out.len() {
+            if out[..k].iter().any(|g| g.finding == out[k].finding && g.start == out[k].start && g.end == out[k].end) {
+                out.remove(k);
+            } else {
+                k += 1;
+            }
+        }
     }
 }
 
 /// Matches `words` from token `i`: each next word within [`MAX_GAP`] tokens of the last, the
 /// gap holding no blocking word; with `alt`, one word of the phrase may be matched by a near
-/// synonym. Returns the end (exclusive), the number of gap tokens and of substitutions.
-fn match_from(ids: &[Option<u32>], alt: Option<&[Option<u32>]>, raw: &[&str], i: usize, words: &[u32]) -> Option<(usize, usize, usize)> {
+/// synonym. Returns the end (exclusive), the number of gap tokens and of substitutions, and
+/// whether a gap holds a negation.
+fn match_from(ids: &[Option<u32>], alt: Option<&[Option<u32>]>, raw: &[&str], i: usize, words: &[u32]) -> Option<(usize, usize, usize, bool)> {
     let mut at = i;
     let mut gaps = 0;
     let mut subs = 0;
+    let mut negated = false;
     for &w in &words[1..] {
         let mut j = at + 1;
         let mut skipped = 0;
@@ -387,13 +457,14 @@ fn match_from(ids: &[Option<u32>], alt: Option<&[Option<u32>]>, raw: &[&str], i:
             if blocks_gap(raw[j]) {
                 return None;
             }
+            negated |= is_negation_word(raw[j]);
             skipped += 1;
             j += 1;
         }
         gaps += skipped;
         at = j;
     }
-    (gaps <= MAX_GAP).then_some((at + 1, gaps, subs))
+    (gaps <= MAX_GAP).then_some((at + 1, gaps, subs, negated))
 }
 
 #[cfg(test)]
@@ -447,6 +518,36 @@ mod tests {
         assert_eq!(found("ear pain and discharge"), [(6, Via::Phrase), (7, Via::Variant)]);
         assert_eq!(found("ear pain, then discharge"), [(6, Via::Phrase)]);
         assert_eq!(found("swollen and painful knee"), [(8, Via::Variant), (9, Via::Phrase)]);
+        // A word that is a finding by itself is not joined to the first phrase's head.
+        let mut p = index();
+        p.insert("chest cough", 11);
+        p.insert("cough", 12);
+        let tokens = tokenize("chest pain or cough");
+        let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+        let hits: Vec<u32> = p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
+        assert_eq!(hits, [2, 12]);
+    }
+
+    #[test]
+    fn a_phrase_said_once_for_two_words() {
+        let mut p = PhraseIndex::new();
+        p.insert("loss of appetite", 0);
+        p.insert("loss of weight", 1);
+        p.insert("urinary incontinence", 2);
+        p.insert("faecal incontinence", 3);
+        p.insert("cough", 4);
+        p.insert("loss of cough", 5);
+        let read = |text: &str| -> Vec<u32> {
+            let tokens = tokenize(text);
+            let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
+            let mut f: Vec<u32> = p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
+            f.sort();
+            f
+        };
+        assert_eq!(read("loss of appetite or weight"), [0, 1]);
+        assert_eq!(read("fecal or urinary incontinence"), [2, 3]);
+        assert_eq!(read("loss of appetite or cough"), [0, 4], "a finding by itself is not joined");
+        assert_eq!(read("loss of appetite, weight"), [0]);
     }
 
     #[test]

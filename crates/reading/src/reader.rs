@@ -2,7 +2,7 @@
 //! layer, each mention asserted by its context, gathered into one reading per request.
 
 use crate::context::{TokenContext, contexts, contexts_except};
-use crate::phrases::{PhraseHit, PhraseIndex, Via};
+use crate::phrases::{PhraseHit, PhraseIndex, Via, is_negation_word};
 use crate::semantic::SemanticIndex;
 use crate::vectors::WordVectors;
 use crate::vitals::vitals_in_text;
@@ -217,13 +217,14 @@ impl Reader {
         // pulses") says its finding is there: its first word is the phrase's, not a trigger.
         // Read with its word as an ordinary one, the scope it opened ends with the phrase ("not
         // breathing, lips blue"); a mention inside the phrase keeps the first reading ("non
-        // productive cough" denies a productive cough). Not through a substitute word, nor,
+        // productive cough" denies a productive cough). Never across a list ("no swelling or
+        // heat" is not "no heating"), never through a substitute word, nor,
         // unless it is a red flag (safety first: "baby not breathing blue"), when the phrase
         // runs on into another phrase word ("no appetite loss", "no voice changes").
         let runs_on = |h: &PhraseHit| ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]);
         let led: Vec<(usize, usize)> = found
             .iter()
-            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && (self.is_red_flag(h.finding) || !runs_on(h)))
+            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| matches!(*w, "or" | "and" | "nor")) && (self.is_red_flag(h.finding) || !runs_on(h)))
             .map(|h| (h.start, h.end))
             .collect();
         let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
@@ -257,7 +258,7 @@ impl Reader {
                     && above.is_none_or(|a| v.value > a)
                     && below.is_none_or(|b| v.value < b)
                 {
-                    hits.push((PhraseHit { finding: i, start: at, end: at + 1, via: Via::Phrase, head: at }, PHRASE_CONFIDENCE));
+                    hits.push((PhraseHit { finding: i, start: at, end: at + 1, via: Via::Phrase, head: at, negated_inside: false }, PHRASE_CONFIDENCE));
                 }
             }
         }
@@ -322,8 +323,8 @@ impl Reader {
             if h.head > 0 && !ctx[h.head - 1].trigger && is_negation_word(&tokens[h.head - 1].text) {
                 assertion.polarity = Polarity::Absent;
             }
-            // A negation inside a variant's span denies it ("speech isnt slurred").
-            if h.via == Via::Variant && (h.start..h.end).any(|j| is_negation_word(&tokens[j].text)) {
+            // A negation between a phrase's words denies it ("speech isnt slurred").
+            if h.negated_inside {
                 assertion.polarity = Polarity::Absent;
             }
             // "Afebrile" says no fever; "not afebrile" or "maybe afebrile" says nothing.
@@ -396,9 +397,6 @@ fn implied_closure(entries: &[FindingEntry]) -> Vec<Vec<u32>> {
         .collect()
 }
 
-fn is_negation_word(w: &str) -> bool {
-    matches!(w, "no" | "not" | "never" | "isnt" | "wasnt" | "arent" | "werent" | "dont" | "doesnt" | "didnt" | "hasnt" | "havent" | "hadnt" | "wont" | "cannot")
-}
 
 /// Which of two mentions of a finding wins: present, then absent, then hedged, then the rest.
 fn rank(f: &ReadFinding) -> u8 {
