@@ -214,3 +214,10 @@ fn a_new_clause_with_its_own_subject_ends_a_negation() {
     assert!(has(&present(t), "night_sweats"), "{:?}", present(t));
     assert!(!has(&present("cough worse at nite"), "head_lice_seen"));
 }
+
+#[test]
+fn nearly_passing_out_is_not_fainting_and_a_back_passage_is_no_back() {
+    assert!(!has(&present("this morning he nearly passed out getting up"), "fainting"));
+    assert!(has(&present("this morning he passed out getting up"), "fainting"));
+    assert!(!has(&present("sharp tearing pain at my back passage"), "back_pain"));
+}

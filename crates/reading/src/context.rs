@@ -213,6 +213,10 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 }
                 unc = UNC_SCOPE + 1;
                 trigger = true;
+            } else if matches!(w, "nearly" | "almost") && matches!(next, "passed" | "blacked" | "fainted" | "collapsed" | "fell" | "choked" | "keeled") {
+                // "Nearly passed out" did not pass out.
+                neg = 2;
+                trigger = true;
             } else if negation && matches!(next, "sure" | "certain" | "clear") {
                 unc = UNC_SCOPE;
                 trigger = true;

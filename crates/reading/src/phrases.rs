@@ -351,9 +351,10 @@ impl PhraseIndex {
                 let fillers = raw[from..].iter().take(3).take_while(|w| is_filler(w)).count();
                 let tail = &ids[from..(from + fillers + 1).min(n)];
                 for &(head, finding) in turned {
-                    // "pain at the back of my head" names where the pain is, not a back pain.
+                    // "pain at the back of my head" names where the pain is, not a back pain;
+                    // so does "pain at my back passage".
                     if let Some(k) = tail.iter().position(|&id| id == Some(head))
-                        && raw.get(from + k + 1) != Some(&"of")
+                        && !matches!(raw.get(from + k + 1), Some(&"of" | &"passage" | &"teeth" | &"tooth"))
                     {
                         out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i, negated_inside: false });
                     }
