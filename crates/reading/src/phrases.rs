@@ -21,6 +21,8 @@ pub enum Via {
     Variant,
     /// The nearest meaning of a span (the semantic layer).
     Semantic,
+    /// A denied umbrella term ("no urinary symptoms"): set by the reader, never by the index.
+    Umbrella,
 }
 
 /// A phrase found at tokens `start..end` (end exclusive).
