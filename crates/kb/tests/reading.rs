@@ -221,3 +221,11 @@ fn nearly_passing_out_is_not_fainting_and_a_back_passage_is_no_back() {
     assert!(has(&present("this morning he passed out getting up"), "fainting"));
     assert!(!has(&present("sharp tearing pain at my back passage"), "back_pain"));
 }
+
+#[test]
+fn a_denial_goes_on_over_or_and_a_led_phrase_holds_no_other_finding() {
+    assert!(has(&absent("No recent trauma to the area or recent falls."), "fall"));
+    let t = "No tingling sensation in the limbs.";
+    assert!(present(t).is_empty(), "{:?}", present(t));
+    assert!(has(&absent(t), "tingling"));
+}

@@ -198,6 +198,10 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             if matches!(w, "i" | "im" | "ive" | "me" | "id") {
                 fam = 0;
             }
+            // "No recent trauma to the area or recent falls": a denial goes on over "or".
+            if neg > 0 && matches!(w, "or" | "nor") {
+                neg = NEG_SCOPE + 1;
+            }
             let mut trigger = false;
             let negation = is_negation(w);
             if negation && !pseudo(tokens, i) {

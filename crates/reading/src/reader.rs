@@ -232,9 +232,12 @@ impl Reader {
         // unless it is a red flag (safety first: "baby not breathing blue"), when the phrase
         // runs on into another phrase word ("no appetite loss", "no voice changes").
         let runs_on = |h: &PhraseHit| ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]);
+        // Nor when another finding is said between its words ("no tingling sensation in" is
+        // no "no sensation in").
+        let holds_another = |h: &PhraseHit| found.iter().any(|g| g.finding != h.finding && g.start > h.start && g.end < h.end);
         let led: Vec<(usize, usize)> = found
             .iter()
-            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| matches!(*w, "or" | "and" | "nor")) && (self.is_red_flag(h.finding) || !runs_on(h)))
+            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| matches!(*w, "or" | "and" | "nor")) && !holds_another(h) && (self.is_red_flag(h.finding) || !runs_on(h)))
             .map(|h| (h.start, h.end))
             .collect();
         let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
