@@ -229,3 +229,12 @@ fn a_denial_goes_on_over_or_and_a_led_phrase_holds_no_other_finding() {
     assert!(present(t).is_empty(), "{:?}", present(t));
     assert!(has(&absent(t), "tingling"));
 }
+
+#[test]
+fn an_action_that_brings_a_symptom_on_is_not_a_symptom() {
+    for t in ["lump in groin pops out when i cough", "lower right hurts to walk or cough", "it appears when I stand or cough"] {
+        assert!(!has(&present(t), "cough"), "{t}: {:?}", present(t));
+    }
+    assert!(has(&present("a cough for 5 days and it hurts when I breathe"), "cough"));
+    assert!(!has(&present("a dull ache behind my left ear"), "earache"));
+}

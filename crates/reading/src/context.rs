@@ -198,6 +198,23 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             if matches!(w, "i" | "im" | "ive" | "me" | "id") {
                 fam = 0;
             }
+            // "Hurts when I cough", "worse if he sneezes", "hurts to walk or cough": an action
+            // that brings a symptom on is a circumstance, not a symptom of its own.
+            if matches!(w, "when" | "whenever" | "if" | "to") {
+                for j in i + 1..n.min(i + 5) {
+                    let a = tokens[j].text.as_str();
+                    if a == "." {
+                        break;
+                    }
+                    if matches!(a, "cough" | "coughs" | "coughing" | "coughed" | "sneeze" | "sneezes" | "sneezing" | "sneezed") {
+                        out[j].hypothetical = true;
+                        break;
+                    }
+                    if !matches!(a, "i" | "he" | "she" | "they" | "you" | "we" | "it" | "walk" | "stand" | "move" | "bend" | "breathe" | "laugh" | "or" | "and" | "hard" | "really") {
+                        break;
+                    }
+                }
+            }
             // "No recent trauma to the area or recent falls": a denial goes on over "or".
             if neg > 0 && matches!(w, "or" | "nor") {
                 neg = NEG_SCOPE + 1;
@@ -257,7 +274,7 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             negated: out[i].negated || (!trigger && neg > 0),
             uncertain: out[i].uncertain || (!trigger && unc > 0),
             family: !trigger && fam > 0,
-            hypothetical: !trigger && hyp > 0,
+            hypothetical: out[i].hypothetical || (!trigger && hyp > 0),
             past: out[i].past || (!trigger && past > 0),
             trigger,
         };

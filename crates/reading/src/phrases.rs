@@ -43,9 +43,10 @@ pub struct PhraseHit {
 const MAX_GAP: usize = 2;
 
 /// Words that may stand between a word and a body part when a two-word phrase is turned
-/// round: "pain in my lower back", "swelling of the left ankle".
+/// round: "pain in my lower back", "swelling of the left ankle". Not "behind": a pain behind
+/// the ear is not an earache.
 fn is_connector(w: &str) -> bool {
-    matches!(w, "in" | "on" | "of" | "around" | "behind" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down")
+    matches!(w, "in" | "on" | "of" | "around" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down")
 }
 
 fn is_filler(w: &str) -> bool {
