@@ -298,6 +298,11 @@ fn phrase_key(p: &str) -> String {
     textfeat::normalise(p).split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether a phrase (in [`phrase_key`] form) starts with a negation word.
+fn starts_with_negation(key: &str) -> bool {
+    key.split(' ').next().is_some_and(|w| matches!(w, "no" | "not" | "never" | "without" | "nil"))
+}
+
 fn check_phrases(file: &str, id: &str, field: &str, phrases: &[String], min: usize, issues: &mut Issues) {
     if phrases.len() < min {
         issues.push(file, Some(id), Some(field), format!("needs at least {min} phrase(s)"));
@@ -352,7 +357,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 let key = phrase_key(p);
                 if let Some(owner) = phrase_owner.get(&key) {
                     issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' is also a phrase of '{owner}'"));
-                } else if key.split(' ').next().is_some_and(|w| matches!(w, "no" | "not" | "never" | "without" | "nil")) {
+                } else if starts_with_negation(&key) {
                     issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' starts with a negation (say what is there: 'afebrile', 'eating normally')"));
                 } else {
                     phrase_owner.insert(key, format!("{} (negatives)", f.id));
@@ -443,7 +448,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                     issues.push(&file, Some(&name), Some("denies"), "name at least one finding");
                 }
                 for p in &u.phrases {
-                    if p.split(' ').next().is_some_and(|w| matches!(w, "no" | "not" | "never" | "without" | "nil")) {
+                    if starts_with_negation(&phrase_key(p)) {
                         issues.push(&file, Some(&name), Some("phrases"), format!("phrase '{p}' starts with a negation (write the term itself: 'weight change')"));
                     }
                 }

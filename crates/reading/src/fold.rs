@@ -48,7 +48,9 @@ pub(crate) fn light(w: &str) -> &str {
 fn spelling(word: &str) -> Cow<'_, str> {
     // Text-speak that would otherwise fold onto another word ("nite" is not "nits").
     match word {
-        "nite" | "nites" | "tonite" => return Cow::Borrowed(if word == "nites" { "nights" } else if word == "tonite" { "tonight" } else { "night" }),
+        "nite" => return Cow::Borrowed("night"),
+        "nites" => return Cow::Borrowed("nights"),
+        "tonite" => return Cow::Borrowed("tonight"),
         _ => {}
     }
     // Every rule needs an "ae" or "oe" somewhere, or a final "our": one pass over the bytes.

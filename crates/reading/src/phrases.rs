@@ -61,7 +61,7 @@ pub(crate) fn is_negation_word(w: &str) -> bool {
     matches!(w, "no" | "not" | "never" | "isnt" | "wasnt" | "arent" | "werent" | "dont" | "doesnt" | "didnt" | "hasnt" | "havent" | "hadnt" | "wont" | "cannot")
 }
 
-fn is_conjunction(w: &str) -> bool {
+pub(crate) fn is_conjunction(w: &str) -> bool {
     matches!(w, "or" | "and" | "nor")
 }
 
@@ -333,7 +333,7 @@ impl PhraseIndex {
             // "ear pain or discharge": the first word of "ear pain" also goes with the word
             // after the conjunction, so "ear discharge" is said too; but not a word that is a
             // finding by itself ("chest pain or cough" is no chesty cough).
-            if i >= 3 && is_conjunction(raw[i - 1]) && ids[i - 2].is_some() && !self.by_first[first as usize].iter().any(|&e| self.entries[e as usize].words.len() == 1) {
+            if i >= 3 && is_conjunction(raw[i - 1]) && ids[i - 2].is_some() && !self.is_phrase_alone(first) {
                 for &(head, finding) in &self.by_second[first as usize] {
                     if ids[i - 3] == Some(head) && ids[i - 2] != Some(first) {
                         out.push(PhraseHit { finding, start: i - 3, end: i + 1, via: Via::Variant, head: i - 3, negated_inside: false });
@@ -409,7 +409,7 @@ impl PhraseIndex {
                 seq.extend(ids[h.start..h.end - 1].iter().flatten());
                 seq.push(w);
                 for finding in self.exactly(&seq) {
-                    out.push(PhraseHit { finding, start: h.start, end: h.end + 2, via: Via::Variant, head: h.start, negated_inside: false });
+                    push_new(out, PhraseHit { finding, start: h.start, end: h.end + 2, via: Via::Variant, head: h.start, negated_inside: false });
                 }
             }
             if h.start >= 2 && is_conjunction(raw[h.start - 1])
@@ -419,19 +419,18 @@ impl PhraseIndex {
                 seq.push(w);
                 seq.extend(ids[h.start + 1..h.end].iter().flatten());
                 for finding in self.exactly(&seq) {
-                    out.push(PhraseHit { finding, start: h.start - 2, end: h.end, via: Via::Variant, head: h.start - 2, negated_inside: false });
+                    push_new(out, PhraseHit { finding, start: h.start - 2, end: h.end, via: Via::Variant, head: h.start - 2, negated_inside: false });
                 }
             }
         }
-        // The older list forms above may have found the same.
-        let mut k = found;
-        while k < out.len() {
-            if out[..k].iter().any(|g| g.finding == out[k].finding && g.start == out[k].start && g.end == out[k].end) {
-                out.remove(k);
-            } else {
-                k += 1;
-            }
-        }
+    }
+}
+
+/// Adds `hit` unless the same finding is already found over the same tokens (the older list
+/// forms in [`PhraseIndex::find`] may have found it).
+fn push_new(out: &mut Vec<PhraseHit>, hit: PhraseHit) {
+    if !out.iter().any(|g| g.finding == hit.finding && g.start == hit.start && g.end == hit.end) {
+        out.push(hit);
     }
 }
 
@@ -490,11 +489,15 @@ mod tests {
         p
     }
 
-    fn found(text: &str) -> Vec<(u32, Via)> {
-        let p = index();
+    /// What `p` finds in `text`, in the order found.
+    fn hits_in(p: &PhraseIndex, text: &str) -> Vec<PhraseHit> {
         let tokens = tokenize(text);
         let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
-        p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| (h.finding, h.via)).collect()
+        p.find(&p.word_ids(&raw), &raw)
+    }
+
+    fn found(text: &str) -> Vec<(u32, Via)> {
+        hits_in(&index(), text).into_iter().map(|h| (h.finding, h.via)).collect()
     }
 
     #[test]
@@ -526,9 +529,7 @@ mod tests {
         let mut p = index();
         p.insert("chest cough", 11);
         p.insert("cough", 12);
-        let tokens = tokenize("chest pain or cough");
-        let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
-        let hits: Vec<u32> = p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
+        let hits: Vec<u32> = hits_in(&p, "chest pain or cough").into_iter().map(|h| h.finding).collect();
         assert_eq!(hits, [2, 12]);
     }
 
@@ -542,9 +543,7 @@ mod tests {
         p.insert("cough", 4);
         p.insert("loss of cough", 5);
         let read = |text: &str| -> Vec<u32> {
-            let tokens = tokenize(text);
-            let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
-            let mut f: Vec<u32> = p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
+            let mut f: Vec<u32> = hits_in(&p, text).into_iter().map(|h| h.finding).collect();
             f.sort();
             f
         };

@@ -2,7 +2,7 @@
 //! layer, each mention asserted by its context, gathered into one reading per request.
 
 use crate::context::{TokenContext, contexts, contexts_except};
-use crate::phrases::{PhraseHit, PhraseIndex, Via, is_negation_word};
+use crate::phrases::{PhraseHit, PhraseIndex, Via, is_conjunction, is_negation_word};
 use crate::semantic::SemanticIndex;
 use crate::vectors::WordVectors;
 use crate::vitals::vitals_in_text;
@@ -135,7 +135,7 @@ impl Reading {
 
     /// (finding, present) for every finding asserted for the patient either way, each once.
     pub fn asserted(&self) -> Vec<(u32, bool)> {
-        self.findings.iter().filter_map(|f| if f.is_present() { Some((f.finding, true)) } else if f.is_absent() { Some((f.finding, false)) } else { None }).collect()
+        self.asserted_of(self.findings.iter())
     }
 
     /// [`Reading::asserted`] without the denials of umbrella terms: what the committed models
@@ -145,7 +145,11 @@ impl Reading {
     /// ranked worse (development vignettes top-3 0.355 -> 0.280). The reading, the answer's
     /// findings and the rules keep them.
     pub fn for_models(&self) -> Vec<(u32, bool)> {
-        self.findings.iter().filter(|f| f.via != Via::Umbrella).filter_map(|f| if f.is_present() { Some((f.finding, true)) } else if f.is_absent() { Some((f.finding, false)) } else { None }).collect()
+        self.asserted_of(self.findings.iter().filter(|f| f.via != Via::Umbrella))
+    }
+
+    fn asserted_of<'a>(&self, findings: impl Iterator<Item = &'a ReadFinding>) -> Vec<(u32, bool)> {
+        findings.filter_map(|f| if f.is_present() { Some((f.finding, true)) } else if f.is_absent() { Some((f.finding, false)) } else { None }).collect()
     }
 }
 
@@ -237,7 +241,7 @@ impl Reader {
         let holds_another = |h: &PhraseHit| found.iter().any(|g| g.finding != h.finding && g.start > h.start && g.end < h.end);
         let led: Vec<(usize, usize)> = found
             .iter()
-            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| matches!(*w, "or" | "and" | "nor")) && !holds_another(h) && (self.is_red_flag(h.finding) || !runs_on(h)))
+            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| is_conjunction(w)) && !holds_another(h) && (self.is_red_flag(h.finding) || !runs_on(h)))
             .map(|h| (h.start, h.end))
             .collect();
         let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
