@@ -238,3 +238,43 @@ fn an_action_that_brings_a_symptom_on_is_not_a_symptom() {
     assert!(has(&present("a cough for 5 days and it hurts when I breathe"), "cough"));
     assert!(!has(&present("a dull ache behind my left ear"), "earache"));
 }
+
+#[test]
+fn a_question_hedges_what_it_asks_about_not_what_was_said_before_it() {
+    let t = "tired breathless craving ice anemia?";
+    let p = present(t);
+    assert!(p.contains(&"fatigue".to_string()) && p.contains(&"shortness_of_breath".to_string()), "{p:?}");
+    // A clause that opens as a question asks about all of it.
+    assert!(present("is it a rash?").is_empty());
+    assert!(present("could this be chest pain from my heart?").is_empty());
+    // A comparison neither asserts nor denies.
+    let t = "sharp pain in my chest, it feels different to heartburn";
+    assert!(!present(t).contains(&"heartburn".to_string()) && !absent(t).contains(&"heartburn".to_string()));
+}
+
+#[test]
+fn no_temperature_denies_a_fever_and_an_unchecked_one_says_nothing() {
+    assert!(absent("sore throat 3 days no temp").contains(&"fever".to_string()));
+    assert!(absent("no temperature, eating fine").contains(&"fever".to_string()));
+    let t = "not taken his temp but he feels hot";
+    assert!(!absent(t).contains(&"fever".to_string()), "{:?}", absent(t));
+    // Said without a negation, "temp" alone asserts nothing; a measured one does.
+    assert!(present("checked her temp this morning").is_empty());
+    assert!(present("temp 38.6").contains(&"fever".to_string()));
+}
+
+#[test]
+fn a_phrase_led_by_a_negation_is_said_when_another_finding_follows_it() {
+    let p = present("baby 4 months not feeding floppy");
+    assert!(p.contains(&"poor_feeding".to_string()) && p.contains(&"floppy_baby".to_string()), "{p:?}");
+}
+
+#[test]
+fn a_measurement_named_further_back_in_its_clause_is_read() {
+    let p = present("Heart rate on his watch says 118.");
+    assert!(p.contains(&"tachycardia".to_string()), "{p:?}");
+    // A watch or a monitor is a thing here, not advice to watch for something.
+    let p = present("His sats on our little finger monitor are 88, usually he's 92.");
+    assert!(p.contains(&"low_oxygen_saturation".to_string()), "{p:?}");
+    assert!(present("watch for a rash").is_empty());
+}

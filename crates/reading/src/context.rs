@@ -32,6 +32,20 @@ const PAST_SCOPE: u8 = 6;
 /// How far back a post-trigger ("chest pain denied", "rash resolved") reaches.
 const POST_SCOPE: usize = 4;
 
+/// How many words before a question mark it hedges when its clause does not open as a
+/// question ("hayfever?", "chest infection?").
+const QUESTION_TAIL: usize = 3;
+
+/// Words that open a question: a clause starting with one asks about all of it.
+fn is_question_opener(w: &str) -> bool {
+    matches!(
+        w,
+        "is" | "are" | "am" | "was" | "were" | "could" | "can" | "do" | "does" | "did" | "should" | "would" | "will"
+            | "might" | "may" | "has" | "have" | "had" | "what" | "why" | "how" | "whats" | "isnt" | "any"
+            | "anyone" | "anybody" | "possible" | "maybe" | "perhaps" | "or" | "cud" | "wud" | "shud" | "r"
+    )
+}
+
 fn is_negation(w: &str) -> bool {
     matches!(
         w,
@@ -51,6 +65,8 @@ fn is_pseudo_follower(w: &str) -> bool {
             | "go" | "going" | "gone" | "settle" | "settling" | "settled" | "responding" | "response" | "eased"
             | "easing" | "ease" | "matter" | "fail" | "doubt" | "difference" | "wait" | "waiting" | "want"
             | "seem" | "seems" | "think" | "shift" | "budge" | "let" | "letting" | "touch" | "touching"
+            // "Not checked her temperature" says nothing of it.
+            | "checked" | "check" | "checking" | "taken" | "take" | "took" | "measured" | "measure" | "tested"
     )
 }
 
@@ -64,6 +80,13 @@ fn is_uncertainty(w: &str) -> bool {
 
 fn is_hypothetical(w: &str) -> bool {
     matches!(w, "if" | "unless" | "should" | "would" | "incase" | "prevent" | "preventing" | "avoid" | "risk" | "advised" | "watch" | "monitor")
+}
+
+/// "Watch" and "monitor" as things, not as advice: "heart rate on his watch", "the sats
+/// monitor", "her baby monitor".
+fn is_device_noun(w: &str, prev: &str) -> bool {
+    matches!(w, "watch" | "monitor")
+        && matches!(prev, "a" | "the" | "my" | "his" | "her" | "our" | "their" | "your" | "smart" | "apple" | "finger" | "sats" | "oxygen" | "baby" | "heart" | "bp" | "pressure" | "sugar" | "glucose" | "fitness" | "home")
 }
 
 fn is_relative(w: &str) -> bool {
@@ -146,13 +169,18 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                     unc = 0;
                 }
                 b'?' => {
-                    // A question hedges what it asks about ("fever?"): the words since the
-                    // last break, back to the clause start.
-                    for j in (0..i).rev() {
-                        if tokens[j].text == "." {
-                            break;
-                        }
-                        out[j].uncertain = true;
+                    // A question hedges what it asks about. A clause that opens as a question
+                    // ("is it a rash?", "could this be a clot?") asks about all of it, back to
+                    // the clause start; a clause that does not ("sneezing, blocked nose,
+                    // hayfever?", "tired breathless craving ice anaemia?") asks only about its
+                    // last words, and what it said before the guess is said.
+                    let start = (0..i).rev().find(|&j| tokens[j].text == ".").map_or(0, |j| j + 1);
+                    let first = |j: usize| tokens.get(j).map_or("", |t| t.text.as_str());
+                    let opener = if matches!(first(start), "so" | "and" | "but" | "also" | "then" | "ok" | "hmm" | "um") { start + 1 } else { start };
+                    let asks = opener < i && is_question_opener(first(opener));
+                    let from = if asks { start } else { start.max(i.saturating_sub(QUESTION_TAIL)) };
+                    for o in &mut out[from..i] {
+                        o.uncertain = true;
                     }
                     (neg, unc, hyp, fam, past) = (0, 0, 0, 0, 0);
                 }
@@ -244,10 +272,14 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             } else if w == "free" && next == "of" || w == "negative" && next == "for" {
                 neg = NEG_SCOPE;
                 trigger = true;
+            } else if (w == "different" && matches!(next, "to" | "from" | "than")) || w == "unlike" {
+                // "Feels different to heartburn" compares: it neither has heartburn nor denies it.
+                unc = 3;
+                trigger = true;
             } else if is_uncertainty(w) || (w == "may" && matches!(next, "be" | "have" | "need")) || (w == "could" && next == "be") || (w == "rule" && next == "out") || (w == "r" && next == "o") {
                 unc = UNC_SCOPE;
                 trigger = true;
-            } else if is_hypothetical(w) || (w == "in" && next == "case") || (w == "what" && next == "if") || (w == "look" && next == "out") || (w == "safety" && matches!(next, "net" | "netted" | "netting")) {
+            } else if (is_hypothetical(w) && !is_device_noun(w, prev)) || (w == "in" && next == "case") || (w == "what" && next == "if") || (w == "look" && next == "out") || (w == "safety" && matches!(next, "net" | "netted" | "netting")) {
                 hyp = HYP_SCOPE;
                 trigger = true;
             } else if matches!(w, "fhx" | "fh") || (w == "family" && matches!(next, "history" | "hx")) || (w == "runs" && next == "in") || w == "hereditary" {

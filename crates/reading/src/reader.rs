@@ -235,7 +235,11 @@ impl Reader {
         // heat" is not "no heating"), never through a substitute word, nor,
         // unless it is a red flag (safety first: "baby not breathing blue"), when the phrase
         // runs on into another phrase word ("no appetite loss", "no voice changes").
-        let runs_on = |h: &PhraseHit| ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]);
+        // A finding of its own that starts straight after it is not a run-on ("not feeding
+        // floppy").
+        let runs_on = |h: &PhraseHit| {
+            ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]) && !found.iter().any(|g| g.start == h.end && g.via != Via::Semantic)
+        };
         // Nor when another finding is said between its words ("no tingling sensation in" is
         // no "no sensation in").
         let holds_another = |h: &PhraseHit| found.iter().any(|g| g.finding != h.finding && g.start > h.start && g.end < h.end);
@@ -427,3 +431,4 @@ fn rank(f: &ReadFinding) -> u8 {
         3
     }
 }
+

@@ -42,6 +42,29 @@ fn cued(t: &str, cues: &[&str]) -> bool {
     cues.iter().any(|c| t.strip_suffix(c).is_some_and(|before| before.is_empty() || before.ends_with([' ', '(', ','])))
 }
 
+/// The cue a few words further back in the same clause ("heart rate on his watch says 118",
+/// "his sats on our finger monitor are 88"): the sign named by a word of the last
+/// [`CLAUSE_LOOKBACK`] words before the number, with no clause mark and no other number
+/// between. Only signs whose name is unambiguous are read so far back.
+fn clause_cue(hay: &str) -> Option<VitalSign> {
+    let clause = hay.rsplit(['.', ',', ';', ':', '!', '?', '\n', '(', ')']).next().unwrap_or(hay);
+    if clause.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let words: Vec<&str> = clause.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+    let from = words.len().saturating_sub(CLAUSE_LOOKBACK);
+    words[from..].iter().rev().find_map(|w| match *w {
+        "temp" | "temperature" | "temps" | "thermometer" => Some(VitalSign::TemperatureC),
+        "pulse" | "hr" | "bpm" => Some(VitalSign::HeartRate),
+        "heart" if words[from..].contains(&"rate") => Some(VitalSign::HeartRate),
+        "sats" | "spo2" | "saturation" | "saturations" | "oximeter" => Some(VitalSign::Spo2),
+        _ => None,
+    })
+}
+
+/// How many words back [`clause_cue`] looks.
+const CLAUSE_LOOKBACK: usize = 8;
+
 /// Every measurement found, left to right.
 pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
     // Most texts have no number at all.
@@ -91,7 +114,16 @@ pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
         } else if (cued(before, &["spo2", "sats", "sat", "saturation", "saturations", "sp02", "oxygen", "o2", "oxygen level", "oxygen levels", "oxygen saturation", "oximeter"]) || after.starts_with("% on air") || after.starts_with("% ra")) && after.starts_with('%') && (50.0..=100.0).contains(&value) {
             Some((VitalSign::Spo2, value))
         } else {
-            None
+            // A number with a unit of its own is not a vital sign ("pulse ... for 20 minutes").
+            let unit = after.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("");
+            let plain = after.is_empty() || !after.starts_with(|c: char| c.is_ascii_alphabetic()) || matches!(unit, "bpm" | "beats" | "c" | "f" | "degrees");
+            match clause_cue(&lower[..start]) {
+                Some(VitalSign::TemperatureC) if plain && (34.0..=43.0).contains(&value) => Some((VitalSign::TemperatureC, value)),
+                Some(VitalSign::TemperatureC) if plain && (93.0..=110.0).contains(&value) => Some((VitalSign::TemperatureC, (value - 32.0) * 5.0 / 9.0)),
+                Some(VitalSign::HeartRate) if plain && (30.0..=250.0).contains(&value) => Some((VitalSign::HeartRate, value)),
+                Some(VitalSign::Spo2) if (plain || after.starts_with('%')) && (60.0..=100.0).contains(&value) => Some((VitalSign::Spo2, value)),
+                _ => None,
+            }
         };
         if let Some((sign, value)) = found {
             out.push(TextVital { sign, value, start: start as u32, end: end as u32 });
@@ -115,6 +147,9 @@ mod tests {
         assert_eq!(read("it was 39.4C this morning"), [(VitalSign::TemperatureC, 39.4)]);
         assert_eq!(read("T 37.2, HR 118, RR 28, SpO2 89% on air, BP 182/110"), [(VitalSign::TemperatureC, 37.2), (VitalSign::HeartRate, 118.0), (VitalSign::RespiratoryRate, 28.0), (VitalSign::Spo2, 89.0), (VitalSign::SystolicBp, 182.0)]);
         assert_eq!(read("pulse is about 130"), [(VitalSign::HeartRate, 130.0)]);
+        assert_eq!(read("Heart rate on his watch says 118"), [(VitalSign::HeartRate, 118.0)]);
+        assert_eq!(read("His sats on our little finger monitor are 88, usually he's 92."), [(VitalSign::Spo2, 88.0)]);
+        assert_eq!(read("took her temperature under the arm and got 38.7"), [(VitalSign::TemperatureC, 38.7)]);
     }
 
     #[test]
@@ -123,5 +158,8 @@ mod tests {
         assert!(read("took 2 paracetamol at 10").is_empty());
         assert!(read("peak flow 180, normally 450").is_empty());
         assert!(read("44F, 3/7 hx of cough. 33F with a rash").is_empty());
+        assert!(read("felt my pulse racing for 20 minutes").is_empty());
+        assert!(read("heart rate was fine, I'm 45").is_empty());
+        assert!(read("temp went up and down over 3 days").is_empty());
     }
 }
