@@ -52,15 +52,14 @@ fn development_vignettes_negatives_are_read_absent() {
     assert!(s.with_present <= CEILING_DEV_NEGATIVES_PRESENT, "{} negatives read a finding present", s.with_present);
 }
 
-// Measured 2026-12-05, third session (docs/eval/report.md): present precision 0.949, recall
-// 0.767 (test half 0.937 / 0.677); absent precision 0.954, recall 0.600; development-vignette
-// negatives read absent 0.905, none of their phrases read a finding present.
-const FLOOR_PRESENT_PRECISION: f64 = 0.94;
-const FLOOR_PRESENT_RECALL: f64 = 0.75;
-const FLOOR_ABSENT_PRECISION: f64 = 0.94;
-const FLOOR_ABSENT_RECALL: f64 = 0.58;
+// Floors just under the measured figures (docs/eval/report.md, "Reading benchmark"; their
+// history is in docs/performance.md): a change that reads worse fails here.
+const FLOOR_PRESENT_PRECISION: f64 = 0.945;
+const FLOOR_PRESENT_RECALL: f64 = 0.765;
+const FLOOR_ABSENT_PRECISION: f64 = 0.945;
+const FLOOR_ABSENT_RECALL: f64 = 0.615;
 /// The test half (nothing was tuned on it) reads less than the tune half: its own floors.
-const FLOOR_TEST_PRESENT_PRECISION: f64 = 0.92;
-const FLOOR_TEST_PRESENT_RECALL: f64 = 0.65;
+const FLOOR_TEST_PRESENT_PRECISION: f64 = 0.93;
+const FLOOR_TEST_PRESENT_RECALL: f64 = 0.67;
 const FLOOR_DEV_NEGATIVES: f64 = 0.89;
 const CEILING_DEV_NEGATIVES_PRESENT: usize = 0;
