@@ -68,6 +68,8 @@ struct RawFinding {
     #[serde(default)]
     implies: Vec<String>,
     #[serde(default)]
+    composed_of: Vec<Vec<String>>,
+    #[serde(default)]
     negatives: Vec<String>,
     #[serde(default)]
     vital: Option<VitalThreshold>,
@@ -325,6 +327,8 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
     let mut findings: Vec<Finding> = Vec::new();
     // (file, finding, the ids it implies), resolved once every finding is known.
     let mut implies: Vec<(String, usize, Vec<String>)> = Vec::new();
+    // (file, finding, its groups of parts), resolved likewise.
+    let mut composed: Vec<(String, usize, Vec<Vec<String>>)> = Vec::new();
     let mut finding_index: HashMap<String, usize> = HashMap::new();
     let mut finding_file: Vec<String> = Vec::new();
     let mut phrase_owner: HashMap<String, String> = HashMap::new();
@@ -373,6 +377,9 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             if !f.implies.is_empty() {
                 implies.push((file.clone(), findings.len(), f.implies));
             }
+            if !f.composed_of.is_empty() {
+                composed.push((file.clone(), findings.len(), f.composed_of));
+            }
             findings.push(Finding {
                 id: f.id,
                 name: f.name,
@@ -384,6 +391,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 variants: f.variants,
                 synonyms: Vec::new(),
                 implies: Vec::new(),
+                composed_of: Vec::new(),
                 negatives: f.negatives,
                 denied_by: Vec::new(),
                 vital: f.vital,
@@ -469,6 +477,17 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             issues.push(&file, Some(&id), Some("implies"), "a finding cannot imply itself");
         }
         findings[i].implies = resolved;
+    }
+    for (file, i, groups) in composed {
+        let id = findings[i].id.clone();
+        let resolved: Vec<Vec<usize>> = groups.iter().map(|g| resolve(g, &file, &id, "composed_of", &mut issues)).collect();
+        if groups.len() < 2 || groups.iter().any(Vec::is_empty) {
+            issues.push(&file, Some(&id), Some("composed_of"), "give at least two non-empty groups");
+        }
+        if resolved.iter().flatten().any(|&p| p == i) {
+            issues.push(&file, Some(&id), Some("composed_of"), "a finding cannot be a part of itself");
+        }
+        findings[i].composed_of = resolved;
     }
 
     // Conditions.
@@ -708,6 +727,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             family_history: f.id.starts_with("family_history"),
             vital: f.vital.map(|v| (v.sign, v.above, v.below)),
             implies: f.implies.iter().map(|&p| p as u32).collect(),
+            composed_of: f.composed_of.iter().map(|g| g.iter().map(|&p| p as u32).collect()).collect(),
             negatives: f.negatives.clone(),
             denials: f.denied_by.clone(),
         })

@@ -72,6 +72,10 @@ pub struct Finding {
     /// Broader findings this one entails (indices into `findings`): a thunderclap headache is
     /// a headache. The reader reads them wherever it reads this one.
     pub implies: Vec<usize>,
+    /// A finding that is two findings said together (vomiting after a head injury: vomiting
+    /// and a head injury): one group per part, any finding of a group will do. Read present
+    /// when every part is, for the patient, now.
+    pub composed_of: Vec<Vec<usize>>,
     /// Phrases that say the finding is absent without a negation: "afebrile", "eating
     /// normally". Read by the reader only, as the finding absent.
     pub negatives: Vec<String>,

@@ -278,3 +278,16 @@ fn a_measurement_named_further_back_in_its_clause_is_read() {
     assert!(p.contains(&"low_oxygen_saturation".to_string()), "{p:?}");
     assert!(present("watch for a rash").is_empty());
 }
+
+#[test]
+fn a_finding_made_of_others_is_read_when_each_part_is() {
+    let p = present("9 weeks pregnant, vomiting 10 times a day, can't keep water down");
+    for f in ["nausea_in_pregnancy", "severe_vomiting_in_pregnancy"] {
+        assert!(p.contains(&f.to_string()), "{f}: {p:?}");
+    }
+    // A denied or hedged part makes nothing.
+    let p = present("pregnant, no vomiting");
+    assert!(!p.contains(&"nausea_in_pregnancy".to_string()), "{p:?}");
+    let p = present("vomiting since last night, might be pregnant");
+    assert!(!p.contains(&"nausea_in_pregnancy".to_string()), "{p:?}");
+}

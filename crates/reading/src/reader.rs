@@ -28,6 +28,10 @@ pub struct FindingEntry {
     /// headache. A mention of this finding is also a mention of them, with the same assertion
     /// unless it is denied (no thunderclap headache says nothing of headache).
     pub implies: Vec<u32>,
+    /// Groups of findings (entry numbers) that together are this one: vomiting and a head
+    /// injury said in one text are vomiting after a head injury. Read present, for the
+    /// patient and now, when some finding of every group is.
+    pub composed_of: Vec<Vec<u32>>,
     /// Phrases that say the finding is absent without a negation ("afebrile", "eating
     /// normally"). Read as the finding absent when asserted; denied or hedged, as nothing.
     pub negatives: Vec<String>,
@@ -164,6 +168,8 @@ pub struct Reader {
     with_vital: Vec<u32>,
     /// Per entry: every finding it implies (the closure of `FindingEntry::implies`).
     implied: Vec<Vec<u32>>,
+    /// The entries made of others (`FindingEntry::composed_of`), in entry order.
+    composed: Vec<u32>,
     semantic: Option<SemanticIndex>,
 }
 
@@ -194,7 +200,8 @@ impl Reader {
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
         let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
         let implied = implied_closure(&entries);
-        Reader { phrases, entries, with_vital, implied, semantic }
+        let composed = (0..entries.len() as u32).filter(|&i| !entries[i as usize].composed_of.is_empty()).collect();
+        Reader { phrases, entries, with_vital, implied, composed, semantic }
     }
 
     pub fn has_semantic(&self) -> bool {
@@ -212,7 +219,7 @@ impl Reader {
 
     /// The phrase layer alone (no semantic layer), for comparison.
     pub fn without_semantic(&self) -> Reader {
-        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), with_vital: self.with_vital.clone(), implied: self.implied.clone(), semantic: None }
+        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), with_vital: self.with_vital.clone(), implied: self.implied.clone(), composed: self.composed.clone(), semantic: None }
     }
 
     /// Reads `tokens` (of `text`, whose byte offsets they carry).
@@ -383,8 +390,29 @@ impl Reader {
         for f in implied {
             merge(&mut out, f);
         }
+        self.compose(&mut out);
         out.sort_by_key(|f| f.start);
         Reading { findings: out }
+    }
+}
+
+impl Reader {
+    /// Adds each finding whose parts are all read present for the patient now, with the
+    /// weakest part's confidence and the span of the part said last. A part that is denied,
+    /// hedged, a relative's or not current composes nothing.
+    fn compose(&self, out: &mut Vec<ReadFinding>) {
+        for &c in &self.composed {
+            let entry = &self.entries[c as usize];
+            let said = |f: u32| out.iter().find(|o| o.finding == f && o.is_present()).copied();
+            if said(c).is_some() {
+                continue;
+            }
+            let parts: Option<Vec<ReadFinding>> = entry.composed_of.iter().map(|g| g.iter().find_map(|&f| said(f))).collect();
+            let Some(parts) = parts else { continue };
+            let last = parts.iter().max_by_key(|p| p.start).copied().expect("two parts or more");
+            let confidence = parts.iter().map(|p| p.confidence).fold(f32::INFINITY, f32::min);
+            merge(out, ReadFinding { finding: c, confidence, ..last });
+        }
     }
 }
 
