@@ -291,3 +291,11 @@ fn a_finding_made_of_others_is_read_when_each_part_is() {
     let p = present("vomiting since last night, might be pregnant");
     assert!(!p.contains(&"nausea_in_pregnancy".to_string()), "{p:?}");
 }
+
+#[test]
+fn a_list_item_that_opens_with_an_inability_is_said_not_denied() {
+    let t = "no fever, can't sleep, no cough";
+    assert!(present(t).contains(&"insomnia".to_string()), "{:?}", present(t));
+    let a = absent(t);
+    assert!(a.contains(&"fever".to_string()) && a.contains(&"cough".to_string()), "{a:?}");
+}

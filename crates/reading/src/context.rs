@@ -190,6 +190,11 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             continue;
         }
         since_item += 1;
+        // A list item that opens with an inability says it is there: "no fever, can't sleep"
+        // is no fever and insomnia, whatever the denial before the comma.
+        if since_item == 1 && i > 0 && tokens[i - 1].text == "." && matches!(t.text.as_str(), "cant" | "cannot" | "unable" | "couldnt" | "struggling" | "struggles" | "trouble" | "difficulty") {
+            neg = 0;
+        }
         let next = tokens.get(i + 1).map_or("", |t| t.text.as_str());
         let prev = if i > 0 { tokens[i - 1].text.as_str() } else { "" };
         // A query mark written straight before a word ("?UTI") hedges it.
