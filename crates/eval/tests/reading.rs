@@ -55,11 +55,11 @@ fn development_vignettes_negatives_are_read_absent() {
 // Floors just under the measured figures (docs/eval/report.md, "Reading benchmark"; their
 // history is in docs/performance.md): a change that reads worse fails here.
 const FLOOR_PRESENT_PRECISION: f64 = 0.945;
-const FLOOR_PRESENT_RECALL: f64 = 0.765;
-const FLOOR_ABSENT_PRECISION: f64 = 0.945;
+const FLOOR_PRESENT_RECALL: f64 = 0.77;
+const FLOOR_ABSENT_PRECISION: f64 = 0.95;
 const FLOOR_ABSENT_RECALL: f64 = 0.615;
 /// The test half (nothing was tuned on it) reads less than the tune half: its own floors.
 const FLOOR_TEST_PRESENT_PRECISION: f64 = 0.93;
-const FLOOR_TEST_PRESENT_RECALL: f64 = 0.67;
+const FLOOR_TEST_PRESENT_RECALL: f64 = 0.675;
 const FLOOR_DEV_NEGATIVES: f64 = 0.89;
 const CEILING_DEV_NEGATIVES_PRESENT: usize = 0;

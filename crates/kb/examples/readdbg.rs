@@ -62,5 +62,5 @@ fn main() {
         }
     }
     let p = |a: usize, b: usize| a as f64 / (a + b).max(1) as f64;
-    println!("present P {:.3} R {:.3}  absent P {:.3} R {:.3}", p(tp, fp), p(tp, fnn), p(atp, afp), p(atp, afn));
+    println!("present P {:.3} R {:.3}  absent P {:.3} R {:.3}  (tp {tp} fp {fp} fn {fnn}; absent tp {atp} fp {afp} fn {afn})", p(tp, fp), p(tp, fnn), p(atp, afp), p(atp, afn));
 }
