@@ -299,3 +299,12 @@ fn a_list_item_that_opens_with_an_inability_is_said_not_denied() {
     let a = absent(t);
     assert!(a.contains(&"fever".to_string()) && a.contains(&"cough".to_string()), "{a:?}");
 }
+
+#[test]
+fn a_former_smoker_is_not_a_smoker() {
+    for t in ["ex-smoker, quit 10 years ago", "former smoker", "never smoked", "used to smoke but gave up"] {
+        assert!(absent(t).contains(&"smoker".to_string()), "{t}: {:?}", case(t).reading);
+        assert!(!present(t).contains(&"smoker".to_string()), "{t}");
+    }
+    assert!(present("smoker, 20 a day").contains(&"smoker".to_string()));
+}

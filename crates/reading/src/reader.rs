@@ -326,6 +326,8 @@ impl Reader {
                     && ((longer && self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         || (h.via == Via::Semantic && g.via != Via::Semantic)
                         || (longer && self.is_denial(h.finding) && self.is_finding(g.finding))
+                        // A finding inside its own negative phrase ("smoker" in "ex smoker").
+                        || (longer && g.finding as usize == h.finding as usize + self.entries.len())
                         || (longer && g.via == Via::Phrase && self.is_red_flag(h.finding) && self.is_finding(g.finding) && !self.is_red_flag(g.finding)))
             })
         };
