@@ -31,6 +31,8 @@ const FAM_SCOPE: u8 = 40;
 const PAST_SCOPE: u8 = 6;
 /// How far back a post-trigger ("chest pain denied", "rash resolved") reaches.
 const POST_SCOPE: usize = 4;
+/// How far a comparison ("different to heartburn", "unlike my usual migraines") hedges.
+const COMPARE_SCOPE: u8 = 3;
 
 /// How many words before a question mark it hedges when its clause does not open as a
 /// question ("hayfever?", "chest infection?").
@@ -279,7 +281,7 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 trigger = true;
             } else if (w == "different" && matches!(next, "to" | "from" | "than")) || w == "unlike" {
                 // "Feels different to heartburn" compares: it neither has heartburn nor denies it.
-                unc = 3;
+                unc = COMPARE_SCOPE;
                 trigger = true;
             } else if is_uncertainty(w) || (w == "may" && matches!(next, "be" | "have" | "need")) || (w == "could" && next == "be") || (w == "rule" && next == "out") || (w == "r" && next == "o") {
                 unc = UNC_SCOPE;

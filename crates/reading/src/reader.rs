@@ -396,9 +396,7 @@ impl Reader {
         out.sort_by_key(|f| f.start);
         Reading { findings: out }
     }
-}
 
-impl Reader {
     /// Adds each finding whose parts are all read present for the patient now, with the
     /// weakest part's confidence and the span of the part said last. A part that is denied,
     /// hedged, a relative's or not current composes nothing.
@@ -461,4 +459,3 @@ fn rank(f: &ReadFinding) -> u8 {
         3
     }
 }
-

@@ -62,6 +62,19 @@ fn clause_cue(hay: &str) -> Option<VitalSign> {
     })
 }
 
+/// A temperature in degrees Celsius: `value` read as Fahrenheit when that may be meant and it
+/// lies in a body's range in Fahrenheit (93 to 110), else as Celsius when that may be meant
+/// and it lies in the range in Celsius (34 to 43).
+fn celsius(value: f32, may_be_fahrenheit: bool, may_be_celsius: bool) -> Option<f32> {
+    if may_be_fahrenheit && (93.0..=110.0).contains(&value) {
+        Some((value - 32.0) * 5.0 / 9.0)
+    } else if may_be_celsius && (34.0..=43.0).contains(&value) {
+        Some(value)
+    } else {
+        None
+    }
+}
+
 /// How many words back [`clause_cue`] looks.
 const CLAUSE_LOOKBACK: usize = 8;
 
@@ -98,13 +111,7 @@ pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
         let unit_f = after.starts_with("°f") || after.starts_with("f ") || after.starts_with("f,") || after.starts_with("f.") || after == "f" || after.starts_with("deg f") || after.starts_with("degrees f");
         let temp_cue = cued(before, &["temp", "temperature", "fever", "t", "pyrexial", "febrile", "temps", "tmax", "spiking", "spiked", "thermometer"]);
         let found = if (temp_cue || unit_c || unit_f) && !after.starts_with('%') {
-            if (93.0..=110.0).contains(&value) && (unit_f || temp_cue) {
-                Some((VitalSign::TemperatureC, (value - 32.0) * 5.0 / 9.0))
-            } else if (34.0..=43.0).contains(&value) && !unit_f {
-                Some((VitalSign::TemperatureC, value))
-            } else {
-                None
-            }
+            celsius(value, unit_f || temp_cue, !unit_f).map(|c| (VitalSign::TemperatureC, c))
         } else if after.starts_with('/') && cued(before, &["bp", "blood pressure", "pressure", "bps"]) && (50.0..=300.0).contains(&value) {
             Some((VitalSign::SystolicBp, value))
         } else if (cued(before, &["hr", "heart rate", "pulse", "heart", "p", "pulse rate"]) || after.starts_with("bpm")) && (20.0..=260.0).contains(&value) && !after.starts_with('%') {
@@ -118,8 +125,7 @@ pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
             let unit = after.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("");
             let plain = after.is_empty() || !after.starts_with(|c: char| c.is_ascii_alphabetic()) || matches!(unit, "bpm" | "beats" | "c" | "f" | "degrees");
             match clause_cue(&lower[..start]) {
-                Some(VitalSign::TemperatureC) if plain && (34.0..=43.0).contains(&value) => Some((VitalSign::TemperatureC, value)),
-                Some(VitalSign::TemperatureC) if plain && (93.0..=110.0).contains(&value) => Some((VitalSign::TemperatureC, (value - 32.0) * 5.0 / 9.0)),
+                Some(VitalSign::TemperatureC) if plain => celsius(value, true, true).map(|c| (VitalSign::TemperatureC, c)),
                 Some(VitalSign::HeartRate) if plain && (30.0..=250.0).contains(&value) => Some((VitalSign::HeartRate, value)),
                 Some(VitalSign::Spo2) if (plain || after.starts_with('%')) && (60.0..=100.0).contains(&value) => Some((VitalSign::Spo2, value)),
                 _ => None,
