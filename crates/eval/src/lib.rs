@@ -243,6 +243,21 @@ pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collection
         }
     }
     let score = score_dev("pipeline", kb, cases, &ranked);
+    let bayes = kb::Bayes::new(kb);
+    let nb: Vec<Vec<String>> = items.iter().map(|i| bayes_top(kb, &bayes, &i.input, 10).into_iter().map(|c| kb.conditions[c].icd10.clone()).collect()).collect();
+    let nb_score = score_dev("naive Bayes over the reading (baseline)", kb, cases, &nb);
     let absent = score_absent(kb, kb.reader(), cases, map);
-    (dev_markdown(std::slice::from_ref(&score), &absent), score, absent)
+    (dev_markdown(&[score.clone(), nb_score], &absent), score, absent)
+}
+
+/// The naive-Bayes baseline's `k` most probable conditions for a request: everything the
+/// reading asserts (umbrella denials included), the findings sent, and what its vitals show.
+pub fn bayes_top(kb: &KnowledgeBase, bayes: &kb::Bayes, input: &CaseInput, k: usize) -> Vec<usize> {
+    let case = kb.prepare(input.clone());
+    let known = case.evidence(kb);
+    let p = bayes.probabilities(&known, input.age, input.sex);
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+    idx.truncate(k);
+    idx
 }

@@ -41,6 +41,26 @@ impl Case {
     }
 }
 
+impl Case {
+    /// Everything known present or absent for the differential, each finding once: the
+    /// findings sent (which win), every finding the reading asserts for the patient (umbrella
+    /// denials included: "no urinary symptoms" is evidence), and what the vitals show.
+    pub fn evidence(&self, kb: &KnowledgeBase) -> Vec<(usize, bool)> {
+        let mut out = self.input.findings.clone();
+        for (f, p) in self.reading.asserted() {
+            if !out.iter().any(|&(g, _)| g == f as usize) {
+                out.push((f as usize, p));
+            }
+        }
+        for f in kb.findings_from_vitals(&self.input.vitals) {
+            if !out.iter().any(|&(g, _)| g == f) {
+                out.push((f, true));
+            }
+        }
+        out
+    }
+}
+
 impl KnowledgeBase {
     /// Reads a request's text once.
     pub fn prepare(&self, input: CaseInput) -> Case {

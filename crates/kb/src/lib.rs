@@ -5,11 +5,13 @@
 //! stopping at the first, so an author can fix a file in one pass. After loading, ids are
 //! resolved to indices: the rest of Triagent works with `usize` indices into these vectors.
 
+mod bayes;
 mod case;
 mod load;
 mod model;
 mod rules;
 
+pub use bayes::Bayes;
 pub use case::Case;
 pub use load::{KbError, KbIssue, default_dir, load_dir};
 pub use model::*;

@@ -352,6 +352,15 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
             );
         }
     }
+    {
+        let bayes = kb::Bayes::new(&kb);
+        let ranks: Vec<Option<usize>> = hand
+            .iter()
+            .map(|item| eval::bayes_top(&kb, &bayes, &item.input, 10).iter().position(|&c| item.gold_codes.iter().any(|g| *g == kb.conditions[c].icd10)))
+            .collect();
+        let at = |k: usize| ranks.iter().filter(|r| r.is_some_and(|r| r < k)).count() as f64 / ranks.len().max(1) as f64;
+        println!("hand-written vignettes, naive Bayes over the reading: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}", at(1), at(3), at(10));
+    }
     bar.inc(1);
     bar.finish_with_message("done");
     let header = format!(
