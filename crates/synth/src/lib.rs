@@ -102,15 +102,7 @@ impl<'a> Generator<'a> {
         let weights: Vec<f64> = kb.conditions.iter().map(|c| c.prevalence.weight()).collect();
         let by_condition = WeightedIndex::new(&weights).expect("at least one condition with weight");
         // Noise: findings that many conditions share (a cough, tiredness), not rare signs.
-        let mut count = vec![0usize; kb.findings.len()];
-        for c in &kb.conditions {
-            for f in &c.findings {
-                count[f.finding] += 1;
-            }
-        }
-        let noise: Vec<usize> = (0..kb.findings.len())
-            .filter(|&i| count[i] >= 6 && !kb.findings[i].red_flag && kb.findings[i].kind != FindingKind::RiskFactor)
-            .collect();
+        let noise = noise_pool(kb);
         let red_flags = (0..kb.findings.len()).filter(|&i| kb.findings[i].red_flag).collect();
         Generator {
             kb,
@@ -347,6 +339,57 @@ fn sample_vitals(kb: &KnowledgeBase, present: &[usize], _absent: &[usize], age: 
         }
     }
     v
+}
+
+/// A patient as people describe themselves: two to six of the findings known present (any
+/// may be kept), at most two of the denials, and, as real descriptions have and generated ones
+/// rarely do, sometimes a finding their condition does not explain and sometimes a review of
+/// systems denying several findings at random. `pool` is the findings that may be added
+/// (common, not red flags); one already known is never added the other way.
+pub fn sparse_view(known: &[(usize, bool)], pool: &[usize], rng: &mut ChaCha8Rng) -> Vec<(usize, bool)> {
+    let mut present: Vec<(usize, bool)> = known.iter().copied().filter(|f| f.1).collect();
+    let mut absent: Vec<(usize, bool)> = known.iter().copied().filter(|f| !f.1).collect();
+    let keep = rng.random_range(2..=6usize).min(present.len());
+    present.shuffle(rng);
+    present.truncate(keep);
+    let deny = rng.random_range(0..=2usize).min(absent.len());
+    absent.shuffle(rng);
+    absent.truncate(deny);
+    present.extend(absent);
+    let add = |present: bool, rng: &mut ChaCha8Rng, out: &mut Vec<(usize, bool)>| {
+        if pool.is_empty() {
+            return;
+        }
+        let f = pool[rng.random_range(0..pool.len())];
+        if !known.iter().chain(out.iter()).any(|&(g, _)| g == f) {
+            out.push((f, present));
+        }
+    };
+    if rng.random::<f32>() < 0.4 {
+        for _ in 0..rng.random_range(1..=2usize) {
+            add(true, rng, &mut present);
+        }
+    }
+    if rng.random::<f32>() < 0.3 {
+        for _ in 0..rng.random_range(2..=10usize) {
+            add(false, rng, &mut present);
+        }
+    }
+    present
+}
+
+/// Findings a training patient may mention or deny beside their condition's: those at least
+/// six conditions list, not red flags, not risk factors.
+pub fn noise_pool(kb: &KnowledgeBase) -> Vec<usize> {
+    let mut count = vec![0usize; kb.findings.len()];
+    for c in &kb.conditions {
+        for f in &c.findings {
+            count[f.finding] += 1;
+        }
+    }
+    (0..kb.findings.len())
+        .filter(|&i| count[i] >= 6 && !kb.findings[i].red_flag && kb.findings[i].kind != FindingKind::RiskFactor)
+        .collect()
 }
 
 #[cfg(test)]

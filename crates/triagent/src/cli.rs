@@ -277,7 +277,7 @@ fn train(kb_dir: &PathBuf, agent: &str, seed: u64, cases: Option<usize>, epochs:
             }
             "condition-matcher" => {
                 let cfg = TrainConfig { epochs: epochs.unwrap_or(8), batch_size: 128, learning_rate: lr.unwrap_or(3e-3), seed };
-                let (model, m) = condition_matcher::train(&kb, data, cfg, &mut bar);
+                let (model, m) = condition_matcher::train(kb.clone(), data, cfg, &mut bar);
                 let dir = dir_for(name, condition_matcher::default_model_dir());
                 model.save(&dir)?;
                 ml::io::write_card(&dir, &condition_matcher::model_card(&model, &m, data))?;
