@@ -12,7 +12,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use domain::{CaseInput, RetrievedAdvice};
-use kb::{Case, Contraindication, KnowledgeBase};
+use kb::{Bayes, Case, Contraindication, KnowledgeBase};
 use ml::batch::{BagBatch, map_rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::io::{self, ModelIoError};
@@ -220,7 +220,45 @@ pub struct TreatmentRetriever {
     advice: Tensor<2>,
     featurizer: Featurizer,
     device: Device,
+    bayes: Bayes,
     kb: Arc<KnowledgeBase>,
+}
+
+/// A condition this probable under the knowledge base's naive Bayes (or among the
+/// [`PLAUSIBLE_TOP`] most probable) is plausible for the person; advice tied only to
+/// conditions that are not is never given.
+pub const PLAUSIBLE: f32 = 0.02;
+pub const PLAUSIBLE_TOP: usize = 5;
+
+/// Which advice fits this person at all: advice tied to conditions when one of them is
+/// plausible for the person (by findings, age and sex: `kb::Bayes`), whatever findings it also
+/// names (warning signs in pregnancy name headache); advice tied to findings alone when they
+/// have one; advice tied to neither. Care advice is never about a problem nothing in the request points to (an
+/// overdose, a pregnancy, an eye problem, for a headache with a stiff neck).
+pub fn plausible_advice(kb: &KnowledgeBase, bayes: &Bayes, case: &Case) -> Vec<bool> {
+    let evidence = case.evidence(kb);
+    let p = bayes.probabilities(&evidence, case.input.age, case.input.sex);
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    let mut plausible = vec![false; p.len()];
+    for (rank, &c) in order.iter().enumerate() {
+        if rank < PLAUSIBLE_TOP || p[c] >= PLAUSIBLE {
+            plausible[c] = true;
+        } else {
+            break;
+        }
+    }
+    let present = |f: &usize| evidence.iter().any(|&(g, yes)| yes && g == *f);
+    kb.advice
+        .iter()
+        .map(|a| {
+            if a.conditions.is_empty() {
+                a.findings.is_empty() || a.findings.iter().any(present)
+            } else {
+                a.conditions.iter().any(|&c| plausible[c])
+            }
+        })
+        .collect()
 }
 
 impl TreatmentRetriever {
@@ -241,6 +279,7 @@ impl TreatmentRetriever {
             net,
             advice,
             device: device.clone(),
+            bayes: Bayes::new(&kb),
             kb,
         }
     }
@@ -288,8 +327,11 @@ impl TreatmentRetriever {
     pub fn retrieve_batch(&self, cases: &[&Case], k: usize) -> Vec<Vec<RetrievedAdvice>> {
         self.each_scores(cases, |case, s| {
             let avoid = contraindications(&self.kb, case);
+            let fits = plausible_advice(&self.kb, &self.bayes, case);
             let allowed = |i: usize| {
-                avoid.is_empty() || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c))
+                fits[i]
+                    && (avoid.is_empty()
+                        || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c)))
             };
             ml::rank::top_k(s, k, allowed)
                 .into_iter()

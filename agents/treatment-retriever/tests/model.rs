@@ -100,3 +100,33 @@ fn retrieves_fitting_advice() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Care covers only what is plausible for this person: nothing about an overdose, a pregnancy
+/// or an eye problem for a headache with a stiff neck and a fever (the README's example), and
+/// no pregnancy advice for a man.
+#[test]
+fn care_covers_only_plausible_problems() {
+    let (kb, model) = setup();
+    let input = CaseInput {
+        text: "I am 34 and I have had a pounding headache and a stiff neck since yesterday, no rash".into(),
+        vitals: domain::Vitals { temperature_c: Some(39.2), ..Default::default() },
+        ..Default::default()
+    };
+    let case = kb.prepare(input);
+    let got: Vec<&str> = model.retrieve(&case, 5).iter().map(|r| kb.advice[r.advice].id.as_str()).collect();
+    assert!(!got.is_empty());
+    for a in &got {
+        assert!(!a.contains("overdose") && !a.contains("pregnan") && !a.contains("eye"), "{got:?}");
+    }
+    let man = CaseInput {
+        text: "tummy pain low down and some bleeding".into(),
+        age: Some(30.0),
+        sex: Sex::Male,
+        ..Default::default()
+    };
+    let case = kb.prepare(man);
+    for r in model.retrieve(&case, 5) {
+        let a = &kb.advice[r.advice];
+        assert!(a.conditions.is_empty() || a.conditions.iter().any(|&c| !kb.conditions[c].pregnancy), "{}", a.id);
+    }
+}
