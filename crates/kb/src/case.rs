@@ -27,21 +27,6 @@ impl std::ops::Deref for Case {
 }
 
 impl Case {
-    /// Everything known present or absent, each finding once: the findings sent (which win),
-    /// then the findings the reading asserts for the patient, less the denials of umbrella
-    /// terms (see [`reading::Reading::for_models`]).
-    pub fn known_findings(&self) -> Vec<(usize, bool)> {
-        let mut out = self.input.findings.clone();
-        for (f, p) in self.reading.for_models() {
-            if !out.iter().any(|&(g, _)| g == f as usize) {
-                out.push((f as usize, p));
-            }
-        }
-        out
-    }
-}
-
-impl Case {
     /// Everything known present or absent for the differential, each finding once: the
     /// findings sent (which win), every finding the reading asserts for the patient (umbrella
     /// denials included: "no urinary symptoms" is evidence), and what the vitals show.

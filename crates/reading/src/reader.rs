@@ -142,16 +142,6 @@ impl Reading {
         self.asserted_of(self.findings.iter())
     }
 
-    /// [`Reading::asserted`] without the denials of umbrella terms: what the committed models
-    /// take. They were trained on patients who deny at most three findings, each by name and
-    /// each one their condition usually has, so a denial raises the conditions that list the
-    /// finding; given the dozen denials of a review of systems ("no urinary symptoms") they
-    /// ranked worse (development vignettes top-3 0.355 -> 0.280). The reading, the answer's
-    /// findings and the rules keep them.
-    pub fn for_models(&self) -> Vec<(u32, bool)> {
-        self.asserted_of(self.findings.iter().filter(|f| f.via != Via::Umbrella))
-    }
-
     fn asserted_of<'a>(&self, findings: impl Iterator<Item = &'a ReadFinding>) -> Vec<(u32, bool)> {
         findings.filter_map(|f| if f.is_present() { Some((f.finding, true)) } else if f.is_absent() { Some((f.finding, false)) } else { None }).collect()
     }
