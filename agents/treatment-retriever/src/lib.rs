@@ -230,12 +230,13 @@ pub struct TreatmentRetriever {
 pub const PLAUSIBLE: f32 = 0.02;
 pub const PLAUSIBLE_TOP: usize = 5;
 
-/// Which advice fits this person at all: advice tied to conditions when one of them is
-/// plausible for the person (by findings, age and sex: `kb::Bayes`), whatever findings it also
-/// names (warning signs in pregnancy name headache); advice tied to findings alone when they
-/// have one; advice tied to neither. Care advice is never about a problem nothing in the request points to (an
-/// overdose, a pregnancy, an eye problem, for a headache with a stiff neck).
-pub fn plausible_advice(kb: &KnowledgeBase, bayes: &Bayes, case: &Case) -> Vec<bool> {
+/// Which advice fits this person at all, and how much the knowledge base's differential points
+/// to it. `None`: advice tied to conditions none of which is plausible for the person (by
+/// findings, age and sex: `kb::Bayes`), whatever findings it also names (warning signs in
+/// pregnancy name headache), or advice tied to findings alone none of which they have.
+/// `Some(mass)`: the probability of the conditions it is tied to (0 for advice tied to
+/// findings alone or to nothing).
+pub fn plausible_advice(kb: &KnowledgeBase, bayes: &Bayes, case: &Case) -> Vec<Option<f32>> {
     let evidence = case.evidence(kb);
     let p = bayes.probabilities(&evidence, case.input.age, case.input.sex);
     let mut order: Vec<usize> = (0..p.len()).collect();
@@ -253,9 +254,12 @@ pub fn plausible_advice(kb: &KnowledgeBase, bayes: &Bayes, case: &Case) -> Vec<b
         .iter()
         .map(|a| {
             if a.conditions.is_empty() {
-                a.findings.is_empty() || a.findings.iter().any(present)
+                (a.findings.is_empty() || a.findings.iter().any(present)).then_some(0.0)
             } else {
-                a.conditions.iter().any(|&c| plausible[c])
+                a.conditions
+                    .iter()
+                    .any(|&c| plausible[c])
+                    .then(|| a.conditions.iter().map(|&c| p[c]).sum())
             }
         })
         .collect()
@@ -329,13 +333,24 @@ impl TreatmentRetriever {
             let avoid = contraindications(&self.kb, case);
             let fits = plausible_advice(&self.kb, &self.bayes, case);
             let allowed = |i: usize| {
-                fits[i]
+                fits[i].is_some()
                     && (avoid.is_empty()
                         || !self.kb.advice[i].avoid_if.iter().any(|c| avoid.contains(c)))
             };
-            ml::rank::top_k(s, k, allowed)
+            // The model's score, scaled to 0..1 over the advice allowed, plus the probability
+            // of the conditions the advice is for: the likeliest problems' advice comes first.
+            let (lo, hi) = (0..s.len())
+                .filter(|&i| allowed(i))
+                .fold((f32::MAX, f32::MIN), |(lo, hi), i| (lo.min(s[i]), hi.max(s[i])));
+            let span = (hi - lo).max(1e-6);
+            let keys: Vec<f32> = s
+                .iter()
+                .zip(&fits)
+                .map(|(&x, m)| (x - lo) / span + m.unwrap_or(0.0))
+                .collect();
+            ml::rank::top_k(&keys, k, allowed)
                 .into_iter()
-                .map(|(advice, score)| RetrievedAdvice { advice, score })
+                .map(|(advice, _)| RetrievedAdvice { advice, score: s[advice] })
                 .collect()
         })
     }
