@@ -1,9 +1,16 @@
-//! The emergency-detector agent: text, structured findings, age, sex and vital signs to the
-//! five triage levels, with the deterministic red-flag rules running beside the model.
+//! The emergency-detector agent: the findings a request asserts, age, sex, vital signs and
+//! the urgency the knowledge base expects of them to the five triage levels, with the
+//! deterministic red-flag rules running beside the model.
 //!
-//! The model gives a probability per level; the level chosen is the one with the least
-//! expected cost, where sending someone one step too low costs three times as much as one
-//! step too high (under-triage is the dangerous error). The red-flag rules may only raise it.
+//! It reads no text: its inputs are the case's evidence (`kb::Case::evidence`), demographics,
+//! vitals, and the share of the naive-Bayes differential (`kb::Bayes`) at each usual urgency
+//! (how urgent the conditions that explain these findings usually are). It is trained on
+//! synthetic patients cut to the few findings people name, each labelled with the level its
+//! *known* facts warrant (the condition's urgency raised by the rules those facts meet), so a
+//! red flag the patient did not mention does not teach it to fear plain words. The model gives a
+//! probability per level; the level chosen is the one with the least expected cost, where
+//! sending someone one step too low costs [`UNDER_TRIAGE_COST`] times as much as one step too
+//! high (under-triage is the dangerous error). The red-flag rules may only raise it.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -11,21 +18,24 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use domain::{CaseInput, EmergencyAssessment, TriageLevel};
-use kb::{Case, KnowledgeBase, RuleInput};
-use ml::batch::{BagBatch, rows};
-use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
-use ml::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH};
+use domain::{EmergencyAssessment, Sex, TriageLevel, Vitals};
+use kb::{Bayes, Case, KnowledgeBase, RuleInput};
+use ml::batch::{dense, rows};
+use ml::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, structured_findings, vitals};
 use ml::io::{self, ModelIoError};
 use ml::sparse::{SparseLinear, finding_slots};
 use ml::train::{Progress, TrainConfig, fit};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use textfeat::{FeatureConfig, Featurizer};
 
 pub const NAME: &str = "emergency-detector";
 const LEVELS: usize = 5;
+/// Width of the inputs beside the findings: demographics, vitals, the differential's share at
+/// each urgency.
+const OTHER_WIDTH: usize = DEMOGRAPHIC_WIDTH + VITAL_WIDTH + LEVELS;
 /// Cost of one step of under-triage relative to one step of over-triage.
 pub const UNDER_TRIAGE_COST: f32 = 3.0;
 
@@ -35,61 +45,44 @@ pub fn default_model_dir() -> PathBuf {
 
 #[derive(Config, Debug)]
 pub struct NetConfig {
-    pub encoder: TextEncoderConfig,
     pub findings: usize,
-    pub structured_dim: usize,
     pub hidden: usize,
 }
 
 #[derive(Module, Debug)]
 pub struct Net {
-    enc: TextEncoder,
     structured: Linear,
-    fc: Linear,
+    other: Linear,
     out: Linear,
 }
 
 impl NetConfig {
     pub fn init(&self, device: &Device) -> Net {
         Net {
-            enc: self.encoder.init(device),
-            structured: LinearConfig::new(2 * self.findings, self.structured_dim).init(device),
-            fc: LinearConfig::new(
-                self.encoder.dim + self.structured_dim + DEMOGRAPHIC_WIDTH + VITAL_WIDTH,
-                self.hidden,
-            )
-            .init(device),
+            structured: LinearConfig::new(2 * self.findings, self.hidden).init(device),
+            other: LinearConfig::new(OTHER_WIDTH, self.hidden).init(device),
             out: LinearConfig::new(self.hidden, LEVELS).init(device),
         }
     }
 }
 
 impl Net {
-    pub fn forward(&self, bags: &BagBatch, findings: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
-        self.head(self.enc.forward(bags), findings, other)
-    }
-
-    /// Everything after the text encoder; inference feeds it bags pooled outside Burn.
-    pub fn head(&self, t: Tensor<2>, findings: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
-        self.head_projected(t, self.structured.forward(findings), other)
+    pub fn forward(&self, findings: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
+        self.head_projected(self.structured.forward(findings), other)
     }
 
     /// The head with the structured findings already projected (by `SparseLinear` at inference).
-    pub fn head_projected(&self, t: Tensor<2>, s: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
-        let h = relu(self.fc.forward(Tensor::cat(vec![t, s, other], 1)));
-        self.out.forward(h)
+    pub fn head_projected(&self, s: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
+        self.out.forward(relu(s + self.other.forward(other)))
     }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub version: String,
-    pub buckets: usize,
-    pub dim: usize,
-    pub structured_dim: usize,
     pub hidden: usize,
-    pub max_features: usize,
-    pub feature_seed: u64,
+    /// Share of training patients reduced to a few of their findings (`synth::sparse_view`).
+    pub sparse_share: f32,
     pub finding_ids: Vec<String>,
     pub kb_fingerprint: String,
     pub train: TrainConfig,
@@ -98,13 +91,9 @@ pub struct ModelConfig {
 impl ModelConfig {
     pub fn new(kb: &KnowledgeBase, train: TrainConfig) -> Self {
         ModelConfig {
-            version: format!("{NAME}-2"),
-            buckets: 1 << 14,
-            dim: 32,
-            structured_dim: 32,
-            hidden: 128,
-            max_features: 256,
-            feature_seed: 0xe3e7,
+            version: format!("{NAME}-3"),
+            hidden: 64,
+            sparse_share: 0.8,
             finding_ids: kb.finding_ids(),
             kb_fingerprint: kb.fingerprint.clone(),
             train,
@@ -112,40 +101,43 @@ impl ModelConfig {
     }
 
     fn net(&self) -> NetConfig {
-        NetConfig::new(
-            TextEncoderConfig::new(self.buckets, self.dim),
-            self.finding_ids.len(),
-            self.structured_dim,
-            self.hidden,
-        )
-    }
-
-    fn featurizer(&self) -> Featurizer {
-        Featurizer::new(FeatureConfig {
-            buckets: self.buckets,
-            max_features: self.max_features,
-            seed: self.feature_seed,
-        })
+        NetConfig::new(self.finding_ids.len(), self.hidden)
     }
 }
 
 pub struct EmergencyDetector {
     config: ModelConfig,
     net: Net,
-    pooled: PooledEncoder,
     structured: SparseLinear,
-    featurizer: Featurizer,
+    bayes: Bayes,
+    /// Each condition's usual urgency, as a level index.
+    urgency: Vec<usize>,
     device: Device,
     kb: Arc<KnowledgeBase>,
 }
 
-fn batch(
-    featurizer: &Featurizer,
-    n_findings: usize,
-    inputs: &[&CaseInput],
-    device: &Device,
-) -> (BagBatch, Tensor<2>, Tensor<2>) {
-    ml::batch::case_batch(featurizer, n_findings, inputs, true, device)
+/// What the detector knows of one person.
+struct Evidence<'a> {
+    known: &'a [(usize, bool)],
+    age: Option<f32>,
+    sex: Sex,
+    vitals: &'a Vitals,
+}
+
+/// The inputs beside the findings, one row per person: demographics, vitals, and the
+/// naive-Bayes differential summed by each condition's usual urgency.
+fn other_rows(bayes: &Bayes, urgency: &[usize], batch: &[Evidence]) -> Vec<f32> {
+    let mut flat = Vec::with_capacity(batch.len() * OTHER_WIDTH);
+    for e in batch {
+        flat.extend_from_slice(&demographics(e.age, e.sex));
+        flat.extend_from_slice(&vitals(e.vitals));
+        let mut by_level = [0f32; LEVELS];
+        for (p, &u) in bayes.probabilities(e.known, e.age, e.sex).iter().zip(urgency) {
+            by_level[u] += p;
+        }
+        flat.extend_from_slice(&by_level);
+    }
+    flat
 }
 
 /// The level with the least expected cost under `p` (most urgent first), under-triage
@@ -188,9 +180,9 @@ impl EmergencyDetector {
 
     fn from_parts(config: ModelConfig, net: Net, device: &Device, kb: Arc<KnowledgeBase>) -> Self {
         EmergencyDetector {
-            featurizer: config.featurizer(),
-            pooled: PooledEncoder::new(&net.enc),
             structured: SparseLinear::new(&net.structured),
+            bayes: Bayes::new(&kb),
+            urgency: kb.conditions.iter().map(|c| c.urgency.index()).collect(),
             config,
             net,
             device: device.clone(),
@@ -212,25 +204,22 @@ impl EmergencyDetector {
         if cases.is_empty() {
             return Vec::new();
         }
-        let bags: Vec<Vec<u32>> = cases
+        let known: Vec<Vec<(usize, bool)>> = cases.iter().map(|c| c.evidence(&self.kb)).collect();
+        let batch: Vec<Evidence> = cases
             .iter()
-            .map(|c| self.featurizer.features_of_hashes(&c.analysis.hashes))
+            .zip(&known)
+            .map(|(c, k)| Evidence { known: k, age: c.input.age, sex: c.input.sex, vitals: &c.input.vitals })
             .collect();
-        let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
         let n = self.config.finding_ids.len();
-        let slots: Vec<Vec<usize>> = cases
-            .iter()
-            .map(|c| finding_slots(&c.known_findings(), n))
-            .collect();
+        let slots: Vec<Vec<usize>> = known.iter().map(|k| finding_slots(k, n)).collect();
         let s = self
             .structured
             .forward(slots.iter().map(Vec::as_slice), &self.device);
-        let o = ml::batch::other_inputs(cases, true, &self.device);
-        rows(softmax(
-            self.net
-                .head_projected(self.pooled.pool(&refs, &self.device), s, o),
-            1,
-        ))
+        let o = Tensor::from_data(
+            TensorData::new(other_rows(&self.bayes, &self.urgency, &batch), [batch.len(), OTHER_WIDTH]),
+            &self.device,
+        );
+        rows(softmax(self.net.head_projected(s, o), 1))
     }
 
     pub fn assess_batch(&self, cases: &[&Case]) -> Vec<EmergencyAssessment> {
@@ -304,6 +293,9 @@ impl Metrics {
     }
 }
 
+/// Trains on synthetic patients as the reading finds them in their generated text (with what
+/// was sent beside it); a share of them cut to a few findings (`synth::sparse_view`). Each is
+/// labelled with the level its known facts warrant.
 pub fn train(
     kb: Arc<KnowledgeBase>,
     data: &synth::Splits,
@@ -313,26 +305,40 @@ pub fn train(
     let config = ModelConfig::new(&kb, train.clone());
     let device = Device::flex().autodiff();
     device.seed(train.seed.wrapping_add(3));
-    let featurizer = config.featurizer();
     let nf = config.finding_ids.len();
-    let inputs: Vec<CaseInput> = data.train.iter().map(synth::Case::input).collect();
+    let bayes = Bayes::new(&kb);
+    let urgency: Vec<usize> = kb.conditions.iter().map(|c| c.urgency.index()).collect();
+    let pool = synth::noise_pool(&kb);
+    let mut rng = ChaCha8Rng::seed_from_u64(train.seed.wrapping_add(13));
+    let mut known = Vec::with_capacity(data.train.len());
+    let mut gold = Vec::with_capacity(data.train.len());
+    for c in &data.train {
+        let full = kb.prepare(c.input()).evidence(&kb);
+        let view = if rng.random::<f32>() < config.sparse_share { synth::sparse_view(&full, &pool, &mut rng) } else { full };
+        let present: Vec<usize> = view.iter().filter(|f| f.1).map(|f| f.0).collect();
+        let urgent = kb.conditions[c.patient.condition].urgency;
+        gold.push(synth::gold_level(&kb, urgent, &present, c.patient.age, c.patient.sex, &c.vitals).index() as i64);
+        known.push(view);
+    }
+    let inputs: Vec<domain::CaseInput> = data.train.iter().map(synth::Case::input).collect();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let net = config.net().init(&device);
     let (net, _) = fit(
         net,
-        inputs.len(),
+        known.len(),
         &train,
         progress,
         NAME,
         |net: &Net, idx: &[usize]| {
-            let refs: Vec<&CaseInput> = idx.iter().map(|&i| &inputs[i]).collect();
-            let (b, f, o) = batch(&featurizer, nf, &refs, &device);
-            let gold: Vec<i64> = idx
+            let batch: Vec<Evidence> = idx
                 .iter()
-                .map(|&i| data.train[i].patient.level.index() as i64)
+                .map(|&i| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, vitals: &inputs[i].vitals })
                 .collect();
-            let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
-            ce.forward(net.forward(&b, f, o), gold)
+            let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
+            let o = Tensor::from_data(TensorData::new(other_rows(&bayes, &urgency, &batch), [batch.len(), OTHER_WIDTH]), &device);
+            let g: Vec<i64> = idx.iter().map(|&i| gold[i]).collect();
+            let g = Tensor::<1, Int>::from_data(TensorData::new(g, [idx.len()]), &device);
+            ce.forward(net.forward(dense(&f, 2 * nf, &device), o), g)
         },
     );
     let infer = Device::flex();
@@ -345,17 +351,21 @@ pub fn model_card(model: &EmergencyDetector, m: &Metrics, data: &synth::Splits) 
     let c = &model.config;
     format!(
         "# {NAME} model card\n\n\
-         **What it does.** From free text, structured findings, age, sex and vital signs, a \
-         probability for each of the five triage levels; the level chosen has the least \
+         **What it does.** From the findings a request asserts (read from its text, sent, or \
+         shown by its vitals), age, sex, vital signs and how urgent the conditions the \
+         knowledge base's naive Bayes finds for them usually are, a probability for each of \
+         the five triage levels; it never reads the text itself; the level chosen has the least \
          expected cost with under-triage weighted {UNDER_TRIAGE_COST}x per step. The \
          knowledge base's {} deterministic red-flag rules run beside it and may only raise the \
          level.\n\n\
-         **Model.** Its own hashed n-gram embedding bag ({} buckets, {} dimensions), a {}-unit \
-         projection of structured findings, age band, sex and vital signs (centred, with \
-         measured flags), one {}-unit ReLU layer, a softmax over five levels. Version `{}`.\n\n\
+         **Model.** The findings (a present and an absent slot each), age band, sex, vital signs \
+         (centred, with measured flags) and the differential's share at each usual urgency into \
+         one {}-unit ReLU layer, a softmax over five levels. Version `{}`.\n\n\
          **Data.** Synthetic patients (knowledge base `{}`), seed {}: {} training, {} \
-         validation, {} test cases. The gold level is the condition's usual urgency raised by \
-         every red-flag rule the patient's facts meet.\n\n\
+         validation, {} test cases, each read by the shared reading; {:.0} % of the training \
+         patients are cut to two to six findings and at most two denials, as people describe \
+         themselves. The gold level is the condition's usual urgency raised by every red-flag \
+         rule the known facts meet.\n\n\
          **Training.** {} epochs, batch {}, Adam, learning rate {} decaying to a tenth, \
          cross-entropy. Reproduce with `triagent train --agent {NAME}`.\n\n\
          **Test metrics (synthetic test split, model and rules together).** accuracy {:.3}, \
@@ -364,9 +374,6 @@ pub fn model_card(model: &EmergencyDetector, m: &Metrics, data: &synth::Splits) 
          severity varies. Vital-sign thresholds are adult ones (a baby's normal breathing rate \
          reads as fast). It does not replace a clinician's judgement or emergency services.\n",
         model.kb.rules.len(),
-        c.buckets,
-        c.dim,
-        c.structured_dim,
         c.hidden,
         c.version,
         c.kb_fingerprint,
@@ -374,6 +381,7 @@ pub fn model_card(model: &EmergencyDetector, m: &Metrics, data: &synth::Splits) 
         data.train.len(),
         data.val.len(),
         data.test.len(),
+        100.0 * c.sparse_share,
         c.train.epochs,
         c.train.batch_size,
         c.train.learning_rate,
