@@ -16,7 +16,7 @@ use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{RankedCondition, Sex};
-use kb::{Bayes, Case, KnowledgeBase};
+use kb::{Case, KnowledgeBase};
 use ml::batch::{dense, rows};
 use ml::inputs::{DEMOGRAPHIC_WIDTH, demographics, structured_findings};
 use ml::io::{self, ModelIoError};
@@ -122,24 +122,23 @@ pub struct ConditionMatcher {
     config: ModelConfig,
     net: Net,
     structured: SparseLinear,
-    bayes: Bayes,
-    kb: Arc<KnowledgeBase>,
     device: Device,
 }
 
-/// What the differential knows of one person.
+/// What the differential knows of one person, with its naive-Bayes log-scores.
 struct Evidence<'a> {
     known: &'a [(usize, bool)],
     age: Option<f32>,
     sex: Sex,
+    prior: &'a [f32],
 }
 
 /// The naive-Bayes log-scores of a batch, [batch, conditions].
-fn priors(bayes: &Bayes, batch: &[Evidence], device: &Device) -> Tensor<2> {
-    let nc = bayes.conditions();
+fn priors(batch: &[Evidence], device: &Device) -> Tensor<2> {
+    let nc = batch.first().map_or(0, |e| e.prior.len());
     let mut flat = Vec::with_capacity(batch.len() * nc);
     for e in batch {
-        flat.extend(bayes.log_scores(e.known, e.age, e.sex));
+        flat.extend_from_slice(e.prior);
     }
     Tensor::from_data(TensorData::new(flat, [batch.len(), nc]), device)
 }
@@ -163,14 +162,12 @@ impl ConditionMatcher {
             &kb.condition_ids(),
         )?;
         let net = io::load_weights(dir, config.net().init(device))?;
-        Ok(Self::from_parts(config, net, kb, device))
+        Ok(Self::from_parts(config, net, device))
     }
 
-    fn from_parts(config: ModelConfig, net: Net, kb: Arc<KnowledgeBase>, device: &Device) -> Self {
+    fn from_parts(config: ModelConfig, net: Net, device: &Device) -> Self {
         ConditionMatcher {
             structured: SparseLinear::new(&net.structured),
-            bayes: Bayes::new(&kb),
-            kb,
             config,
             net,
             device: device.clone(),
@@ -199,16 +196,14 @@ impl ConditionMatcher {
         self.net.head_projected(
             s,
             demo_batch(batch, &self.device),
-            priors(&self.bayes, batch, &self.device),
+            priors(batch, &self.device),
         )
     }
 
     fn logits(&self, cases: &[&Case]) -> Tensor<2> {
-        let known: Vec<Vec<(usize, bool)>> = cases.iter().map(|c| c.evidence(&self.kb)).collect();
         let batch: Vec<Evidence> = cases
             .iter()
-            .zip(&known)
-            .map(|(c, k)| Evidence { known: k, age: c.input.age, sex: c.input.sex })
+            .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, prior: &c.prior })
             .collect();
         self.logits_of(&batch)
     }
@@ -333,7 +328,7 @@ pub fn train(
     let device = Device::flex().autodiff();
     device.seed(train.seed.wrapping_add(1));
     let nf = config.finding_ids.len();
-    let bayes = Bayes::new(kb);
+    let bayes = kb.bayes();
     let mut rng = ChaCha8Rng::seed_from_u64(train.seed.wrapping_add(11));
     let pool = synth::noise_pool(kb);
     let shrink = config.shrink;
@@ -341,7 +336,7 @@ pub fn train(
         .train
         .iter()
         .map(|c| {
-            let k = kb.prepare(c.input()).evidence(kb);
+            let k = kb.prepare(c.input()).evidence;
             if rng.random::<f32>() < config.sparse_share { synth::sparse_view(&k, &pool, &mut rng) } else { k }
         })
         .collect();
@@ -355,9 +350,11 @@ pub fn train(
         progress,
         NAME,
         |net: &Net, idx: &[usize]| {
+            let prior: Vec<Vec<f32>> = idx.iter().map(|&i| bayes.log_scores(&known[i], inputs[i].age, inputs[i].sex)).collect();
             let batch: Vec<Evidence> = idx
                 .iter()
-                .map(|&i| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex })
+                .zip(&prior)
+                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, prior: p })
                 .collect();
             let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
             let gold: Vec<i64> = idx
@@ -366,13 +363,13 @@ pub fn train(
                 .collect();
             let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
             let corr = net.correction(net.structured.forward(dense(&f, 2 * nf, &device)), demo_batch(&batch, &device));
-            let logits = priors(&bayes, &batch, &device) + corr.clone();
+            let logits = priors(&batch, &device) + corr.clone();
             ce.forward(logits, gold) + corr.powf_scalar(2.0).mean().mul_scalar(shrink)
         },
     );
     let infer = Device::flex();
     let mut model =
-        ConditionMatcher::from_parts(config.clone(), net.valid().to_device(&infer), kb_arc.clone(), &infer);
+        ConditionMatcher::from_parts(config.clone(), net.valid().to_device(&infer), &infer);
 
     // Temperature scaling: the T that minimises validation NLL, by a fine grid search.
     let val_cases: Vec<Case> = data.val.iter().map(|c| kb.prepare(c.input())).collect();

@@ -19,7 +19,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{relu, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use domain::{EmergencyAssessment, Sex, TriageLevel, Vitals};
-use kb::{Bayes, Case, KnowledgeBase, RuleInput};
+use kb::{Case, KnowledgeBase, RuleInput};
 use ml::batch::{dense, rows};
 use ml::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, structured_findings, vitals};
 use ml::io::{self, ModelIoError};
@@ -109,7 +109,6 @@ pub struct EmergencyDetector {
     config: ModelConfig,
     net: Net,
     structured: SparseLinear,
-    bayes: Bayes,
     /// Each condition's usual urgency, as a level index.
     urgency: Vec<usize>,
     device: Device,
@@ -122,17 +121,19 @@ struct Evidence<'a> {
     age: Option<f32>,
     sex: Sex,
     vitals: &'a Vitals,
+    /// The naive-Bayes log-scores of every condition.
+    prior: &'a [f32],
 }
 
 /// The inputs beside the findings, one row per person: demographics, vitals, and the
 /// naive-Bayes differential summed by each condition's usual urgency.
-fn other_rows(bayes: &Bayes, urgency: &[usize], batch: &[Evidence]) -> Vec<f32> {
+fn other_rows(urgency: &[usize], batch: &[Evidence]) -> Vec<f32> {
     let mut flat = Vec::with_capacity(batch.len() * OTHER_WIDTH);
     for e in batch {
         flat.extend_from_slice(&demographics(e.age, e.sex));
         flat.extend_from_slice(&vitals(e.vitals));
         let mut by_level = [0f32; LEVELS];
-        for (p, &u) in bayes.probabilities(e.known, e.age, e.sex).iter().zip(urgency) {
+        for (p, &u) in kb::posterior(e.prior).iter().zip(urgency) {
             by_level[u] += p;
         }
         flat.extend_from_slice(&by_level);
@@ -181,7 +182,6 @@ impl EmergencyDetector {
     fn from_parts(config: ModelConfig, net: Net, device: &Device, kb: Arc<KnowledgeBase>) -> Self {
         EmergencyDetector {
             structured: SparseLinear::new(&net.structured),
-            bayes: Bayes::new(&kb),
             urgency: kb.conditions.iter().map(|c| c.urgency.index()).collect(),
             config,
             net,
@@ -204,19 +204,17 @@ impl EmergencyDetector {
         if cases.is_empty() {
             return Vec::new();
         }
-        let known: Vec<Vec<(usize, bool)>> = cases.iter().map(|c| c.evidence(&self.kb)).collect();
         let batch: Vec<Evidence> = cases
             .iter()
-            .zip(&known)
-            .map(|(c, k)| Evidence { known: k, age: c.input.age, sex: c.input.sex, vitals: &c.input.vitals })
+            .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, vitals: &c.input.vitals, prior: &c.prior })
             .collect();
         let n = self.config.finding_ids.len();
-        let slots: Vec<Vec<usize>> = known.iter().map(|k| finding_slots(k, n)).collect();
+        let slots: Vec<Vec<usize>> = batch.iter().map(|e| finding_slots(e.known, n)).collect();
         let s = self
             .structured
             .forward(slots.iter().map(Vec::as_slice), &self.device);
         let o = Tensor::from_data(
-            TensorData::new(other_rows(&self.bayes, &self.urgency, &batch), [batch.len(), OTHER_WIDTH]),
+            TensorData::new(other_rows(&self.urgency, &batch), [batch.len(), OTHER_WIDTH]),
             &self.device,
         );
         rows(softmax(self.net.head_projected(s, o), 1))
@@ -306,14 +304,14 @@ pub fn train(
     let device = Device::flex().autodiff();
     device.seed(train.seed.wrapping_add(3));
     let nf = config.finding_ids.len();
-    let bayes = Bayes::new(&kb);
+    let bayes = kb.bayes();
     let urgency: Vec<usize> = kb.conditions.iter().map(|c| c.urgency.index()).collect();
     let pool = synth::noise_pool(&kb);
     let mut rng = ChaCha8Rng::seed_from_u64(train.seed.wrapping_add(13));
     let mut known = Vec::with_capacity(data.train.len());
     let mut gold = Vec::with_capacity(data.train.len());
     for c in &data.train {
-        let full = kb.prepare(c.input()).evidence(&kb);
+        let full = kb.prepare(c.input()).evidence;
         let view = if rng.random::<f32>() < config.sparse_share { synth::sparse_view(&full, &pool, &mut rng) } else { full };
         let present: Vec<usize> = view.iter().filter(|f| f.1).map(|f| f.0).collect();
         let urgent = kb.conditions[c.patient.condition].urgency;
@@ -330,12 +328,14 @@ pub fn train(
         progress,
         NAME,
         |net: &Net, idx: &[usize]| {
+            let prior: Vec<Vec<f32>> = idx.iter().map(|&i| bayes.log_scores(&known[i], inputs[i].age, inputs[i].sex)).collect();
             let batch: Vec<Evidence> = idx
                 .iter()
-                .map(|&i| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, vitals: &inputs[i].vitals })
+                .zip(&prior)
+                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, vitals: &inputs[i].vitals, prior: p })
                 .collect();
             let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
-            let o = Tensor::from_data(TensorData::new(other_rows(&bayes, &urgency, &batch), [batch.len(), OTHER_WIDTH]), &device);
+            let o = Tensor::from_data(TensorData::new(other_rows(&urgency, &batch), [batch.len(), OTHER_WIDTH]), &device);
             let g: Vec<i64> = idx.iter().map(|&i| gold[i]).collect();
             let g = Tensor::<1, Int>::from_data(TensorData::new(g, [idx.len()]), &device);
             ce.forward(net.forward(dense(&f, 2 * nf, &device), o), g)

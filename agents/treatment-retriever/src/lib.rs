@@ -12,7 +12,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use domain::{CaseInput, RetrievedAdvice};
-use kb::{Bayes, Case, Contraindication, KnowledgeBase};
+use kb::{Case, Contraindication, KnowledgeBase};
 use ml::batch::{BagBatch, map_rows};
 use ml::encoder::{PooledEncoder, TextEncoder, TextEncoderConfig};
 use ml::io::{self, ModelIoError};
@@ -220,7 +220,6 @@ pub struct TreatmentRetriever {
     advice: Tensor<2>,
     featurizer: Featurizer,
     device: Device,
-    bayes: Bayes,
     kb: Arc<KnowledgeBase>,
 }
 
@@ -236,25 +235,29 @@ pub const PLAUSIBLE_TOP: usize = 5;
 /// pregnancy name headache), or advice tied to findings alone none of which they have.
 /// `Some(mass)`: the probability of the conditions it is tied to (0 for advice tied to
 /// findings alone or to nothing).
-pub fn plausible_advice(kb: &KnowledgeBase, bayes: &Bayes, case: &Case) -> Vec<Option<f32>> {
-    let evidence = case.evidence(kb);
-    let p = bayes.probabilities(&evidence, case.input.age, case.input.sex);
+pub fn plausible_advice(kb: &KnowledgeBase, case: &Case) -> Vec<Option<f32>> {
+    let p = kb::posterior(&case.prior);
+    // The PLAUSIBLE_TOP most probable, found without sorting every condition.
     let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-    let mut plausible = vec![false; p.len()];
-    for (rank, &c) in order.iter().enumerate() {
-        if rank < PLAUSIBLE_TOP || p[c] >= PLAUSIBLE {
-            plausible[c] = true;
-        } else {
-            break;
+    let top = PLAUSIBLE_TOP.min(order.len());
+    if top > 0 && top < order.len() {
+        order.select_nth_unstable_by(top - 1, |&a, &b| p[b].total_cmp(&p[a]));
+    }
+    let mut plausible: Vec<bool> = p.iter().map(|&x| x >= PLAUSIBLE).collect();
+    for &c in &order[..top] {
+        plausible[c] = true;
+    }
+    let mut present = vec![false; kb.findings.len()];
+    for &(f, yes) in &case.evidence {
+        if yes && f < present.len() {
+            present[f] = true;
         }
     }
-    let present = |f: &usize| evidence.iter().any(|&(g, yes)| yes && g == *f);
     kb.advice
         .iter()
         .map(|a| {
             if a.conditions.is_empty() {
-                (a.findings.is_empty() || a.findings.iter().any(present)).then_some(0.0)
+                (a.findings.is_empty() || a.findings.iter().any(|&f| present[f])).then_some(0.0)
             } else {
                 a.conditions
                     .iter()
@@ -283,7 +286,6 @@ impl TreatmentRetriever {
             net,
             advice,
             device: device.clone(),
-            bayes: Bayes::new(&kb),
             kb,
         }
     }
@@ -331,7 +333,7 @@ impl TreatmentRetriever {
     pub fn retrieve_batch(&self, cases: &[&Case], k: usize) -> Vec<Vec<RetrievedAdvice>> {
         self.each_scores(cases, |case, s| {
             let avoid = contraindications(&self.kb, case);
-            let fits = plausible_advice(&self.kb, &self.bayes, case);
+            let fits = plausible_advice(&self.kb, case);
             let allowed = |i: usize| {
                 fits[i].is_some()
                     && (avoid.is_empty()

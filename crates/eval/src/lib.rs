@@ -254,8 +254,7 @@ pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collection
 /// reading asserts (umbrella denials included), the findings sent, and what its vitals show.
 pub fn bayes_top(kb: &KnowledgeBase, bayes: &kb::Bayes, input: &CaseInput, k: usize) -> Vec<usize> {
     let case = kb.prepare(input.clone());
-    let known = case.evidence(kb);
-    let p = bayes.probabilities(&known, input.age, input.sex);
+    let p = bayes.probabilities(&case.evidence, input.age, input.sex);
     let mut idx: Vec<usize> = (0..p.len()).collect();
     idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
     idx.truncate(k);

@@ -38,7 +38,7 @@ pub const OUTSIDE_DEMOGRAPHIC: f32 = 1e-3;
 #[derive(Debug, Clone)]
 pub struct Bayes {
     findings: usize,
-    /// [condition * findings + finding]: log-likelihood of the finding present.
+    /// [finding * conditions + condition]: log-likelihood of the finding present.
     present: Vec<f32>,
     /// Same layout: log-likelihood of the finding absent.
     absent: Vec<f32>,
@@ -63,6 +63,8 @@ impl Bayes {
                 }
             }
         }
+        // Laid out finding-major ([finding * conditions + condition]): a request adds one
+        // contiguous row per known finding.
         let mut present = vec![0f32; nc * nf];
         let mut absent = vec![0.0; nc * nf];
         for (c, cond) in kb.conditions.iter().enumerate() {
@@ -70,14 +72,14 @@ impl Bayes {
                 let p = freq[c * nf + f];
                 if p > 0.0 {
                     let p = p.clamp(FREQ_MIN, FREQ_MAX);
-                    present[c * nf + f] = p.ln();
-                    absent[c * nf + f] = (1.0 - p).ln();
+                    present[f * nc + c] = p.ln();
+                    absent[f * nc + c] = (1.0 - p).ln();
                 } else {
-                    present[c * nf + f] = LEAK.ln();
+                    present[f * nc + c] = LEAK.ln();
                 }
             }
             for &o in &cond.opposing {
-                present[c * nf + o] = OPPOSING.ln();
+                present[o * nc + c] = OPPOSING.ln();
             }
         }
         // Only the demographic fields are read; findings are in the tables above.
@@ -92,41 +94,38 @@ impl Bayes {
     /// The log-likelihood terms of one known finding for condition `c`: how far it moved `c`
     /// compared with a condition that does not mention it (positive supports, negative opposes).
     pub fn effect(&self, c: usize, finding: usize, present: bool) -> f32 {
-        let i = c * self.findings + finding;
+        let i = finding * self.log_prior.len() + c;
         if present { self.present[i] - LEAK.ln() } else { self.absent[i] }
     }
 
     /// Log-scores (unnormalised log posteriors) of every condition.
     pub fn log_scores(&self, known: &[(usize, bool)], age: Option<f32>, sex: Sex) -> Vec<f32> {
-        let nf = self.findings;
-        self.who
-            .iter()
-            .enumerate()
-            .map(|(c, cond)| {
-                let row = c * nf;
-                let mut s = self.log_prior[c] + demographic(cond, age, sex);
-                for &(f, p) in known.iter().filter(|(f, _)| *f < nf) {
-                    s += if p { self.present[row + f] } else { self.absent[row + f] };
-                }
-                s
-            })
-            .collect()
+        let nc = self.log_prior.len();
+        let mut s: Vec<f32> = self.who.iter().zip(&self.log_prior).map(|(cond, &l)| l + demographic(cond, age, sex)).collect();
+        for &(f, p) in known.iter().filter(|(f, _)| *f < self.findings) {
+            let table = if p { &self.present } else { &self.absent };
+            for (x, &t) in s.iter_mut().zip(&table[f * nc..(f + 1) * nc]) {
+                *x += t;
+            }
+        }
+        s
     }
 
     /// Posterior probabilities over every condition.
     pub fn probabilities(&self, known: &[(usize, bool)], age: Option<f32>, sex: Sex) -> Vec<f32> {
-        let mut s = self.log_scores(known, age, sex);
-        let m = s.iter().copied().fold(f32::MIN, f32::max);
-        let mut z = 0.0;
-        for x in &mut s {
-            *x = (*x - m).exp();
-            z += *x;
-        }
-        for x in &mut s {
-            *x /= z;
-        }
-        s
+        posterior(&self.log_scores(known, age, sex))
     }
+}
+
+/// The posterior probabilities of log-scores (their softmax).
+pub fn posterior(log_scores: &[f32]) -> Vec<f32> {
+    let m = log_scores.iter().copied().fold(f32::MIN, f32::max);
+    let mut p: Vec<f32> = log_scores.iter().map(|&x| (x - m).exp()).collect();
+    let z: f32 = p.iter().sum();
+    for x in &mut p {
+        *x /= z;
+    }
+    p
 }
 
 /// Every finding `f` entails, directly or through others.

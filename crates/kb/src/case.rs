@@ -17,6 +17,13 @@ pub struct Case {
     pub analysis: TextAnalysis,
     /// What the text asserts, as findings ([`reading::Reader`]).
     pub reading: Reading,
+    /// Everything known present or absent, each finding once: the findings sent (which win),
+    /// every finding the reading asserts for the patient (umbrella denials included: "no
+    /// urinary symptoms" is evidence), and what the vitals show.
+    pub evidence: Vec<(usize, bool)>,
+    /// The knowledge base's naive-Bayes log-score of every condition for this evidence, age
+    /// and sex ([`crate::Bayes`]): worked out once, read by every agent that needs it.
+    pub prior: Vec<f32>,
 }
 
 impl std::ops::Deref for Case {
@@ -26,32 +33,30 @@ impl std::ops::Deref for Case {
     }
 }
 
-impl Case {
-    /// Everything known present or absent for the differential, each finding once: the
-    /// findings sent (which win), every finding the reading asserts for the patient (umbrella
-    /// denials included: "no urinary symptoms" is evidence), and what the vitals show.
-    pub fn evidence(&self, kb: &KnowledgeBase) -> Vec<(usize, bool)> {
-        let mut out = self.input.findings.clone();
-        for (f, p) in self.reading.asserted() {
-            if !out.iter().any(|&(g, _)| g == f as usize) {
-                out.push((f as usize, p));
-            }
-        }
-        for f in kb.findings_from_vitals(&self.input.vitals) {
-            if !out.iter().any(|&(g, _)| g == f) {
-                out.push((f, true));
-            }
-        }
-        out
-    }
-}
-
 impl KnowledgeBase {
     /// Reads a request's text once.
     pub fn prepare(&self, input: CaseInput) -> Case {
         let analysis = TextAnalysis::of(&input.text);
         let reading = self.reader.read(&input.text, &analysis.tokens);
-        Case { input, analysis, reading }
+        let evidence = self.evidence(&input, &reading);
+        let prior = self.bayes().log_scores(&evidence, input.age, input.sex);
+        Case { input, analysis, reading, evidence, prior }
+    }
+
+    /// [`Case::evidence`] of a request and its reading.
+    pub fn evidence(&self, input: &CaseInput, reading: &Reading) -> Vec<(usize, bool)> {
+        let mut out = input.findings.clone();
+        for (f, p) in reading.asserted() {
+            if !out.iter().any(|&(g, _)| g == f as usize) {
+                out.push((f as usize, p));
+            }
+        }
+        for f in self.findings_from_vitals(&input.vitals) {
+            if !out.iter().any(|&(g, _)| g == f) {
+                out.push((f, true));
+            }
+        }
+        out
     }
 
     /// [`KnowledgeBase::present_mask`] of a prepared case.

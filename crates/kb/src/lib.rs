@@ -11,7 +11,7 @@ mod load;
 mod model;
 mod rules;
 
-pub use bayes::Bayes;
+pub use bayes::{Bayes, posterior};
 pub use case::Case;
 pub use load::{KbError, KbIssue, default_dir, load_dir};
 pub use model::*;

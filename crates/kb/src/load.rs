@@ -745,6 +745,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
         lexicon,
         reader,
         fingerprint: format!("{hasher:016x}"),
+        bayes: std::sync::OnceLock::new(),
     })
 }
 

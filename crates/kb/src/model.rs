@@ -275,6 +275,8 @@ pub struct KnowledgeBase {
     pub(crate) with_vital: Vec<(usize, VitalThreshold)>,
     /// A hash of every file's bytes, recorded by models so a mismatch can be reported.
     pub fingerprint: String,
+    /// The knowledge base as naive Bayes, built on first use.
+    pub(crate) bayes: std::sync::OnceLock<crate::Bayes>,
 }
 
 impl KnowledgeBase {
@@ -310,6 +312,11 @@ impl KnowledgeBase {
     /// Replaces the reader (for measuring one layer against another).
     pub fn set_reader(&mut self, reader: reading::Reader) {
         self.reader = reader;
+    }
+
+    /// The knowledge base read as naive Bayes (built once, on first use).
+    pub fn bayes(&self) -> &crate::Bayes {
+        self.bayes.get_or_init(|| crate::Bayes::new(self))
     }
 
     /// Findings shown by measured vital signs (a temperature of 39.2 shows `fever`).
