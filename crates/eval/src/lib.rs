@@ -243,18 +243,17 @@ pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collection
         }
     }
     let score = score_dev("pipeline", kb, cases, &ranked);
-    let bayes = kb::Bayes::new(kb);
-    let nb: Vec<Vec<String>> = items.iter().map(|i| bayes_top(kb, &bayes, &i.input, 10).into_iter().map(|c| kb.conditions[c].icd10.clone()).collect()).collect();
+    let nb: Vec<Vec<String>> = items.iter().map(|i| bayes_top(kb, &i.input, 10).into_iter().map(|c| kb.conditions[c].icd10.clone()).collect()).collect();
     let nb_score = score_dev("naive Bayes over the reading (baseline)", kb, cases, &nb);
     let absent = score_absent(kb, kb.reader(), cases, map);
     (dev_markdown(&[score.clone(), nb_score], &absent), score, absent)
 }
 
 /// The naive-Bayes baseline's `k` most probable conditions for a request: everything the
-/// reading asserts (umbrella denials included), the findings sent, and what its vitals show.
-pub fn bayes_top(kb: &KnowledgeBase, bayes: &kb::Bayes, input: &CaseInput, k: usize) -> Vec<usize> {
-    let case = kb.prepare(input.clone());
-    let p = bayes.probabilities(&case.evidence, input.age, input.sex);
+/// reading asserts (umbrella denials included), the findings sent, and what its vitals show
+/// (the prior [`KnowledgeBase::prepare`] works out for every request).
+pub fn bayes_top(kb: &KnowledgeBase, input: &CaseInput, k: usize) -> Vec<usize> {
+    let p = kb.prepare(input.clone()).prior;
     let mut idx: Vec<usize> = (0..p.len()).collect();
     idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
     idx.truncate(k);

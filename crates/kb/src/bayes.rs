@@ -87,10 +87,6 @@ impl Bayes {
         Bayes { findings: nf, present, absent, log_prior, who }
     }
 
-    pub fn conditions(&self) -> usize {
-        self.log_prior.len()
-    }
-
     /// The log-likelihood terms of one known finding for condition `c`: how far it moved `c`
     /// compared with a condition that does not mention it (positive supports, negative opposes).
     pub fn effect(&self, c: usize, finding: usize, present: bool) -> f32 {

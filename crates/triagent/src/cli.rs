@@ -277,7 +277,7 @@ fn train(kb_dir: &PathBuf, agent: &str, seed: u64, cases: Option<usize>, epochs:
             }
             "condition-matcher" => {
                 let cfg = TrainConfig { epochs: epochs.unwrap_or(4), batch_size: 128, learning_rate: lr.unwrap_or(3e-3), seed };
-                let (model, m) = condition_matcher::train(kb.clone(), data, cfg, &mut bar);
+                let (model, m) = condition_matcher::train(&kb, data, cfg, &mut bar);
                 let dir = dir_for(name, condition_matcher::default_model_dir());
                 model.save(&dir)?;
                 ml::io::write_card(&dir, &condition_matcher::model_card(&model, &m, data))?;
@@ -353,10 +353,9 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
         }
     }
     {
-        let bayes = kb::Bayes::new(&kb);
         let ranks: Vec<Option<usize>> = hand
             .iter()
-            .map(|item| eval::bayes_top(&kb, &bayes, &item.input, 10).iter().position(|&c| item.gold_codes.iter().any(|g| *g == kb.conditions[c].icd10)))
+            .map(|item| eval::bayes_top(&kb, &item.input, 10).iter().position(|&c| item.gold_codes.iter().any(|g| *g == kb.conditions[c].icd10)))
             .collect();
         let at = |k: usize| ranks.iter().filter(|r| r.is_some_and(|r| r < k)).count() as f64 / ranks.len().max(1) as f64;
         println!("hand-written vignettes, naive Bayes over the reading: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}", at(1), at(3), at(10));
