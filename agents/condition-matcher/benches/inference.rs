@@ -12,7 +12,7 @@ fn bench(c: &mut Criterion) {
     benchkit::agent_inference(
         c,
         "condition_matcher",
-        |kb, device| condition_matcher::ConditionMatcher::load(&condition_matcher::default_model_dir(), kb, device).expect("committed model"),
+        |kb, device| condition_matcher::ConditionMatcher::load(&condition_matcher::default_model_dir(), &kb, device).expect("committed model"),
         |m, cases| m.predict_batch(cases, 10),
     );
 }

@@ -2,13 +2,12 @@
 
 use condition_matcher::{ConditionMatcher, default_model_dir};
 use domain::{CaseInput, Sex};
-use std::sync::Arc;
 
-fn setup() -> (Arc<kb::KnowledgeBase>, ConditionMatcher) {
-    let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
+fn setup() -> (kb::KnowledgeBase, ConditionMatcher) {
+    let kb = kb::load_dir(kb::default_dir()).expect("knowledge base");
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
     let model =
-        ConditionMatcher::load(&default_model_dir(), kb.clone(), &device).expect("committed model loads");
+        ConditionMatcher::load(&default_model_dir(), &kb, &device).expect("committed model loads");
     (kb, model)
 }
 
@@ -18,7 +17,7 @@ fn save_load_round_trip_gives_identical_outputs() {
     let dir = tempfile::tempdir().unwrap();
     model.save(dir.path()).unwrap();
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-    let again = ConditionMatcher::load(dir.path(), kb.clone(), &device).unwrap();
+    let again = ConditionMatcher::load(dir.path(), &kb, &device).unwrap();
     let input = CaseInput {
         text: "burning when i pee and going all the time".into(),
         age: Some(30.0),

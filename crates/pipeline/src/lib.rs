@@ -55,7 +55,7 @@ impl Models {
     ) -> Result<Self, ModelIoError> {
         Ok(Models {
             symptoms: SymptomClassifier::load(&dirs.symptom_classifier, &kb, device)?,
-            conditions: ConditionMatcher::load(&dirs.condition_matcher, kb.clone(), device)?,
+            conditions: ConditionMatcher::load(&dirs.condition_matcher, &kb, device)?,
             care: TreatmentRetriever::load(&dirs.treatment_retriever, kb.clone(), device)?,
             emergency: EmergencyDetector::load(&dirs.emergency_detector, kb.clone(), device)?,
             kb,
