@@ -25,8 +25,6 @@ use ml::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, structured_findin
 use ml::io::{self, ModelIoError};
 use ml::sparse::{SparseLinear, finding_slots};
 use ml::train::{Progress, TrainConfig, fit};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -306,18 +304,17 @@ pub fn train(
     let nf = config.finding_ids.len();
     let bayes = kb.bayes();
     let urgency: Vec<usize> = kb.conditions.iter().map(|c| c.urgency.index()).collect();
-    let pool = synth::noise_pool(&kb);
-    let mut rng = ChaCha8Rng::seed_from_u64(train.seed.wrapping_add(13));
-    let mut known = Vec::with_capacity(data.train.len());
-    let mut gold = Vec::with_capacity(data.train.len());
-    for c in &data.train {
-        let full = kb.prepare(c.input()).evidence;
-        let view = if rng.random::<f32>() < config.sparse_share { synth::sparse_view(&full, &pool, &mut rng) } else { full };
-        let present: Vec<usize> = view.iter().filter(|f| f.1).map(|f| f.0).collect();
-        let urgent = kb.conditions[c.patient.condition].urgency;
-        gold.push(synth::gold_level(&kb, urgent, &present, c.patient.age, c.patient.sex, &c.vitals).index() as i64);
-        known.push(view);
-    }
+    let known = synth::training_views(&kb, &data.train, config.sparse_share, train.seed.wrapping_add(13));
+    let gold: Vec<i64> = data
+        .train
+        .iter()
+        .zip(&known)
+        .map(|(c, view)| {
+            let present: Vec<usize> = view.iter().filter(|f| f.1).map(|f| f.0).collect();
+            let urgent = kb.conditions[c.patient.condition].urgency;
+            synth::gold_level(&kb, urgent, &present, c.patient.age, c.patient.sex, &c.vitals).index() as i64
+        })
+        .collect();
     let inputs: Vec<domain::CaseInput> = data.train.iter().map(synth::Case::input).collect();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let net = config.net().init(&device);

@@ -341,6 +341,21 @@ fn sample_vitals(kb: &KnowledgeBase, present: &[usize], _absent: &[usize], age: 
     v
 }
 
+/// What the findings models train on: each case as the shared reading finds it
+/// (`kb::Case::evidence` of its request), and a `sparse_share` of them cut to what a person
+/// would name ([`sparse_view`]), drawn from `seed`.
+pub fn training_views(kb: &KnowledgeBase, cases: &[Case], sparse_share: f32, seed: u64) -> Vec<Vec<(usize, bool)>> {
+    let pool = noise_pool(kb);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    cases
+        .iter()
+        .map(|c| {
+            let full = kb.prepare(c.input()).evidence;
+            if rng.random::<f32>() < sparse_share { sparse_view(&full, &pool, &mut rng) } else { full }
+        })
+        .collect()
+}
+
 /// A patient as people describe themselves: two to six of the findings known present (any
 /// may be kept), at most two of the denials, and, as real descriptions have and generated ones
 /// rarely do, sometimes a finding their condition does not explain and sometimes a review of
