@@ -50,6 +50,14 @@ fn pseudo_negations_assert() {
 }
 
 #[test]
+fn not_wanting_to_hurt_oneself_denies_it_and_not_wanting_to_feed_asserts_poor_feeding() {
+    let t = "I don't want to hurt myself, I just want to feel normal again";
+    assert!(!present(t).contains(&"self_harm".to_string()), "{:?}", present(t));
+    assert!(rules(t, 35.0).is_empty(), "{:?}", rules(t, 35.0));
+    assert!(!present("eating ice lollies fine").contains(&"craving_ice".to_string()));
+}
+
+#[test]
 fn non_productive_cough_is_a_cough_that_is_not_productive() {
     let p = present("non-productive cough for a week");
     assert!(p.contains(&"cough".to_string()), "{p:?}");

@@ -117,6 +117,10 @@ fn is_terminator(w: &str) -> bool {
 /// word; "never ... like this" is a first time, not a denial.
 fn pseudo(tokens: &[Token], i: usize) -> bool {
     let next = tokens.get(i + 1).map_or("", |t| t.text.as_str());
+    // "Doesn't want to feed" says poor feeding; "don't want to hurt myself" denies self-harm.
+    if next == "want" && tokens[i + 2..].iter().take(3).any(|t| matches!(t.text.as_str(), "hurt" | "harm" | "kill" | "die" | "end")) {
+        return false;
+    }
     if is_pseudo_follower(next) {
         return true;
     }
