@@ -119,8 +119,16 @@ pub struct ConditionMatcher {
     config: ModelConfig,
     net: Net,
     structured: SparseLinear,
+    /// The knowledge base's naive Bayes, for the presenting complaint's weight.
+    bayes: kb::Bayes,
     device: Device,
 }
+
+/// How many times more the presenting complaint ([`kb::Case::chief`]) counts in the prior
+/// than a finding named in passing: counted twice in all. A clinician explains first the
+/// complaint the person came with; a history lists the others whether or not they fit. Set
+/// from that reasoning, not fitted: the synthetic patients mark no presenting complaint.
+pub const CHIEF_WEIGHT: f32 = 1.0;
 
 /// What the differential knows of one person, with its naive-Bayes log-scores.
 struct Evidence<'a> {
@@ -128,14 +136,20 @@ struct Evidence<'a> {
     age: Option<f32>,
     sex: Sex,
     prior: &'a [f32],
+    chief: Option<usize>,
 }
 
-/// The naive-Bayes log-scores of a batch, [batch, conditions].
-fn priors(batch: &[Evidence], device: &Device) -> Tensor<2> {
+/// The naive-Bayes log-scores of a batch, [batch, conditions], the presenting complaint
+/// counted again ([`CHIEF_WEIGHT`]).
+fn priors(batch: &[Evidence], bayes: &kb::Bayes, device: &Device) -> Tensor<2> {
     let nc = batch.first().map_or(0, |e| e.prior.len());
     let mut flat = Vec::with_capacity(batch.len() * nc);
     for e in batch {
+        let at = flat.len();
         flat.extend_from_slice(e.prior);
+        if let Some(f) = e.chief {
+            bayes.emphasise(&mut flat[at..], f, CHIEF_WEIGHT);
+        }
     }
     Tensor::from_data(TensorData::new(flat, [batch.len(), nc]), device)
 }
@@ -159,14 +173,15 @@ impl ConditionMatcher {
             &kb.condition_ids(),
         )?;
         let net = io::load_weights(dir, config.net().init(device))?;
-        Ok(Self::from_parts(config, net, device))
+        Ok(Self::from_parts(config, net, device, kb))
     }
 
-    fn from_parts(config: ModelConfig, net: Net, device: &Device) -> Self {
+    fn from_parts(config: ModelConfig, net: Net, device: &Device, kb: &KnowledgeBase) -> Self {
         ConditionMatcher {
             structured: SparseLinear::new(&net.structured),
             config,
             net,
+            bayes: kb.bayes().clone(),
             device: device.clone(),
         }
     }
@@ -193,14 +208,14 @@ impl ConditionMatcher {
         self.net.head_projected(
             s,
             demo_batch(batch, &self.device),
-            priors(batch, &self.device),
+            priors(batch, &self.bayes, &self.device),
         )
     }
 
     fn logits(&self, cases: &[&Case]) -> Tensor<2> {
         let batch: Vec<Evidence> = cases
             .iter()
-            .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, prior: &c.prior })
+            .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, prior: &c.prior, chief: c.chief })
             .collect();
         self.logits_of(&batch)
     }
@@ -341,7 +356,7 @@ pub fn train(
             let batch: Vec<Evidence> = idx
                 .iter()
                 .zip(&prior)
-                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, prior: p })
+                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, prior: p, chief: None })
                 .collect();
             let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
             let gold: Vec<i64> = idx
@@ -350,13 +365,13 @@ pub fn train(
                 .collect();
             let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
             let corr = net.correction(net.structured.forward(dense(&f, 2 * nf, &device)), demo_batch(&batch, &device));
-            let logits = priors(&batch, &device) + corr.clone();
+            let logits = priors(&batch, bayes, &device) + corr.clone();
             ce.forward(logits, gold) + corr.powf_scalar(2.0).mean().mul_scalar(shrink)
         },
     );
     let infer = Device::flex();
     let mut model =
-        ConditionMatcher::from_parts(config.clone(), net.valid().to_device(&infer), &infer);
+        ConditionMatcher::from_parts(config.clone(), net.valid().to_device(&infer), &infer, kb);
 
     // Temperature scaling: the T that minimises validation NLL, by a fine grid search.
     let val_cases: Vec<Case> = data.val.iter().map(|c| kb.prepare(c.input())).collect();

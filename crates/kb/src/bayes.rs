@@ -94,6 +94,17 @@ impl Bayes {
         if present { self.present[i] - LEAK.ln() } else { self.absent[i] }
     }
 
+    /// Adds `weight` times the log-likelihood of `finding` present to each condition's score:
+    /// the finding counted again, for the complaint a person came about ([`crate::Case::chief`]).
+    pub fn emphasise(&self, scores: &mut [f32], finding: usize, weight: f32) {
+        let nc = self.log_prior.len();
+        if finding < self.findings && scores.len() == nc {
+            for (x, &t) in scores.iter_mut().zip(&self.present[finding * nc..(finding + 1) * nc]) {
+                *x += weight * t;
+            }
+        }
+    }
+
     /// Log-scores (unnormalised log posteriors) of every condition.
     pub fn log_scores(&self, known: &[(usize, bool)], age: Option<f32>, sex: Sex) -> Vec<f32> {
         let nc = self.log_prior.len();

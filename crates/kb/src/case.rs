@@ -24,6 +24,11 @@ pub struct Case {
     /// The knowledge base's naive-Bayes log-score of every condition for this evidence, age
     /// and sex ([`crate::Bayes`]): worked out once, read by every agent that needs it.
     pub prior: Vec<f32>,
+    /// The presenting complaint, when the text marks one ("Chief complaint: cough, fever",
+    /// "presents with ...", "c/o ..."): the first symptom or sign read present for the patient
+    /// after the marker, in the same sentence. The finding the person came about is the one
+    /// the differential must explain first ([`presenting_complaint`]).
+    pub chief: Option<usize>,
 }
 
 impl std::ops::Deref for Case {
@@ -40,7 +45,8 @@ impl KnowledgeBase {
         let reading = self.reader.read(&input.text, &analysis.tokens);
         let evidence = self.evidence(&input, &reading);
         let prior = self.bayes().log_scores(&evidence, input.age, input.sex);
-        Case { input, analysis, reading, evidence, prior }
+        let chief = presenting_complaint(self, &input.text, &reading);
+        Case { input, analysis, reading, evidence, prior, chief }
     }
 
     /// [`Case::evidence`] of a request and its reading.
@@ -64,4 +70,28 @@ impl KnowledgeBase {
         let read: Vec<u32> = case.reading.present().map(|f| f.finding).collect();
         self.mask_of(&read, &case.input.findings, extra, &case.input.vitals)
     }
+}
+
+/// Words that introduce the presenting complaint in a clinical history.
+const PRESENTING_MARKERS: [&str; 7] =
+    ["chief complaint", "presenting complaint", "complains of", "complaining of", "presents with", "presenting with", "c/o"];
+
+/// The first symptom or sign read present for the patient after a presenting-complaint marker,
+/// before the end of its sentence (see [`Case::chief`]). Risk factors never are one.
+pub fn presenting_complaint(kb: &KnowledgeBase, text: &str, reading: &Reading) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    let start = PRESENTING_MARKERS.iter().filter_map(|m| lower.find(m).map(|i| i + m.len())).min()?;
+    let rest = &lower[start..];
+    // The sentence ends at a full stop followed by a space (not "2.5 cm"), or a line break.
+    let end = start
+        + rest
+            .char_indices()
+            .find(|&(i, c)| c == '\n' || (c == '.' && rest[i + 1..].starts_with(|n: char| n.is_whitespace() || n == '\0')) || (c == '.' && i + 1 == rest.len()))
+            .map_or(rest.len(), |(i, _)| i);
+    reading
+        .present()
+        .filter(|f| (f.start as usize) >= start && (f.start as usize) < end)
+        .filter(|f| kb.findings[f.finding as usize].kind != crate::FindingKind::RiskFactor)
+        .min_by_key(|f| f.start)
+        .map(|f| f.finding as usize)
 }

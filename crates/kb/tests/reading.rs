@@ -58,6 +58,14 @@ fn not_wanting_to_hurt_oneself_denies_it_and_not_wanting_to_feed_asserts_poor_fe
 }
 
 #[test]
+fn a_marked_presenting_complaint_is_the_first_finding_after_its_marker() {
+    let chief = |t: &str| case(t).chief.map(|f| kb().findings[f].id.clone());
+    assert_eq!(chief("Chief complaint: Cough, fever. She is tired.").as_deref(), Some("cough"));
+    assert_eq!(chief("Smoker. Presents with a 2-month productive cough and night sweats.").as_deref(), Some("productive_cough"));
+    assert_eq!(chief("Cough and fever for a week."), None);
+}
+
+#[test]
 fn non_productive_cough_is_a_cough_that_is_not_productive() {
     let p = present("non-productive cough for a week");
     assert!(p.contains(&"cough".to_string()), "{p:?}");
