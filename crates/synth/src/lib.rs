@@ -346,27 +346,48 @@ fn sample_vitals(kb: &KnowledgeBase, present: &[usize], _absent: &[usize], age: 
 /// would name ([`sparse_view`]), drawn from `seed`.
 pub fn training_views(kb: &KnowledgeBase, cases: &[Case], sparse_share: f32, seed: u64) -> Vec<Vec<(usize, bool)>> {
     let pool = noise_pool(kb);
+    let salience = salience(kb);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     cases
         .iter()
         .map(|c| {
             let full = kb.prepare(c.input()).evidence;
-            if rng.random::<f32>() < sparse_share { sparse_view(&full, &pool, &mut rng) } else { full }
+            if rng.random::<f32>() < sparse_share { sparse_view(&full, &pool, &salience, &mut rng) } else { full }
         })
         .collect()
 }
 
-/// A patient as people describe themselves: two to six of the findings known present (any
-/// may be kept), at most two of the denials, and, as real descriptions have and generated ones
+/// How much a finding tells, as the chance a person or a clinician names it among those they
+/// have: `ln(1 + conditions / conditions listing it)`. A history names the unusual finding
+/// ("rusty sputum", "zigzag lines") before the ones everyone has ("tired"), so a description
+/// holding only common findings is itself a sign that nothing distinctive was there.
+pub fn salience(kb: &KnowledgeBase) -> Vec<f32> {
+    let mut count = vec![0usize; kb.findings.len()];
+    for c in &kb.conditions {
+        for f in &c.findings {
+            count[f.finding] += 1;
+        }
+    }
+    let n = kb.conditions.len() as f32;
+    count.iter().map(|&k| (1.0 + n / k.max(1) as f32).ln()).collect()
+}
+
+/// A patient as people describe themselves: two to six of the findings known present (the
+/// more telling ones more often, by `salience`), at most two of the denials, and, as real descriptions have and generated ones
 /// rarely do, sometimes a finding their condition does not explain and sometimes a review of
 /// systems denying several findings at random. `pool` is the findings that may be added
 /// (common, not red flags); one already known is never added the other way.
-pub fn sparse_view(known: &[(usize, bool)], pool: &[usize], rng: &mut ChaCha8Rng) -> Vec<(usize, bool)> {
+pub fn sparse_view(known: &[(usize, bool)], pool: &[usize], salience: &[f32], rng: &mut ChaCha8Rng) -> Vec<(usize, bool)> {
     let mut present: Vec<(usize, bool)> = known.iter().copied().filter(|f| f.1).collect();
     let mut absent: Vec<(usize, bool)> = known.iter().copied().filter(|f| !f.1).collect();
     let keep = rng.random_range(2..=6usize).min(present.len());
-    present.shuffle(rng);
-    present.truncate(keep);
+    // Weighted sampling without replacement (Efraimidis and Spirakis): the larger u^(1/w).
+    let mut keyed: Vec<(f32, (usize, bool))> = present
+        .iter()
+        .map(|&f| (rng.random::<f32>().max(f32::MIN_POSITIVE).ln() / salience[f.0].max(1e-3), f))
+        .collect();
+    keyed.sort_by(|a, b| b.0.total_cmp(&a.0));
+    present = keyed.into_iter().take(keep).map(|(_, f)| f).collect();
     let deny = rng.random_range(0..=2usize).min(absent.len());
     absent.shuffle(rng);
     absent.truncate(deny);
