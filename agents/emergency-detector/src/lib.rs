@@ -142,12 +142,18 @@ fn other_rows(urgency: &[usize], batch: &[Evidence]) -> Vec<f32> {
 /// The level with the least expected cost under `p` (most urgent first), under-triage
 /// weighted by [`UNDER_TRIAGE_COST`].
 pub fn least_cost_level(p: &[f32]) -> TriageLevel {
+    least_cost_level_at(p, UNDER_TRIAGE_COST)
+}
+
+/// The level with the least expected cost under `p` (most urgent first) when one step too low
+/// costs `under_cost` times one step too high.
+pub fn least_cost_level_at(p: &[f32], under_cost: f32) -> TriageLevel {
     let cost = |chosen: usize| -> f32 {
         p.iter()
             .enumerate()
             .map(|(gold, &pg)| {
                 let d = chosen as f32 - gold as f32;
-                pg * if d > 0.0 { UNDER_TRIAGE_COST * d } else { -d }
+                pg * if d > 0.0 { under_cost * d } else { -d }
             })
             .sum()
     };

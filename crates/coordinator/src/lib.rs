@@ -64,7 +64,8 @@ pub trait AgentModel: Send + Sync + 'static {
 }
 
 /// How many conditions and advice entries the agents return; the API shows fewer on request.
-pub const MAX_CONDITIONS: usize = 20;
+/// The merge weighs the same conditions as the sequential pipeline.
+pub const MAX_CONDITIONS: usize = pipeline::DECISION_CONDITIONS;
 pub const MAX_CARE: usize = 5;
 
 /// One of the four real models, shared with the others through one `Arc<Models>`.

@@ -86,7 +86,7 @@ impl Models {
         max_care: usize,
     ) -> Vec<Triage> {
         let findings = self.symptoms.refine_batch(inputs);
-        let conditions = self.conditions.predict_batch(inputs, max_conditions);
+        let conditions = self.conditions.predict_batch(inputs, max_conditions.max(DECISION_CONDITIONS));
         let care = self.care.retrieve_batch(inputs, max_care);
         let emergency = self.emergency.assess_batch(inputs);
         findings
@@ -97,6 +97,8 @@ impl Models {
             .zip(inputs)
             .map(|((((f, c), a), e), input)| {
                 let decision = decide_level(&self.kb, input, Some(&e), Some(&c));
+                let mut c = c;
+                c.truncate(max_conditions);
                 Triage {
                     findings: f,
                     conditions: c,
@@ -139,14 +141,35 @@ pub struct Decision {
 /// never says less than "see a clinician soon".
 pub const SAFETY_FLOOR: TriageLevel = TriageLevel::Consultation;
 
-/// A condition this probable raises the level to its usual urgency.
-pub const CONFIDENT_CONDITION: f32 = 0.35;
+/// How many of the differential's conditions the decision weighs (the API returns at most as
+/// many); past them the probability left is negligible.
+pub const DECISION_CONDITIONS: usize = 20;
+
+/// Weight of the emergency detector's level probabilities in the merged distribution; the rest
+/// is the differential's probability at each condition's usual urgency.
+pub const DETECTOR_WEIGHT: f32 = 0.5;
+
+/// In the merge, one step of under-triage costs this many steps of over-triage.
+pub const MERGE_UNDER_TRIAGE_COST: f32 = 2.0;
+
+/// The differential's probability at each usual urgency, most urgent first, normalised over
+/// the conditions given.
+pub fn expected_urgency(kb: &KnowledgeBase, conditions: &[RankedCondition]) -> Option<[f32; 5]> {
+    let mut by_level = [0f32; 5];
+    for r in conditions {
+        by_level[kb.conditions[r.condition].urgency.index()] += r.probability;
+    }
+    let total: f32 = by_level.iter().sum();
+    (total > 0.0).then(|| by_level.map(|p| p / total))
+}
 
 /// The final triage level.
 ///
-/// With the emergency detector's assessment: its level (its model, raised by the red-flag
-/// rules it ran), raised by the usual urgency of any condition the matcher is confident about.
-/// Without it: the red-flag rules and confident conditions, and never less urgent than
+/// The level with the least expected cost (under-triage weighted
+/// [`MERGE_UNDER_TRIAGE_COST`]) under a mix of two distributions over the five levels: the
+/// emergency detector's model, and the urgency expected over the differential (each
+/// condition's usual urgency, weighted by its probability). The red-flag rules then raise it.
+/// Without the detector: the differential and the rules, and never less urgent than
 /// [`SAFETY_FLOOR`]. The rules read only what the request asserts: findings sent, findings the
 /// reading of the text asserts for the patient, and vitals; never the symptom classifier's
 /// own findings, which can name what the text does not say.
@@ -160,31 +183,26 @@ pub fn decide_level(
         Some(e) => e.red_flags.iter().map(|&r| kb::RuleHit { rule: r, level: kb.rules[r].level }).collect(),
         None => emergency_detector::red_flags(kb, case, &[]),
     };
-    // A condition the matcher is confident about brings its usual urgency with it.
-    let confident = conditions
-        .unwrap_or(&[])
-        .iter()
-        .filter(|r| r.probability >= CONFIDENT_CONDITION)
-        .map(|r| kb.conditions[r.condition].urgency)
-        .min();
-    let rules_level = match (hits.iter().map(|h| h.level).min(), confident) {
-        (Some(a), Some(b)) => Some(a.most_urgent(b)),
-        (a, b) => a.or(b),
+    let differential = conditions.and_then(|c| expected_urgency(kb, c));
+    let mixed: Option<[f32; 5]> = match (emergency, differential) {
+        (Some(e), Some(d)) => Some(std::array::from_fn(|l| DETECTOR_WEIGHT * e.probabilities[l] + (1.0 - DETECTOR_WEIGHT) * d[l])),
+        (Some(e), None) => Some(e.probabilities),
+        (None, d) => d,
     };
+    let from_models = mixed.map(|p| emergency_detector::least_cost_level_at(&p, MERGE_UNDER_TRIAGE_COST));
+    let rules_level = hits.iter().map(|h| h.level).min();
     let red_flags: Vec<usize> = hits.iter().map(|h| h.rule).collect();
+    let raised = |l: TriageLevel| rules_level.map_or(l, |r| r.most_urgent(l));
     match emergency {
-        Some(e) => Decision {
-            level: rules_level.map_or(e.level, |r| r.most_urgent(e.level)),
+        Some(_) => Decision {
+            level: raised(from_models.expect("the detector gives a distribution")),
             red_flags,
             floor_applied: false,
         },
-        None => {
-            let level = rules_level.map_or(SAFETY_FLOOR, |r| r.most_urgent(SAFETY_FLOOR));
-            Decision {
-                level,
-                red_flags,
-                floor_applied: true,
-            }
-        }
+        None => Decision {
+            level: raised(from_models.map_or(SAFETY_FLOOR, |l| l.most_urgent(SAFETY_FLOOR))),
+            red_flags,
+            floor_applied: true,
+        },
     }
 }
