@@ -66,6 +66,15 @@ fn a_marked_presenting_complaint_is_the_first_finding_after_its_marker() {
 }
 
 #[test]
+fn an_onset_dated_ago_is_current_and_an_event_years_ago_is_history() {
+    assert!(present("Fever started two days ago.").contains(&"fever".to_string()));
+    assert!(present("headache since 2 days ago").contains(&"headache".to_string()));
+    let t = "Had a withdrawal seizure two years ago.";
+    assert!(!present(t).contains(&"seizure".to_string()), "{:?}", present(t));
+    assert!(rules(t, 45.0).is_empty(), "{:?}", rules(t, 45.0));
+}
+
+#[test]
 fn non_productive_cough_is_a_cough_that_is_not_productive() {
     let p = present("non-productive cough for a week");
     assert!(p.contains(&"cough".to_string()), "{p:?}");

@@ -31,6 +31,19 @@ const FAM_SCOPE: u8 = 40;
 const PAST_SCOPE: u8 = 6;
 /// How far back a post-trigger ("chest pain denied", "rash resolved") reaches.
 const POST_SCOPE: usize = 4;
+/// How far back "... years ago" reaches in its clause.
+const LONG_AGO_SCOPE: usize = 10;
+
+/// "Ago" after months or years, with no onset word before it in the clause: "a seizure two
+/// years ago" is history. "Started 3 days ago", "since 2 weeks ago" and "a fever 2 days ago"
+/// date something the person has now (or had so lately it still counts), so they stay current.
+fn long_ago(tokens: &[Token], i: usize) -> bool {
+    let unit = (1..=2).filter_map(|k| i.checked_sub(k)).any(|j| matches!(tokens[j].text.as_str(), "year" | "years" | "yr" | "yrs" | "month" | "months" | "decade" | "decades"));
+    let onset = (0..i).rev().take(LONG_AGO_SCOPE).take_while(|&j| tokens[j].text != ".").any(|j| {
+        matches!(tokens[j].text.as_str(), "started" | "start" | "starting" | "began" | "begun" | "begin" | "came" | "since" | "onset" | "developed" | "first" | "noticed")
+    });
+    unit && !onset
+}
 /// How far a comparison ("different to heartburn", "unlike my usual migraines") hedges.
 const COMPARE_SCOPE: u8 = 3;
 
@@ -221,11 +234,14 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 ("ruled", "out") => Some(0),
                 ("resolved" | "cleared" | "settled" | "subsided", _) => Some(1),
                 ("went" | "gone", "away") => Some(1),
-                ("ago", _) => Some(1),
+                ("ago", _) if long_ago(tokens, i) => Some(2),
                 _ => None,
             };
             if let Some(kind) = post {
-                for j in (0..i).rev().take(POST_SCOPE) {
+                // "Had a withdrawal seizure two years ago": a long-past event reaches back
+                // over its clause.
+                let reach = if kind == 2 { LONG_AGO_SCOPE } else { POST_SCOPE };
+                for j in (0..i).rev().take(reach) {
                     if tokens[j].text == "." {
                         break;
                     }
