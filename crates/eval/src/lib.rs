@@ -230,9 +230,9 @@ pub fn reading_section(models: &Models, texts: &[ReadingText]) -> (String, Vec<R
     (reading_markdown(&reports), reports)
 }
 
-/// The development vignettes' section: the pipeline's differential and the reading of their
-/// negatives.
-pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collections::HashMap<String, Vec<usize>>) -> (String, DevScore, AbsentScore) {
+/// The development vignettes' section: the pipeline's differential, the naive-Bayes baseline
+/// beside it, and the reading of their negatives.
+pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collections::HashMap<String, Vec<usize>>) -> (String, DevScore, DevScore, AbsentScore) {
     let kb = &models.kb;
     let items: Vec<Item> = cases.iter().map(DevVignette::item).collect();
     let mut ranked = Vec::with_capacity(items.len());
@@ -246,7 +246,7 @@ pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collection
     let nb: Vec<Vec<String>> = items.iter().map(|i| bayes_top(kb, &i.input, 10).into_iter().map(|c| kb.conditions[c].icd10.clone()).collect()).collect();
     let nb_score = score_dev("naive Bayes over the reading (baseline)", kb, cases, &nb);
     let absent = score_absent(kb, kb.reader(), cases, map);
-    (dev_markdown(&[score.clone(), nb_score], &absent), score, absent)
+    (dev_markdown(&[score.clone(), nb_score.clone()], &absent), score, nb_score, absent)
 }
 
 /// The naive-Bayes baseline's `k` most probable conditions for a request: everything the

@@ -26,15 +26,17 @@ fn hand_written_vignettes_stay_above_the_floor() {
     assert!(r.top10 >= FLOOR_TOP10, "top-10 {:.3} < {FLOOR_TOP10}", r.top10);
     assert!(r.triage_accuracy >= FLOOR_TRIAGE, "triage accuracy {:.3} < {FLOOR_TRIAGE}", r.triage_accuracy);
     assert!(r.under_triaged_emergencies <= CEILING_UNDER_TRIAGED_EMERGENCIES, "under-triaged emergencies {:.3} > {CEILING_UNDER_TRIAGED_EMERGENCIES}", r.under_triaged_emergencies);
+    assert!(r.over_triage <= CEILING_OVER_TRIAGE, "over-triage {:.3} > {CEILING_OVER_TRIAGE}", r.over_triage);
 }
 
-// Measured with the committed models (docs/eval/report.md): top-1 0.794, top-3 0.889, top-10
-// 0.944, triage accuracy 0.667, under-triaged emergencies 0.038 (3 of 79).
+// Measured with the committed models (docs/eval/report.md): top-1 0.783, top-3 0.894, top-10
+// 0.944, triage accuracy 0.750, under-triaged emergencies 0 of 79, over-triage 0.150.
 const FLOOR_TOP1: f64 = 0.74;
-const FLOOR_TOP3: f64 = 0.84;
+const FLOOR_TOP3: f64 = 0.86;
 const FLOOR_TOP10: f64 = 0.91;
-const FLOOR_TRIAGE: f64 = 0.55;
-const CEILING_UNDER_TRIAGED_EMERGENCIES: f64 = 0.04;
+const FLOOR_TRIAGE: f64 = 0.70;
+const CEILING_UNDER_TRIAGED_EMERGENCIES: f64 = 0.0;
+const CEILING_OVER_TRIAGE: f64 = 0.20;
 
 /// The development vignettes live beside the repository (`../shared/data/dev-vignettes/`,
 /// measured on, never trained on). Where they are present, the differential must stay above
@@ -50,15 +52,35 @@ fn development_vignettes_stay_above_the_floor() {
     let (kb, models) = committed_models();
     let cases = eval::load_dev(&path).expect("development vignettes load");
     let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb).expect("absent map");
-    let (md, d, _) = eval::dev_section(&models, &cases, &map);
+    let (md, d, baseline, _) = eval::dev_section(&models, &cases, &map);
     println!("{md}");
     assert!(d.top1 >= DEV_FLOOR_TOP1, "top-1 {:.3} < {DEV_FLOOR_TOP1}", d.top1);
     assert!(d.top3 >= DEV_FLOOR_TOP3, "top-3 {:.3} < {DEV_FLOOR_TOP3}", d.top3);
     assert!(d.top10 >= DEV_FLOOR_TOP10, "top-10 {:.3} < {DEV_FLOOR_TOP10}", d.top10);
+    assert!(d.reach >= DEV_FLOOR_REACH, "reach {:.3} < {DEV_FLOOR_REACH}", d.reach);
+    // The learned differential must earn its place against the knowledge base read plainly.
+    assert!(d.top3 >= baseline.top3 + 0.05, "top-3 {:.3} is not 5 points above the naive-Bayes baseline's {:.3}", d.top3, baseline.top3);
 }
 
-// Measured with the committed models: top-1 0.385, top-3 0.545, top-10 0.670 (the text model
-// the differential over findings replaced: 0.225, 0.365, 0.505).
-const DEV_FLOOR_TOP1: f64 = 0.35;
-const DEV_FLOOR_TOP3: f64 = 0.47;
-const DEV_FLOOR_TOP10: f64 = 0.58;
+// Measured with the committed models: top-1 0.490, top-3 0.670, top-10 0.830, reach 0.985;
+// the naive-Bayes baseline 0.435, 0.610, 0.795.
+const DEV_FLOOR_TOP1: f64 = 0.46;
+const DEV_FLOOR_TOP3: f64 = 0.64;
+const DEV_FLOOR_TOP10: f64 = 0.80;
+const DEV_FLOOR_REACH: f64 = 0.95;
+
+/// A cold, a sore throat or a stye with no warning sign is for self-care: triage that sends
+/// everyone to a doctor is not triage.
+#[test]
+fn plain_self_limiting_problems_reach_self_care() {
+    let (_, models) = committed_models();
+    for (text, age) in [
+        ("Runny nose, sneezing and a bit of a sore throat for two days. No fever, eating and drinking fine.", 30.0),
+        ("Sore throat since yesterday, it hurts a bit to swallow but I can eat and drink. No fever, no rash.", 25.0),
+        ("Small red painful lump on the edge of my eyelid, like a spot. My vision is fine and the eye is not red.", 35.0),
+    ] {
+        let input = domain::CaseInput { text: text.into(), age: Some(age), sex: domain::Sex::Unknown, findings: Vec::new(), vitals: Default::default() };
+        let t = models.run(&input, 5, 3);
+        assert_eq!(t.decision.level, domain::TriageLevel::SelfCare, "{text}: {:?}", t.decision);
+    }
+}

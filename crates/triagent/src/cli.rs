@@ -345,10 +345,17 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
             let top: Vec<String> = t.conditions.iter().take(3).map(|r| format!("{} {:.2}", kb.conditions[r.condition].icd10, r.probability)).collect();
             let flags: Vec<&str> = t.decision.red_flags.iter().map(|&r| kb.rules[r].id.as_str()).collect();
             let found: Vec<String> = t.findings.iter().map(|f| format!("{}{}", if f.present { "" } else { "!" }, kb.findings[f.finding].id)).collect();
+            let mut by_level = [0f32; 5];
+            for r in &t.conditions {
+                by_level[kb.conditions[r.condition].urgency.index()] += r.probability;
+            }
+            let show = |p: &[f32]| p.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
             println!(
-                "{} gold {:?} {} | got [{}] {} (model {}) flags {:?}\n   findings {:?}\n   {}",
+                "{} gold {:?} {} | got [{}] {} (model {} [{}], differential [{}]) flags {:?}\n   findings {:?}\n   {}",
                 v.id, v.gold_icd10, v.gold_level, top.join(", "), t.decision.level,
-                t.emergency.as_ref().map_or("-".into(), |e| e.model_level.to_string()), flags, found, v.text
+                t.emergency.as_ref().map_or("-".into(), |e| e.model_level.to_string()),
+                t.emergency.as_ref().map_or(String::new(), |e| show(&e.probabilities)),
+                show(&by_level), flags, found, v.text
             );
         }
     }
@@ -392,7 +399,7 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
     if dev_path.exists() {
         let cases = eval::load_dev(&dev_path).map_err(anyhow::Error::msg)?;
         let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb).map_err(anyhow::Error::msg)?;
-        let (md, d, a) = eval::dev_section(&models, &cases, &map);
+        let (md, d, _, a) = eval::dev_section(&models, &cases, &map);
         extra.push('\n');
         extra.push_str(&md);
         println!(
