@@ -84,11 +84,14 @@ pub struct ConditionAnswer {
     /// The usual urgency of the condition.
     #[schema(value_type = LevelName)]
     pub urgency: &'static str,
-    /// Findings present that the condition usually has (only with `options.explain`).
+    /// The findings of this answer that raised the condition in the knowledge base's naive
+    /// Bayes, strongest first: present findings it usually has (a finding it lists, or one
+    /// implied by one it lists) (only with `options.explain`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub supporting: Option<Vec<String>>,
-    /// Findings that speak against it: its usual findings known absent, and its opposing
-    /// findings known present (only with `options.explain`).
+    /// The findings of this answer that lowered it, strongest first: findings known present that
+    /// argue against it or that it does not have, and its usual findings known absent (only
+    /// with `options.explain`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub opposing: Option<Vec<String>>,
 }
@@ -215,16 +218,8 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, reading: &Reading, o: &TriageOut
         .map(|r| {
             let c = &kb.conditions[r.condition];
             let (supporting, opposing) = if v.explain {
-                let supporting = c.findings.iter().filter(|f| present[f.finding]).map(|f| kb.findings[f.finding].id.clone()).collect();
-                let opposing = c
-                    .findings
-                    .iter()
-                    .filter(|f| absent[f.finding])
-                    .map(|f| f.finding)
-                    .chain(c.opposing.iter().copied().filter(|&o| present[o]))
-                    .map(|i| kb.findings[i].id.clone())
-                    .collect();
-                (Some(supporting), Some(opposing))
+                let (s, o) = explain(kb, r.condition, &present, &absent);
+                (Some(s), Some(o))
             } else {
                 (None, None)
             };
@@ -287,4 +282,40 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, reading: &Reading, o: &TriageOut
         disclaimer: DISCLAIMER.into(),
         differential_unavailable: condition_matcher_down.then_some(true),
     }
+}
+
+/// A denied finding counts against a condition when it removes at least this much of the log
+/// score (the condition has it at least one time in ten).
+const ABSENT_EFFECT: f32 = 0.1;
+/// At most this many findings each way.
+const EXPLAIN_MAX: usize = 8;
+
+/// The findings of this answer that moved condition `c` up (supporting) and down (opposing) in
+/// the knowledge base's naive Bayes (`kb::Bayes::effect`), strongest first. The learned
+/// correction on top is not itemised. Present findings the condition neither lists nor opposes
+/// move it by the knowledge base's leak and are left out; a present finding it opposes, and a
+/// usual finding denied, are opposing.
+fn explain(kb: &KnowledgeBase, c: usize, present: &[bool], absent: &[bool]) -> (Vec<String>, Vec<String>) {
+    let bayes = kb.bayes();
+    let mut up: Vec<(f32, usize)> = Vec::new();
+    let mut down: Vec<(f32, usize)> = Vec::new();
+    for f in 0..kb.findings.len() {
+        if present[f] {
+            let e = bayes.effect(c, f, true);
+            if e > 0.0 {
+                up.push((e, f));
+            } else if e < 0.0 {
+                down.push((e, f));
+            }
+        } else if absent[f] {
+            let e = bayes.effect(c, f, false);
+            if e <= -ABSENT_EFFECT {
+                down.push((e, f));
+            }
+        }
+    }
+    up.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    down.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let ids = |v: Vec<(f32, usize)>| v.into_iter().take(EXPLAIN_MAX).map(|(_, f)| kb.findings[f].id.clone()).collect();
+    (ids(up), ids(down))
 }

@@ -31,6 +31,18 @@ async fn triage_answers_with_the_api_shape_and_is_kept() {
     }
     let findings = body["findings"].as_array().unwrap();
     assert!(findings.iter().any(|f| f["id"] == "headache" && f["present"] == true), "{findings:?}");
+    // The explanations name only findings this request asserted: what raised a condition is
+    // present, what lowered it is present or denied.
+    let said = |id: &Value, present: Option<bool>| findings.iter().any(|f| &f["id"] == id && present.is_none_or(|p| f["present"] == p));
+    for c in conditions {
+        for id in c["supporting"].as_array().unwrap() {
+            assert!(said(id, Some(true)), "{id} supports {} but was not said present", c["id"]);
+        }
+        for id in c["opposing"].as_array().unwrap() {
+            assert!(said(id, None), "{id} opposes {} but was not said", c["id"]);
+        }
+    }
+    assert!(conditions.iter().any(|c| c["supporting"].as_array().unwrap().iter().any(|f| f == "stiff_neck")), "{conditions:?}");
     assert!(findings.iter().any(|f| f["id"] == "rash" && f["present"] == false), "{findings:?}");
     // A stiff neck with a headache is a red flag for meningitis when there is fever; here the
     // level must at least send the person to a clinician.
