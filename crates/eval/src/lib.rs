@@ -231,22 +231,71 @@ pub fn reading_section(models: &Models, texts: &[ReadingText]) -> (String, Vec<R
 }
 
 /// The development vignettes' section: the pipeline's differential, the naive-Bayes baseline
-/// beside it, and the reading of their negatives.
-pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collections::HashMap<String, Vec<usize>>) -> (String, DevScore, DevScore, AbsentScore) {
+/// beside it, the levels given, the differential's calibration, and the reading of their
+/// negatives.
+pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collections::HashMap<String, Vec<usize>>) -> DevSection {
     let kb = &models.kb;
     let items: Vec<Item> = cases.iter().map(DevVignette::item).collect();
     let mut ranked = Vec::with_capacity(items.len());
-    for chunk in items.chunks(64) {
+    let mut answers = Vec::with_capacity(items.len());
+    let mut levels = [0usize; 5];
+    for (chunk, vs) in items.chunks(64).zip(cases.chunks(64)) {
         let inputs: Vec<&CaseInput> = chunk.iter().map(|i| &i.input).collect();
-        for t in models.run_batch(&inputs, 10, 3) {
-            ranked.push(t.conditions.iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect::<Vec<_>>());
+        for (t, v) in models.run_batch(&inputs, 10, 3).into_iter().zip(vs) {
+            let codes: Vec<String> = t.conditions.iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect();
+            let rank = codes.iter().position(|c| v.gold_icd10.iter().any(|g| dev_code_matches(c, g)));
+            levels[t.decision.level.index()] += 1;
+            // The dev set has no gold level: the level fields only fill the shape.
+            answers.push(Answer {
+                code_rank: rank,
+                category_rank: rank,
+                top_probability: t.conditions.first().map_or(0.0, |r| r.probability),
+                top_correct: rank == Some(0),
+                level: t.decision.level,
+                gold_level: t.decision.level,
+            });
+            ranked.push(codes);
         }
     }
     let score = score_dev("pipeline", kb, cases, &ranked);
     let nb: Vec<Vec<String>> = items.iter().map(|i| bayes_top(kb, &i.input, 10).into_iter().map(|c| kb.conditions[c].icd10.clone()).collect()).collect();
     let nb_score = score_dev("naive Bayes over the reading (baseline)", kb, cases, &nb);
     let absent = score_absent(kb, kb.reader(), cases, map);
-    (dev_markdown(&[score.clone(), nb_score.clone()], &absent), score, nb_score, absent)
+    let calibration = self::score("Development vignettes", &answers);
+    let mut md = dev_markdown(&[score.clone(), nb_score.clone()], &absent);
+    let _ = writeln!(md, "
+Levels given (no gold level in this set), most urgent first:
+
+| emergency_ambulance | emergency | consultation_24 | consultation | self_care |
+|---|---|---|---|---|");
+    let _ = writeln!(md, "| {} | {} | {} | {} | {} |", levels[0], levels[1], levels[2], levels[3], levels[4]);
+    let _ = writeln!(md, "
+Calibration of the top condition's probability (ECE {:.3}):
+
+| mean probability | share right | cases |
+|---|---|---|", calibration.ece);
+    for &(c, k, m) in calibration.reliability.iter().filter(|r| r.2 > 0) {
+        let _ = writeln!(md, "| {c:.2} | {k:.2} | {m} |");
+    }
+    DevSection { markdown: md, pipeline: score, baseline: nb_score, absent, calibration, levels }
+}
+
+/// What [`dev_section`] measured.
+#[derive(Debug, Clone)]
+pub struct DevSection {
+    pub markdown: String,
+    pub pipeline: DevScore,
+    pub baseline: DevScore,
+    pub absent: AbsentScore,
+    /// The top condition's reliability (the level fields mean nothing here).
+    pub calibration: Report,
+    /// How many cases got each level, most urgent first.
+    pub levels: [usize; 5],
+}
+
+/// Writes the reliability diagram of `r` to `path` (PNG).
+pub fn write_reliability_plot(path: &Path, r: &Report) -> std::io::Result<()> {
+    plots::reliability(path, r).map_err(std::io::Error::other)
 }
 
 /// The naive-Bayes baseline's `k` most probable conditions for a request: everything the

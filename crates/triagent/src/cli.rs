@@ -399,9 +399,13 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
     if dev_path.exists() {
         let cases = eval::load_dev(&dev_path).map_err(anyhow::Error::msg)?;
         let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb).map_err(anyhow::Error::msg)?;
-        let (md, d, _, a) = eval::dev_section(&models, &cases, &map);
+        let dev = eval::dev_section(&models, &cases, &map);
+        std::fs::create_dir_all(out)?;
+        eval::write_reliability_plot(&out.join("development-vignettes-reliability.png"), &dev.calibration)?;
         extra.push('\n');
-        extra.push_str(&md);
+        extra.push_str(&dev.markdown);
+        extra.push_str("\n![reliability diagram](development-vignettes-reliability.png)\n");
+        let (d, a) = (&dev.pipeline, &dev.absent);
         println!(
             "development vignettes: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}, reach {:.3}; negatives read absent {} of {} ({:.3}), phrases with a finding read present {}",
             d.top1, d.top3, d.top10, d.reach, a.read_absent, a.in_kb, a.read_absent as f64 / a.in_kb.max(1) as f64, a.with_present
