@@ -29,8 +29,8 @@ fn hand_written_vignettes_stay_above_the_floor() {
     assert!(r.over_triage <= CEILING_OVER_TRIAGE, "over-triage {:.3} > {CEILING_OVER_TRIAGE}", r.over_triage);
 }
 
-// Measured with the committed models (docs/eval/report.md): top-1 0.783, top-3 0.894, top-10
-// 0.944, triage accuracy 0.750, under-triaged emergencies 0 of 79, over-triage 0.150.
+// Measured with the committed models (docs/eval/report.md): top-1 0.800, top-3 0.906, top-10
+// 0.928, triage accuracy 0.756, under-triaged emergencies 0 of 79, over-triage 0.144.
 const FLOOR_TOP1: f64 = 0.74;
 const FLOOR_TOP3: f64 = 0.86;
 const FLOOR_TOP10: f64 = 0.91;
@@ -60,10 +60,10 @@ fn development_vignettes_stay_above_the_floor() {
     assert!(d.top10 >= DEV_FLOOR_TOP10, "top-10 {:.3} < {DEV_FLOOR_TOP10}", d.top10);
     assert!(d.reach >= DEV_FLOOR_REACH, "reach {:.3} < {DEV_FLOOR_REACH}", d.reach);
     // The learned differential must earn its place against the knowledge base read plainly.
-    assert!(d.top3 >= baseline.top3 + 0.05, "top-3 {:.3} is not 5 points above the naive-Bayes baseline's {:.3}", d.top3, baseline.top3);
+    assert!(d.top3 + 1e-9 >= baseline.top3 + 0.05, "top-3 {:.3} is not 5 points above the naive-Bayes baseline's {:.3}", d.top3, baseline.top3);
 }
 
-// Measured with the committed models: top-1 0.490, top-3 0.670, top-10 0.830, reach 0.985;
+// Measured with the committed models: top-1 0.485, top-3 0.660, top-10 0.825, reach 0.985;
 // the naive-Bayes baseline 0.435, 0.610, 0.795.
 const DEV_FLOOR_TOP1: f64 = 0.46;
 const DEV_FLOOR_TOP3: f64 = 0.64;
