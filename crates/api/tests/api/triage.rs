@@ -42,7 +42,7 @@ async fn triage_answers_with_the_api_shape_and_is_kept() {
             assert!(said(id, None), "{id} opposes {} but was not said", c["id"]);
         }
     }
-    assert!(conditions.iter().any(|c| c["supporting"].as_array().unwrap().iter().any(|f| f == "stiff_neck")), "{conditions:?}");
+    assert!(conditions.iter().any(|c| c["supporting"].as_array().unwrap().iter().any(|f| f == "neck_stiffness")), "{conditions:?}");
     assert!(findings.iter().any(|f| f["id"] == "rash" && f["present"] == false), "{findings:?}");
     // A stiff neck with a headache is a red flag for meningitis when there is fever; here the
     // level must at least send the person to a clinician.
