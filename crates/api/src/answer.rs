@@ -209,6 +209,12 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, reading: &Reading, o: &TriageOut
         findings.push(f);
     }
 
+    // Every finding this answer shows, once, for the explanations.
+    let said: Vec<(usize, bool)> = if v.explain {
+        (0..kb.findings.len()).filter_map(|f| if present[f] { Some((f, true)) } else if absent[f] { Some((f, false)) } else { None }).collect()
+    } else {
+        Vec::new()
+    };
     let conditions: Vec<ConditionAnswer> = o
         .conditions
         .as_deref()
@@ -218,7 +224,7 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, reading: &Reading, o: &TriageOut
         .map(|r| {
             let c = &kb.conditions[r.condition];
             let (supporting, opposing) = if v.explain {
-                let (s, o) = explain(kb, r.condition, &present, &absent);
+                let (s, o) = explain(kb, r.condition, &said);
                 (Some(s), Some(o))
             } else {
                 (None, None)
@@ -295,23 +301,16 @@ const EXPLAIN_MAX: usize = 8;
 /// correction on top is not itemised. Present findings the condition neither lists nor opposes
 /// move it by the knowledge base's leak and are left out; a present finding it opposes, and a
 /// usual finding denied, are opposing.
-fn explain(kb: &KnowledgeBase, c: usize, present: &[bool], absent: &[bool]) -> (Vec<String>, Vec<String>) {
+fn explain(kb: &KnowledgeBase, c: usize, said: &[(usize, bool)]) -> (Vec<String>, Vec<String>) {
     let bayes = kb.bayes();
     let mut up: Vec<(f32, usize)> = Vec::new();
     let mut down: Vec<(f32, usize)> = Vec::new();
-    for f in 0..kb.findings.len() {
-        if present[f] {
-            let e = bayes.effect(c, f, true);
-            if e > 0.0 {
-                up.push((e, f));
-            } else if e < 0.0 {
-                down.push((e, f));
-            }
-        } else if absent[f] {
-            let e = bayes.effect(c, f, false);
-            if e <= -ABSENT_EFFECT {
-                down.push((e, f));
-            }
+    for &(f, present) in said {
+        let e = bayes.effect(c, f, present);
+        if present && e > 0.0 {
+            up.push((e, f));
+        } else if (present && e < 0.0) || (!present && e <= -ABSENT_EFFECT) {
+            down.push((e, f));
         }
     }
     up.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
