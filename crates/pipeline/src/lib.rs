@@ -152,15 +152,15 @@ pub const DETECTOR_WEIGHT: f32 = 0.5;
 /// In the merge, one step of under-triage costs this many steps of over-triage.
 pub const MERGE_UNDER_TRIAGE_COST: f32 = 2.0;
 
-/// The differential's probability at each usual urgency, most urgent first, normalised over
-/// the conditions given.
-pub fn expected_urgency(kb: &KnowledgeBase, conditions: &[RankedCondition]) -> Option<[f32; 5]> {
+/// The differential's probability at each usual urgency, most urgent first: the sum over the
+/// conditions given (the matcher's top [`DECISION_CONDITIONS`]; what they leave out is not
+/// spread over any level).
+pub fn expected_urgency(kb: &KnowledgeBase, conditions: &[RankedCondition]) -> [f32; 5] {
     let mut by_level = [0f32; 5];
     for r in conditions {
         by_level[kb.conditions[r.condition].urgency.index()] += r.probability;
     }
-    let total: f32 = by_level.iter().sum();
-    (total > 0.0).then(|| by_level.map(|p| p / total))
+    by_level
 }
 
 /// The final triage level.
@@ -168,7 +168,8 @@ pub fn expected_urgency(kb: &KnowledgeBase, conditions: &[RankedCondition]) -> O
 /// The level with the least expected cost (under-triage weighted
 /// [`MERGE_UNDER_TRIAGE_COST`]) under a mix of two distributions over the five levels: the
 /// emergency detector's model, and the urgency expected over the differential (each
-/// condition's usual urgency, weighted by its probability). The red-flag rules then raise it.
+/// condition's usual urgency, weighted by its probability; the probability the listed
+/// conditions leave out counts as the detector's view). The red-flag rules then raise it.
 /// Without the detector: the differential and the rules, and never less urgent than
 /// [`SAFETY_FLOOR`]. The rules read only what the request asserts: findings sent, findings the
 /// reading of the text asserts for the patient, and vitals; never the symptom classifier's
@@ -183,11 +184,19 @@ pub fn decide_level(
         Some(e) => e.red_flags.iter().map(|&r| kb::RuleHit { rule: r, level: kb.rules[r].level }).collect(),
         None => emergency_detector::red_flags(kb, case, &[]),
     };
-    let differential = conditions.and_then(|c| expected_urgency(kb, c));
+    let differential = conditions.map(|c| expected_urgency(kb, c));
     let mixed: Option<[f32; 5]> = match (emergency, differential) {
-        (Some(e), Some(d)) => Some(std::array::from_fn(|l| DETECTOR_WEIGHT * e.probabilities[l] + (1.0 - DETECTOR_WEIGHT) * d[l])),
+        // The probability the listed conditions leave out goes to the detector's view.
+        (Some(e), Some(d)) => {
+            let left = (1.0 - d.iter().sum::<f32>()).max(0.0);
+            Some(std::array::from_fn(|l| DETECTOR_WEIGHT * e.probabilities[l] + (1.0 - DETECTOR_WEIGHT) * (d[l] + left * e.probabilities[l])))
+        }
         (Some(e), None) => Some(e.probabilities),
-        (None, d) => d,
+        (None, Some(d)) => {
+            let total: f32 = d.iter().sum();
+            (total > 0.0).then(|| d.map(|p| p / total))
+        }
+        (None, None) => None,
     };
     let from_models = mixed.map(|p| emergency_detector::least_cost_level_at(&p, MERGE_UNDER_TRIAGE_COST));
     let rules_level = hits.iter().map(|h| h.level).min();
