@@ -362,14 +362,19 @@ pub fn training_views(kb: &KnowledgeBase, cases: &[Case], sparse_share: f32, see
 /// ("rusty sputum", "zigzag lines") before the ones everyone has ("tired"), so a description
 /// holding only common findings is itself a sign that nothing distinctive was there.
 pub fn salience(kb: &KnowledgeBase) -> Vec<f32> {
+    let n = kb.conditions.len() as f32;
+    listing_counts(kb).iter().map(|&k| (1.0 + n / k.max(1) as f32).ln()).collect()
+}
+
+/// How many conditions list each finding.
+fn listing_counts(kb: &KnowledgeBase) -> Vec<usize> {
     let mut count = vec![0usize; kb.findings.len()];
     for c in &kb.conditions {
         for f in &c.findings {
             count[f.finding] += 1;
         }
     }
-    let n = kb.conditions.len() as f32;
-    count.iter().map(|&k| (1.0 + n / k.max(1) as f32).ln()).collect()
+    count
 }
 
 /// A patient as people describe themselves: two to six of the findings known present (the
@@ -417,12 +422,7 @@ pub fn sparse_view(known: &[(usize, bool)], pool: &[usize], salience: &[f32], rn
 /// Findings a training patient may mention or deny beside their condition's: those at least
 /// six conditions list, not red flags, not risk factors.
 pub fn noise_pool(kb: &KnowledgeBase) -> Vec<usize> {
-    let mut count = vec![0usize; kb.findings.len()];
-    for c in &kb.conditions {
-        for f in &c.findings {
-            count[f.finding] += 1;
-        }
-    }
+    let count = listing_counts(kb);
     (0..kb.findings.len())
         .filter(|&i| count[i] >= 6 && !kb.findings[i].red_flag && kb.findings[i].kind != FindingKind::RiskFactor)
         .collect()
