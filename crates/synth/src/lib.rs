@@ -378,9 +378,9 @@ fn listing_counts(kb: &KnowledgeBase) -> Vec<usize> {
 }
 
 /// A patient as people describe themselves: two to six of the findings known present (the
-/// more telling ones more often, by `salience`), at most two of the denials, and, as real descriptions have and generated ones
-/// rarely do, sometimes a finding their condition does not explain and sometimes a review of
-/// systems denying several findings at random. `pool` is the findings that may be added
+/// more telling ones more often, by `salience`), at most two of the denials, and, as real
+/// descriptions have and generated ones rarely do, sometimes a finding their condition does
+/// not explain and sometimes a review of systems denying several findings at random. `pool` is the findings that may be added
 /// (common, not red flags); one already known is never added the other way.
 pub fn sparse_view(known: &[(usize, bool)], pool: &[usize], salience: &[f32], rng: &mut ChaCha8Rng) -> Vec<(usize, bool)> {
     let mut present: Vec<(usize, bool)> = known.iter().copied().filter(|f| f.1).collect();
