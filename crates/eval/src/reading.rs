@@ -3,8 +3,10 @@
 //! the ones it only hedges, which are not scored). Scores a reader by precision and recall of
 //! present and of absent findings, overall, by register and by half.
 //!
-//! The texts are split in two halves by the parity of their number: the odd half ("tune") may
-//! be read to find what the reader misses; the even half ("test") is only measured.
+//! The texts are split in three: the odd numbers ("tune") and the even numbers ("test") may be
+//! read to find what the reader misses (the test half was only measured until 2026-12-06); the
+//! texts whose id starts with `fresh-` ("fresh") are sealed: only measured, never read to
+//! mend the reader.
 
 use kb::KnowledgeBase;
 use serde::Deserialize;
@@ -33,8 +35,11 @@ pub struct ReadingText {
 }
 
 impl ReadingText {
-    /// "tune" (odd number) or "test" (even number).
+    /// "fresh" (sealed), "tune" (odd number) or "test" (even number).
     pub fn half(&self) -> &'static str {
+        if self.id.starts_with("fresh-") {
+            return "fresh";
+        }
         let n: u32 = self.id.rsplit('-').next().and_then(|d| d.parse().ok()).unwrap_or(0);
         if n % 2 == 1 { "tune" } else { "test" }
     }

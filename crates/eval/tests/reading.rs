@@ -9,7 +9,7 @@ use eval::{load_reading, read_with, read_with_lexicon, reading_markdown, score_r
 fn reading_benchmark_stays_above_the_floor_and_beats_the_phrase_matcher() {
     let kb = kb::load_dir(kb::default_dir()).expect("knowledge base");
     let texts = load_reading(&eval::default_reading_dir(), &kb).expect("reading benchmark loads");
-    assert!(texts.len() >= 400, "{} texts", texts.len());
+    assert!(texts.len() >= 600, "{} texts", texts.len());
     for register in ["lay", "carer", "terse", "clinical"] {
         assert!(texts.iter().filter(|t| t.register == register).count() >= 100, "{register}");
     }
@@ -23,10 +23,10 @@ fn reading_benchmark_stays_above_the_floor_and_beats_the_phrase_matcher() {
     assert!(p.recall() >= FLOOR_PRESENT_RECALL, "present recall {:.3}", p.recall());
     assert!(a.precision() >= FLOOR_ABSENT_PRECISION, "absent precision {:.3}", a.precision());
     assert!(a.recall() >= FLOOR_ABSENT_RECALL, "absent recall {:.3}", a.recall());
-    // The test half, which nothing was tuned on.
-    let test = &r.by_half["test"];
-    assert!(test.present.precision() >= FLOOR_TEST_PRESENT_PRECISION, "test half present precision {:.3}", test.present.precision());
-    assert!(test.present.recall() >= FLOOR_TEST_PRESENT_RECALL, "test half present recall {:.3}", test.present.recall());
+    // The sealed fresh half, which nothing was tuned on.
+    let fresh = &r.by_half["fresh"];
+    assert!(fresh.present.precision() >= FLOOR_FRESH_PRESENT_PRECISION, "fresh half present precision {:.3}", fresh.present.precision());
+    assert!(fresh.present.recall() >= FLOOR_FRESH_PRESENT_RECALL, "fresh half present recall {:.3}", fresh.present.recall());
     // The reading must be more precise than the phrase matcher it replaces, and find more.
     assert!(p.precision() > b.all.present.precision(), "present precision {:.3} vs the matcher's {:.3}", p.precision(), b.all.present.precision());
     assert!(a.precision() > b.all.absent.precision(), "absent precision {:.3} vs the matcher's {:.3}", a.precision(), b.all.absent.precision());
@@ -54,12 +54,13 @@ fn development_vignettes_negatives_are_read_absent() {
 
 // Floors just under the measured figures (docs/eval/report.md, "Reading benchmark"; their
 // history is in docs/performance.md): a change that reads worse fails here.
-const FLOOR_PRESENT_PRECISION: f64 = 0.945;
-const FLOOR_PRESENT_RECALL: f64 = 0.77;
-const FLOOR_ABSENT_PRECISION: f64 = 0.95;
-const FLOOR_ABSENT_RECALL: f64 = 0.615;
-/// The test half (nothing was tuned on it) reads less than the tune half: its own floors.
-const FLOOR_TEST_PRESENT_PRECISION: f64 = 0.93;
-const FLOOR_TEST_PRESENT_RECALL: f64 = 0.675;
+const FLOOR_PRESENT_PRECISION: f64 = 0.93;
+const FLOOR_PRESENT_RECALL: f64 = 0.735;
+const FLOOR_ABSENT_PRECISION: f64 = 0.94;
+const FLOOR_ABSENT_RECALL: f64 = 0.62;
+/// The sealed fresh half (nothing was tuned on it) reads less than the halves that were read
+/// to mend the reader: its own floors.
+const FLOOR_FRESH_PRESENT_PRECISION: f64 = 0.885;
+const FLOOR_FRESH_PRESENT_RECALL: f64 = 0.63;
 const FLOOR_DEV_NEGATIVES: f64 = 0.89;
 const CEILING_DEV_NEGATIVES_PRESENT: usize = 0;
