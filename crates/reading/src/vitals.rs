@@ -75,6 +75,20 @@ fn celsius(value: f32, may_be_fahrenheit: bool, may_be_celsius: bool) -> Option<
     }
 }
 
+/// A number written with one decimal between 35.0 and 42.5 and no unit or cue of its own ("she
+/// was 38.7 last night", "38.6 this morning on the ear thermometer"): in what people write about
+/// symptoms, that is a body temperature in degrees Celsius. Not after a word that names another
+/// measurement written with a decimal ("BMI 38.5", "sugar 36.1", "weighs 38.2").
+fn bare_celsius(number: &str, value: f32, before: &str, after: &str) -> bool {
+    let one_decimal = number.find('.').is_some_and(|dot| number.len() == dot + 2);
+    let unit = after.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("");
+    let unit_of_its_own = after.starts_with(['%', '/', '-', '.', 'x', '*']) || matches!(unit, "kg" | "kgs" | "kilos" | "lb" | "lbs" | "pounds" | "st" | "stone" | "mmol" | "mg" | "ml" | "g" | "cm" | "mm" | "m" | "in" | "inches" | "hours" | "hrs" | "hr" | "h" | "days" | "weeks" | "wks" | "years" | "yrs" | "months" | "minutes" | "mins" | "seconds" | "secs" | "miles" | "km" | "units" | "times" | "percent" | "pm" | "am");
+    let other = before.rsplit(|c: char| !c.is_ascii_alphanumeric()).find(|w| !w.is_empty()).is_some_and(|w| {
+        matches!(w, "bmi" | "sugar" | "sugars" | "glucose" | "bm" | "bms" | "cbg" | "weight" | "weighs" | "weighed" | "kg" | "lbs" | "hb" | "crp" | "wcc" | "inr" | "lactate" | "ketones" | "hba1c" | "potassium" | "k" | "na" | "mmol" | "size" | "week" | "weeks" | "gestation" | "hours" | "minutes" | "miles" | "km")
+    });
+    one_decimal && (35.0..=42.5).contains(&value) && !other && !unit_of_its_own
+}
+
 /// How many words back [`clause_cue`] looks.
 const CLAUSE_LOOKBACK: usize = 8;
 
@@ -128,6 +142,7 @@ pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
                 Some(VitalSign::TemperatureC) if plain => celsius(value, true, true).map(|c| (VitalSign::TemperatureC, c)),
                 Some(VitalSign::HeartRate) if plain && (30.0..=250.0).contains(&value) => Some((VitalSign::HeartRate, value)),
                 Some(VitalSign::Spo2) if (plain || after.starts_with('%')) && (60.0..=100.0).contains(&value) => Some((VitalSign::Spo2, value)),
+                None if bare_celsius(&lower[start..end], value, before, after) => Some((VitalSign::TemperatureC, value)),
                 _ => None,
             }
         };
@@ -156,6 +171,8 @@ mod tests {
         assert_eq!(read("Heart rate on his watch says 118"), [(VitalSign::HeartRate, 118.0)]);
         assert_eq!(read("His sats on our little finger monitor are 88, usually he's 92."), [(VitalSign::Spo2, 88.0)]);
         assert_eq!(read("took her temperature under the arm and got 38.7"), [(VitalSign::TemperatureC, 38.7)]);
+        assert_eq!(read("she was 38.7 last night"), [(VitalSign::TemperatureC, 38.7)]);
+        assert_eq!(read("38.6 this morning on the ear thermometer"), [(VitalSign::TemperatureC, 38.6)]);
     }
 
     #[test]
@@ -167,5 +184,7 @@ mod tests {
         assert!(read("felt my pulse racing for 20 minutes").is_empty());
         assert!(read("heart rate was fine, I'm 45").is_empty());
         assert!(read("temp went up and down over 3 days").is_empty());
+        assert!(read("BMI 38.5, sugar 36.1, weighs 38.2, 38.25 hours, 38.5 kg, 37.5% of").is_empty());
+        assert!(read("I'm 38 and he is 40").is_empty());
     }
 }
