@@ -353,6 +353,14 @@ impl PhraseIndex {
                 let from = i + 2;
                 let fillers = raw[from..].iter().take(3).take_while(|w| is_filler(w)).count();
                 let tail = &ids[from..(from + fillers + 1).min(n)];
+                // "the joints in my hands are swollen": the place, then what the thing is like.
+                let place = from + fillers;
+                // The place may end on a filler ("at the back is stiff").
+                let predicate = if fillers > 0 && place < n && is_copula(raw[place]) {
+                    predicate_end(raw, place)
+                } else {
+                    (place < n && !blocks_gap(raw[place])).then(|| predicate_end(raw, place + 1)).flatten()
+                };
                 for &(head, finding) in turned {
                     // "pain at the back of my head" names where the pain is, not a back pain;
                     // so does "pain at my back passage".
@@ -360,6 +368,11 @@ impl PhraseIndex {
                         && !matches!(raw.get(from + k + 1), Some(&"of" | &"passage" | &"teeth" | &"tooth"))
                     {
                         out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i, negated_inside: false });
+                    } else if let Some(at) = predicate
+                        && ids.get(at) == Some(&Some(head))
+                    {
+                        let negated_inside = raw[place..at].iter().any(|w| is_negation_word(w));
+                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
                     }
                 }
             } else if let Some(at) = predicate_end(raw, i + 1) {
@@ -561,6 +574,15 @@ mod tests {
         assert!(found("neck and stiff").is_empty());
         assert!(found("neck is very very very very stiff").is_empty());
         assert!(found("neck really stiff").is_empty());
+    }
+
+    #[test]
+    fn said_of_a_place_with_a_copula() {
+        assert_eq!(found("the neck on my left side is really stiff"), [(5, Via::Variant)]);
+        assert_eq!(found("the neck at the back is stiff"), [(5, Via::Variant)]);
+        assert_eq!(found("the neck in my photo isnt stiff"), [(5, Via::Variant)]);
+        assert!(found("the neck in my photo and stiff").is_empty());
+        assert!(found("neck in the photo. is stiff").is_empty());
     }
 
     #[test]
