@@ -144,6 +144,8 @@ struct RawCondition {
     findings: Vec<RawConditionFinding>,
     #[serde(default)]
     opposing: Vec<String>,
+    #[serde(default)]
+    requires: Vec<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -543,6 +545,22 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                     issues.push(&file, Some(e), Some("opposing"), format!("'{}' is both a finding and an opposing finding", findings[*o].id));
                 }
             }
+            let mut requires = Vec::new();
+            for group in &c.requires {
+                let g = resolve(group, &file, e, "requires", &mut issues);
+                if group.is_empty() {
+                    issues.push(&file, Some(e), Some("requires"), "an empty group");
+                } else if let Some(&first) = g.first()
+                    && g.len() == group.len()
+                    && !cf.iter().any(|x| x.finding == first)
+                {
+                    issues.push(&file, Some(e), Some("requires"), format!("the first finding of a group ('{}') must be one of the condition's findings", findings[first].id));
+                }
+                if g.iter().any(|f| opposing.contains(f)) {
+                    issues.push(&file, Some(e), Some("requires"), "a required finding is also an opposing one");
+                }
+                requires.push(g);
+            }
             // If the bands and the explicit limits leave no possible age, nobody can have it.
             if !c.ages.is_empty() {
                 let possible = c.ages.iter().any(|b| {
@@ -571,6 +589,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 source: c.source,
                 findings: cf,
                 opposing,
+                requires,
             });
         }
     }

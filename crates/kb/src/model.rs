@@ -150,6 +150,10 @@ pub struct Condition {
     pub source: String,
     pub findings: Vec<ConditionFinding>,
     pub opposing: Vec<usize>,
+    /// Groups of findings without one of which the condition is not diagnosed: a sprain
+    /// needs an injury, an overdose the tablets taken. Each group is satisfied by any of its
+    /// findings (or one that implies it) known present.
+    pub requires: Vec<Vec<usize>>,
 }
 
 impl Condition {

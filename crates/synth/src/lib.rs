@@ -179,6 +179,12 @@ impl<'a> Generator<'a> {
         {
             present.push(p);
         }
+        // What the condition cannot be diagnosed without (the injury of a sprain) is there.
+        for group in &c.requires {
+            if !group.iter().any(|f| present.contains(f)) {
+                present.push(group[0]);
+            }
+        }
         // Noise: someone with appendicitis may also mention a cough.
         if rng.random_bool(0.25)
             && let Some(&n) = self.noise.choose(rng)
@@ -352,7 +358,20 @@ pub fn training_views(kb: &KnowledgeBase, cases: &[Case], sparse_share: f32, see
         .iter()
         .map(|c| {
             let full = kb.prepare(c.input()).evidence;
-            if rng.random::<f32>() < sparse_share { sparse_view(&full, &pool, &salience, &mut rng) } else { full }
+            if rng.random::<f32>() < sparse_share {
+                let mut view = sparse_view(&full, &pool, &salience, &mut rng);
+                // A person names what their condition cannot be diagnosed without.
+                for group in &kb.conditions[c.patient.condition].requires {
+                    if !view.iter().any(|&(f, p)| p && group.contains(&f))
+                        && let Some(&kept) = full.iter().find(|&&(f, p)| p && group.contains(&f))
+                    {
+                        view.push(kept);
+                    }
+                }
+                view
+            } else {
+                full
+            }
         })
         .collect()
 }
