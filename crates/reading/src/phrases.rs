@@ -97,6 +97,18 @@ fn predicate_end(raw: &[&str], mut j: usize) -> Option<usize> {
     copula.then_some(j)
 }
 
+/// Where a predicate starting at token `at` says `head`: at `at`, or as the second of two
+/// words joined by "and" or "or" ("my neck is stiff and painful").
+fn said_at(ids: &[Option<u32>], raw: &[&str], at: usize, head: u32) -> Option<usize> {
+    if ids.get(at) == Some(&Some(head)) {
+        Some(at)
+    } else if matches!(raw.get(at + 1), Some(&"and" | &"or")) && ids.get(at + 2) == Some(&Some(head)) {
+        Some(at + 2)
+    } else {
+        None
+    }
+}
+
 /// Words a gap may not hold: clause ends and words that join or change what follows. A
 /// negation in a gap ("speech isnt slurred") is allowed: the reader reads the finding absent.
 fn blocks_gap(w: &str) -> bool {
@@ -368,9 +380,7 @@ impl PhraseIndex {
                         && !matches!(raw.get(from + k + 1), Some(&"of" | &"passage" | &"teeth" | &"tooth"))
                     {
                         out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i, negated_inside: false });
-                    } else if let Some(at) = predicate
-                        && ids.get(at) == Some(&Some(head))
-                    {
+                    } else if let Some(at) = predicate.and_then(|at| said_at(ids, raw, at, head)) {
                         let negated_inside = raw[place..at].iter().any(|w| is_negation_word(w));
                         out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
                     }
@@ -379,7 +389,7 @@ impl PhraseIndex {
                 // "my neck is really stiff", "pain wasnt severe" (a negation in the span makes
                 // the reader read it absent).
                 for &(head, finding) in turned {
-                    if ids.get(at) == Some(&Some(head)) {
+                    if let Some(at) = said_at(ids, raw, at, head) {
                         let negated_inside = raw[i + 1..at].iter().any(|w| is_negation_word(w));
                         out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
                     }
@@ -574,6 +584,8 @@ mod tests {
         assert!(found("neck and stiff").is_empty());
         assert!(found("neck is very very very very stiff").is_empty());
         assert!(found("neck really stiff").is_empty());
+        assert_eq!(found("my knee is swollen and painful"), [(8, Via::Variant), (9, Via::Variant)]);
+        assert!(found("my knee is swollen and my neck hurts").iter().all(|h| h.0 != 9));
     }
 
     #[test]
