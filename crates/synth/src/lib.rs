@@ -175,7 +175,6 @@ impl<'a> Generator<'a> {
         if c.pregnancy
             && let Some(p) = self.pregnant
             && !present.contains(&p)
-            && rng.random_bool(0.85)
         {
             present.push(p);
         }
