@@ -290,8 +290,10 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 unc = UNC_SCOPE + 1;
                 trigger = true;
             } else if matches!(w, "nearly" | "almost") && matches!(next, "passed" | "blacked" | "fainted" | "collapsed" | "fell" | "choked" | "keeled") {
-                // "Nearly passed out" did not pass out.
-                neg = 2;
+                // "Nearly passed out" did not quite pass out, but says nothing firm either way:
+                // a near faint is hedged, not denied (a denial would argue against what a
+                // faint suggests).
+                unc = 2;
                 trigger = true;
             } else if negation && matches!(next, "sure" | "certain" | "clear") {
                 unc = UNC_SCOPE;
@@ -423,6 +425,8 @@ mod tests {
         assert_eq!(flagged("maybe a slight temperature", |c| c.uncertain), ["a", "slight", "temperature"]);
         assert_eq!(flagged("?UTI. dysuria", |c| c.uncertain), ["uti"]);
         assert_eq!(flagged("is it a rash?", |c| c.uncertain), ["is", "it", "a", "rash"]);
+        assert_eq!(flagged("nearly passed out getting up", |c| c.uncertain), ["passed", "out"]);
+        assert!(flagged("nearly passed out getting up", |c| c.negated).is_empty());
     }
 
     #[test]
