@@ -1,8 +1,8 @@
-//! The answer of `POST /v1/triage`, typed, built from the coordinator's outcome.
+//! The answer of `POST /v1/triage`, typed, built from the coordinator's outcome (`triage::Outcome`).
 
 use crate::openapi::{AdviceKindName, AgentStatusName, LevelName};
 use crate::wire::Validated;
-use coordinator::{AgentKind, AgentStatus, TriageOutcome};
+use triage::{AgentKind, AgentStatus, Outcome};
 use domain::ExtractedFinding;
 use kb::{AdviceKind, KnowledgeBase};
 use reading::{ReadFinding, Reading};
@@ -164,7 +164,7 @@ fn char_span(text: &str, start: u32, end: u32) -> Option<[usize; 2]> {
     Some([cs, cs + text[s..e].chars().count()])
 }
 
-pub fn build(kb: &KnowledgeBase, v: &Validated, reading: &Reading, o: &TriageOutcome) -> TriageAnswer {
+pub fn build(kb: &KnowledgeBase, id: Uuid, v: &Validated, reading: &Reading, o: &Outcome) -> TriageAnswer {
     let input = &v.input;
     // Everything known to be present or absent, and where it came from. A measurement wins
     // over what was sent, which wins over what was read in the text: one state per finding.
@@ -273,7 +273,7 @@ pub fn build(kb: &KnowledgeBase, v: &Validated, reading: &Reading, o: &TriageOut
     };
     let condition_matcher_down = agents.condition_matcher.status != AgentStatus::Ok.as_str();
     TriageAnswer {
-        id: o.id,
+        id,
         triage: TriageSummary {
             level: o.decision.level.as_str(),
             reasons,

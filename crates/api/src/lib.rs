@@ -26,7 +26,8 @@ use actix::Addr;
 use actix_web::dev::{Server, Service as _};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, guard, web};
-use coordinator::{AgentKind, AgentModel, AgentSettings, AgentStats, Coordinator, Runtime, Triage};
+use coordinator::{AgentSettings, AgentStats, Coordinator, Runtime, Triage};
+use triage::{AgentKind, AgentModel};
 use kb::KnowledgeBase;
 use serde_json::json;
 use settings::Settings;
@@ -139,18 +140,18 @@ impl Application {
         // The agents already run in parallel; a product split over the cores would compete with them.
         ml::serial_matrix_products();
         let dirs = if settings.models.dir.is_empty() {
-            pipeline::ModelDirs::default()
+            triage::ModelDirs::default()
         } else {
             let r = PathBuf::from(&settings.models.dir);
-            pipeline::ModelDirs {
+            triage::ModelDirs {
                 symptom_classifier: r.join("symptom-classifier"),
                 condition_matcher: r.join("condition-matcher"),
                 treatment_retriever: r.join("treatment-retriever"),
                 emergency_detector: r.join("emergency-detector"),
             }
         };
-        let models = Arc::new(pipeline::Models::load(kb.clone(), &dirs, &device)?);
-        Self::build_with_agents(settings, kb, coordinator::ModelAgent::all(models)).await
+        let models = Arc::new(triage::Models::load(kb.clone(), &dirs, &device)?);
+        Self::build_with_agents(settings, kb, triage::ModelAgent::all(models)).await
     }
 
     /// Builds around the given agents (the real models, or test doubles of the agent trait).
@@ -315,7 +316,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
     // Serialised once: the same text is kept and sent, so a stored report reads back identical.
-    let body = store::JsonBody::new(&answer::build(&state.kb, &v, &case.reading, &outcome)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let body = store::JsonBody::new(&answer::build(&state.kb, id, &v, &case.reading, &outcome)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),

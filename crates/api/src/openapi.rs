@@ -133,13 +133,13 @@ impl ToSchema for AdviceKindName {
     }
 }
 
-/// How an agent did on a request (`coordinator::AgentStatus` as the API reports it).
+/// How an agent did on a request (`triage::AgentStatus` as the API reports it).
 pub struct AgentStatusName;
 
 impl PartialSchema for AgentStatusName {
     fn schema() -> RefOr<Schema> {
-        use coordinator::AgentStatus::*;
-        let mut names: Vec<&'static str> = [Ok, Timeout, Failed, CircuitOpen, Overloaded].map(coordinator::AgentStatus::as_str).to_vec();
+        use triage::AgentStatus::*;
+        let mut names: Vec<&'static str> = [Ok, Timeout, Failed, CircuitOpen, Overloaded].map(triage::AgentStatus::as_str).to_vec();
         names.dedup();
         vocabulary("How an agent did: ok, timeout (missed its deadline), failed (an error, or its queue was full), circuit_open (refused while its breaker is open).", names)
     }

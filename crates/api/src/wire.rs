@@ -163,8 +163,8 @@ pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -
             None => findings.push((i, true)),
         }
     }
-    if !(1..=coordinator::MAX_CONDITIONS).contains(&req.options.max_conditions) {
-        return Err(ApiError::invalid("invalid_value", "options.max_conditions", format!("max_conditions is from 1 to {}", coordinator::MAX_CONDITIONS)));
+    if !(1..=triage::MAX_CONDITIONS).contains(&req.options.max_conditions) {
+        return Err(ApiError::invalid("invalid_value", "options.max_conditions", format!("max_conditions is from 1 to {}", triage::MAX_CONDITIONS)));
     }
     // Age and sex from the text only when the caller did not send them.
     let read = textfeat::read_demographics(&text);

@@ -60,7 +60,7 @@ async fn one_trace_per_triage_with_agent_children_and_no_patient_text_anywhere()
         false,
         Some(telemetry::provider(exporter.clone(), &s.telemetry, false)),
     );
-    let app = spawn_with(s, coordinator::ModelAgent::all(models())).await;
+    let app = spawn_with(s, triage::ModelAgent::all(models())).await;
 
     let canary = format!("zq{}", uuid::Uuid::new_v4().simple());
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";

@@ -3,7 +3,7 @@
 //! requests ([`sample_inputs`]), and the frame of every agent's inference benchmark
 //! (`agents/*/benches/inference.rs`, [`agent_inference`]): one request and batches of 8, 32
 //! and 128, reading the text (`KnowledgeBase::prepare`) included as the service does it once
-//! for all four agents. `crates/pipeline`'s benchmark uses the first two. Only benchmarks
+//! for all four agents. `crates/triage`'s benchmark uses the first two. Only benchmarks
 //! depend on this crate.
 //!
 //! The benchmark binary names its allocator itself (mimalloc, as the service), since a

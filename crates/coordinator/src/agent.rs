@@ -1,7 +1,7 @@
 //! An agent actor: one agent's worker pool behind a deadline and a circuit breaker.
 
 use crate::pool::{Pool, PoolError};
-use crate::{AgentKind, AgentModel, AgentOutput};
+use triage::{AgentKind, AgentModel, AgentOutput, AgentStatus};
 use actix::prelude::*;
 use kb::Case;
 use failsafe::futures::CircuitBreaker as _;
@@ -37,29 +37,6 @@ impl Default for AgentSettings {
             breaker_failures: 5,
             breaker_backoff: Duration::from_secs(2),
             breaker_backoff_max: Duration::from_secs(60),
-        }
-    }
-}
-
-/// The outcome of one agent call, as the API reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentStatus {
-    Ok,
-    Timeout,
-    Failed,
-    CircuitOpen,
-    /// The queue was full: the call never started (the API reports it as `failed`; when every
-    /// agent is full the service answers 503).
-    Overloaded,
-}
-
-impl AgentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AgentStatus::Ok => "ok",
-            AgentStatus::Timeout => "timeout",
-            AgentStatus::Failed | AgentStatus::Overloaded => "failed",
-            AgentStatus::CircuitOpen => "circuit_open",
         }
     }
 }

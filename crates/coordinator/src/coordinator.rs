@@ -1,13 +1,12 @@
 //! The coordinator actor: fan a request out to the four agents at once, merge, publish.
 
-use crate::agent::{Agent, AgentActor, AgentReply, AgentSettings, AgentStats, AgentStatus, Infer};
-use crate::{AgentKind, AgentModel, AgentOutput};
+use crate::agent::{Agent, AgentActor, AgentReply, AgentSettings, AgentStats, Infer};
+use triage::{AgentKind, AgentModel, AgentOutput, AgentRun, AgentStatus, Outcome};
 use actix::prelude::*;
 use bus::{Bus, DiagnosisEventKind, RankedCode};
 use kb::Case;
-use domain::{EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice};
+use domain::ExtractedFinding;
 use kb::KnowledgeBase;
-use pipeline::Decision;
 use domain::TriageLevel;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,37 +39,13 @@ pub struct Overloaded;
 
 /// Triage one request under the given report id.
 #[derive(Message)]
-#[rtype(result = "Result<TriageOutcome, Overloaded>")]
+#[rtype(result = "Result<Outcome, Overloaded>")]
 pub struct Triage {
     pub id: Uuid,
     pub input: Arc<Case>,
     /// The caller's span (the HTTP request's), parent of this triage's trace spans;
     /// `Span::none()` when there is none.
     pub span: tracing::Span,
-}
-
-/// How one agent did on one request.
-#[derive(Debug, Clone)]
-pub struct AgentRun {
-    pub kind: AgentKind,
-    pub version: String,
-    pub status: AgentStatus,
-    pub latency_ms: f64,
-}
-
-/// Everything the API needs to answer: each agent's output (None when it was not ok), how each
-/// agent did, and the merged decision.
-#[derive(Debug, Clone)]
-pub struct TriageOutcome {
-    pub id: Uuid,
-    pub runs: Vec<AgentRun>,
-    pub findings: Option<Vec<ExtractedFinding>>,
-    pub conditions: Option<Vec<RankedCondition>>,
-    pub care: Option<Vec<RetrievedAdvice>>,
-    pub emergency: Option<EmergencyAssessment>,
-    pub decision: Decision,
-    pub degraded: bool,
-    pub total_ms: f64,
 }
 
 /// What every coordinator shares: the four agents (pools, breakers, metrics), the knowledge
@@ -178,7 +153,7 @@ fn event_of(kb: &KnowledgeBase, reply: &AgentReply) -> Option<DiagnosisEventKind
 }
 
 impl Handler<Triage> for Coordinator {
-    type Result = ResponseFuture<Result<TriageOutcome, Overloaded>>;
+    type Result = ResponseFuture<Result<Outcome, Overloaded>>;
 
     fn handle(&mut self, msg: Triage, _ctx: &mut Self::Context) -> Self::Result {
         let agents = self.agents.clone();
@@ -239,22 +214,11 @@ impl Handler<Triage> for Coordinator {
             if replies.iter().all(|r| r.status == AgentStatus::Overloaded) {
                 return Err(Overloaded);
             }
-            let mut out = TriageOutcome { id, runs: Vec::new(), findings: None, conditions: None, care: None, emergency: None, decision: Decision { level: pipeline::SAFETY_FLOOR, red_flags: Vec::new(), floor_applied: true }, degraded: false, total_ms: 0.0 };
-            for r in replies {
-                out.runs.push(AgentRun { kind: r.kind, version: r.version, status: r.status, latency_ms: r.latency_ms });
-                if r.status != AgentStatus::Ok {
-                    out.degraded = true;
-                    bus.publish(id, DiagnosisEventKind::AgentDegraded { agent: r.kind.as_str().into(), status: r.status.as_str().into() });
-                }
-                match r.output {
-                    Some(AgentOutput::Findings(f)) => out.findings = Some(f),
-                    Some(AgentOutput::Conditions(c)) => out.conditions = Some(c),
-                    Some(AgentOutput::Care(a)) => out.care = Some(a),
-                    Some(AgentOutput::Emergency(e)) => out.emergency = Some(e),
-                    None => {}
-                }
+            let runs = replies.into_iter().map(|r| (AgentRun { kind: r.kind, version: r.version, status: r.status, latency_ms: r.latency_ms }, r.output));
+            let mut out = Outcome::merge(&kb, &input, runs);
+            for r in out.runs.iter().filter(|r| r.status != AgentStatus::Ok) {
+                bus.publish(id, DiagnosisEventKind::AgentDegraded { agent: r.kind.as_str().into(), status: r.status.as_str().into() });
             }
-            out.decision = pipeline::decide_level(&kb, &input, out.emergency.as_ref(), out.conditions.as_deref());
             out.total_ms = started.elapsed().as_secs_f64() * 1e3;
             outcomes.levels[out.decision.level.index()].inc();
             if out.degraded {

@@ -1,6 +1,6 @@
 //! A bounded pool of worker threads that owns one agent's model and runs micro-batches.
 
-use crate::{AgentModel, AgentOutput};
+use triage::{AgentModel, AgentOutput};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use kb::Case;
 use std::panic::{AssertUnwindSafe, catch_unwind};

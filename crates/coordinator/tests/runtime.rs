@@ -1,7 +1,8 @@
 //! The runtime with test doubles of the agent trait: agents that are slow, fail or panic on
 //! purpose. The real models are not needed to test what is around them.
 
-use coordinator::{AgentKind, AgentModel, AgentOutput, AgentSettings, AgentStatus, Coordinator, Overloaded, Triage, TriageOutcome};
+use coordinator::{AgentSettings, Coordinator, Overloaded, Triage};
+use triage::{AgentKind, AgentModel, AgentOutput, AgentStatus, Outcome};
 use domain::{CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice, TriageLevel};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -83,11 +84,11 @@ fn input(text: &str) -> Arc<kb::Case> {
     Arc::new(kb().prepare(CaseInput { text: text.into(), ..Default::default() }))
 }
 
-async fn triage(addr: &actix::Addr<Coordinator>, text: &str) -> Result<TriageOutcome, Overloaded> {
+async fn triage(addr: &actix::Addr<Coordinator>, text: &str) -> Result<Outcome, Overloaded> {
     addr.send(Triage { id: Uuid::new_v4(), input: input(text), span: tracing::Span::none() }).await.expect("coordinator alive")
 }
 
-fn status(o: &TriageOutcome, kind: AgentKind) -> AgentStatus {
+fn status(o: &Outcome, kind: AgentKind) -> AgentStatus {
     o.runs.iter().find(|r| r.kind == kind).expect("every agent reports").status
 }
 

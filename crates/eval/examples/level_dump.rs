@@ -6,15 +6,18 @@ use std::sync::Arc;
 fn main() {
     let kb = Arc::new(kb::load_dir(&kb::default_dir()).expect("kb"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).expect("device");
-    let models = pipeline::Models::load(kb.clone(), &pipeline::ModelDirs::default(), &device).expect("models");
+    let models = triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("models");
+    let runner = triage::Runner::of(Arc::new(models));
     let vs = eval::load_vignettes(&eval::default_vignettes_path(), &kb).expect("vignettes");
     let test = synth::splits(&kb, 20261123, 0, 0, 6000).test;
     let mut items: Vec<(String, eval::Item)> = vs.iter().map(|v| (v.id.clone(), eval::Item::from_vignette(v))).collect();
     items.extend(test.iter().enumerate().map(|(i, c)| (format!("s{i}"), eval::Item::from_case(&kb, c))));
     for (id, item) in &items {
-        let t = models.run(&item.input, kb.conditions.len(), 0);
+        // Every condition the merge weighs (the matcher's top `triage::MAX_CONDITIONS`).
+        let t = runner.run(&item.input, triage::MAX_CONDITIONS, 0);
+        let conditions = t.conditions.as_deref().expect("matcher");
         let mut diff = [0f32; 5];
-        for r in &t.conditions {
+        for r in conditions {
             diff[kb.conditions[r.condition].urgency.index()] += r.probability;
         }
         let case = kb.prepare(item.input.clone());
@@ -27,7 +30,7 @@ fn main() {
         println!(
             "{}",
             serde_json::json!({"id": id, "gold": item.gold_level.index(), "det": e.probabilities, "diff": diff, "nb": nb, "rule": rule,
-                "top": t.conditions.first().map(|r| (kb.conditions[r.condition].urgency.index(), r.probability)), "level": t.decision.level.index()})
+                "top": conditions.first().map(|r| (kb.conditions[r.condition].urgency.index(), r.probability)), "level": t.decision.level.index()})
         );
     }
 }

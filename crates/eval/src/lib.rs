@@ -10,7 +10,7 @@ mod vignettes;
 
 use domain::{CaseInput, Sex, TriageLevel};
 use kb::{KnowledgeBase, icd10_category};
-use pipeline::Models;
+use triage::{Models, Runner};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -84,27 +84,28 @@ pub struct Report {
     pub reliability: Vec<(f64, f64, usize)>,
 }
 
-pub fn answer(kb: &KnowledgeBase, item: &Item, t: &pipeline::Triage) -> Answer {
-    let codes: Vec<&str> = t.conditions.iter().map(|r| kb.conditions[r.condition].icd10.as_str()).collect();
+pub fn answer(kb: &KnowledgeBase, item: &Item, t: &triage::Outcome) -> Answer {
+    let conditions = t.conditions.as_deref().unwrap_or_default();
+    let codes: Vec<&str> = conditions.iter().map(|r| kb.conditions[r.condition].icd10.as_str()).collect();
     let code_rank = codes.iter().position(|c| item.gold_codes.iter().any(|g| g == c));
     let category_rank = codes.iter().position(|c| item.gold_codes.iter().any(|g| icd10_category(g) == icd10_category(c)));
     Answer {
         code_rank,
         category_rank,
-        top_probability: t.conditions.first().map_or(0.0, |r| r.probability),
+        top_probability: conditions.first().map_or(0.0, |r| r.probability),
         top_correct: code_rank == Some(0),
         level: t.decision.level,
         gold_level: item.gold_level,
     }
 }
 
-/// Runs the pipeline on every item (in batches) and scores it.
-pub fn evaluate(models: &Models, name: &str, items: &[Item]) -> Report {
+/// Runs the pipeline on every item (in batches, through the sequential runner) and scores it.
+pub fn evaluate(runner: &Runner, name: &str, items: &[Item]) -> Report {
     let mut answers = Vec::with_capacity(items.len());
     for chunk in items.chunks(256) {
         let inputs: Vec<&CaseInput> = chunk.iter().map(|i| &i.input).collect();
-        for (t, item) in models.run_batch(&inputs, 10, 3).iter().zip(chunk) {
-            answers.push(answer(&models.kb, item, t));
+        for (t, item) in runner.run_batch(&inputs, 10, 3).iter().zip(chunk) {
+            answers.push(answer(runner.kb(), item, t));
         }
     }
     score(name, &answers)
@@ -233,23 +234,24 @@ pub fn reading_section(models: &Models, texts: &[ReadingText]) -> (String, Vec<R
 /// The development vignettes' section: the pipeline's differential, the naive-Bayes baseline
 /// beside it, the levels given, the differential's calibration, and the reading of their
 /// negatives.
-pub fn dev_section(models: &Models, cases: &[DevVignette], map: &std::collections::HashMap<String, Vec<usize>>) -> DevSection {
-    let kb = &models.kb;
+pub fn dev_section(runner: &Runner, cases: &[DevVignette], map: &std::collections::HashMap<String, Vec<usize>>) -> DevSection {
+    let kb = runner.kb();
     let items: Vec<Item> = cases.iter().map(DevVignette::item).collect();
     let mut ranked = Vec::with_capacity(items.len());
     let mut answers = Vec::with_capacity(items.len());
     let mut levels = [0usize; 5];
     for (chunk, vs) in items.chunks(64).zip(cases.chunks(64)) {
         let inputs: Vec<&CaseInput> = chunk.iter().map(|i| &i.input).collect();
-        for (t, v) in models.run_batch(&inputs, 10, 3).into_iter().zip(vs) {
-            let codes: Vec<String> = t.conditions.iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect();
+        for (t, v) in runner.run_batch(&inputs, 10, 3).into_iter().zip(vs) {
+            let conditions = t.conditions.as_deref().unwrap_or_default();
+            let codes: Vec<String> = conditions.iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect();
             let rank = codes.iter().position(|c| v.gold_icd10.iter().any(|g| dev_code_matches(c, g)));
             levels[t.decision.level.index()] += 1;
             // The dev set has no gold level: the level fields only fill the shape.
             answers.push(Answer {
                 code_rank: rank,
                 category_rank: rank,
-                top_probability: t.conditions.first().map_or(0.0, |r| r.probability),
+                top_probability: conditions.first().map_or(0.0, |r| r.probability),
                 top_correct: rank == Some(0),
                 level: t.decision.level,
                 gold_level: t.decision.level,

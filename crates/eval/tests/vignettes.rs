@@ -4,22 +4,22 @@
 
 use std::sync::Arc;
 
-/// The knowledge base and the four committed models, on the CPU.
-fn committed_models() -> (Arc<kb::KnowledgeBase>, pipeline::Models) {
+/// The knowledge base and the four committed models, on the CPU, in the sequential runner.
+fn committed_runner() -> (Arc<kb::KnowledgeBase>, triage::Runner) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-    let models = pipeline::Models::load(kb.clone(), &pipeline::ModelDirs::default(), &device).expect("committed models load");
-    (kb, models)
+    let models = triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("committed models load");
+    (kb, triage::Runner::of(Arc::new(models)))
 }
 
 #[test]
 fn hand_written_vignettes_stay_above_the_floor() {
-    let (kb, models) = committed_models();
+    let (kb, runner) = committed_runner();
     let vs = eval::load_vignettes(&eval::default_vignettes_path(), &kb).expect("vignettes load");
     assert!(vs.len() >= 120, "{} vignettes", vs.len());
     assert!(vs.iter().filter(|v| v.gold_level.is_emergency()).count() >= 30);
     let items: Vec<eval::Item> = vs.iter().map(eval::Item::from_vignette).collect();
-    let r = eval::evaluate(&models, "vignettes", &items);
+    let r = eval::evaluate(&runner, "vignettes", &items);
     println!("{}", r.markdown());
     assert!(r.top1 >= FLOOR_TOP1, "top-1 {:.3} < {FLOOR_TOP1}", r.top1);
     assert!(r.top3 >= FLOOR_TOP3, "top-3 {:.3} < {FLOOR_TOP3}", r.top3);
@@ -49,10 +49,10 @@ fn development_vignettes_stay_above_the_floor() {
         eprintln!("development vignettes not found at {}: not measured", path.display());
         return;
     }
-    let (kb, models) = committed_models();
+    let (kb, runner) = committed_runner();
     let cases = eval::load_dev(&path).expect("development vignettes load");
     let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb).expect("absent map");
-    let dev = eval::dev_section(&models, &cases, &map);
+    let dev = eval::dev_section(&runner, &cases, &map);
     println!("{}", dev.markdown);
     let (d, baseline) = (&dev.pipeline, &dev.baseline);
     assert!(d.top1 >= DEV_FLOOR_TOP1, "top-1 {:.3} < {DEV_FLOOR_TOP1}", d.top1);
@@ -74,14 +74,14 @@ const DEV_FLOOR_REACH: f64 = 0.95;
 /// everyone to a doctor is not triage.
 #[test]
 fn plain_self_limiting_problems_reach_self_care() {
-    let (_, models) = committed_models();
+    let (_, runner) = committed_runner();
     for (text, age) in [
         ("Runny nose, sneezing and a bit of a sore throat for two days. No fever, eating and drinking fine.", 30.0),
         ("Sore throat since yesterday, it hurts a bit to swallow but I can eat and drink. No fever, no rash.", 25.0),
         ("Small red painful lump on the edge of my eyelid, like a spot. My vision is fine and the eye is not red.", 35.0),
     ] {
         let input = domain::CaseInput { text: text.into(), age: Some(age), sex: domain::Sex::Unknown, findings: Vec::new(), vitals: Default::default() };
-        let t = models.run(&input, 5, 3);
+        let t = runner.run(&input, 5, 3);
         assert_eq!(t.decision.level, domain::TriageLevel::SelfCare, "{text}: {:?}", t.decision);
     }
 }

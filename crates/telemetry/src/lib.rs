@@ -28,7 +28,7 @@ use tracing_subscriber::prelude::*;
 /// Crates whose `debug` and `trace` lines may be printed, and whose spans are exported:
 /// Triagent's own.
 pub const OWN_TARGETS: [&str; 19] = [
-    "triagent", "api", "store", "coordinator", "bus", "pipeline", "ml", "kb", "settings", "metrics", "textfeat", "eval", "synth", "domain",
+    "triagent", "api", "store", "coordinator", "bus", "triage", "ml", "kb", "settings", "metrics", "textfeat", "eval", "synth", "domain",
     "symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector", "telemetry",
 ];
 

@@ -306,10 +306,10 @@ fn train(kb_dir: &PathBuf, agent: &str, seed: u64, cases: Option<usize>, epochs:
 }
 
 /// The model folders: the agents' own, or NAME/ under a root.
-pub fn model_dirs(root: Option<&PathBuf>) -> pipeline::ModelDirs {
+pub fn model_dirs(root: Option<&PathBuf>) -> triage::ModelDirs {
     match root {
-        None => pipeline::ModelDirs::default(),
-        Some(r) => pipeline::ModelDirs {
+        None => triage::ModelDirs::default(),
+        Some(r) => triage::ModelDirs {
             symptom_classifier: r.join("symptom-classifier"),
             condition_matcher: r.join("condition-matcher"),
             treatment_retriever: r.join("treatment-retriever"),
@@ -322,7 +322,8 @@ pub fn model_dirs(root: Option<&PathBuf>) -> pipeline::ModelDirs {
 fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes: &PathBuf, models: Option<PathBuf>, seed: u64, cases: usize, show_misses: bool) -> Result<()> {
     let kb = std::sync::Arc::new(kb::load_dir(kb_dir).with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?);
     let device = ml::select_device(device).map_err(anyhow::Error::msg)?;
-    let models = pipeline::Models::load(kb.clone(), &model_dirs(models.as_ref()), &device)?;
+    let models = std::sync::Arc::new(triage::Models::load(kb.clone(), &model_dirs(models.as_ref()), &device)?);
+    let runner = triage::Runner::of(models.clone());
     let vs = eval::load_vignettes(vignettes, &kb)?;
     let test = synth::splits(&kb, seed, 0, 0, cases).test;
     let synthetic: Vec<eval::Item> = test.iter().map(|c| eval::Item::from_case(&kb, c)).collect();
@@ -331,22 +332,23 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
     bar.set_style(ProgressStyle::with_template("{prefix:>20} [{bar:40}] {pos}/{len} {msg}").expect("template").progress_chars("=> "));
     bar.set_prefix("eval");
     bar.set_message(format!("synthetic test split ({} cases)", synthetic.len()));
-    let r1 = eval::evaluate(&models, "Synthetic test split", &synthetic);
+    let r1 = eval::evaluate(&runner, "Synthetic test split", &synthetic);
     bar.inc(1);
     bar.set_message(format!("hand-written vignettes ({} cases)", hand.len()));
-    let r2 = eval::evaluate(&models, "Hand-written vignettes", &hand);
+    let r2 = eval::evaluate(&runner, "Hand-written vignettes", &hand);
     if show_misses {
         for (v, item) in vs.iter().zip(&hand) {
-            let t = models.run(&item.input, 5, 3);
+            let t = runner.run(&item.input, 5, 3);
+            let conditions = t.conditions.as_deref().unwrap_or_default();
             let a = eval::answer(&kb, item, &t);
             if a.code_rank.is_some_and(|r| r < 3) && a.level == a.gold_level {
                 continue;
             }
-            let top: Vec<String> = t.conditions.iter().take(3).map(|r| format!("{} {:.2}", kb.conditions[r.condition].icd10, r.probability)).collect();
+            let top: Vec<String> = conditions.iter().take(3).map(|r| format!("{} {:.2}", kb.conditions[r.condition].icd10, r.probability)).collect();
             let flags: Vec<&str> = t.decision.red_flags.iter().map(|&r| kb.rules[r].id.as_str()).collect();
-            let found: Vec<String> = t.findings.iter().map(|f| format!("{}{}", if f.present { "" } else { "!" }, kb.findings[f.finding].id)).collect();
+            let found: Vec<String> = t.findings.iter().flatten().map(|f| format!("{}{}", if f.present { "" } else { "!" }, kb.findings[f.finding].id)).collect();
             let mut by_level = [0f32; 5];
-            for r in &t.conditions {
+            for r in conditions {
                 by_level[kb.conditions[r.condition].urgency.index()] += r.probability;
             }
             let show = |p: &[f32]| p.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
@@ -399,7 +401,7 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
     if dev_path.exists() {
         let cases = eval::load_dev(&dev_path).map_err(anyhow::Error::msg)?;
         let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb).map_err(anyhow::Error::msg)?;
-        let dev = eval::dev_section(&models, &cases, &map);
+        let dev = eval::dev_section(&runner, &cases, &map);
         std::fs::create_dir_all(out)?;
         eval::write_reliability_plot(&out.join("development-vignettes-reliability.png"), &dev.calibration)?;
         extra.push('\n');

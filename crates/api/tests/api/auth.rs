@@ -23,7 +23,7 @@ async fn spawn_keyed(required: bool, tweak: impl FnOnce(&mut settings::Settings)
     s.auth.keys_file = path.display().to_string();
     s.auth.cache_ttl_ms = 0;
     tweak(&mut s);
-    let app = spawn_with(s, coordinator::ModelAgent::all(models())).await;
+    let app = spawn_with(s, triage::ModelAgent::all(models())).await;
     Keyed { app, keys: Arc::new(FileKeys::open(&path).unwrap()), _dir: dir }
 }
 

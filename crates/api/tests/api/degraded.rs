@@ -2,7 +2,7 @@
 //! 503 when every queue is full.
 
 use crate::helpers::*;
-use coordinator::{AgentKind, AgentModel};
+use triage::{AgentKind, AgentModel};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,7 +48,7 @@ async fn every_queue_full_is_503_with_retry_after() {
     let mut s = test_settings();
     s.agents.default.queue = 1;
     s.agents.default.max_batch = 1;
-    let agents: Vec<Arc<dyn AgentModel>> = coordinator::ModelAgent::all(models())
+    let agents: Vec<Arc<dyn AgentModel>> = triage::ModelAgent::all(models())
         .into_iter()
         .map(|a| Arc::new(Faulty { inner: a, fail: false, delay: Duration::from_millis(400) }) as Arc<dyn AgentModel>)
         .collect();

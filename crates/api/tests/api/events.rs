@@ -86,7 +86,7 @@ async fn filters_by_type_and_level_and_emergencies_come_before_completion() {
 async fn resuming_gets_exactly_the_events_after_the_last_id() {
     let mut s = test_settings();
     s.server.event_heartbeat_ms = 300;
-    let app = spawn_with(s, coordinator::ModelAgent::all(models())).await;
+    let app = spawn_with(s, triage::ModelAgent::all(models())).await;
     let first = triage_id(&app, COLD).await;
     // From the very start: the replay buffer has all six.
     let mut all = SseStream::open(&app, "?after=0", None).await;
@@ -151,7 +151,7 @@ async fn resume_until(app: &TestApp, want: &[Result<u64, u64>]) {
 async fn resuming_beyond_the_replay_buffer_reads_the_store_first() {
     let mut s = test_settings();
     s.bus.replay = 4;
-    let app = spawn_with(s, coordinator::ModelAgent::all(models())).await;
+    let app = spawn_with(s, triage::ModelAgent::all(models())).await;
     triage_id(&app, COLD).await;
     // Six events published, four still in the bus: the first two from the store, the rest from
     // the bus, no repeat, no gap.
@@ -164,7 +164,7 @@ async fn resuming_beyond_the_replay_buffer_and_the_store_says_how_many_were_miss
     s.bus.replay = 4;
     // The embedded store keeps the three newest events: the first two are nowhere.
     s.store.capacity = 3;
-    let app = spawn_with(s, coordinator::ModelAgent::all(models())).await;
+    let app = spawn_with(s, triage::ModelAgent::all(models())).await;
     triage_id(&app, COLD).await;
     // Six events published, four kept: the first two are gone.
     resume_until(&app, &[Err(2), Ok(3), Ok(4), Ok(5), Ok(6)]).await;

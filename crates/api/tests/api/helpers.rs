@@ -1,6 +1,6 @@
 //! Starting the service for a test.
 
-use coordinator::{AgentKind, AgentModel, AgentOutput};
+use triage::{AgentKind, AgentModel, AgentOutput};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -12,11 +12,11 @@ pub fn kb() -> Arc<kb::KnowledgeBase> {
 }
 
 /// The committed models, loaded once for the whole test binary.
-pub fn models() -> Arc<pipeline::Models> {
-    static M: OnceLock<Arc<pipeline::Models>> = OnceLock::new();
+pub fn models() -> Arc<triage::Models> {
+    static M: OnceLock<Arc<triage::Models>> = OnceLock::new();
     M.get_or_init(|| {
         let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-        Arc::new(pipeline::Models::load(kb(), &pipeline::ModelDirs::default(), &device).expect("committed models"))
+        Arc::new(triage::Models::load(kb(), &triage::ModelDirs::default(), &device).expect("committed models"))
     })
     .clone()
 }
@@ -68,7 +68,7 @@ pub async fn spawn_stoppable(settings: settings::Settings, agents: Vec<Arc<dyn A
 
 /// The real service with the committed models.
 pub async fn spawn_app() -> TestApp {
-    spawn_with(test_settings(), coordinator::ModelAgent::all(models())).await
+    spawn_with(test_settings(), triage::ModelAgent::all(models())).await
 }
 
 /// A test double around a real agent: it fails, or is slow, on purpose.
@@ -93,7 +93,7 @@ impl AgentModel for Faulty {
 
 /// The real agents, with `kind` replaced by a failing double.
 pub fn with_failing(kind: AgentKind) -> Vec<Arc<dyn AgentModel>> {
-    coordinator::ModelAgent::all(models())
+    triage::ModelAgent::all(models())
         .into_iter()
         .map(|a| if a.kind() == kind { Arc::new(Faulty { inner: a, fail: true, delay: Duration::ZERO }) as Arc<dyn AgentModel> } else { a })
         .collect()
@@ -126,7 +126,7 @@ impl AgentModel for Flaky {
 
 /// The real agents with `kind` replaced by `double(real agent)`.
 pub fn replacing(kind: AgentKind, double: impl Fn(Arc<dyn AgentModel>) -> Arc<dyn AgentModel>) -> Vec<Arc<dyn AgentModel>> {
-    coordinator::ModelAgent::all(models()).into_iter().map(|a| if a.kind() == kind { double(a) } else { a }).collect()
+    triage::ModelAgent::all(models()).into_iter().map(|a| if a.kind() == kind { double(a) } else { a }).collect()
 }
 
 /// Generous: a debug build on a loaded 2-core machine.

@@ -2,7 +2,7 @@
 //! person's text or an id.
 
 use crate::helpers::*;
-use coordinator::AgentKind;
+use triage::AgentKind;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 

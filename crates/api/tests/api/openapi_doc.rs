@@ -188,7 +188,7 @@ async fn real_answers_fit_the_documented_schemas() {
 
 #[actix_rt::test]
 async fn a_degraded_answer_fits_the_schema_too() {
-    let app = spawn_with(test_settings(), with_failing(coordinator::AgentKind::ConditionMatcher)).await;
+    let app = spawn_with(test_settings(), with_failing(triage::AgentKind::ConditionMatcher)).await;
     let doc = document(&app).await;
     let answer: Value = app.post_json(&json!({"text": "a cough for three days"})).await.json().await.unwrap();
     assert_eq!(answer["differential_unavailable"], true);

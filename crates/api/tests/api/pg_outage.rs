@@ -34,7 +34,7 @@ async fn every_answered_triage_survives_a_database_outage_exactly_once() {
     s.database.url = settings::Secret::new(db.url(Some(proxy.port)));
     s.database.spool_path = spool.path().join("spool").display().to_string();
     s.database.timeout_ms = 1000;
-    let app = Arc::new(spawn_with(s, coordinator::ModelAgent::all(models())).await);
+    let app = Arc::new(spawn_with(s, triage::ModelAgent::all(models())).await);
     assert_eq!(store_status(&app).await, "ok");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -112,7 +112,7 @@ async fn an_event_stream_resumes_from_the_database_across_a_restart() {
         s.database.spool_path = dir.path().join(spool).display().to_string();
         s
     };
-    let (first, stop, server) = spawn_stoppable(settings("a"), coordinator::ModelAgent::all(models())).await;
+    let (first, stop, server) = spawn_stoppable(settings("a"), triage::ModelAgent::all(models())).await;
     let mut sse = SseStream::open(&first, "?after=0", None).await;
     let r = first.post_json(&json!({"text": "a runny nose and sneezing", "age": 30})).await;
     assert_eq!(r.status(), 200);
@@ -130,7 +130,7 @@ async fn an_event_stream_resumes_from_the_database_across_a_restart() {
     .await;
 
     // A new process: its bus continues the numbering, so the ids the client saw still hold.
-    let second = spawn_with(settings("b"), coordinator::ModelAgent::all(models())).await;
+    let second = spawn_with(settings("b"), triage::ModelAgent::all(models())).await;
     let last_seen = before[1]["seq"].as_u64().unwrap();
     let mut resumed = SseStream::open(&second, "", Some(last_seen)).await;
     let mut again = Vec::new();

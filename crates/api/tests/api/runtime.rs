@@ -2,7 +2,7 @@
 //! agents, and a graceful shutdown with requests and event streams open.
 
 use crate::helpers::*;
-use coordinator::{AgentKind, AgentModel};
+use triage::{AgentKind, AgentModel};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,7 +81,7 @@ async fn a_panicking_agent_gives_a_degraded_200_and_the_next_requests_work() {
 
 #[actix_rt::test]
 async fn the_four_agents_run_at_the_same_time() {
-    let agents: Vec<Arc<dyn AgentModel>> = coordinator::ModelAgent::all(models())
+    let agents: Vec<Arc<dyn AgentModel>> = triage::ModelAgent::all(models())
         .into_iter()
         .map(|inner| Arc::new(Faulty { inner, fail: false, delay: Duration::from_millis(300) }) as Arc<dyn AgentModel>)
         .collect();
@@ -104,7 +104,7 @@ async fn shutdown_finishes_requests_in_flight_then_ends_event_streams() {
     s.server.event_heartbeat_ms = 200;
     // Far beyond the test's bounds: a shutdown that waited for it would fail the test.
     s.server.shutdown_timeout_secs = 600;
-    let agents: Vec<Arc<dyn AgentModel>> = coordinator::ModelAgent::all(models())
+    let agents: Vec<Arc<dyn AgentModel>> = triage::ModelAgent::all(models())
         .into_iter()
         .map(|inner| Arc::new(Faulty { inner, fail: false, delay: Duration::from_millis(1500) }) as Arc<dyn AgentModel>)
         .collect();
