@@ -31,9 +31,9 @@ fn hand_written_vignettes_stay_above_the_floor() {
 
 // Measured with the committed models (docs/eval/report.md): top-1 0.800, top-3 0.906, top-10
 // 0.928, triage accuracy 0.756, under-triaged emergencies 0 of 79, over-triage 0.144.
-const FLOOR_TOP1: f64 = 0.74;
-const FLOOR_TOP3: f64 = 0.86;
-const FLOOR_TOP10: f64 = 0.91;
+const FLOOR_TOP1: f64 = 0.79;
+const FLOOR_TOP3: f64 = 0.90;
+const FLOOR_TOP10: f64 = 0.95;
 const FLOOR_TRIAGE: f64 = 0.70;
 const CEILING_UNDER_TRIAGED_EMERGENCIES: f64 = 0.0;
 const CEILING_OVER_TRIAGE: f64 = 0.20;
