@@ -62,11 +62,12 @@ impl Bayes {
         let log_prior: Vec<f32> = kb.conditions.iter().map(|c| -(c.prevalence as u8 as f32) * PREVALENCE_STEP.ln()).collect();
         // How often each finding occurs under each condition: as listed, and at least as
         // often as any finding it is implied by (a thunderclap headache is a headache).
+        let implies: Vec<Vec<usize>> = (0..nf).map(|f| implied(kb, f)).collect();
         let mut freq = vec![0f32; nc * nf];
         for (c, cond) in kb.conditions.iter().enumerate() {
             for f in &cond.findings {
                 freq[c * nf + f.finding] = freq[c * nf + f.finding].max(f.freq);
-                for g in implied(kb, f.finding) {
+                for &g in &implies[f.finding] {
                     freq[c * nf + g] = freq[c * nf + g].max(f.freq);
                 }
             }
@@ -92,14 +93,14 @@ impl Bayes {
         }
         // Only the demographic fields are read; findings are in the tables above.
         let who = kb.conditions.iter().map(|c| Condition { findings: Vec::new(), opposing: Vec::new(), requires: Vec::new(), ..c.clone() }).collect();
-        let mut requires = Vec::new();
         // A condition of pregnancy requires the pregnancy: a pregnant woman says she is, or
         // that her period is late or her test positive.
-        let pregnant: Option<Vec<usize>> = Some(["pregnant", "missed_period", "positive_pregnancy_test"].iter().filter_map(|f| kb.finding_idx(f)).collect()).filter(|g: &Vec<usize>| !g.is_empty());
+        let pregnancy: Vec<usize> = ["pregnant", "missed_period", "positive_pregnancy_test"].iter().filter_map(|f| kb.finding_idx(f)).collect();
+        let mut requires = Vec::new();
         for (c, cond) in kb.conditions.iter().enumerate() {
-            let pregnancy = pregnant.as_ref().filter(|_| cond.pregnancy);
+            let pregnancy = (cond.pregnancy && !pregnancy.is_empty()).then_some(&pregnancy);
             for group in cond.requires.iter().chain(pregnancy) {
-                let widened: Vec<usize> = (0..nf).filter(|&f| group.contains(&f) || implied(kb, f).iter().any(|g| group.contains(g))).collect();
+                let widened: Vec<usize> = (0..nf).filter(|&f| group.contains(&f) || implies[f].iter().any(|g| group.contains(g))).collect();
                 requires.push((c, widened));
             }
         }
