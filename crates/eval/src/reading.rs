@@ -32,6 +32,11 @@ pub struct ReadingText {
     pub sex: Option<domain::Sex>,
     #[serde(default)]
     pub note: String,
+    /// Findings that an annotated present finding implies (a long morning stiffness is a joint
+    /// stiffness), worked out at load: reading one is true, but the annotators did not list
+    /// them, so they are not scored.
+    #[serde(skip)]
+    pub implied: Vec<String>,
 }
 
 impl ReadingText {
@@ -82,10 +87,28 @@ pub fn load_reading(dir: &Path, kb: &KnowledgeBase) -> Result<Vec<ReadingText>, 
             if t.present.iter().any(|p| t.absent.contains(p) || t.uncertain.contains(p)) || t.absent.iter().any(|a| t.uncertain.contains(a)) {
                 return Err(bad("a finding in two lists".into()));
             }
+            let mut t = t;
+            t.implied = implied_by(kb, &t.present);
             out.push(t);
         }
     }
     Ok(out)
+}
+
+/// The findings that `present` implies, transitively, that it does not list itself.
+fn implied_by(kb: &KnowledgeBase, present: &[String]) -> Vec<String> {
+    let mut stack: Vec<usize> = present.iter().filter_map(|id| kb.finding_idx(id)).collect();
+    let mut out: Vec<String> = Vec::new();
+    while let Some(f) = stack.pop() {
+        for &g in &kb.findings[f].implies {
+            let id = &kb.findings[g].id;
+            if !present.contains(id) && !out.contains(id) {
+                out.push(id.clone());
+                stack.push(g);
+            }
+        }
+    }
+    out
 }
 
 /// True and false counts of one kind of finding.
@@ -141,7 +164,7 @@ fn score_one(t: &ReadingText, read: &Read) -> (Counts, Counts, Vec<String>, Vec<
     let (mut p, mut a) = (Counts::default(), Counts::default());
     let (mut fp, mut miss, mut fa) = (Vec::new(), Vec::new(), Vec::new());
     for (id, present) in read {
-        if t.uncertain.contains(id) {
+        if t.uncertain.contains(id) || (*present && t.implied.contains(id)) {
             continue;
         }
         if *present {

@@ -42,12 +42,20 @@ fn main() {
             let gp: BTreeSet<String> = t.present.iter().cloned().collect();
             let ga: BTreeSet<String> = t.absent.iter().cloned().collect();
             let unc: BTreeSet<String> = t.uncertain.iter().cloned().collect();
+            let mut imp: BTreeSet<String> = BTreeSet::new();
+            // Findings an annotated present finding implies are true but unlisted: not scored.
+            let mut stack: Vec<usize> = t.present.iter().filter_map(|p| kb.finding_idx(p)).collect();
+            while let Some(f) = stack.pop() {
+                for &g in &kb.findings[f].implies {
+                    if !gp.contains(&kb.findings[g].id) && imp.insert(kb.findings[g].id.clone()) { stack.push(g); }
+                }
+            }
             if half != "fresh" && args.iter().any(|a| a == "tsv") {
                 let j = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
                 println!("{}\t{}\t{}", t.id, j(&pres), j(&abs));
                 continue;
             }
-            let fpp: Vec<_> = pres.iter().filter(|x| !gp.contains(*x) && !unc.contains(*x)).collect();
+            let fpp: Vec<_> = pres.iter().filter(|x| !gp.contains(*x) && !unc.contains(*x) && !imp.contains(*x)).collect();
             let fnp: Vec<_> = gp.iter().filter(|x| !pres.contains(*x)).collect();
             let fpa: Vec<_> = abs.iter().filter(|x| !ga.contains(*x) && !unc.contains(*x)).collect();
             let fna: Vec<_> = ga.iter().filter(|x| !abs.contains(*x)).collect();
