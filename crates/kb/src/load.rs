@@ -743,6 +743,7 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             phrases: f.clinical.iter().chain(&f.lay).chain(&f.variants).chain(&f.synonyms).cloned().collect(),
             red_flag: f.red_flag,
             risk_factor: f.kind == FindingKind::RiskFactor,
+            recent: f.kind == FindingKind::RiskFactor && f.id.starts_with("recent_"),
             family_history: f.id.starts_with("family_history"),
             vital: f.vital.map(|v| (v.sign, v.above, v.below)),
             implies: f.implies.iter().map(|&p| p as u32).collect(),

@@ -333,3 +333,34 @@ fn a_former_smoker_is_not_a_smoker() {
     }
     assert!(present("smoker, 20 a day").contains(&"smoker".to_string()));
 }
+
+#[test]
+fn a_word_that_ends_another_findings_phrase_is_not_read_alone() {
+    let p = present("I have hay fever, sneezing all day");
+    assert!(!p.contains(&"fever".to_string()), "{p:?}");
+    let p = present("I feel faint when I stand up");
+    assert!(p.contains(&"dizziness".to_string()) && !p.contains(&"fainting".to_string()), "{p:?}");
+    assert!(!present("faint pink spots on my chest").contains(&"fainting".to_string()));
+    assert!(present("she fainted in assembly").contains(&"fainting".to_string()));
+}
+
+#[test]
+fn a_symptom_that_will_not_go_is_said_not_denied() {
+    let p = present("a cough that won't quit, fever, aching muscles");
+    assert!(p.contains(&"fever".to_string()) && p.contains(&"muscle_aches".to_string()), "{p:?}");
+}
+
+#[test]
+fn a_relative_who_has_the_symptoms_in_a_text_about_them_is_the_patient() {
+    let p = present("My mother has a cough and a fever since Tuesday");
+    assert!(p.contains(&"cough".to_string()) && p.contains(&"fever".to_string()), "{p:?}");
+    // The writer speaks of themself: the relative's is a family history.
+    assert!(!present("My dad has diabetes and I am always thirsty").contains(&"diabetes".to_string()));
+}
+
+#[test]
+fn a_recent_exposure_said_of_long_ago_is_not_recent() {
+    assert!(!present("I was in India ten years ago, now I have a fever").contains(&"recent_travel_tropics".to_string()));
+    assert!(present("back from India 2 weeks ago with a fever").contains(&"recent_travel_tropics".to_string()));
+    assert!(present("my BP was 165 over 100 at the chemist").contains(&"raised_blood_pressure_reading".to_string()));
+}

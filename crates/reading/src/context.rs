@@ -18,6 +18,8 @@ pub struct TokenContext {
     pub family: bool,
     pub hypothetical: bool,
     pub past: bool,
+    /// Past by a long time ("ten years ago"): not a recent exposure either.
+    pub long_ago: bool,
     /// The token is a trigger word itself (it never starts a finding).
     pub trigger: bool,
 }
@@ -80,6 +82,8 @@ fn is_pseudo_follower(w: &str) -> bool {
             | "go" | "going" | "gone" | "settle" | "settling" | "settled" | "responding" | "response" | "eased"
             | "easing" | "ease" | "matter" | "fail" | "doubt" | "difference" | "wait" | "waiting" | "want"
             | "seem" | "seems" | "think" | "shift" | "budge" | "let" | "letting" | "touch" | "touching"
+            // "A cough that won't quit", "won't clear up".
+            | "quit" | "quitting" | "clear" | "clearing"
             // "Not checked her temperature" says nothing of it.
             | "checked" | "check" | "checking" | "taken" | "take" | "took" | "measured" | "measure" | "tested"
     )
@@ -245,7 +249,12 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                     if tokens[j].text == "." {
                         break;
                     }
-                    if kind == 0 { out[j].negated = true } else { out[j].past = true }
+                    if kind == 0 {
+                        out[j].negated = true
+                    } else {
+                        out[j].past = true;
+                        out[j].long_ago |= kind == 2;
+                    }
                 }
                 out[i].trigger = true;
                 continue;
@@ -337,6 +346,7 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             family: !trigger && fam > 0,
             hypothetical: out[i].hypothetical || (!trigger && hyp > 0),
             past: out[i].past || (!trigger && past > 0),
+            long_ago: out[i].long_ago,
             trigger,
         };
         if !trigger {
@@ -377,7 +387,14 @@ fn patient_relative(tokens: &[Token]) -> Option<&str> {
         w.bytes().next().is_some_and(|b| b.is_ascii_digit())
             || matches!(*w, "is" | "s" | "aged" | "age" | "seems" | "keeps" | "cant" | "wont" | "woke" | "fell" | "started" | "been" | "isnt" | "looks" | "says" | "complains" | "feels" | "felt" | "became" | "went" | "collapsed" | "suddenly")
     });
-    own.then_some(first[at])
+    // "My mother has a cough and a fever", in a text where the writer never speaks of
+    // themself: the mother is the patient, not a family history.
+    let subject = at <= 1 && (at == 0 || matches!(first[0], "my" | "our"));
+    let told = || {
+        first[at + 1..].iter().take(2).any(|w| matches!(*w, "has" | "got" | "s"))
+            && !tokens.iter().any(|t| matches!(t.text.as_str(), "i" | "im" | "ive" | "id" | "me" | "myself"))
+    };
+    (own || (subject && told())).then_some(first[at])
 }
 
 #[cfg(test)]

@@ -18,6 +18,9 @@ pub struct FindingEntry {
     pub red_flag: bool,
     /// A risk factor (history, habit, medicine) counts when said of the past too.
     pub risk_factor: bool,
+    /// A risk factor that is a recent exposure (recent travel, recent antibiotics): said of
+    /// long ago, it is not the patient's.
+    pub recent: bool,
     /// A finding that is itself about the family (a family history of heart disease): said of
     /// a relative, it is the patient's.
     pub family_history: bool,
@@ -318,7 +321,10 @@ impl Reader {
                         || (longer && self.is_denial(h.finding) && self.is_finding(g.finding))
                         // A finding inside its own negative phrase ("smoker" in "ex smoker").
                         || (longer && g.finding as usize == h.finding as usize + self.entries.len())
-                        || (longer && g.via == Via::Phrase && self.is_red_flag(h.finding) && self.is_finding(g.finding) && !self.is_red_flag(g.finding)))
+                        || (longer && g.via == Via::Phrase && self.is_red_flag(h.finding) && self.is_finding(g.finding) && !self.is_red_flag(g.finding))
+                        // One word that ends another finding's exact phrase, as its head noun
+                        // after a modifier: "hay fever" is no fever, "feel faint" no faint.
+                        || (g.via == Via::Phrase && self.is_finding(g.finding) && self.is_finding(h.finding) && h.end - h.start == 1 && g.end - g.start == 2 && g.start < h.start && h.end == g.end))
             })
         };
         let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h)).collect();
@@ -359,7 +365,8 @@ impl Reader {
                 continue;
             }
             let entry = &self.entries[h.finding as usize];
-            if entry.risk_factor && assertion.time == Time::Past {
+            // A recent exposure said of long ago ("in India ten years ago") is not recent.
+            if entry.risk_factor && assertion.time == Time::Past && !(entry.recent && ctx[h.head].long_ago) {
                 assertion.time = Time::Current;
             }
             if entry.family_history && assertion.subject == Subject::Family {

@@ -89,6 +89,27 @@ fn bare_celsius(number: &str, value: f32, before: &str, after: &str) -> bool {
     one_decimal && (35.0..=42.5).contains(&value) && !other && !unit_of_its_own
 }
 
+/// A blood pressure written without its cue just before: "it was 158/98 at the pharmacy" (a
+/// pair no date, score or dose takes: systolic 90 to 260 over a lower diastolic of 40 to 150),
+/// or "165 over 100" in a sentence that names the pressure or a reading.
+fn bare_blood_pressure(value: f32, hay: &str, after: &str) -> bool {
+    let (over, rest) = if let Some(r) = after.strip_prefix('/') {
+        (false, r)
+    } else if let Some(r) = after.strip_prefix("over ") {
+        (true, r.trim_start())
+    } else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let Ok(diastolic) = rest[..digits].parse::<f32>() else { return false };
+    if rest[digits..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '/' || c == '.') {
+        return false;
+    }
+    let pair = (90.0..=260.0).contains(&value) && (40.0..=150.0).contains(&diastolic) && diastolic < value;
+    let sentence = hay.rsplit(['.', '!', '?', '\n']).next().unwrap_or(hay);
+    pair && (!over || ["pressure", "bp", "reading"].iter().any(|c| sentence.contains(c)))
+}
+
 /// How many words back [`clause_cue`] looks.
 const CLAUSE_LOOKBACK: usize = 8;
 
@@ -127,6 +148,8 @@ pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
         let found = if (temp_cue || unit_c || unit_f) && !after.starts_with('%') {
             celsius(value, unit_f || temp_cue, !unit_f).map(|c| (VitalSign::TemperatureC, c))
         } else if after.starts_with('/') && cued(before, &["bp", "blood pressure", "pressure", "bps"]) && (50.0..=300.0).contains(&value) {
+            Some((VitalSign::SystolicBp, value))
+        } else if bare_blood_pressure(value, &lower[..start], after) {
             Some((VitalSign::SystolicBp, value))
         } else if (cued(before, &["hr", "heart rate", "pulse", "heart", "p", "pulse rate"]) || after.starts_with("bpm")) && (20.0..=260.0).contains(&value) && !after.starts_with('%') {
             Some((VitalSign::HeartRate, value))
@@ -173,6 +196,8 @@ mod tests {
         assert_eq!(read("took her temperature under the arm and got 38.7"), [(VitalSign::TemperatureC, 38.7)]);
         assert_eq!(read("she was 38.7 last night"), [(VitalSign::TemperatureC, 38.7)]);
         assert_eq!(read("38.6 this morning on the ear thermometer"), [(VitalSign::TemperatureC, 38.6)]);
+        assert_eq!(read("it was 158/98 at the pharmacy"), [(VitalSign::SystolicBp, 158.0)]);
+        assert_eq!(read("my blood pressure was 165 over 100"), [(VitalSign::SystolicBp, 165.0)]);
     }
 
     #[test]
@@ -186,5 +211,7 @@ mod tests {
         assert!(read("temp went up and down over 3 days").is_empty());
         assert!(read("BMI 38.5, sugar 36.1, weighs 38.2, 38.25 hours, 38.5 kg, 37.5% of").is_empty());
         assert!(read("I'm 38 and he is 40").is_empty());
+        assert!(read("pain 10/10, since 12/05, took 500/125 tablets, 3/7 hx").is_empty());
+        assert!(read("lost 120 over 80 days").is_empty());
     }
 }
