@@ -29,12 +29,13 @@ fn hand_written_vignettes_stay_above_the_floor() {
     assert!(r.over_triage <= CEILING_OVER_TRIAGE, "over-triage {:.3} > {CEILING_OVER_TRIAGE}", r.over_triage);
 }
 
-// Measured with the committed models (docs/eval/report.md): top-1 0.800, top-3 0.906, top-10
-// 0.928, triage accuracy 0.756, under-triaged emergencies 0 of 79, over-triage 0.144.
-const FLOOR_TOP1: f64 = 0.79;
-const FLOOR_TOP3: f64 = 0.90;
+// Measured with the committed models (docs/eval/report.md): top-1 0.817, top-3 0.939, top-10
+// 0.967, triage accuracy 0.761, under-triaged emergencies 0 of 79, over-triage 0.144. The
+// triage floor is the reasoning issue's bar (0.75), not a margin under the figure.
+const FLOOR_TOP1: f64 = 0.80;
+const FLOOR_TOP3: f64 = 0.92;
 const FLOOR_TOP10: f64 = 0.95;
-const FLOOR_TRIAGE: f64 = 0.70;
+const FLOOR_TRIAGE: f64 = 0.75;
 const CEILING_UNDER_TRIAGED_EMERGENCIES: f64 = 0.0;
 const CEILING_OVER_TRIAGE: f64 = 0.20;
 
@@ -63,8 +64,8 @@ fn development_vignettes_stay_above_the_floor() {
     assert!(d.top3 + 1e-9 >= baseline.top3 + 0.05, "top-3 {:.3} is not 5 points above the naive-Bayes baseline's {:.3}", d.top3, baseline.top3);
 }
 
-// Measured with the committed models: top-1 0.485, top-3 0.660, top-10 0.825, reach 0.985;
-// the naive-Bayes baseline 0.435, 0.610, 0.795.
+// Measured with the committed models: top-1 0.490, top-3 0.665, top-10 0.830, reach 0.985;
+// the naive-Bayes baseline 0.440, 0.605, 0.780.
 const DEV_FLOOR_TOP1: f64 = 0.46;
 const DEV_FLOOR_TOP3: f64 = 0.64;
 const DEV_FLOOR_TOP10: f64 = 0.80;
