@@ -1,14 +1,28 @@
-//! The four agent models, loaded together.
+//! The four agent models, their inference and loading; `Models` loads them together. Each
+//! model's training, its evaluation on synthetic splits and its model card are in its `train`
+//! submodule, compiled only with the `train` feature (the `triagent-train` binary), never
+//! into the service.
 
-use condition_matcher::ConditionMatcher;
-use emergency_detector::EmergencyDetector;
+pub mod care;
+pub mod conditions;
+pub mod emergency;
+pub mod symptoms;
+
+use burn::tensor::Device;
+use conditions::ConditionMatcher;
+use emergency::EmergencyDetector;
 use kb::KnowledgeBase;
-use ml::burn::tensor::Device;
 use ml::io::ModelIoError;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use symptom_classifier::SymptomClassifier;
-use treatment_retriever::TreatmentRetriever;
+use symptoms::SymptomClassifier;
+use care::TreatmentRetriever;
+
+/// The committed model of agent `name` (`agents/NAME/model/`: `config.json`, `weights.bpk`,
+/// `MODEL_CARD.md`).
+pub fn committed_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../agents").join(name).join("model")
+}
 
 /// Where each agent's model lives.
 #[derive(Debug, Clone)]
@@ -20,13 +34,13 @@ pub struct ModelDirs {
 }
 
 impl Default for ModelDirs {
-    /// The committed models in the agents' own folders.
+    /// The committed models ([`committed_dir`]).
     fn default() -> Self {
         ModelDirs {
-            symptom_classifier: symptom_classifier::default_model_dir(),
-            condition_matcher: condition_matcher::default_model_dir(),
-            treatment_retriever: treatment_retriever::default_model_dir(),
-            emergency_detector: emergency_detector::default_model_dir(),
+            symptom_classifier: symptoms::default_model_dir(),
+            condition_matcher: conditions::default_model_dir(),
+            treatment_retriever: care::default_model_dir(),
+            emergency_detector: emergency::default_model_dir(),
         }
     }
 }
