@@ -12,13 +12,12 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
 use domain::{RankedCondition, Sex};
 use kb::{Case, KnowledgeBase};
 use ml::inputs::{DEMOGRAPHIC_WIDTH, demographics};
 use ml::io::{self, ModelIoError};
-use ml::sparse::{SparseLinear, finding_slots};
+use ml::sparse::SparseLinear;
 use ml::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -36,6 +35,8 @@ pub struct NetConfig {
     pub conditions: usize,
 }
 
+/// Its layers are the emergency detector's ([`super::findings_head`]); the struct is its own
+/// because the weight file names the layer beside the findings `demo`.
 #[derive(Module, Debug)]
 pub struct Net {
     structured: Linear,
@@ -69,7 +70,7 @@ impl Net {
 
     /// The learned correction alone, [batch, conditions].
     fn correction(&self, s: Tensor<2>, demo: Tensor<2>) -> Tensor<2> {
-        self.out.forward(relu(s + self.demo.forward(demo)))
+        super::findings_head(&self.demo, &self.out, s, demo)
     }
 }
 
@@ -198,11 +199,7 @@ impl ConditionMatcher {
     }
 
     fn logits_of(&self, batch: &[Evidence]) -> Tensor<2> {
-        let n = self.config.finding_ids.len();
-        let slots: Vec<Vec<usize>> = batch.iter().map(|e| finding_slots(e.known, n)).collect();
-        let s = self
-            .structured
-            .forward(slots.iter().map(Vec::as_slice), &self.device);
+        let s = super::project_findings(&self.structured, batch.iter().map(|e| e.known), self.config.finding_ids.len(), &self.device);
         self.net.head_projected(
             s,
             demo_batch(batch, &self.device),

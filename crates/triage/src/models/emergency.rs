@@ -15,14 +15,14 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::tensor::activation::{relu, softmax};
+use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor, TensorData};
 use domain::{EmergencyAssessment, Sex, TriageLevel, Vitals};
 use kb::{Case, KnowledgeBase, RuleInput};
 use ml::batch::rows;
 use ml::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, vitals};
 use ml::io::{self, ModelIoError};
-use ml::sparse::{SparseLinear, finding_slots};
+use ml::sparse::SparseLinear;
 use ml::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -46,6 +46,8 @@ pub struct NetConfig {
     pub hidden: usize,
 }
 
+/// Its layers are the condition matcher's ([`super::findings_head`]); the struct is its own
+/// because the weight file names the layer beside the findings `other`.
 #[derive(Module, Debug)]
 pub struct Net {
     structured: Linear,
@@ -70,7 +72,7 @@ impl Net {
 
     /// The head with the structured findings already projected (by `SparseLinear` at inference).
     pub fn head_projected(&self, s: Tensor<2>, other: Tensor<2>) -> Tensor<2> {
-        self.out.forward(relu(s + self.other.forward(other)))
+        super::findings_head(&self.other, &self.out, s, other)
     }
 }
 
@@ -211,11 +213,7 @@ impl EmergencyDetector {
             .iter()
             .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, vitals: &c.input.vitals, prior: &c.prior })
             .collect();
-        let n = self.config.finding_ids.len();
-        let slots: Vec<Vec<usize>> = batch.iter().map(|e| finding_slots(e.known, n)).collect();
-        let s = self
-            .structured
-            .forward(slots.iter().map(Vec::as_slice), &self.device);
+        let s = super::project_findings(&self.structured, batch.iter().map(|e| e.known), self.config.finding_ids.len(), &self.device);
         let o = Tensor::from_data(
             TensorData::new(other_rows(&self.urgency, &batch), [batch.len(), OTHER_WIDTH]),
             &self.device,

@@ -8,11 +8,14 @@ pub mod conditions;
 pub mod emergency;
 pub mod symptoms;
 
-use burn::tensor::Device;
+use burn::nn::Linear;
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
 use conditions::ConditionMatcher;
 use emergency::EmergencyDetector;
 use kb::KnowledgeBase;
 use ml::io::ModelIoError;
+use ml::sparse::{SparseLinear, finding_slots};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use symptoms::SymptomClassifier;
@@ -22,6 +25,22 @@ use care::TreatmentRetriever;
 /// `MODEL_CARD.md`).
 pub fn committed_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../agents").join(name).join("model")
+}
+
+/// The layers after the findings that the condition matcher and the emergency detector share:
+/// `out(relu(s + side(x)))`, where `s` is the findings through their first layer
+/// ([`project_findings`] at inference) and `x` the inputs beside them. One function for both
+/// models; each keeps its own `Net` struct only because the weight files name `side`
+/// differently (`demo`, `other`).
+fn findings_head(side: &Linear, out: &Linear, s: Tensor<2>, x: Tensor<2>) -> Tensor<2> {
+    out.forward(relu(s + side.forward(x)))
+}
+
+/// Each case's known findings (a present and an absent slot each) through the first layer,
+/// `[batch, hidden]`, as a sparse product.
+fn project_findings<'a>(layer: &SparseLinear, known: impl Iterator<Item = &'a [(usize, bool)]>, findings: usize, device: &Device) -> Tensor<2> {
+    let slots: Vec<Vec<usize>> = known.map(|k| finding_slots(k, findings)).collect();
+    layer.forward(slots.iter().map(Vec::as_slice), device)
 }
 
 /// Where each agent's model lives.
