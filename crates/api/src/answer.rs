@@ -1,18 +1,16 @@
-//! The answer of `POST /v1/triage`, typed, built from the coordinator's outcome (`triage::Outcome`).
+//! The answer of `POST /v1/triage` on the wire: the JSON types of API.md (with their OpenAPI
+//! schemas) and the mapping of the triage core's typed answer (`triage::answer::Answer`, where
+//! it is assembled) into them. Nothing here decides what the answer says; it names, rounds and
+//! serialises.
 
 use crate::openapi::{AdviceKindName, AgentStatusName, LevelName};
-use crate::wire::Validated;
-use triage::{AgentKind, AgentStatus, Outcome};
-use domain::ExtractedFinding;
-use kb::{AdviceKind, KnowledgeBase};
-use reading::{ReadFinding, Reading};
 use serde::Serialize;
+use triage::AgentKind;
+use triage::answer::{Answer, AgentReport};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub const DISCLAIMER: &str = "Triagent gives information, not a diagnosis. It can be wrong and it does not replace a \
-doctor, nurse or pharmacist. If you are worried, or if things get worse, contact a health professional; in an \
-emergency call your local emergency number now.";
+pub use triage::answer::DISCLAIMER;
 
 /// A triage answer, as returned by `POST /v1/triage` and kept for `GET /v1/triage/{id}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -138,183 +136,90 @@ pub struct Inferred {
     pub sex: Option<&'static str>,
 }
 
+/// Three decimals, as every probability of the answer.
 fn round(x: f32) -> f64 {
     (f64::from(x) * 1000.0).round() / 1000.0
 }
 
-/// The answer as API.md describes it.
-/// How sure the answer is of a finding read in the text: the reading's confidence, moved
-/// halfway towards the symptom classifier's probability for the same assertion when the
-/// classifier answered.
-fn text_confidence(read: &ReadFinding, classifier: Option<&[ExtractedFinding]>) -> f32 {
-    let model = classifier.and_then(|c| c.iter().find(|e| e.finding == read.finding as usize)).map(|e| e.probability);
-    match model {
-        Some(p) => 0.5 * (read.confidence + p),
-        None => read.confidence,
+impl From<triage::answer::FindingSource> for FindingSource {
+    fn from(s: triage::answer::FindingSource) -> Self {
+        match s {
+            triage::answer::FindingSource::Text => FindingSource::Text,
+            triage::answer::FindingSource::Structured => FindingSource::Structured,
+            triage::answer::FindingSource::Vitals => FindingSource::Vitals,
+        }
     }
 }
 
-/// Character offsets of a byte range of `text`.
-fn char_span(text: &str, start: u32, end: u32) -> Option<[usize; 2]> {
-    let (s, e) = (start as usize, end as usize);
-    if e > text.len() || s > e || !text.is_char_boundary(s) || !text.is_char_boundary(e) {
-        return None;
+impl From<&AgentReport> for AgentAnswer {
+    fn from(r: &AgentReport) -> Self {
+        AgentAnswer { status: r.status.as_str(), latency_ms: (r.latency_ms * 1000.0).round() / 1000.0, model: r.model.clone() }
     }
-    let cs = text[..s].chars().count();
-    Some([cs, cs + text[s..e].chars().count()])
 }
 
-pub fn build(kb: &KnowledgeBase, id: Uuid, v: &Validated, reading: &Reading, o: &Outcome) -> TriageAnswer {
-    let input = &v.input;
-    // Everything known to be present or absent, and where it came from. A measurement wins
-    // over what was sent, which wins over what was read in the text: one state per finding.
-    let mut present = vec![false; kb.findings.len()];
-    let mut absent = vec![false; kb.findings.len()];
-    let mut findings: Vec<FindingAnswer> = Vec::new();
-    let finding = |i: usize, present: bool, probability: f64, source: FindingSource| FindingAnswer {
-        id: kb.findings[i].id.clone(),
-        name: kb.findings[i].name.clone(),
-        present,
-        probability,
-        source,
-        span: None,
-    };
-    for i in kb.findings_from_vitals(&input.vitals) {
-        present[i] = true;
-        findings.push(finding(i, true, 1.0, FindingSource::Vitals));
-    }
-    for &(i, p) in &input.findings {
-        if present[i] || absent[i] {
-            continue;
-        }
-        if p { present[i] = true } else { absent[i] = true }
-        findings.push(finding(i, p, 1.0, FindingSource::Structured));
-    }
-    // The text's findings are the reading's, whether or not the classifier answered.
-    for r in &reading.findings {
-        let i = r.finding as usize;
-        let p = if r.is_present() {
-            true
-        } else if r.is_absent() {
-            false
-        } else {
-            continue;
-        };
-        if present[i] || absent[i] {
-            continue;
-        }
-        if p { present[i] = true } else { absent[i] = true }
-        let mut f = finding(i, p, round(text_confidence(r, o.findings.as_deref())), FindingSource::Text);
-        f.span = char_span(&input.text, r.start, r.end);
-        findings.push(f);
-    }
-
-    // Every finding this answer shows, once, for the explanations.
-    let said: Vec<(usize, bool)> = if v.explain {
-        (0..kb.findings.len()).filter_map(|f| if present[f] { Some((f, true)) } else if absent[f] { Some((f, false)) } else { None }).collect()
-    } else {
-        Vec::new()
-    };
-    let conditions: Vec<ConditionAnswer> = o
-        .conditions
-        .as_deref()
-        .unwrap_or(&[])
+/// The answer as API.md describes it, under its report id.
+pub fn wire(id: Uuid, a: &Answer<'_>) -> TriageAnswer {
+    let findings = a
+        .findings
         .iter()
-        .take(v.max_conditions)
-        .map(|r| {
-            let c = &kb.conditions[r.condition];
-            let (supporting, opposing) = if v.explain {
-                let (s, o) = explain(kb, r.condition, &said);
-                (Some(s), Some(o))
-            } else {
-                (None, None)
-            };
-            ConditionAnswer { id: c.id.clone(), name: c.name.clone(), icd10: c.icd10.clone(), probability: round(r.probability), urgency: c.urgency.as_str(), supporting, opposing }
+        .map(|f| FindingAnswer {
+            id: f.finding.id.clone(),
+            name: f.finding.name.clone(),
+            present: f.present,
+            probability: round(f.probability),
+            source: f.source.into(),
+            span: f.span,
         })
         .collect();
-
-    // Emergency advice first when the level is an emergency.
-    let mut care: Vec<usize> = o.care.as_deref().unwrap_or(&[]).iter().map(|r| r.advice).collect();
-    if o.decision.level.is_emergency() {
-        care.sort_by_key(|&a| kb.advice[a].kind != AdviceKind::Emergency);
-    }
-    let care: Vec<CareAnswer> = care
+    let ids = |v: &[&kb::Finding]| v.iter().map(|f| f.id.clone()).collect();
+    let conditions = a
+        .conditions
         .iter()
-        .map(|&a| {
-            let a = &kb.advice[a];
-            CareAnswer {
-                id: a.id.clone(),
-                kind: a.kind.as_str(),
-                title: a.title.clone(),
-                advice: a.advice.clone(),
-                warning_signs: a.warning_signs.clone(),
-                applies_to: a.conditions.iter().map(|&c| kb.conditions[c].id.clone()).collect(),
+        .map(|r| {
+            let c = r.condition;
+            ConditionAnswer {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                icd10: c.icd10.clone(),
+                probability: round(r.probability),
+                urgency: c.urgency.as_str(),
+                supporting: r.explanation.as_ref().map(|e| ids(&e.supporting)),
+                opposing: r.explanation.as_ref().map(|e| ids(&e.opposing)),
             }
         })
         .collect();
-
-    let mut reasons: Vec<String> = o.decision.red_flags.iter().map(|&r| kb.rules[r].reason.clone()).collect();
-    if let Some(e) = &o.emergency {
-        reasons.push(format!("The emergency detector assessed this as {}.", e.model_level));
-    }
-    if o.decision.floor_applied {
-        reasons.push("The emergency detector was unavailable: red-flag rules were applied and the level is at least 'consultation'.".into());
-    }
-    // An agent the coordinator did not run (a service built with fewer agents) has failed.
-    let agent = |kind: AgentKind| match o.runs.iter().find(|r| r.kind == kind) {
-        Some(r) => AgentAnswer { status: r.status.as_str(), latency_ms: (r.latency_ms * 1000.0).round() / 1000.0, model: r.version.clone() },
-        None => AgentAnswer { status: AgentStatus::Failed.as_str(), latency_ms: 0.0, model: String::new() },
-    };
-    let agents = AgentsAnswer {
-        symptom_classifier: agent(AgentKind::SymptomClassifier),
-        condition_matcher: agent(AgentKind::ConditionMatcher),
-        treatment_retriever: agent(AgentKind::TreatmentRetriever),
-        emergency_detector: agent(AgentKind::EmergencyDetector),
-    };
-    let condition_matcher_down = agents.condition_matcher.status != AgentStatus::Ok.as_str();
+    let care = a
+        .care
+        .iter()
+        .map(|c| CareAnswer {
+            id: c.advice.id.clone(),
+            kind: c.advice.kind.as_str(),
+            title: c.advice.title.clone(),
+            advice: c.advice.advice.clone(),
+            warning_signs: c.advice.warning_signs.clone(),
+            applies_to: c.applies_to.iter().map(|c| c.id.clone()).collect(),
+        })
+        .collect();
+    let agent = |kind: AgentKind| AgentAnswer::from(a.agents.iter().find(|r| r.kind == kind).expect("every kind reported"));
     TriageAnswer {
         id,
         triage: TriageSummary {
-            level: o.decision.level.as_str(),
-            reasons,
-            red_flags: o.decision.red_flags.iter().map(|&r| kb.rules[r].id.clone()).collect(),
+            level: a.level.as_str(),
+            reasons: a.reasons.clone(),
+            red_flags: a.red_flags.iter().map(|r| r.id.clone()).collect(),
         },
         findings,
         conditions,
         care,
-        agents,
-        degraded: o.degraded,
-        inferred: Inferred { age: v.inferred_age.map(|a| (f64::from(a) * 100.0).round() / 100.0), sex: v.inferred_sex.map(|s| s.as_str()) },
+        agents: AgentsAnswer {
+            symptom_classifier: agent(AgentKind::SymptomClassifier),
+            condition_matcher: agent(AgentKind::ConditionMatcher),
+            treatment_retriever: agent(AgentKind::TreatmentRetriever),
+            emergency_detector: agent(AgentKind::EmergencyDetector),
+        },
+        degraded: a.degraded,
+        inferred: Inferred { age: a.inferred_age.map(|a| (f64::from(a) * 100.0).round() / 100.0), sex: a.inferred_sex.map(|s| s.as_str()) },
         disclaimer: DISCLAIMER.into(),
-        differential_unavailable: condition_matcher_down.then_some(true),
+        differential_unavailable: a.differential_unavailable.then_some(true),
     }
-}
-
-/// A denied finding counts against a condition when it removes at least this much of the log
-/// score (the condition has it at least one time in ten).
-const ABSENT_EFFECT: f32 = 0.1;
-/// At most this many findings each way.
-const EXPLAIN_MAX: usize = 8;
-
-/// The findings of this answer that moved condition `c` up (supporting) and down (opposing) in
-/// the knowledge base's naive Bayes (`kb::Bayes::effect`), strongest first. The learned
-/// correction on top is not itemised. Present findings the condition neither lists nor opposes
-/// move it by the knowledge base's leak and are left out; a present finding it opposes, and a
-/// usual finding denied, are opposing.
-fn explain(kb: &KnowledgeBase, c: usize, said: &[(usize, bool)]) -> (Vec<String>, Vec<String>) {
-    let bayes = kb.bayes();
-    let mut up: Vec<(f32, usize)> = Vec::new();
-    let mut down: Vec<(f32, usize)> = Vec::new();
-    for &(f, present) in said {
-        let e = bayes.effect(c, f, present);
-        if present && e > 0.0 {
-            up.push((e, f));
-        } else if (present && e < 0.0) || (!present && e <= -ABSENT_EFFECT) {
-            down.push((e, f));
-        }
-    }
-    up.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    down.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let ids = |v: Vec<(f32, usize)>| v.into_iter().take(EXPLAIN_MAX).map(|(_, f)| kb.findings[f].id.clone()).collect();
-    (ids(up), ids(down))
 }

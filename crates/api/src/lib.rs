@@ -316,7 +316,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
     // Serialised once: the same text is kept and sent, so a stored report reads back identical.
-    let body = store::JsonBody::new(&answer::build(&state.kb, id, &v, &case.reading, &outcome)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let body = store::JsonBody::new(&answer::wire(id, &triage::assemble(&state.kb, &v.request(), &case.reading, &outcome))).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),

@@ -117,6 +117,19 @@ pub struct Validated {
     pub explain: bool,
 }
 
+impl Validated {
+    /// What the triage core's answer assembly needs of the request.
+    pub fn request(&self) -> triage::answer::Request<'_> {
+        triage::answer::Request {
+            input: &self.input,
+            inferred_age: self.inferred_age,
+            inferred_sex: self.inferred_sex,
+            max_conditions: self.max_conditions,
+            explain: self.explain,
+        }
+    }
+}
+
 pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -> Result<Validated, ApiError> {
     let text = req.text.unwrap_or_default();
     if text.chars().count() > max_text_chars {

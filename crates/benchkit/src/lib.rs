@@ -1,10 +1,10 @@
 //! What the criterion benchmarks share: the service's set-up ([`setup`]: the committed
 //! knowledge base, the CPU device, matrix products on the calling thread), seeded synthetic
-//! requests ([`sample_inputs`]), and the frame of every agent's inference benchmark
-//! (`agents/*/benches/inference.rs`, [`agent_inference`]): one request and batches of 8, 32
-//! and 128, reading the text (`KnowledgeBase::prepare`) included as the service does it once
-//! for all four agents. `crates/triage`'s benchmark uses the first two. Only benchmarks
-//! depend on this crate.
+//! requests ([`sample_inputs`]), and the frame of every model's inference benchmark
+//! (`crates/triage/benches/{symptoms,conditions,care,emergency}.rs`, [`agent_inference`]): one
+//! request and batches of 8, 32 and 128, reading the text (`KnowledgeBase::prepare`) included
+//! as the service does it once for all four agents. `crates/triage`'s benchmark of all four
+//! together uses the first two. Only benchmarks depend on this crate.
 //!
 //! The benchmark binary names its allocator itself (mimalloc, as the service), since a
 //! `#[global_allocator]` here would reach any binary that linked this crate.

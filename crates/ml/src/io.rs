@@ -24,7 +24,7 @@ pub enum ModelIoError {
     Config { path: PathBuf, source: serde_json::Error },
     #[error("{path} does not hold this model's weights: {message}")]
     Weights { path: PathBuf, message: String },
-    #[error("model in {dir} was trained for a different knowledge base ({what}); retrain with `triagent train`")]
+    #[error("model in {dir} was trained for a different knowledge base ({what}); retrain with `triagent-train`")]
     Mismatch { dir: PathBuf, what: String },
 }
 

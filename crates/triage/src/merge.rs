@@ -55,7 +55,7 @@ pub fn decide_level(
 ) -> Decision {
     let hits: Vec<kb::RuleHit> = match emergency {
         Some(e) => e.red_flags.iter().map(|&r| kb::RuleHit { rule: r, level: kb.rules[r].level }).collect(),
-        None => emergency_detector::red_flags(kb, case, &[]),
+        None => crate::models::emergency::red_flags(kb, case, &[]),
     };
     let differential = conditions.map(|c| expected_urgency(kb, c));
     let mixed: Option<[f32; 5]> = match (emergency, differential) {
@@ -71,7 +71,7 @@ pub fn decide_level(
         }
         (None, None) => None,
     };
-    let from_models = mixed.map(|p| emergency_detector::least_cost_level_at(&p, MERGE_UNDER_TRIAGE_COST));
+    let from_models = mixed.map(|p| crate::models::emergency::least_cost_level_at(&p, MERGE_UNDER_TRIAGE_COST));
     let rules_level = hits.iter().map(|h| h.level).min();
     let red_flags: Vec<usize> = hits.iter().map(|h| h.rule).collect();
     let raised = |l: TriageLevel| rules_level.map_or(l, |r| r.most_urgent(l));

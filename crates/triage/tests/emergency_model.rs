@@ -1,7 +1,7 @@
 //! The committed emergency-detector model: loads, round-trips, and the rules only raise.
 
 use domain::{CaseInput, Sex, TriageLevel, Vitals};
-use emergency_detector::{EmergencyDetector, default_model_dir, least_cost_level};
+use triage::models::emergency::{EmergencyDetector, default_model_dir, least_cost_level};
 use std::sync::Arc;
 
 fn setup() -> (Arc<kb::KnowledgeBase>, EmergencyDetector) {

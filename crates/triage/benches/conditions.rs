@@ -1,6 +1,6 @@
-//! Inference of the symptom-classifier model: one request and batches of 8, 32 and 128, featurisation
+//! Inference of the condition-matcher model: one request and batches of 8, 32 and 128, featurisation
 //! (reading the text once, as the service does for all four agents) included; the frame is
-//! `benchkit::agent_inference`. Run: `cargo bench -p symptom-classifier`.
+//! `benchkit::agent_inference`. Run: `cargo bench -p triage --bench conditions`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -11,9 +11,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn bench(c: &mut Criterion) {
     benchkit::agent_inference(
         c,
-        "symptom_classifier",
-        |kb, device| symptom_classifier::SymptomClassifier::load(&symptom_classifier::default_model_dir(), &kb, device).expect("committed model"),
-        |m, cases| m.predict_batch(cases),
+        "condition_matcher",
+        |kb, device| triage::models::conditions::ConditionMatcher::load(&triage::models::conditions::default_model_dir(), &kb, device).expect("committed model"),
+        |m, cases| m.predict_batch(cases, 10),
     );
 }
 

@@ -3,7 +3,7 @@
 use domain::{CaseInput, Sex};
 use kb::Contraindication;
 use std::sync::Arc;
-use treatment_retriever::{TreatmentRetriever, contraindications, default_model_dir};
+use triage::models::care::{TreatmentRetriever, contraindications, default_model_dir};
 
 fn setup() -> (Arc<kb::KnowledgeBase>, TreatmentRetriever) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));

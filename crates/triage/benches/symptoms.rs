@@ -1,6 +1,6 @@
-//! Inference of the condition-matcher model: one request and batches of 8, 32 and 128, featurisation
+//! Inference of the symptom-classifier model: one request and batches of 8, 32 and 128, featurisation
 //! (reading the text once, as the service does for all four agents) included; the frame is
-//! `benchkit::agent_inference`. Run: `cargo bench -p condition-matcher`.
+//! `benchkit::agent_inference`. Run: `cargo bench -p triage --bench symptoms`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -11,9 +11,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn bench(c: &mut Criterion) {
     benchkit::agent_inference(
         c,
-        "condition_matcher",
-        |kb, device| condition_matcher::ConditionMatcher::load(&condition_matcher::default_model_dir(), &kb, device).expect("committed model"),
-        |m, cases| m.predict_batch(cases, 10),
+        "symptom_classifier",
+        |kb, device| triage::models::symptoms::SymptomClassifier::load(&triage::models::symptoms::default_model_dir(), &kb, device).expect("committed model"),
+        |m, cases| m.predict_batch(cases),
     );
 }
 

@@ -1,6 +1,6 @@
 //! The committed condition-matcher model: loads, round-trips, gives calibrated rankings.
 
-use condition_matcher::{ConditionMatcher, default_model_dir};
+use triage::models::conditions::{ConditionMatcher, default_model_dir};
 use domain::{CaseInput, Sex};
 
 fn setup() -> (kb::KnowledgeBase, ConditionMatcher) {

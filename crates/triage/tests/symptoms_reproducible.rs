@@ -13,8 +13,8 @@ fn same_seed_same_model() {
         learning_rate: 1e-2,
         seed: 99,
     };
-    let (a, ma) = symptom_classifier::train(&kb, &data, cfg.clone(), &mut Quiet);
-    let (b, mb) = symptom_classifier::train(&kb, &data, cfg, &mut Quiet);
+    let (a, ma) = triage::models::symptoms::train::train(&kb, &data, cfg.clone(), &mut Quiet);
+    let (b, mb) = triage::models::symptoms::train::train(&kb, &data, cfg, &mut Quiet);
     let input = domain::CaseInput {
         text: "headache and a stiff neck, no rash".into(),
         ..Default::default()

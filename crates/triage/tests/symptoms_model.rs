@@ -1,7 +1,7 @@
 //! The committed symptom-classifier model: loads, round-trips, reads negations.
 
 use domain::CaseInput;
-use symptom_classifier::{SymptomClassifier, default_model_dir};
+use triage::models::symptoms::{SymptomClassifier, default_model_dir};
 
 fn setup() -> (kb::KnowledgeBase, SymptomClassifier) {
     let kb = kb::load_dir(kb::default_dir()).expect("knowledge base");

@@ -1,6 +1,6 @@
-//! Inference of the emergency-detector model: one request and batches of 8, 32 and 128, featurisation
+//! Inference of the treatment-retriever model: one request and batches of 8, 32 and 128, featurisation
 //! (reading the text once, as the service does for all four agents) included; the frame is
-//! `benchkit::agent_inference`. Run: `cargo bench -p emergency-detector`.
+//! `benchkit::agent_inference`. Run: `cargo bench -p triage --bench care`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -11,9 +11,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn bench(c: &mut Criterion) {
     benchkit::agent_inference(
         c,
-        "emergency_detector",
-        |kb, device| emergency_detector::EmergencyDetector::load(&emergency_detector::default_model_dir(), kb, device).expect("committed model"),
-        |m, cases| m.assess_batch(cases),
+        "treatment_retriever",
+        |kb, device| triage::models::care::TreatmentRetriever::load(&triage::models::care::default_model_dir(), kb, device).expect("committed model"),
+        |m, cases| m.retrieve_batch(cases, 3),
     );
 }
 

@@ -1,0 +1,155 @@
+//! Training the emergency detector, its evaluation on synthetic splits and its model card. Only
+//! with the `train` feature: the service never compiles it.
+
+use super::*;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::Int;
+use ml::batch::dense;
+use ml::inputs::structured_findings;
+use ml::train::{Progress, fit};
+
+impl EmergencyDetector {
+    pub fn evaluate(&self, cases: &[synth::Case]) -> Metrics {
+        let prepared: Vec<Case> = cases.iter().map(|c| self.kb.prepare(c.input())).collect();
+        let mut pred = Vec::with_capacity(cases.len());
+        for chunk in prepared.chunks(512) {
+            let refs: Vec<&Case> = chunk.iter().collect();
+            pred.extend(self.assess_batch(&refs).into_iter().map(|a| a.level));
+        }
+        let gold: Vec<TriageLevel> = cases.iter().map(|c| c.patient.level).collect();
+        Metrics::of(&pred, &gold)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Metrics {
+    pub accuracy: f64,
+    /// Share of gold emergencies (either emergency level) given a non-emergency level.
+    pub under_triaged_emergencies: f64,
+    /// Share of all cases given a more urgent level than gold.
+    pub over_triage: f64,
+    /// Share of all cases given a less urgent level than gold.
+    pub under_triage: f64,
+}
+
+impl Metrics {
+    pub fn of(pred: &[TriageLevel], gold: &[TriageLevel]) -> Metrics {
+        let n = gold.len().max(1) as f64;
+        let acc = pred.iter().zip(gold).filter(|(p, g)| p == g).count() as f64 / n;
+        let emerg: Vec<(&TriageLevel, &TriageLevel)> = pred
+            .iter()
+            .zip(gold)
+            .filter(|(_, g)| g.is_emergency())
+            .collect();
+        let missed = emerg.iter().filter(|(p, _)| !p.is_emergency()).count() as f64
+            / emerg.len().max(1) as f64;
+        let over = pred.iter().zip(gold).filter(|(p, g)| p < g).count() as f64 / n;
+        let under = pred.iter().zip(gold).filter(|(p, g)| p > g).count() as f64 / n;
+        Metrics {
+            accuracy: acc,
+            under_triaged_emergencies: missed,
+            over_triage: over,
+            under_triage: under,
+        }
+    }
+}
+
+/// Trains on synthetic patients as the reading finds them in their generated text (with what
+/// was sent beside it); a share of them cut to a few findings (`synth::sparse_view`). Each is
+/// labelled with the level its known facts warrant.
+pub fn train(
+    kb: Arc<KnowledgeBase>,
+    data: &synth::Splits,
+    train: TrainConfig,
+    progress: &mut dyn Progress,
+) -> (EmergencyDetector, Metrics) {
+    let config = ModelConfig::new(&kb, train.clone());
+    let device = Device::flex().autodiff();
+    device.seed(train.seed.wrapping_add(3));
+    let nf = config.finding_ids.len();
+    let bayes = kb.bayes();
+    let urgency: Vec<usize> = kb.conditions.iter().map(|c| c.urgency.index()).collect();
+    let known = synth::training_views(&kb, &data.train, config.sparse_share, train.seed.wrapping_add(13));
+    let gold: Vec<i64> = data
+        .train
+        .iter()
+        .zip(&known)
+        .map(|(c, view)| {
+            let present: Vec<usize> = view.iter().filter(|f| f.1).map(|f| f.0).collect();
+            let urgent = kb.conditions[c.patient.condition].urgency;
+            synth::gold_level(&kb, urgent, &present, c.patient.age, c.patient.sex, &c.vitals).index() as i64
+        })
+        .collect();
+    let inputs: Vec<domain::CaseInput> = data.train.iter().map(synth::Case::input).collect();
+    let ce = CrossEntropyLossConfig::new().init(&device);
+    let net = config.net().init(&device);
+    let (net, _) = fit(
+        net,
+        known.len(),
+        &train,
+        progress,
+        NAME,
+        |net: &Net, idx: &[usize]| {
+            let prior: Vec<Vec<f32>> = idx.iter().map(|&i| bayes.log_scores(&known[i], inputs[i].age, inputs[i].sex)).collect();
+            let batch: Vec<Evidence> = idx
+                .iter()
+                .zip(&prior)
+                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, vitals: &inputs[i].vitals, prior: p })
+                .collect();
+            let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
+            let o = Tensor::from_data(TensorData::new(other_rows(&urgency, &batch), [batch.len(), OTHER_WIDTH]), &device);
+            let g: Vec<i64> = idx.iter().map(|&i| gold[i]).collect();
+            let g = Tensor::<1, Int>::from_data(TensorData::new(g, [idx.len()]), &device);
+            ce.forward(net.forward(dense(&f, 2 * nf, &device), o), g)
+        },
+    );
+    let infer = Device::flex();
+    let model = EmergencyDetector::from_parts(config, net.valid().to_device(&infer), &infer, kb);
+    let metrics = model.evaluate(&data.test);
+    (model, metrics)
+}
+
+pub fn model_card(model: &EmergencyDetector, m: &Metrics, data: &synth::Splits) -> String {
+    let c = &model.config;
+    format!(
+        "# {NAME} model card\n\n\
+         **What it does.** From the findings a request asserts (read from its text, sent, or \
+         shown by its vitals), age, sex, vital signs and how urgent the conditions the \
+         knowledge base's naive Bayes finds for them usually are, a probability for each of \
+         the five triage levels; it never reads the text itself; the level chosen has the least \
+         expected cost with under-triage weighted {UNDER_TRIAGE_COST}x per step. The \
+         knowledge base's {} deterministic red-flag rules run beside it and may only raise the \
+         level.\n\n\
+         **Model.** The findings (a present and an absent slot each), age band, sex, vital signs \
+         (centred, with measured flags) and the differential's share at each usual urgency into \
+         one {}-unit ReLU layer, a softmax over five levels. Version `{}`.\n\n\
+         **Data.** Synthetic patients (knowledge base `{}`), seed {}: {} training, {} \
+         validation, {} test cases, each read by the shared reading; {:.0} % of the training \
+         patients are cut to two to six findings and at most two denials, as people describe \
+         themselves. The gold level is the condition's usual urgency raised by every red-flag \
+         rule the known facts meet.\n\n\
+         **Training.** {} epochs, batch {}, Adam, learning rate {} decaying to a tenth, \
+         cross-entropy. Reproduce with `triagent-train --agent {NAME}`.\n\n\
+         **Test metrics (synthetic test split, model and rules together).** accuracy {:.3}, \
+         under-triaged emergencies {:.3}, over-triage {:.3}, under-triage {:.3}.\n\n\
+         **Limits.** A condition's urgency in the knowledge base is its usual level; real \
+         severity varies. Vital-sign thresholds are adult ones (a baby's normal breathing rate \
+         reads as fast). It does not replace a clinician's judgement or emergency services.\n",
+        model.kb.rules.len(),
+        c.hidden,
+        c.version,
+        c.kb_fingerprint,
+        c.train.seed,
+        data.train.len(),
+        data.val.len(),
+        data.test.len(),
+        100.0 * c.sparse_share,
+        c.train.epochs,
+        c.train.batch_size,
+        c.train.learning_rate,
+        m.accuracy,
+        m.under_triaged_emergencies,
+        m.over_triage,
+        m.under_triage,
+    )
+}
