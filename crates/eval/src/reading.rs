@@ -95,17 +95,13 @@ pub fn load_reading(dir: &Path, kb: &KnowledgeBase) -> Result<Vec<ReadingText>, 
     Ok(out)
 }
 
-/// The findings that `present` implies, transitively, that it does not list itself.
+/// The findings that `present` implies ([`KnowledgeBase::implied`]) that it does not list itself.
 fn implied_by(kb: &KnowledgeBase, present: &[String]) -> Vec<String> {
-    let mut stack: Vec<usize> = present.iter().filter_map(|id| kb.finding_idx(id)).collect();
     let mut out: Vec<String> = Vec::new();
-    while let Some(f) = stack.pop() {
-        for &g in &kb.findings[f].implies {
-            let id = &kb.findings[g].id;
-            if !present.contains(id) && !out.contains(id) {
-                out.push(id.clone());
-                stack.push(g);
-            }
+    for g in present.iter().filter_map(|id| kb.finding_idx(id)).flat_map(|f| kb.implied(f)) {
+        let id = &kb.findings[g].id;
+        if !present.contains(id) && !out.contains(id) {
+            out.push(id.clone());
         }
     }
     out

@@ -42,14 +42,8 @@ fn main() {
             let gp: BTreeSet<String> = t.present.iter().cloned().collect();
             let ga: BTreeSet<String> = t.absent.iter().cloned().collect();
             let unc: BTreeSet<String> = t.uncertain.iter().cloned().collect();
-            let mut imp: BTreeSet<String> = BTreeSet::new();
             // Findings an annotated present finding implies are true but unlisted: not scored.
-            let mut stack: Vec<usize> = t.present.iter().filter_map(|p| kb.finding_idx(p)).collect();
-            while let Some(f) = stack.pop() {
-                for &g in &kb.findings[f].implies {
-                    if !gp.contains(&kb.findings[g].id) && imp.insert(kb.findings[g].id.clone()) { stack.push(g); }
-                }
-            }
+            let imp: BTreeSet<String> = t.present.iter().filter_map(|p| kb.finding_idx(p)).flat_map(|f| kb.implied(f)).map(|g| kb.findings[g].id.clone()).collect();
             if half != "fresh" && args.iter().any(|a| a == "tsv") {
                 let j = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
                 println!("{}\t{}\t{}", t.id, j(&pres), j(&abs));

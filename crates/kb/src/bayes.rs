@@ -62,7 +62,7 @@ impl Bayes {
         let log_prior: Vec<f32> = kb.conditions.iter().map(|c| -(c.prevalence as u8 as f32) * PREVALENCE_STEP.ln()).collect();
         // How often each finding occurs under each condition: as listed, and at least as
         // often as any finding it is implied by (a thunderclap headache is a headache).
-        let implies: Vec<Vec<usize>> = (0..nf).map(|f| implied(kb, f)).collect();
+        let implies: Vec<Vec<usize>> = (0..nf).map(|f| kb.implied(f)).collect();
         let mut freq = vec![0f32; nc * nf];
         for (c, cond) in kb.conditions.iter().enumerate() {
             for f in &cond.findings {
@@ -158,19 +158,6 @@ pub fn posterior(log_scores: &[f32]) -> Vec<f32> {
         *x /= z;
     }
     p
-}
-
-/// Every finding `f` entails, directly or through others.
-fn implied(kb: &KnowledgeBase, f: usize) -> Vec<usize> {
-    let mut out: Vec<usize> = Vec::new();
-    let mut stack = kb.findings[f].implies.clone();
-    while let Some(g) = stack.pop() {
-        if g != f && !out.contains(&g) {
-            out.push(g);
-            stack.extend(kb.findings[g].implies.iter().copied());
-        }
-    }
-    out
 }
 
 fn demographic(cond: &Condition, age: Option<f32>, sex: Sex) -> f32 {

@@ -288,6 +288,20 @@ impl KnowledgeBase {
         self.finding_index.get(id).copied()
     }
 
+    /// Every finding `f` entails, directly or through others (a thunderclap headache is a
+    /// headache): the closure of `implies`.
+    pub fn implied(&self, f: usize) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        let mut stack = self.findings[f].implies.clone();
+        while let Some(g) = stack.pop() {
+            if g != f && !out.contains(&g) {
+                out.push(g);
+                stack.extend(self.findings[g].implies.iter().copied());
+            }
+        }
+        out
+    }
+
     pub fn condition_idx(&self, id: &str) -> Option<usize> {
         self.condition_index.get(id).copied()
     }
