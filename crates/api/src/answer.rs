@@ -14,36 +14,36 @@ pub use triage::answer::DISCLAIMER;
 
 /// A triage answer, as returned by `POST /v1/triage` and kept for `GET /v1/triage/{id}`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TriageAnswer {
+pub struct TriageAnswer<'a> {
     /// The report id: `GET /v1/triage/{id}` returns this same answer.
     pub id: Uuid,
-    pub triage: TriageSummary,
+    pub triage: TriageSummary<'a>,
     /// Every finding known to be present or absent, once each: a measurement wins over what
     /// was sent, which wins over what was read in the text.
-    pub findings: Vec<FindingAnswer>,
+    pub findings: Vec<FindingAnswer<'a>>,
     /// Ranked, most probable first; calibrated probabilities summing to at most 1. Empty when
     /// the condition matcher was unavailable.
-    pub conditions: Vec<ConditionAnswer>,
+    pub conditions: Vec<ConditionAnswer<'a>>,
     /// Care advice; emergency advice first when the level is an emergency.
-    pub care: Vec<CareAnswer>,
-    pub agents: AgentsAnswer,
+    pub care: Vec<CareAnswer<'a>>,
+    pub agents: AgentsAnswer<'a>,
     /// True when any agent is not `ok`; the answer still keeps the safety floor.
     pub degraded: bool,
     pub inferred: Inferred,
-    pub disclaimer: String,
+    pub disclaimer: &'static str,
     /// Present (true) when the condition matcher was unavailable, so `conditions` is empty.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differential_unavailable: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TriageSummary {
+pub struct TriageSummary<'a> {
     #[schema(value_type = LevelName)]
     pub level: &'static str,
     /// Why the level is what it is, in plain words.
-    pub reasons: Vec<String>,
+    pub reasons: &'a [String],
     /// Ids of the red-flag rules that fired.
-    pub red_flags: Vec<String>,
+    pub red_flags: Vec<&'a str>,
 }
 
 /// Where a finding came from.
@@ -59,10 +59,10 @@ pub enum FindingSource {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct FindingAnswer {
+pub struct FindingAnswer<'a> {
     /// A symptom id of `GET /v1/symptoms`.
-    pub id: String,
-    pub name: String,
+    pub id: &'a str,
+    pub name: &'a str,
     pub present: bool,
     /// 1 for sent and measured findings.
     pub probability: f64,
@@ -74,10 +74,10 @@ pub struct FindingAnswer {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ConditionAnswer {
-    pub id: String,
-    pub name: String,
-    pub icd10: String,
+pub struct ConditionAnswer<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub icd10: &'a str,
     pub probability: f64,
     /// The usual urgency of the condition.
     #[schema(value_type = LevelName)]
@@ -86,43 +86,43 @@ pub struct ConditionAnswer {
     /// Bayes, strongest first: present findings it usually has (a finding it lists, or one
     /// implied by one it lists) (only with `options.explain`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub supporting: Option<Vec<String>>,
+    pub supporting: Option<Vec<&'a str>>,
     /// The findings of this answer that lowered it, strongest first: findings known present that
     /// argue against it or that it does not have, and its usual findings known absent (only
     /// with `options.explain`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub opposing: Option<Vec<String>>,
+    pub opposing: Option<Vec<&'a str>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CareAnswer {
-    pub id: String,
+pub struct CareAnswer<'a> {
+    pub id: &'a str,
     #[schema(value_type = AdviceKindName)]
     pub kind: &'static str,
-    pub title: String,
-    pub advice: String,
+    pub title: &'a str,
+    pub advice: &'a str,
     /// Signs that mean the person should seek care after all.
-    pub warning_signs: Vec<String>,
+    pub warning_signs: &'a [String],
     /// Condition ids this advice is for.
-    pub applies_to: Vec<String>,
+    pub applies_to: Vec<&'a str>,
 }
 
 /// How each agent did on this request.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AgentsAnswer {
-    pub symptom_classifier: AgentAnswer,
-    pub condition_matcher: AgentAnswer,
-    pub treatment_retriever: AgentAnswer,
-    pub emergency_detector: AgentAnswer,
+pub struct AgentsAnswer<'a> {
+    pub symptom_classifier: AgentAnswer<'a>,
+    pub condition_matcher: AgentAnswer<'a>,
+    pub treatment_retriever: AgentAnswer<'a>,
+    pub emergency_detector: AgentAnswer<'a>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AgentAnswer {
+pub struct AgentAnswer<'a> {
     #[schema(value_type = AgentStatusName)]
     pub status: &'static str,
     pub latency_ms: f64,
     /// The model version that answered (empty when the agent could not be reached).
-    pub model: String,
+    pub model: &'a str,
 }
 
 /// What the service read from the text because the request did not say it.
@@ -151,36 +151,36 @@ impl From<triage::answer::FindingSource> for FindingSource {
     }
 }
 
-impl From<&AgentReport> for AgentAnswer {
-    fn from(r: &AgentReport) -> Self {
-        AgentAnswer { status: r.status.as_str(), latency_ms: (r.latency_ms * 1000.0).round() / 1000.0, model: r.model.clone() }
+impl<'a> From<&'a AgentReport> for AgentAnswer<'a> {
+    fn from(r: &'a AgentReport) -> Self {
+        AgentAnswer { status: r.status.as_str(), latency_ms: (r.latency_ms * 1000.0).round() / 1000.0, model: &r.model }
     }
 }
 
 /// The answer as API.md describes it, under its report id.
-pub fn wire(id: Uuid, a: &Answer<'_>) -> TriageAnswer {
+pub fn wire<'a>(id: Uuid, a: &'a Answer<'a>) -> TriageAnswer<'a> {
     let findings = a
         .findings
         .iter()
         .map(|f| FindingAnswer {
-            id: f.finding.id.clone(),
-            name: f.finding.name.clone(),
+            id: &f.finding.id,
+            name: &f.finding.name,
             present: f.present,
             probability: round(f.probability),
             source: f.source.into(),
             span: f.span,
         })
         .collect();
-    let ids = |v: &[&kb::Finding]| v.iter().map(|f| f.id.clone()).collect();
+    let ids = |v: &[&'a kb::Finding]| v.iter().map(|f| f.id.as_str()).collect();
     let conditions = a
         .conditions
         .iter()
         .map(|r| {
             let c = r.condition;
             ConditionAnswer {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                icd10: c.icd10.clone(),
+                id: &c.id,
+                name: &c.name,
+                icd10: &c.icd10,
                 probability: round(r.probability),
                 urgency: c.urgency.as_str(),
                 supporting: r.explanation.as_ref().map(|e| ids(&e.supporting)),
@@ -192,12 +192,12 @@ pub fn wire(id: Uuid, a: &Answer<'_>) -> TriageAnswer {
         .care
         .iter()
         .map(|c| CareAnswer {
-            id: c.advice.id.clone(),
+            id: &c.advice.id,
             kind: c.advice.kind.as_str(),
-            title: c.advice.title.clone(),
-            advice: c.advice.advice.clone(),
-            warning_signs: c.advice.warning_signs.clone(),
-            applies_to: c.applies_to.iter().map(|c| c.id.clone()).collect(),
+            title: &c.advice.title,
+            advice: &c.advice.advice,
+            warning_signs: &c.advice.warning_signs,
+            applies_to: c.applies_to.iter().map(|c| c.id.as_str()).collect(),
         })
         .collect();
     let agent = |kind: AgentKind| AgentAnswer::from(a.agents.iter().find(|r| r.kind == kind).expect("every kind reported"));
@@ -205,8 +205,8 @@ pub fn wire(id: Uuid, a: &Answer<'_>) -> TriageAnswer {
         id,
         triage: TriageSummary {
             level: a.level.as_str(),
-            reasons: a.reasons.clone(),
-            red_flags: a.red_flags.iter().map(|r| r.id.clone()).collect(),
+            reasons: &a.reasons,
+            red_flags: a.red_flags.iter().map(|r| r.id.as_str()).collect(),
         },
         findings,
         conditions,
@@ -219,7 +219,7 @@ pub fn wire(id: Uuid, a: &Answer<'_>) -> TriageAnswer {
         },
         degraded: a.degraded,
         inferred: Inferred { age: a.inferred_age.map(|a| (f64::from(a) * 100.0).round() / 100.0), sex: a.inferred_sex.map(|s| s.as_str()) },
-        disclaimer: DISCLAIMER.into(),
+        disclaimer: DISCLAIMER,
         differential_unavailable: a.differential_unavailable.then_some(true),
     }
 }
