@@ -24,6 +24,8 @@ pub struct Case {
     /// The knowledge base's naive-Bayes log-score of every condition for this evidence, age
     /// and sex ([`crate::Bayes`]): worked out once, read by every agent that needs it.
     pub prior: Vec<f32>,
+    /// The same scores as probabilities (their softmax), for the agents that weigh by them.
+    pub posterior: Vec<f32>,
     /// The presenting complaint, when the text marks one ("Chief complaint: cough, fever",
     /// "presents with ...", "c/o ..."): the first symptom or sign read present for the patient
     /// after the marker, in the same sentence. The finding the person came about is the one
@@ -45,8 +47,9 @@ impl KnowledgeBase {
         let reading = self.reader.read(&input.text, &analysis.tokens);
         let evidence = self.evidence(&input, &reading);
         let prior = self.bayes().log_scores(&evidence, input.age, input.sex);
+        let posterior = crate::posterior(&prior);
         let chief = presenting_complaint(self, &input.text, &reading);
-        Case { input, analysis, reading, evidence, prior, chief }
+        Case { input, analysis, reading, evidence, prior, posterior, chief }
     }
 
     /// [`Case::evidence`] of a request and its reading.

@@ -235,7 +235,7 @@ pub const PLAUSIBLE_TOP: usize = 5;
 /// `Some(mass)`: the probability of the conditions it is tied to (0 for advice tied to
 /// findings alone or to nothing).
 pub fn plausible_advice(kb: &KnowledgeBase, case: &Case) -> Vec<Option<f32>> {
-    let p = kb::posterior(&case.prior);
+    let p = &case.posterior;
     // The PLAUSIBLE_TOP most probable, found without sorting every condition.
     let mut order: Vec<usize> = (0..p.len()).collect();
     let top = PLAUSIBLE_TOP.min(order.len());

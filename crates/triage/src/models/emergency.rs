@@ -120,8 +120,8 @@ struct Evidence<'a> {
     age: Option<f32>,
     sex: Sex,
     vitals: &'a Vitals,
-    /// The naive-Bayes log-scores of every condition.
-    prior: &'a [f32],
+    /// The naive-Bayes posterior of every condition.
+    posterior: &'a [f32],
 }
 
 /// The inputs beside the findings, one row per person: demographics, vitals, and the
@@ -132,7 +132,7 @@ fn other_rows(urgency: &[usize], batch: &[Evidence]) -> Vec<f32> {
         flat.extend_from_slice(&demographics(e.age, e.sex));
         flat.extend_from_slice(&vitals(e.vitals));
         let mut by_level = [0f32; LEVELS];
-        for (p, &u) in kb::posterior(e.prior).iter().zip(urgency) {
+        for (p, &u) in e.posterior.iter().zip(urgency) {
             by_level[u] += p;
         }
         flat.extend_from_slice(&by_level);
@@ -211,7 +211,7 @@ impl EmergencyDetector {
         }
         let batch: Vec<Evidence> = cases
             .iter()
-            .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, vitals: &c.input.vitals, prior: &c.prior })
+            .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, vitals: &c.input.vitals, posterior: &c.posterior })
             .collect();
         let s = super::project_findings(&self.structured, batch.iter().map(|e| e.known), self.config.finding_ids.len(), &self.device);
         let o = Tensor::from_data(

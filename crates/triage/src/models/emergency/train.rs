@@ -90,11 +90,11 @@ pub fn train(
         progress,
         NAME,
         |net: &Net, idx: &[usize]| {
-            let prior: Vec<Vec<f32>> = idx.iter().map(|&i| bayes.log_scores(&known[i], inputs[i].age, inputs[i].sex)).collect();
+            let posterior: Vec<Vec<f32>> = idx.iter().map(|&i| bayes.probabilities(&known[i], inputs[i].age, inputs[i].sex)).collect();
             let batch: Vec<Evidence> = idx
                 .iter()
-                .zip(&prior)
-                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, vitals: &inputs[i].vitals, prior: p })
+                .zip(&posterior)
+                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, vitals: &inputs[i].vitals, posterior: p })
                 .collect();
             let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
             let o = Tensor::from_data(TensorData::new(other_rows(&urgency, &batch), [batch.len(), OTHER_WIDTH]), &device);
