@@ -12,37 +12,43 @@ pub struct Demographics {
     pub sex: Option<Sex>,
 }
 
-fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
+/// The text's words, lower-cased, in one buffer: `(buffer, spans)`. An apostrophe is dropped
+/// ("i'm" -> "im"), a decimal point stays inside a number, and glued forms such as "48yo",
+/// "3yrs", "6mo" or "48f" are split into number and unit.
+fn words(text: &str) -> (String, Vec<(usize, usize)>) {
+    let mut buf = String::with_capacity(text.len());
+    let mut spans = Vec::new();
+    let mut start = 0;
     for ch in text.chars() {
-        if ch.is_alphanumeric() || ch == '.' && cur.chars().all(|c| c.is_ascii_digit()) && !cur.is_empty() {
+        let word = &buf[start..];
+        if ch.is_alphanumeric() || ch == '.' && !word.is_empty() && word.bytes().all(|c| c.is_ascii_digit()) {
             for l in ch.to_lowercase() {
-                cur.push(l);
+                buf.push(l);
             }
         } else if ch == '\'' || ch == '\u{2019}' {
             // "i'm" -> "im"
-        } else {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
+        } else if buf.len() > start {
+            split_word(&buf, start, &mut spans);
+            start = buf.len();
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
+    if buf.len() > start {
+        split_word(&buf, start, &mut spans);
     }
-    // Split glued forms such as "48yo", "3yrs", "6mo", "48f" into number and unit.
-    let mut split = Vec::with_capacity(out.len());
-    for w in out {
-        let digits: String = w.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
-        if !digits.is_empty() && digits.len() < w.len() && digits.chars().next().is_some_and(|c| c.is_ascii_digit()) {
-            split.push(digits.trim_end_matches('.').to_string());
-            split.push(w[digits.len()..].to_string());
-        } else {
-            split.push(w.trim_end_matches('.').to_string());
-        }
+    (buf, spans)
+}
+
+/// The word `buf[start..]` as one span, or two when a number is glued to what follows it.
+fn split_word(buf: &str, start: usize, spans: &mut Vec<(usize, usize)>) {
+    let w = &buf[start..];
+    let digits = w.bytes().take_while(|c| c.is_ascii_digit() || *c == b'.').count();
+    let trimmed = |s: &str| s.trim_end_matches('.').len();
+    if digits > 0 && digits < w.len() && w.as_bytes()[0].is_ascii_digit() {
+        spans.push((start, start + trimmed(&w[..digits])));
+        spans.push((start + digits, buf.len()));
+    } else {
+        spans.push((start, start + trimmed(w)));
     }
-    split
 }
 
 fn number(w: &str) -> Option<f32> {
@@ -87,19 +93,20 @@ const MALE: &[&str] = &[
 
 /// Reads age and sex from text where a clear pattern gives them.
 pub fn read_demographics(text: &str) -> Demographics {
-    let w = words(text);
+    let (buf, spans) = words(text);
+    let w: Vec<&str> = spans.iter().map(|&(a, b)| &buf[a..b]).collect();
     let mut age: Option<f32> = None;
     for i in 0..w.len() {
-        let Some(n) = number(&w[i]) else { continue };
-        let next = w.get(i + 1).map(String::as_str).unwrap_or("");
-        let after = w.get(i + 2).map(String::as_str).unwrap_or("");
-        let prev = if i > 0 { w[i - 1].as_str() } else { "" };
-        let prev2 = if i > 1 { w[i - 2].as_str() } else { "" };
+        let Some(n) = number(w[i]) else { continue };
+        let next = w.get(i + 1).copied().unwrap_or("");
+        let after = w.get(i + 2).copied().unwrap_or("");
+        let prev = if i > 0 { w[i - 1] } else { "" };
+        let prev2 = if i > 1 { w[i - 2] } else { "" };
         // "48 year old", "48-year-old", "3 month old", "48yo", "6 weeks old"
         if let Some(u) = unit_years(next) {
             let is_age = matches!(next, "yo" | "y" | "yrold" | "yearold")
                 || after == "old"
-                || after == "of" && w.get(i + 3).is_some_and(|x| x == "age")
+                || after == "of" && w.get(i + 3).is_some_and(|&x| x == "age")
                 || prev == "aged"
                 || prev == "age";
             // Words such as "a" only count with an explicit "old": "a week old".
@@ -129,7 +136,7 @@ pub fn read_demographics(text: &str) -> Demographics {
             break;
         }
     }
-    if age.is_none() && w.iter().any(|x| x == "newborn" || x == "neonate") {
+    if age.is_none() && w.iter().any(|&x| x == "newborn" || x == "neonate") {
         age = Some(0.02);
     }
     let age = age.filter(|a| *a <= 120.0);
@@ -137,7 +144,7 @@ pub fn read_demographics(text: &str) -> Demographics {
     // Sex: the first gendered noun naming the patient wins; otherwise pronouns, if one-sided.
     let strong = |set: &[&str], x: &str| set.contains(&x) && !matches!(x, "she" | "her" | "he" | "him" | "his");
     let mut sex = None;
-    for x in &w {
+    for &x in &w {
         if strong(FEMALE, x) {
             sex = Some(Sex::Female);
             break;
@@ -148,8 +155,8 @@ pub fn read_demographics(text: &str) -> Demographics {
         }
     }
     if sex.is_none() {
-        let f = w.iter().filter(|x| matches!(x.as_str(), "she" | "her")).count();
-        let m = w.iter().filter(|x| matches!(x.as_str(), "he" | "him" | "his")).count();
+        let f = w.iter().filter(|&&x| matches!(x, "she" | "her")).count();
+        let m = w.iter().filter(|&&x| matches!(x, "he" | "him" | "his")).count();
         if f > 0 && m == 0 {
             sex = Some(Sex::Female);
         } else if m > 0 && f == 0 {
