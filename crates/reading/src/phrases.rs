@@ -134,6 +134,27 @@ struct Entry {
     words: Box<[u32]>,
 }
 
+/// Words a [`Candidate`] holds inline; a longer phrase is read from its entry.
+const INLINE_WORDS: usize = 4;
+
+/// One phrase under its rarest word: its entry, its first word and its words by rarity (up to
+/// [`INLINE_WORDS`]), so most phrases are rejected without reading their entry.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    entry: u32,
+    first: u32,
+    len: u32,
+    rarest: [u32; INLINE_WORDS],
+}
+
+/// Per word number, the phrases whose rarest word it is, in one flat table: word `w`'s are
+/// `items[start[w]..start[w + 1]]`, in the order inserted.
+#[derive(Debug, Clone, Default)]
+struct ByRarest {
+    start: Vec<u32>,
+    items: Vec<Candidate>,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct PhraseIndex {
     words: WordMap<u32>,
@@ -143,12 +164,11 @@ pub struct PhraseIndex {
     entries: Vec<Entry>,
     /// Per word number: the phrases starting with it (indices into `entries`).
     by_first: Vec<Vec<u32>>,
-    /// Per word number: the phrases whose rarest word it is, each phrase under one word, as
-    /// (its next rarest word, index). A text looks up only its own words here, and a phrase's
-    /// rarest words are the ones a text most often lacks: the text's first words would lead
-    /// to four times as many phrases ("pain" starts 272), and the next rarest word rejects
-    /// most of these without reading the phrase. Made on first use, once every phrase is in.
-    by_rarest: OnceLock<Vec<Vec<(u32, u32)>>>,
+    /// The phrases by their rarest word, each phrase under one word ([`ByRarest`]). A text
+    /// looks up only its own words here, and a phrase's rarest words are the ones a text most
+    /// often lacks: the text's first words would lead to four times as many phrases ("pain"
+    /// starts 272). Made on first use, once every phrase is in.
+    by_rarest: OnceLock<ByRarest>,
     /// Per word number: two-word phrases ending with it, as (first word, finding).
     by_second: Vec<Vec<(u32, u32)>>,
     /// Per word number: the first text form it was made from (for its word vector).
@@ -218,7 +238,7 @@ impl PhraseIndex {
         self.by_rarest();
     }
 
-    fn by_rarest(&self) -> &[Vec<(u32, u32)>] {
+    fn by_rarest(&self) -> &ByRarest {
         self.by_rarest.get_or_init(|| {
             let mut phrases_with = vec![0u32; self.by_first.len()];
             for e in &self.entries {
@@ -226,34 +246,46 @@ impl PhraseIndex {
                     phrases_with[w as usize] += 1;
                 }
             }
-            let mut by_rarest = vec![Vec::new(); self.by_first.len()];
+            let mut under: Vec<Vec<Candidate>> = vec![Vec::new(); self.by_first.len()];
             for (i, e) in self.entries.iter().enumerate() {
                 let mut words = e.words.to_vec();
                 words.sort_by_key(|&w| phrases_with[w as usize]);
                 if let Some(&rarest) = words.first() {
-                    let next = words.get(1).copied().unwrap_or(rarest);
-                    by_rarest[rarest as usize].push((next, i as u32));
+                    let mut inline = [rarest; INLINE_WORDS];
+                    for (slot, &w) in inline.iter_mut().zip(&words) {
+                        *slot = w;
+                    }
+                    under[rarest as usize].push(Candidate { entry: i as u32, first: e.words[0], len: words.len() as u32, rarest: inline });
                 }
             }
-            by_rarest
+            let mut table = ByRarest { start: Vec::with_capacity(under.len() + 1), items: Vec::with_capacity(self.entries.len()) };
+            for list in under {
+                table.start.push(table.items.len() as u32);
+                table.items.extend(list);
+            }
+            table.start.push(table.items.len() as u32);
+            table
         })
     }
 
     /// The phrases all of whose words the text has (`has`, one bit per word number), as (first
     /// word, index), sorted: by first word, then in the order inserted.
     fn candidates(&self, has: &[u64]) -> Vec<(u32, u32)> {
-        let by_rarest = self.by_rarest();
+        let table = self.by_rarest();
+        let in_text = |x: u32| has[x as usize / 64] & (1 << (x % 64)) != 0;
         let mut out = Vec::new();
         for (block, &bits) in has.iter().enumerate() {
             let mut bits = bits;
             while bits != 0 {
                 let w = block * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                for &(next, e) in &by_rarest[w] {
-                    let in_text = |x: u32| has[x as usize / 64] & (1 << (x % 64)) != 0;
-                    let words = &self.entries[e as usize].words;
-                    if in_text(next) && words.iter().all(|&x| in_text(x)) {
-                        out.push((words[0], e));
+                let (from, to) = (table.start[w] as usize, table.start[w + 1] as usize);
+                for c in &table.items[from..to] {
+                    // The rarest words first: the text most often lacks them.
+                    if c.rarest.iter().all(|&x| in_text(x))
+                        && (c.len as usize <= INLINE_WORDS || self.entries[c.entry as usize].words.iter().all(|&x| in_text(x)))
+                    {
+                        out.push((c.first, c.entry));
                     }
                 }
             }
