@@ -76,10 +76,10 @@ impl Bus {
         }
     }
 
-    /// Numbers, timestamps and delivers an event, and returns it so the caller can log its
-    /// `seq`. Never waits for a subscriber. After [`Bus::close`] the event is still numbered
-    /// and kept for replay, but no live subscriber remains to receive it.
-    pub fn publish(&self, report_id: Uuid, kind: DiagnosisEventKind) -> DiagnosisEvent {
+    /// Numbers, timestamps and delivers an event, and returns it (shared, not copied) so the
+    /// caller can log its `seq`. Never waits for a subscriber. After [`Bus::close`] the event
+    /// is still numbered and kept for replay, but no live subscriber remains to receive it.
+    pub fn publish(&self, report_id: Uuid, kind: DiagnosisEventKind) -> Arc<DiagnosisEvent> {
         let mut state = self.inner.lock();
         let event = DiagnosisEvent {
             seq: state.next_seq,
@@ -87,7 +87,7 @@ impl Bus {
             at: Utc::now(),
             kind,
         };
-        let shared = Arc::new(event.clone());
+        let shared = Arc::new(event);
         state.next_seq += 1;
         if self.inner.replay_len > 0 {
             if state.replay.len() == self.inner.replay_len {
@@ -97,10 +97,10 @@ impl Bus {
         }
         if let Some(sender) = &state.sender {
             // An error only means nobody is listening right now, which is normal.
-            let _ = sender.send(shared);
+            let _ = sender.send(Arc::clone(&shared));
         }
         self.inner.published.fetch_add(1, Ordering::Relaxed);
-        event
+        shared
     }
 
     /// Follows the bus from now on (`after = None`), or resumes after the event numbered

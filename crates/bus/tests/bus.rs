@@ -254,7 +254,7 @@ async fn type_and_level_filters_combine() {
         },
     );
     bus.close();
-    assert_eq!(drain(&mut sub).await, [Item::Event(wanted)]);
+    assert_eq!(drain(&mut sub).await, [Item::Event((*wanted).clone())]);
 }
 
 #[test]
@@ -354,7 +354,7 @@ async fn resume_without_a_replay_buffer_reports_everything_since_as_a_gap() {
     let mut sub = bus.subscribe(Filter::all(), Some(1));
     assert_eq!(next(&mut sub).await, Some(Item::Gap { missed: 4 }));
     let sixth = bus.publish(Uuid::new_v4(), received(5));
-    assert_eq!(next_event(&mut sub).await, sixth);
+    assert_eq!(next_event(&mut sub).await, *sixth);
 }
 
 #[tokio::test]
@@ -363,7 +363,7 @@ async fn resume_after_a_seq_from_the_future_follows_live_from_now() {
     bus.publish(Uuid::new_v4(), received(0));
     let mut sub = bus.subscribe(Filter::all(), Some(1_000));
     let next_one = bus.publish(Uuid::new_v4(), received(1));
-    assert_eq!(next_event(&mut sub).await, next_one);
+    assert_eq!(next_event(&mut sub).await, *next_one);
 }
 
 #[tokio::test]
@@ -409,7 +409,7 @@ async fn close_ends_subscriptions_after_they_drain() {
     let mut sub = bus.subscribe(Filter::all(), None);
     let first = bus.publish(Uuid::new_v4(), received(0));
     bus.close();
-    assert_eq!(next(&mut sub).await, Some(Item::Event(first)));
+    assert_eq!(next(&mut sub).await, Some(Item::Event((*first).clone())));
     assert_eq!(next(&mut sub).await, None);
     assert_eq!(next(&mut sub).await, None, "stays ended");
 
@@ -428,7 +428,7 @@ async fn dropping_every_bus_handle_ends_subscriptions() {
     let event = other.publish(Uuid::new_v4(), received(0));
     drop(bus);
     drop(other);
-    assert_eq!(drain(&mut sub).await, [Item::Event(event)]);
+    assert_eq!(drain(&mut sub).await, [Item::Event((*event).clone())]);
 }
 
 #[tokio::test]
@@ -463,7 +463,7 @@ fn serialisation_shape() {
     let bus = Bus::new(8, 0);
     let report = Uuid::new_v4();
     let event = bus.publish(report, completed("emergency"));
-    let json = serde_json::to_value(&event).expect("serialises");
+    let json = serde_json::to_value(&*event).expect("serialises");
     let obj = json.as_object().expect("an object");
     let keys: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
     assert_eq!(
@@ -488,7 +488,7 @@ fn serialisation_shape() {
     chrono::DateTime::parse_from_rfc3339(at).expect("at is RFC 3339");
 
     let back: DiagnosisEvent = serde_json::from_value(json).expect("deserialises");
-    assert_eq!(back, event);
+    assert_eq!(back, *event);
 
     let breaker = bus.publish(
         Uuid::nil(),
@@ -497,7 +497,7 @@ fn serialisation_shape() {
             state: "open".into(),
         },
     );
-    let json = serde_json::to_value(&breaker).expect("serialises");
+    let json = serde_json::to_value(&*breaker).expect("serialises");
     assert_eq!(json["report_id"], "00000000-0000-0000-0000-000000000000");
     assert_eq!(json["type"], "breaker_state_changed");
 }
@@ -575,7 +575,7 @@ fn no_event_has_a_field_that_could_hold_free_text() {
     let mut fields = BTreeSet::new();
     for kind in one_of_each() {
         let event = bus.publish(Uuid::new_v4(), kind);
-        let json = serde_json::to_value(&event).expect("serialises");
+        let json = serde_json::to_value(&*event).expect("serialises");
         field_names(&json, &mut fields);
 
         // The closed vocabularies really are closed in what we publish.
