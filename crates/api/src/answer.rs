@@ -5,6 +5,7 @@
 
 use crate::openapi::{AdviceKindName, AgentStatusName, LevelName};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use triage::AgentKind;
 use triage::answer::{Answer, AgentReport};
 use utoipa::ToSchema;
@@ -99,10 +100,13 @@ pub struct CareAnswer<'a> {
     pub id: &'a str,
     #[schema(value_type = AdviceKindName)]
     pub kind: &'static str,
-    pub title: &'a str,
-    pub advice: &'a str,
+    #[schema(value_type = String)]
+    pub title: &'a RawValue,
+    #[schema(value_type = String)]
+    pub advice: &'a RawValue,
     /// Signs that mean the person should seek care after all.
-    pub warning_signs: &'a [String],
+    #[schema(value_type = Vec<String>)]
+    pub warning_signs: &'a RawValue,
     /// Condition ids this advice is for.
     pub applies_to: Vec<&'a str>,
 }
@@ -137,6 +141,31 @@ pub struct Inferred {
 }
 
 /// Three decimals, as every probability of the answer.
+/// The texts of every piece of advice in the knowledge base, serialised once when the service
+/// starts: they are the longest strings of an answer, and escaping them for every answer was a
+/// good part of its serialisation.
+#[derive(Debug)]
+pub struct AdviceTexts(Vec<AdviceJson>);
+
+#[derive(Debug)]
+struct AdviceJson {
+    title: Box<RawValue>,
+    advice: Box<RawValue>,
+    warning_signs: Box<RawValue>,
+}
+
+impl AdviceTexts {
+    pub fn of(kb: &kb::KnowledgeBase) -> AdviceTexts {
+        AdviceTexts(kb.advice.iter().map(|a| AdviceJson { title: raw(&a.title), advice: raw(&a.advice), warning_signs: raw(&a.warning_signs) }).collect())
+    }
+}
+
+/// `value` as JSON text (strings and lists of strings always serialise).
+fn raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
+    let text = serde_json::to_string(value).expect("strings serialise");
+    RawValue::from_string(text).expect("serde_json writes valid JSON")
+}
+
 fn round(x: f32) -> f64 {
     (f64::from(x) * 1000.0).round() / 1000.0
 }
@@ -158,7 +187,7 @@ impl<'a> From<&'a AgentReport> for AgentAnswer<'a> {
 }
 
 /// The answer as API.md describes it, under its report id.
-pub fn wire<'a>(id: Uuid, a: &'a Answer<'a>) -> TriageAnswer<'a> {
+pub fn wire<'a>(id: Uuid, a: &'a Answer<'a>, texts: &'a AdviceTexts) -> TriageAnswer<'a> {
     let findings = a
         .findings
         .iter()
@@ -191,13 +220,16 @@ pub fn wire<'a>(id: Uuid, a: &'a Answer<'a>) -> TriageAnswer<'a> {
     let care = a
         .care
         .iter()
-        .map(|c| CareAnswer {
-            id: &c.advice.id,
-            kind: c.advice.kind.as_str(),
-            title: &c.advice.title,
-            advice: &c.advice.advice,
-            warning_signs: &c.advice.warning_signs,
-            applies_to: c.applies_to.iter().map(|c| c.id.as_str()).collect(),
+        .map(|c| {
+            let text = &texts.0[c.index];
+            CareAnswer {
+                id: &c.advice.id,
+                kind: c.advice.kind.as_str(),
+                title: &text.title,
+                advice: &text.advice,
+                warning_signs: &text.warning_signs,
+                applies_to: c.applies_to.iter().map(|c| c.id.as_str()).collect(),
+            }
         })
         .collect();
     let agent = |kind: AgentKind| AgentAnswer::from(a.agents.iter().find(|r| r.kind == kind).expect("every kind reported"));

@@ -47,6 +47,7 @@ pub struct AppState {
     pub settings: Settings,
     pub metrics: Arc<metrics::Metrics>,
     pub auth: Arc<auth::Auth>,
+    pub advice_texts: answer::AdviceTexts,
 }
 
 use store::Scope;
@@ -187,7 +188,7 @@ impl Application {
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let in_flight = shutdown::InFlight::default();
         let metrics_handle = metrics.clone();
-        let state = web::Data::new(AppState { kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
+        let state = web::Data::new(AppState { advice_texts: answer::AdviceTexts::of(&kb), kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
         let gate = auth.clone();
         let tracker = in_flight.clone();
         let server = HttpServer::new(move || {
@@ -316,7 +317,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
     // Serialised once: the same text is kept and sent, so a stored report reads back identical.
-    let body = store::JsonBody::new(&answer::wire(id, &triage::assemble(&state.kb, &v.request(), &case.reading, &outcome))).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let body = store::JsonBody::new(&answer::wire(id, &triage::assemble(&state.kb, &v.request(), &case.reading, &outcome), &state.advice_texts)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),

@@ -88,6 +88,8 @@ pub struct AnsweredCondition<'kb> {
 
 #[derive(Debug, Clone)]
 pub struct AnsweredCare<'kb> {
+    /// Its index in the knowledge base's advice.
+    pub index: usize,
     pub advice: &'kb kb::Advice,
     /// The conditions this advice is for.
     pub applies_to: Vec<&'kb kb::Condition>,
@@ -205,7 +207,7 @@ pub fn assemble<'kb>(kb: &'kb KnowledgeBase, request: &Request<'_>, reading: &Re
         .iter()
         .map(|&a| {
             let advice = &kb.advice[a];
-            AnsweredCare { advice, applies_to: advice.conditions.iter().map(|&c| &kb.conditions[c]).collect() }
+            AnsweredCare { index: a, advice, applies_to: advice.conditions.iter().map(|&c| &kb.conditions[c]).collect() }
         })
         .collect();
 
