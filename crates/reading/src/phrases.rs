@@ -132,6 +132,9 @@ struct Entry {
     /// For a phrase of one word, its light word number.
     light: Option<u32>,
     words: Box<[u32]>,
+    /// For a phrase whose linking verb was left out: where it stood. Its words are then read
+    /// side by side, with only linking and degree words where the verb stood.
+    unlinked_at: Option<u8>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -197,7 +200,7 @@ impl PhraseIndex {
             let n = self.light.len() as u32;
             *self.light.entry(fold_light(&raw[0])).or_insert(n)
         });
-        let entry = Entry { finding, light, words: words.into_boxed_slice() };
+        let entry = Entry { finding, light, words: words.into_boxed_slice(), unlinked_at: None };
         if !self.by_first[first as usize].iter().any(|&e| self.entries[e as usize] == entry) {
             self.by_first[first as usize].push(self.entries.len() as u32);
             self.entries.push(entry);
@@ -211,6 +214,38 @@ impl PhraseIndex {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Adds, for each phrase of three words or more with a linking verb between its words
+    /// ("my stomach is killing me"), the phrase without it, so that "my stomach's killing me"
+    /// and "my stomach has been killing me" are read too. Not when the shorter words are
+    /// already another phrase ("heart racing" is not "heart is racing"). Call once every
+    /// phrase is in.
+    pub fn add_unlinked(&mut self) {
+        let linking: Vec<u32> = ["is", "are", "was", "were", "am"].iter().filter_map(|w| self.words.get(&fold_word(w)).copied()).collect();
+        let mut new = Vec::new();
+        for e in &self.entries {
+            let n = e.words.len();
+            if n < 3 {
+                continue;
+            }
+            if let Some(k) = (1..n - 1).find(|&k| linking.contains(&e.words[k])) {
+                let mut words = e.words.to_vec();
+                words.remove(k);
+                if !self.by_first[words[0] as usize].iter().any(|&x| *self.entries[x as usize].words == *words) {
+                    new.push((e.finding, words, k));
+                }
+            }
+        }
+        for (finding, words, k) in new {
+            let first = words[0];
+            if self.by_first[first as usize].iter().any(|&x| *self.entries[x as usize].words == *words) {
+                continue;
+            }
+            self.by_first[first as usize].push(self.entries.len() as u32);
+            self.entries.push(Entry { finding, light: None, words: words.into_boxed_slice(), unlinked_at: Some(k as u8) });
+        }
+        self.by_rarest.take();
     }
 
     /// Makes the index of phrases by their rarest word now rather than on the first text read.
@@ -324,6 +359,16 @@ impl PhraseIndex {
                 if e.light.is_some() && e.light != word_ids.light[i] {
                     continue;
                 }
+                if let Some(k) = e.unlinked_at {
+                    // "like a weight going down my arm" is no "weight is going down".
+                    if i > 0 && matches!(raw[i - 1], "a" | "an") {
+                        continue;
+                    }
+                    if let Some((end, negated_inside)) = match_unlinked(ids, raw, i, &e.words, k as usize) {
+                        out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Variant, head: i, negated_inside });
+                    }
+                    continue;
+                }
                 if let Some((end, gaps, subs, negated_inside)) = match_from(ids, alt, raw, i, &e.words)
                     // A phrase of two words is read only side by side (or turned round): with
                     // words between, "wiped out" would read "wiped his mouth out".
@@ -337,7 +382,7 @@ impl PhraseIndex {
             if i + 3 < n && is_conjunction(raw[i + 1]) && ids[i + 2].is_some() {
                 for &e in &self.by_first[first as usize] {
                     let e = &self.entries[e as usize];
-                    if e.words.len() == 2 && ids[i + 3] == Some(e.words[1]) {
+                    if e.words.len() == 2 && e.unlinked_at.is_none() && ids[i + 3] == Some(e.words[1]) {
                         out.push(PhraseHit { finding: e.finding, start: i, end: i + 4, via: Via::Variant, head: i, negated_inside: false });
                     }
                 }
@@ -457,6 +502,33 @@ fn push_new(out: &mut Vec<PhraseHit>, hit: PhraseHit) {
     }
 }
 
+/// Matches `words` from token `i` side by side, except that up to three linking and degree
+/// words may stand before `words[k]` ("my stomach has been killing me"). Returns the end
+/// (exclusive) and whether those words hold a negation.
+fn match_unlinked(ids: &[Option<u32>], raw: &[&str], i: usize, words: &[u32], k: usize) -> Option<(usize, bool)> {
+    let mut at = i;
+    let mut negated = false;
+    for (m, &w) in words.iter().enumerate().skip(1) {
+        let mut j = at + 1;
+        if m == k {
+            while j < ids.len() && j <= at + 3 && ids[j] != Some(w) && (is_copula(raw[j]) || is_degree(raw[j])) {
+                negated |= is_negation_word(raw[j]);
+                j += 1;
+            }
+            // Nothing in the verb's place: only where it was run into the word before
+            // ("stomach's", written "stomachs").
+            if j == at + 1 && !raw[at].ends_with('s') {
+                return None;
+            }
+        }
+        if ids.get(j) != Some(&Some(w)) {
+            return None;
+        }
+        at = j;
+    }
+    Some((at + 1, negated))
+}
+
 /// Matches `words` from token `i`: each next word within [`MAX_GAP`] tokens of the last, the
 /// gap holding no blocking word; with `alt`, one word of the phrase may be matched by a near
 /// synonym. Returns the end (exclusive), the number of gap tokens and of substitutions, and
@@ -574,6 +646,22 @@ mod tests {
         assert_eq!(read("fecal or urinary incontinence"), [2, 3]);
         assert_eq!(read("loss of appetite or cough"), [0, 4], "a finding by itself is not joined");
         assert_eq!(read("loss of appetite, weight"), [0]);
+    }
+
+    #[test]
+    fn a_linking_verb_left_out_or_run_in() {
+        let mut p = PhraseIndex::new();
+        p.insert("stomach is killing me", 0);
+        p.insert("heart racing", 1);
+        p.insert("heart is racing", 2);
+        p.add_unlinked();
+        let at = |t: &str| hits_in(&p, t).iter().map(|h| h.finding).collect::<Vec<_>>();
+        assert_eq!(at("my stomach has been killing me"), vec![0]);
+        assert_eq!(at("my stomachs killing me"), vec![0]);
+        assert!(at("my stomach killing me").is_empty());
+        assert!(at("a stomach has been killing me").is_empty());
+        // "heart racing" is already a phrase: not also "heart is racing".
+        assert_eq!(at("my heart racing"), vec![1]);
     }
 
     #[test]

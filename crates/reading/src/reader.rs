@@ -189,6 +189,7 @@ impl Reader {
                 phrases.insert(p, (2 * entries.len() + i) as u32);
             }
         }
+        phrases.add_unlinked();
         phrases.prepare();
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
         let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
