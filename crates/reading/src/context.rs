@@ -317,6 +317,14 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             } else if is_uncertainty(w) || (w == "may" && matches!(next, "be" | "have" | "need")) || (w == "could" && next == "be") || (w == "rule" && next == "out") || (w == "r" && next == "o") {
                 unc = UNC_SCOPE;
                 trigger = true;
+            } else if matches!(w, "terrified" | "scared" | "afraid" | "frightened" | "petrified" | "fear" | "fearful")
+                && next == "of"
+                && tokens.get(i + 2).is_some_and(|t| t.text.len() > 4 && t.text.ends_with("ing"))
+            {
+                // "Terrified of gaining weight", "scared of having a stroke": what is feared is
+                // not had.
+                hyp = HYP_SCOPE;
+                trigger = true;
             } else if (is_hypothetical(w) && !is_device_noun(w, prev)) || (w == "in" && next == "case") || (w == "what" && next == "if") || (w == "look" && next == "out") || (w == "safety" && matches!(next, "net" | "netted" | "netting")) {
                 hyp = HYP_SCOPE;
                 trigger = true;
@@ -457,6 +465,8 @@ mod tests {
     #[test]
     fn hypothetical_and_past() {
         assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
+        assert!(flagged("terrified of gaining weight", |c| c.hypothetical).iter().any(|w| w == "weight"));
+        assert!(flagged("scared of the pain in my chest", |c| c.hypothetical).is_empty());
         assert_eq!(flagged("history of asthma", |c| c.past), ["of", "asthma"]);
         assert!(flagged("3 day history of cough", |c| c.past).is_empty());
     }
