@@ -156,6 +156,9 @@ pub struct PhraseIndex {
     by_second: Vec<Vec<(u32, u32)>>,
     /// Per word number: the first text form it was made from (for its word vector).
     forms: Vec<String>,
+    /// Findings read only from their phrases as written, never from a list that shares a
+    /// word across a filler or a verb (red flags).
+    strict: Vec<u32>,
 }
 
 impl PhraseIndex {
@@ -246,6 +249,11 @@ impl PhraseIndex {
             self.entries.push(Entry { finding, light: None, words: words.into_boxed_slice(), unlinked_at: Some(k as u8) });
         }
         self.by_rarest.take();
+    }
+
+    /// Marks findings as read only from their phrases as written (see `strict`).
+    pub fn set_strict(&mut self, findings: Vec<u32>) {
+        self.strict = findings;
     }
 
     /// Makes the index of phrases by their rarest word now rather than on the first text read.
@@ -384,6 +392,42 @@ impl PhraseIndex {
                     let e = &self.entries[e as usize];
                     if e.words.len() == 2 && e.unlinked_at.is_none() && ids[i + 3] == Some(e.words[1]) {
                         out.push(PhraseHit { finding: e.finding, start: i, end: i + 4, via: Via::Variant, head: i, negated_inside: false });
+                    }
+                }
+            }
+            // "my head and my stomach hurt", "my throat and ears are sore": what is said of the
+            // last thing of a list of two is said of the first too. Only with a possessive or
+            // article before the second thing, or a linking verb after it, and only where the
+            // second thing with what is said is itself a phrase ("stomach hurt").
+            if i + 3 < n && is_conjunction(raw[i + 1]) {
+                let z = i + 2 + usize::from(matches!(raw[i + 2], "my" | "his" | "her" | "their" | "the" | "your" | "our"));
+                let said_of_z = |k: usize| z + 1 < n && (k > z + 1 || raw[i + 2] != raw[z]);
+                if z + 1 < n && ids[z].is_some() {
+                    // The thing first: "head hurts" said as "head and my stomach hurt".
+                    let at = predicate_end(raw, z + 1).unwrap_or(z + 1);
+                    for &e in &self.by_first[first as usize] {
+                        let e = &self.entries[e as usize];
+                        if e.words.len() == 2
+                            && e.unlinked_at.is_none()
+                            && !self.strict.contains(&e.finding)
+                            && ids.get(at) == Some(&Some(e.words[1]))
+                            && said_of_z(at)
+                            && self.exactly(&[ids[z].unwrap(), e.words[1]]).next().is_some()
+                        {
+                            out.push(PhraseHit { finding: e.finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside: false });
+                        }
+                    }
+                    // What is said first: "sore throat" said as "throat and ears are sore".
+                    if let Some(at) = predicate_end(raw, z + 1) {
+                        for &(head, finding) in &self.by_second[first as usize] {
+                            if !self.strict.contains(&finding)
+                                && ids.get(at) == Some(&Some(head))
+                                && (self.exactly(&[head, ids[z].unwrap()]).next().is_some() || self.exactly(&[ids[z].unwrap(), head]).next().is_some())
+                            {
+                                let negated_inside = raw[z + 1..at].iter().any(|w| is_negation_word(w));
+                                out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
+                            }
+                        }
                     }
                 }
             }
@@ -646,6 +690,29 @@ mod tests {
         assert_eq!(read("fecal or urinary incontinence"), [2, 3]);
         assert_eq!(read("loss of appetite or cough"), [0, 4], "a finding by itself is not joined");
         assert_eq!(read("loss of appetite, weight"), [0]);
+    }
+
+    #[test]
+    fn said_of_the_last_of_a_list_of_two() {
+        let mut p = PhraseIndex::new();
+        p.insert("head hurts", 0);
+        p.insert("stomach hurts", 1);
+        p.insert("sore throat", 2);
+        p.insert("sore ears", 3);
+        p.insert("chest hurts", 4);
+        p.set_strict(vec![4]);
+        let at = |t: &str| {
+            let mut f: Vec<u32> = hits_in(&p, t).iter().map(|h| h.finding).collect();
+            f.sort();
+            f.dedup();
+            f
+        };
+        assert_eq!(at("my head and my stomach hurt"), vec![0, 1]);
+        assert_eq!(at("my throat and ears are sore"), vec![2, 3]);
+        // Only where the last thing with what is said is a phrase ("arm hurts" is none).
+        assert!(at("my head and my arm hurt").is_empty());
+        // Never for a finding read only from its phrases as written.
+        assert_eq!(at("my chest and my stomach hurt"), vec![1]);
     }
 
     #[test]

@@ -190,6 +190,7 @@ impl Reader {
             }
         }
         phrases.add_unlinked();
+        phrases.set_strict((0..entries.len() as u32).filter(|&i| entries[i as usize].red_flag).collect());
         phrases.prepare();
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
         let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
