@@ -123,6 +123,8 @@ pub struct WordIds {
     /// For a word in no phrase: the phrase word nearest in meaning, if near enough (set by the
     /// semantic layer; empty when there is none).
     pub alt: Vec<Option<u32>>,
+    /// The positions of misspelt words read as the phrase word they stand for.
+    pub fixed: Vec<usize>,
 }
 
 /// A phrase in the index.
@@ -159,6 +161,11 @@ pub struct PhraseIndex {
     /// Findings read only from their phrases as written, never from a list that shares a
     /// word across a filler or a verb (red flags).
     strict: Vec<u32>,
+    /// Every text form of the phrases' words, with its word number.
+    spelled: HashMap<String, u32>,
+    /// The phrase words a misspelt word may be read as (see [`PhraseIndex::misspellings`]),
+    /// as (text form, word number). Made on first use.
+    spellable: OnceLock<Vec<(String, u32)>>,
 }
 
 impl PhraseIndex {
@@ -191,6 +198,10 @@ impl PhraseIndex {
                 let n = self.intern(fold_word(t));
                 if self.forms[n as usize].is_empty() {
                     self.forms[n as usize] = t.clone();
+                }
+                if !self.spelled.contains_key(t) {
+                    self.spelled.insert(t.clone(), n);
+                    self.spellable.take();
                 }
                 n
             })
@@ -254,6 +265,38 @@ impl PhraseIndex {
     /// Marks findings as read only from their phrases as written (see `strict`).
     pub fn set_strict(&mut self, findings: Vec<u32>) {
         self.strict = findings;
+        self.spellable.take();
+    }
+
+    /// The phrase words (as written in a phrase) that `w`, a word of five letters or more
+    /// that is in no phrase, may be a misspelling of: those a letter away (one letter more,
+    /// less, changed, or two side by side swapped), "temperature" for "temperture". The
+    /// caller asks only about words that are not English words and picks among the answers;
+    /// the reader reads no red flag through such a word.
+    pub fn misspellings<'a>(&'a self, w: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let ok = w.len() >= 5 && w.len() <= 20 && w.bytes().all(|b| b.is_ascii_lowercase()) && !crate::semantic::is_stop(w);
+        let spellable: &[(String, u32)] = if ok { self.spellable() } else { &[] };
+        spellable.iter().filter(move |(f, _)| f.len().abs_diff(w.len()) <= 1 && f != w && one_edit_apart(f.as_bytes(), w.as_bytes())).map(|(f, _)| f.as_str())
+    }
+
+    fn spellable(&self) -> &[(String, u32)] {
+        self.spellable.get_or_init(|| {
+            let mut v: Vec<(String, u32)> = self.spelled.iter().filter(|&(f, _)| f.len() >= 4 && f.bytes().all(|b| b.is_ascii_lowercase())).map(|(f, &i)| (f.clone(), i)).collect();
+            v.sort();
+            v
+        })
+    }
+
+    /// The phrase word that `w` is the only misspelling of (see [`PhraseIndex::misspellings`]).
+    pub fn misspelt<'a>(&'a self, w: &'a str) -> Option<&'a str> {
+        let mut found: Option<&str> = None;
+        for f in self.misspellings(w) {
+            match found {
+                Some(other) if self.spelled.get(other) != self.spelled.get(f) => return None,
+                _ => found = Some(f),
+            }
+        }
+        found
     }
 
     /// Makes the index of phrases by their rarest word now rather than on the first text read.
@@ -307,7 +350,7 @@ impl PhraseIndex {
 
     /// The word numbers of the text's words (`None` for words in no phrase).
     pub fn word_ids(&self, raw: &[&str]) -> WordIds {
-        let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new() };
+        let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new(), fixed: Vec::new() };
         let mut stemmed = String::new();
         for w in raw {
             let (stem, light) = if *w == "." { (None, None) } else { self.word_id(w, &mut stemmed) };
@@ -540,6 +583,19 @@ impl PhraseIndex {
 
 /// Adds `hit` unless the same finding is already found over the same tokens (the older list
 /// forms in [`PhraseIndex::find`] may have found it).
+/// Whether `a` and `b` differ by one letter added, dropped or changed, or two letters side by
+/// side swapped.
+fn one_edit_apart(a: &[u8], b: &[u8]) -> bool {
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (x, y) = (&a[p..], &b[p..]);
+    match x.len() as isize - y.len() as isize {
+        0 => x.len() >= 1 && (x[1..] == y[1..] || (x.len() >= 2 && x[0] == y[1] && x[1] == y[0] && x[2..] == y[2..])),
+        1 => x[1..] == *y,
+        -1 => *x == y[1..],
+        _ => false,
+    }
+}
+
 fn push_new(out: &mut Vec<PhraseHit>, hit: PhraseHit) {
     if !out.iter().any(|g| g.finding == hit.finding && g.start == hit.start && g.end == hit.end) {
         out.push(hit);
@@ -690,6 +746,23 @@ mod tests {
         assert_eq!(read("fecal or urinary incontinence"), [2, 3]);
         assert_eq!(read("loss of appetite or cough"), [0, 4], "a finding by itself is not joined");
         assert_eq!(read("loss of appetite, weight"), [0]);
+    }
+
+    #[test]
+    fn a_misspelt_word() {
+        let mut p = PhraseIndex::new();
+        p.insert("temperature", 0);
+        p.insert("pneumonia", 1);
+        p.insert("seizure", 2);
+        p.insert("fever", 3);
+        p.insert("fevers", 3);
+        assert_eq!(p.misspelt("temperture"), Some("temperature"));
+        assert_eq!(p.misspelt("pnuemonia"), Some("pneumonia"));
+        assert!(matches!(p.misspelt("feverr"), Some("fever" | "fevers")), "{:?}", p.misspelt("feverr"));
+        assert_eq!(p.misspelt("siezure"), Some("seizure"));
+        // Not a short word.
+        assert_eq!(p.misspelt("fevr"), None);
+        assert!(one_edit_apart(b"abcd", b"abdc") && one_edit_apart(b"abcd", b"abd") && !one_edit_apart(b"abcd", b"abcd"));
     }
 
     #[test]

@@ -228,7 +228,17 @@ impl Reader {
             Some(sem) => sem.word_ids(&self.phrases, &raw),
             None => self.phrases.word_ids(&raw),
         };
-        let found = self.phrases.find(&ids, &raw);
+        let mut found = self.phrases.find(&ids, &raw);
+        // A misspelt word stands for the phrase word it is a letter away from, but a red flag
+        // is read only from its phrase as written.
+        if !ids.fixed.is_empty() {
+            found.retain(|h| !(self.is_red_flag(h.finding % self.entries.len() as u32) && ids.fixed.iter().any(|&p| h.start <= p && p < h.end)));
+            for h in &mut found {
+                if h.via == Via::Phrase && ids.fixed.iter().any(|&p| h.start <= p && p < h.end) {
+                    h.via = Via::Variant;
+                }
+            }
+        }
         // A phrase that starts with a trigger word ("not breathing", "no appetite", "absent
         // pulses") says its finding is there: its first word is the phrase's, not a trigger.
         // Read with its word as an ordinary one, the scope it opened ends with the phrase ("not
