@@ -505,6 +505,13 @@ impl PhraseIndex {
                 } else {
                     (place < n && !blocks_gap(raw[place])).then(|| predicate_end(raw, place + 1)).flatten()
                 };
+                // "ache in the middle of my chest", "pain at the back of my head": a part of a
+                // place ("middle", "back", "top"), "of", up to two fillers, the place.
+                let of_the_place = (fillers > 0 && place + 1 < n && raw[place] == "of" && matches!(raw[place - 1], "middle" | "back" | "top" | "bottom" | "front" | "side" | "sides" | "base" | "centre" | "center" | "rest" | "inside" | "outside" | "part" | "area"))
+                    .then(|| {
+                        let from = place + 1;
+                        from..(from + 3).min(n)
+                    });
                 for &(head, finding) in turned {
                     // "pain at the back of my head" names where the pain is, not a back pain;
                     // so does "pain at my back passage".
@@ -515,6 +522,8 @@ impl PhraseIndex {
                     } else if let Some(at) = predicate.and_then(|at| said_at(ids, raw, at, head)) {
                         let negated_inside = raw[place..at].iter().any(|w| is_negation_word(w));
                         out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
+                    } else if let Some(at) = of_the_place.clone().and_then(|mut r| r.find(|&at| ids[at] == Some(head) && raw[place + 1..at].iter().all(|w| is_filler(w)))) {
+                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside: false });
                     }
                 }
             } else if let Some(at) = predicate_end(raw, i + 1) {
@@ -746,6 +755,15 @@ mod tests {
         assert_eq!(read("fecal or urinary incontinence"), [2, 3]);
         assert_eq!(read("loss of appetite or cough"), [0, 4], "a finding by itself is not joined");
         assert_eq!(read("loss of appetite, weight"), [0]);
+    }
+
+    #[test]
+    fn said_of_a_part_of_a_place() {
+        let p = index();
+        assert_eq!(found("pain in the middle of my back"), vec![(1, Via::Variant)]);
+        assert_eq!(found("pain at the bottom of her back"), vec![(1, Via::Variant)]);
+        assert_eq!(found("pain in the middle of my chest"), vec![(2, Via::Variant)]);
+        assert!(hits_in(&p, "pain in the middle of the night").is_empty());
     }
 
     #[test]
