@@ -43,10 +43,11 @@ pub struct PhraseHit {
 const MAX_GAP: usize = 2;
 
 /// Words that may stand between a word and a body part when a two-word phrase is turned
-/// round: "pain in my lower back", "swelling of the left ankle". Not "behind": a pain behind
+/// round: "pain in my lower back", "swelling of the left ankle", "in agony with his ear".
+/// Not "behind": a pain behind
 /// the ear is not an earache.
 fn is_connector(w: &str) -> bool {
-    matches!(w, "in" | "on" | "of" | "around" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down")
+    matches!(w, "in" | "on" | "of" | "around" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down" | "with")
 }
 
 fn is_filler(w: &str) -> bool {
@@ -70,6 +71,14 @@ fn is_copula(w: &str) -> bool {
     matches!(
         w,
         "is" | "was" | "are" | "were" | "been" | "be" | "feels" | "feel" | "felt" | "feeling" | "looks" | "look" | "looked" | "looking" | "seems" | "seem" | "seemed" | "gets" | "get" | "got" | "getting" | "went" | "gone" | "goes" | "turned" | "became" | "become" | "becoming" | "isnt" | "wasnt" | "arent" | "werent"
+    )
+}
+
+/// Words that say how a part of the body is: "throat sore", "knee swollen".
+fn is_state(w: &str) -> bool {
+    matches!(
+        w,
+        "sore" | "swollen" | "stiff" | "painful" | "itchy" | "numb" | "tender" | "puffy" | "blocked" | "runny" | "bloated" | "hot" | "red" | "tight" | "weak" | "blurry" | "blurred" | "dry" | "raw" | "aching" | "achy" | "throbbing" | "pounding" | "racing"
     )
 }
 
@@ -233,14 +242,14 @@ impl PhraseIndex {
     /// Adds, for each phrase of three words or more with a linking verb between its words
     /// ("my stomach is killing me"), the phrase without it, so that "my stomach's killing me"
     /// and "my stomach has been killing me" are read too. Not when the shorter words are
-    /// already another phrase ("heart racing" is not "heart is racing"). Call once every
-    /// phrase is in.
+    /// already another phrase ("heart racing" is not "heart is racing"), nor for a red flag,
+    /// read only as written. Call once every phrase is in and the red flags are marked.
     pub fn add_unlinked(&mut self) {
         let linking: Vec<u32> = ["is", "are", "was", "were", "am"].iter().filter_map(|w| self.words.get(&fold_word(w)).copied()).collect();
         let mut new = Vec::new();
         for e in &self.entries {
             let n = e.words.len();
-            if n < 3 {
+            if n < 3 || self.strict.contains(&e.finding) {
                 continue;
             }
             if let Some(k) = (1..n - 1).find(|&k| linking.contains(&e.words[k])) {
@@ -516,7 +525,7 @@ impl PhraseIndex {
                     // "pain at the back of my head" names where the pain is, not a back pain;
                     // so does "pain at my back passage".
                     if let Some(k) = tail.iter().position(|&id| id == Some(head))
-                        && !matches!(raw.get(from + k + 1), Some(&"of" | &"passage" | &"teeth" | &"tooth"))
+                        && !matches!(raw.get(from + k + 1), Some(&"of" | &"passage" | &"teeth" | &"tooth" | &"infection" | &"infections"))
                     {
                         out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i, negated_inside: false });
                     } else if let Some(at) = predicate.and_then(|at| said_at(ids, raw, at, head)) {
@@ -625,8 +634,9 @@ fn match_unlinked(ids: &[Option<u32>], raw: &[&str], i: usize, words: &[u32], k:
                 j += 1;
             }
             // Nothing in the verb's place: only where it was run into the word before
-            // ("stomach's", written "stomachs").
-            if j == at + 1 && !raw[at].ends_with('s') {
+            // ("stomach's", written "stomachs"), or before a word that says how a part of the
+            // body is, as notes and phone messages write it ("throat sore", "knee swollen").
+            if j == at + 1 && !raw[at].ends_with('s') && !(j < raw.len() && is_state(raw[j])) {
                 return None;
             }
         }
@@ -812,12 +822,18 @@ mod tests {
         p.insert("stomach is killing me", 0);
         p.insert("heart racing", 1);
         p.insert("heart is racing", 2);
+        p.insert("stomach is sore", 3);
+        p.insert("lips are blue", 4);
+        p.set_strict(vec![4]);
         p.add_unlinked();
         let at = |t: &str| hits_in(&p, t).iter().map(|h| h.finding).collect::<Vec<_>>();
         assert_eq!(at("my stomach has been killing me"), vec![0]);
         assert_eq!(at("my stomachs killing me"), vec![0]);
         assert!(at("my stomach killing me").is_empty());
+        assert_eq!(at("stomach sore"), vec![3]);
         assert!(at("a stomach has been killing me").is_empty());
+        // A red flag is read only as written.
+        assert!(at("lips blue").is_empty());
         // "heart racing" is already a phrase: not also "heart is racing".
         assert_eq!(at("my heart racing"), vec![1]);
     }

@@ -189,8 +189,8 @@ impl Reader {
                 phrases.insert(p, (2 * entries.len() + i) as u32);
             }
         }
-        phrases.add_unlinked();
         phrases.set_strict((0..entries.len() as u32).filter(|&i| entries[i as usize].red_flag).collect());
+        phrases.add_unlinked();
         phrases.prepare();
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
         let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
