@@ -259,7 +259,9 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 out[i].trigger = true;
                 continue;
             }
-            if matches!(w, "i" | "im" | "ive" | "me" | "id") {
+            // "His brother had the same last week and now he has a fever": "now" and a new
+            // subject come back to the patient.
+            if matches!(w, "i" | "im" | "ive" | "me" | "id") || (w == "now" && matches!(next, "he" | "she" | "hes" | "shes" | "i" | "im" | "ive" | "my" | "our" | "baby" | "they" | "theyre")) {
                 fam = 0;
             }
             // "Hurts when I cough", "worse if he sneezes", "hurts to walk or cough": an action
@@ -460,6 +462,7 @@ mod tests {
         assert_eq!(flagged("FHx: father MI at 50", |c| c.family), ["father", "mi", "at", "50"]);
         // A text about the mother: her own findings are the patient's.
         assert!(flagged("my mum is 72 and she has chest pain", |c| c.family).is_empty());
+        assert!(!flagged("his brother had it last week and now he has a fever", |c| c.family).iter().any(|w| w == "fever"));
     }
 
     #[test]
