@@ -295,7 +295,7 @@ impl Reader {
                 }
             }
         }
-        let hits = self.drop_covered(hits);
+        let hits = self.drop_covered(hits, &raw);
         self.gather(tokens, ctx_of, hits)
     }
 
@@ -321,7 +321,7 @@ impl Reader {
     /// swelling anywhere), or a red flag
     /// inside the exact phrase of a finding that is not one ("stops breathing at night" is
     /// sleep apnoea, not a respiratory arrest).
-    fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>) -> Vec<(PhraseHit, f32)> {
+    fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>, raw: &[&str]) -> Vec<(PhraseHit, f32)> {
         let covered = |h: &PhraseHit| {
             hits.iter().any(|(g, _)| {
                 let longer = g.end - g.start > h.end - h.start;
@@ -333,6 +333,15 @@ impl Reader {
                         || (longer && self.is_denial(h.finding) && self.is_finding(g.finding))
                         // A finding inside its own negative phrase ("smoker" in "ex smoker").
                         || (longer && g.finding as usize == h.finding as usize + self.entries.len())
+                        // A phrase that another finding's goes on to say what it is like: "breath
+                        // smells of pear drops" is no bad breath.
+                        || (longer
+                            && g.start == h.start
+                            && g.via == Via::Phrase
+                            && self.is_finding(g.finding)
+                            && self.is_finding(h.finding)
+                            && matches!(raw.get(h.end), Some(&"of" | &"like"))
+                            && !self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         || (longer && g.via == Via::Phrase && self.is_red_flag(h.finding) && self.is_finding(g.finding) && !self.is_red_flag(g.finding))
                         // One word that ends another finding's exact phrase, as its head noun
                         // after a modifier: "hay fever" is no fever, "feel faint" no faint.
