@@ -239,6 +239,8 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 ("resolved" | "cleared" | "settled" | "subsided", _) => Some(1),
                 ("went" | "gone", "away") => Some(1),
                 ("ago", _) if long_ago(tokens, i) => Some(2),
+                // "Had chickenpox as a girl".
+                ("as", "a" | "an") if tokens.get(i + 2).is_some_and(|t| matches!(t.text.as_str(), "child" | "kid" | "girl" | "boy" | "teenager" | "teen" | "baby" | "toddler" | "youngster")) => Some(2),
                 _ => None,
             };
             if let Some(kind) = post {
@@ -468,6 +470,7 @@ mod tests {
     #[test]
     fn hypothetical_and_past() {
         assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
+        assert!(flagged("had chickenpox as a girl", |c| c.past).iter().any(|w| w == "chickenpox"));
         assert!(flagged("terrified of gaining weight", |c| c.hypothetical).iter().any(|w| w == "weight"));
         assert!(flagged("scared of the pain in my chest", |c| c.hypothetical).is_empty());
         assert_eq!(flagged("history of asthma", |c| c.past), ["of", "asthma"]);
