@@ -84,6 +84,10 @@ fn is_pseudo_follower(w: &str) -> bool {
             | "seem" | "seems" | "think" | "shift" | "budge" | "let" | "letting" | "touch" | "touching"
             // "A cough that won't quit", "won't clear up".
             | "quit" | "quitting" | "clear" | "clearing"
+            // "Nothing helps the pain", "nothing touches it", "not coping with the vomiting",
+            // "no end to the diarrhoea": what fails is the relief.
+            | "helps" | "stops" | "touches" | "eases" | "shifts" | "budges" | "settles" | "clears" | "works"
+            | "working" | "worked" | "cope" | "coping" | "copes" | "relieves" | "relieving" | "end"
             // "Not checked her temperature" says nothing of it.
             | "checked" | "check" | "checking" | "taken" | "take" | "took" | "measured" | "measure" | "tested"
     )
@@ -138,7 +142,9 @@ fn pseudo(tokens: &[Token], i: usize) -> bool {
     if next == "want" && tokens[i + 2..].iter().take(3).any(|t| matches!(t.text.as_str(), "hurt" | "harm" | "kill" | "die" | "end")) {
         return false;
     }
-    if is_pseudo_follower(next) {
+    // "Nothing is touching the pain", "doesn't really help".
+    let after = tokens.get(i + 2).map_or("", |t| t.text.as_str());
+    if is_pseudo_follower(next) || (matches!(next, "is" | "really" | "seems" | "will" | "can" | "even") && is_pseudo_follower(after)) {
         return true;
     }
     let w = tokens[i].text.as_str();
@@ -470,6 +476,7 @@ mod tests {
     #[test]
     fn hypothetical_and_past() {
         assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
+        assert!(flagged("nothing helps the headache", |c| c.negated).is_empty());
         assert!(flagged("had chickenpox as a girl", |c| c.past).iter().any(|w| w == "chickenpox"));
         assert!(flagged("terrified of gaining weight", |c| c.hypothetical).iter().any(|w| w == "weight"));
         assert!(flagged("scared of the pain in my chest", |c| c.hypothetical).is_empty());
