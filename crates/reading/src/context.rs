@@ -148,6 +148,22 @@ fn pseudo(tokens: &[Token], i: usize) -> bool {
         return true;
     }
     let w = tokens[i].text.as_str();
+    // "Can't walk far without getting breathless": two negations, and the breathlessness
+    // is there.
+    if w == "without" {
+        let before: Vec<&str> = tokens[..i].iter().rev().take(6).take_while(|t| t.text != ".").map(|t| t.text.as_str()).collect();
+        // (`before` runs backwards: "not able" is ["able", "not"].)
+        if before.iter().any(|w| matches!(*w, "cant" | "cannot" | "couldnt" | "unable")) || before.windows(2).any(|p| matches!(p, ["able", "not" | "longer"])) {
+            return true;
+        }
+    }
+    // "Hasn't been himself", "not herself", "never used to get headaches (but now ...)".
+    if matches!(next, "himself" | "herself" | "myself" | "themselves" | "yourself")
+        || (next == "been" && matches!(after, "himself" | "herself" | "myself" | "themselves" | "right"))
+        || (w == "never" && next == "used")
+    {
+        return true;
+    }
     if w == "never" {
         let clause = tokens[i + 1..].iter().take_while(|t| t.text != ".").take(10);
         let words: Vec<&str> = clause.map(|t| t.text.as_str()).collect();
@@ -477,6 +493,11 @@ mod tests {
     fn hypothetical_and_past() {
         assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
         assert!(flagged("nothing helps the headache", |c| c.negated).is_empty());
+        assert!(flagged("cant walk far without getting breathless", |c| c.negated).is_empty());
+        assert!(flagged("hasnt been himself, vomiting since the morning", |c| c.negated).is_empty());
+        assert_eq!(flagged("walks without getting breathless", |c| c.negated), ["getting", "breathless"]);
+        assert_eq!(flagged("no cough, walks without getting breathless", |c| c.negated), ["cough", "walks", "getting", "breathless"]);
+        assert!(flagged("no longer able to walk far without getting breathless", |c| c.negated).is_empty());
         assert!(flagged("had chickenpox as a girl", |c| c.past).iter().any(|w| w == "chickenpox"));
         assert!(flagged("terrified of gaining weight", |c| c.hypothetical).iter().any(|w| w == "weight"));
         assert!(flagged("scared of the pain in my chest", |c| c.hypothetical).is_empty());
