@@ -131,6 +131,8 @@ fn is_terminator(w: &str) -> bool {
             | "now" | "also" | "still" | "then" | "so" | "just" | "only" | "today" | "tonight" | "since"
             | "because" | "cause" | "cos" | "plus" | "did" | "shes" | "hes" | "its" | "im" | "ive" | "theyre" | "thats"
             | "i" | "he" | "she" | "we" | "they"
+            // "No fever, been vomiting since last night", "no rash, keeps scratching".
+            | "been" | "keeps" | "kept" | "seems" | "looks"
     )
 }
 
@@ -493,6 +495,8 @@ mod tests {
     fn hypothetical_and_past() {
         assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
         assert!(flagged("nothing helps the headache", |c| c.negated).is_empty());
+        assert_eq!(flagged("no fever, been vomiting", |c| c.negated), ["fever"]);
+        assert_eq!(flagged("hasnt been vomiting", |c| c.negated), ["been", "vomiting"]);
         assert!(flagged("cant walk far without getting breathless", |c| c.negated).is_empty());
         assert!(flagged("hasnt been himself, vomiting since the morning", |c| c.negated).is_empty());
         assert_eq!(flagged("walks without getting breathless", |c| c.negated), ["getting", "breathless"]);
