@@ -373,6 +373,11 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 neg = 0;
                 unc = 0;
                 hyp = 0;
+                // "Previously fit and well, now vomiting": the past ends where the present
+                // starts.
+                if matches!(w, "now" | "today" | "tonight" | "presents" | "presented") {
+                    past = 0;
+                }
             }
             trigger
         };
@@ -495,6 +500,7 @@ mod tests {
     fn hypothetical_and_past() {
         assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
         assert!(flagged("nothing helps the headache", |c| c.negated).is_empty());
+        assert!(!flagged("previously fit and well, now vomiting", |c| c.past).iter().any(|w| w == "vomiting"));
         assert_eq!(flagged("no fever, been vomiting", |c| c.negated), ["fever"]);
         assert_eq!(flagged("hasnt been vomiting", |c| c.negated), ["been", "vomiting"]);
         assert!(flagged("cant walk far without getting breathless", |c| c.negated).is_empty());
