@@ -144,6 +144,10 @@ fn pseudo(tokens: &[Token], i: usize) -> bool {
     if next == "want" && tokens[i + 2..].iter().take(3).any(|t| matches!(t.text.as_str(), "hurt" | "harm" | "kill" | "die" | "end")) {
         return false;
     }
+    // "Not sure if it's a rash" hedges (see `contexts_except`), it does not deny.
+    if matches!(next, "sure" | "certain") {
+        return true;
+    }
     // "Nothing is touching the pain", "doesn't really help".
     let after = tokens.get(i + 2).map_or("", |t| t.text.as_str());
     if is_pseudo_follower(next) || (matches!(next, "is" | "really" | "seems" | "will" | "can" | "even") && is_pseudo_follower(after)) {
@@ -500,6 +504,8 @@ mod tests {
     fn hypothetical_and_past() {
         assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
         assert!(flagged("nothing helps the headache", |c| c.negated).is_empty());
+        assert!(flagged("not sure if its a rash", |c| c.negated).is_empty());
+        assert!(flagged("not sure if its a rash", |c| c.uncertain).iter().any(|w| w == "rash"));
         assert!(!flagged("previously fit and well, now vomiting", |c| c.past).iter().any(|w| w == "vomiting"));
         assert_eq!(flagged("no fever, been vomiting", |c| c.negated), ["fever"]);
         assert_eq!(flagged("hasnt been vomiting", |c| c.negated), ["been", "vomiting"]);
