@@ -435,8 +435,10 @@ fn patient_relative(tokens: &[Token]) -> Option<&str> {
     // "My mother has a cough and a fever", in a text where the writer never speaks of
     // themself: the mother is the patient, not a family history.
     let subject = at <= 1 && (at == 0 || matches!(first[0], "my" | "our"));
+    // "My mum had a fall this morning": what a relative had today is the illness now.
+    let today = || first[at + 1..].iter().any(|w| matches!(*w, "today" | "yesterday" | "tonight" | "morning" | "overnight" | "earlier"));
     let told = || {
-        first[at + 1..].iter().take(2).any(|w| matches!(*w, "has" | "got" | "s"))
+        (first[at + 1..].iter().take(2).any(|w| matches!(*w, "has" | "got" | "s")) || (first.get(at + 1) == Some(&"had") && today()))
             && !tokens.iter().any(|t| matches!(t.text.as_str(), "i" | "im" | "ive" | "id" | "me" | "myself"))
     };
     (own || (subject && told())).then_some(first[at])
@@ -497,6 +499,8 @@ mod tests {
         assert_eq!(flagged("FHx: father MI at 50", |c| c.family), ["father", "mi", "at", "50"]);
         // A text about the mother: her own findings are the patient's.
         assert!(flagged("my mum is 72 and she has chest pain", |c| c.family).is_empty());
+        assert!(flagged("my mum had a fall this morning", |c| c.family).is_empty());
+        assert!(!flagged("my mum had a stroke at 60", |c| c.family).is_empty());
         assert!(!flagged("his brother had it last week and now he has a fever", |c| c.family).iter().any(|w| w == "fever"));
     }
 
