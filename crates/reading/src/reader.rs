@@ -282,8 +282,20 @@ impl Reader {
                 (h, c)
             })
             .collect();
-        // Measurements written in the text show the findings whose thresholds they meet.
-        for v in vitals_in_text(text) {
+        // Measurements written in the text show the findings whose thresholds they meet; and a
+        // phrase that ends on the thing measured, said with a measurement well short of its
+        // finding's threshold, is no mention of it ("has a temperature of 36.8" is no fever;
+        // "fever, temp 36.5 after calpol" still is).
+        let measured = vitals_in_text(text);
+        if !measured.is_empty() {
+            let at_token = |byte: u32| tokens.iter().position(|t| t.start >= byte);
+            hits.retain(|(h, _)| {
+                let Some((sign, Some(above), None)) = self.entries.get(h.finding as usize).and_then(|e| e.vital) else { return true };
+                let names_it = h.end > 0 && matches!(raw[h.end - 1], "temperature" | "temp" | "temps" | "temperatures" | "pulse" | "rate" | "hr");
+                !(names_it && measured.iter().any(|v| v.sign == sign && v.value < above - 0.5 && at_token(v.start).is_some_and(|k| k >= h.end && k <= h.end + 2 && raw[h.end..k].iter().all(|w| matches!(*w, "of" | "is" | "was" | "at" | "around" | "about" | "only" | "just")))))
+            });
+        }
+        for v in measured {
             let Some(at) = tokens.iter().position(|t| t.start == v.start) else { continue };
             for &i in &self.with_vital {
                 if let Some((sign, above, below)) = self.entries[i as usize].vital
