@@ -744,7 +744,10 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             red_flag: f.red_flag,
             risk_factor: f.kind == FindingKind::RiskFactor,
             recent: f.kind == FindingKind::RiskFactor && f.id.starts_with("recent_"),
-            family_history: f.id.starts_with("family_history"),
+            // An exposure to someone ill is said of the one who is ill ("his brother had the
+            // same last week"): said of a relative, it is the patient's too.
+            family_history: f.id.starts_with("family_history")
+                || matches!(f.id.as_str(), "sick_contacts" | "household_members_same_symptoms" | "meningitis_contact" | "tb_exposure"),
             vital: f.vital.map(|v| (v.sign, v.above, v.below)),
             implies: f.implies.iter().map(|&p| p as u32).collect(),
             composed_of: f.composed_of.iter().map(|g| g.iter().map(|&p| p as u32).collect()).collect(),

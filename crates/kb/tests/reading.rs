@@ -364,3 +364,18 @@ fn a_recent_exposure_said_of_long_ago_is_not_recent() {
     assert!(present("back from India 2 weeks ago with a fever").contains(&"recent_travel_tropics".to_string()));
     assert!(present("my BP was 165 over 100 at the chemist").contains(&"raised_blood_pressure_reading".to_string()));
 }
+
+#[test]
+fn a_measurement_well_short_of_the_threshold_is_no_finding() {
+    assert!(!present("I have a temperature of 36.8").contains(&"fever".to_string()));
+    assert!(present("fever, temp 36.5 after calpol").contains(&"fever".to_string()));
+    assert!(present("running a temp of 38.2").contains(&"fever".to_string()));
+}
+
+#[test]
+fn misspelt_words_and_shared_predicates_are_read_but_never_as_red_flags() {
+    assert!(present("headacke and temperture").contains(&"headache".to_string()));
+    assert!(present("my head and my stomach hurt").contains(&"headache".to_string()));
+    let p = present("crushng chest pain");
+    assert!(p.contains(&"chest_pain".to_string()) && !p.contains(&"crushing_chest_pain".to_string()), "{p:?}");
+}

@@ -84,6 +84,10 @@ fn is_pseudo_follower(w: &str) -> bool {
             | "seem" | "seems" | "think" | "shift" | "budge" | "let" | "letting" | "touch" | "touching"
             // "A cough that won't quit", "won't clear up".
             | "quit" | "quitting" | "clear" | "clearing"
+            // "Nothing helps the pain", "nothing touches it", "not coping with the vomiting",
+            // "no end to the diarrhoea": what fails is the relief.
+            | "helps" | "stops" | "touches" | "eases" | "shifts" | "budges" | "settles" | "clears" | "works"
+            | "working" | "worked" | "cope" | "coping" | "copes" | "relieves" | "relieving" | "end"
             // "Not checked her temperature" says nothing of it.
             | "checked" | "check" | "checking" | "taken" | "take" | "took" | "measured" | "measure" | "tested"
     )
@@ -127,6 +131,8 @@ fn is_terminator(w: &str) -> bool {
             | "now" | "also" | "still" | "then" | "so" | "just" | "only" | "today" | "tonight" | "since"
             | "because" | "cause" | "cos" | "plus" | "did" | "shes" | "hes" | "its" | "im" | "ive" | "theyre" | "thats"
             | "i" | "he" | "she" | "we" | "they"
+            // "No fever, been vomiting since last night", "no rash, keeps scratching".
+            | "been" | "keeps" | "kept" | "seems" | "looks"
     )
 }
 
@@ -138,10 +144,32 @@ fn pseudo(tokens: &[Token], i: usize) -> bool {
     if next == "want" && tokens[i + 2..].iter().take(3).any(|t| matches!(t.text.as_str(), "hurt" | "harm" | "kill" | "die" | "end")) {
         return false;
     }
-    if is_pseudo_follower(next) {
+    // "Not sure if it's a rash" hedges (see `contexts_except`), it does not deny.
+    if matches!(next, "sure" | "certain") {
+        return true;
+    }
+    // "Nothing is touching the pain", "doesn't really help".
+    let after = tokens.get(i + 2).map_or("", |t| t.text.as_str());
+    if is_pseudo_follower(next) || (matches!(next, "is" | "really" | "seems" | "will" | "can" | "even") && is_pseudo_follower(after)) {
         return true;
     }
     let w = tokens[i].text.as_str();
+    // "Can't walk far without getting breathless": two negations, and the breathlessness
+    // is there.
+    if w == "without" {
+        let before: Vec<&str> = tokens[..i].iter().rev().take(6).take_while(|t| t.text != ".").map(|t| t.text.as_str()).collect();
+        // (`before` runs backwards: "not able" is ["able", "not"].)
+        if before.iter().any(|w| matches!(*w, "cant" | "cannot" | "couldnt" | "unable")) || before.windows(2).any(|p| matches!(p, ["able", "not" | "longer"])) {
+            return true;
+        }
+    }
+    // "Hasn't been himself", "not herself", "never used to get headaches (but now ...)".
+    if matches!(next, "himself" | "herself" | "myself" | "themselves" | "yourself")
+        || (next == "been" && matches!(after, "himself" | "herself" | "myself" | "themselves" | "right"))
+        || (w == "never" && next == "used")
+    {
+        return true;
+    }
     if w == "never" {
         let clause = tokens[i + 1..].iter().take_while(|t| t.text != ".").take(10);
         let words: Vec<&str> = clause.map(|t| t.text.as_str()).collect();
@@ -239,6 +267,8 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 ("resolved" | "cleared" | "settled" | "subsided", _) => Some(1),
                 ("went" | "gone", "away") => Some(1),
                 ("ago", _) if long_ago(tokens, i) => Some(2),
+                // "Had chickenpox as a girl".
+                ("as", "a" | "an") if tokens.get(i + 2).is_some_and(|t| matches!(t.text.as_str(), "child" | "kid" | "girl" | "boy" | "teenager" | "teen" | "baby" | "toddler" | "youngster")) => Some(2),
                 _ => None,
             };
             if let Some(kind) = post {
@@ -259,7 +289,9 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 out[i].trigger = true;
                 continue;
             }
-            if matches!(w, "i" | "im" | "ive" | "me" | "id") {
+            // "His brother had the same last week and now he has a fever": "now" and a new
+            // subject come back to the patient.
+            if matches!(w, "i" | "im" | "ive" | "me" | "id") || (w == "now" && matches!(next, "he" | "she" | "hes" | "shes" | "i" | "im" | "ive" | "my" | "our" | "baby" | "they" | "theyre")) {
                 fam = 0;
             }
             // "Hurts when I cough", "worse if he sneezes", "hurts to walk or cough": an action
@@ -317,6 +349,14 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             } else if is_uncertainty(w) || (w == "may" && matches!(next, "be" | "have" | "need")) || (w == "could" && next == "be") || (w == "rule" && next == "out") || (w == "r" && next == "o") {
                 unc = UNC_SCOPE;
                 trigger = true;
+            } else if matches!(w, "terrified" | "scared" | "afraid" | "frightened" | "petrified" | "fear" | "fearful")
+                && next == "of"
+                && tokens.get(i + 2).is_some_and(|t| t.text.len() > 4 && t.text.ends_with("ing"))
+            {
+                // "Terrified of gaining weight", "scared of having a stroke": what is feared is
+                // not had.
+                hyp = HYP_SCOPE;
+                trigger = true;
             } else if (is_hypothetical(w) && !is_device_noun(w, prev)) || (w == "in" && next == "case") || (w == "what" && next == "if") || (w == "look" && next == "out") || (w == "safety" && matches!(next, "net" | "netted" | "netting")) {
                 hyp = HYP_SCOPE;
                 trigger = true;
@@ -337,6 +377,11 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 neg = 0;
                 unc = 0;
                 hyp = 0;
+                // "Previously fit and well, now vomiting": the past ends where the present
+                // starts.
+                if matches!(w, "now" | "today" | "tonight" | "presents" | "presented") {
+                    past = 0;
+                }
             }
             trigger
         };
@@ -390,8 +435,10 @@ fn patient_relative(tokens: &[Token]) -> Option<&str> {
     // "My mother has a cough and a fever", in a text where the writer never speaks of
     // themself: the mother is the patient, not a family history.
     let subject = at <= 1 && (at == 0 || matches!(first[0], "my" | "our"));
+    // "My mum had a fall this morning": what a relative had today is the illness now.
+    let today = || first[at + 1..].iter().any(|w| matches!(*w, "today" | "yesterday" | "tonight" | "morning" | "overnight" | "earlier"));
     let told = || {
-        first[at + 1..].iter().take(2).any(|w| matches!(*w, "has" | "got" | "s"))
+        (first[at + 1..].iter().take(2).any(|w| matches!(*w, "has" | "got" | "s")) || (first.get(at + 1) == Some(&"had") && today()))
             && !tokens.iter().any(|t| matches!(t.text.as_str(), "i" | "im" | "ive" | "id" | "me" | "myself"))
     };
     (own || (subject && told())).then_some(first[at])
@@ -452,11 +499,28 @@ mod tests {
         assert_eq!(flagged("FHx: father MI at 50", |c| c.family), ["father", "mi", "at", "50"]);
         // A text about the mother: her own findings are the patient's.
         assert!(flagged("my mum is 72 and she has chest pain", |c| c.family).is_empty());
+        assert!(flagged("my mum had a fall this morning", |c| c.family).is_empty());
+        assert!(!flagged("my mum had a stroke at 60", |c| c.family).is_empty());
+        assert!(!flagged("his brother had it last week and now he has a fever", |c| c.family).iter().any(|w| w == "fever"));
     }
 
     #[test]
     fn hypothetical_and_past() {
         assert_eq!(flagged("call if she gets a rash", |c| c.hypothetical), ["she", "gets", "a", "rash"]);
+        assert!(flagged("nothing helps the headache", |c| c.negated).is_empty());
+        assert!(flagged("not sure if its a rash", |c| c.negated).is_empty());
+        assert!(flagged("not sure if its a rash", |c| c.uncertain).iter().any(|w| w == "rash"));
+        assert!(!flagged("previously fit and well, now vomiting", |c| c.past).iter().any(|w| w == "vomiting"));
+        assert_eq!(flagged("no fever, been vomiting", |c| c.negated), ["fever"]);
+        assert_eq!(flagged("hasnt been vomiting", |c| c.negated), ["been", "vomiting"]);
+        assert!(flagged("cant walk far without getting breathless", |c| c.negated).is_empty());
+        assert!(flagged("hasnt been himself, vomiting since the morning", |c| c.negated).is_empty());
+        assert_eq!(flagged("walks without getting breathless", |c| c.negated), ["getting", "breathless"]);
+        assert_eq!(flagged("no cough, walks without getting breathless", |c| c.negated), ["cough", "walks", "getting", "breathless"]);
+        assert!(flagged("no longer able to walk far without getting breathless", |c| c.negated).is_empty());
+        assert!(flagged("had chickenpox as a girl", |c| c.past).iter().any(|w| w == "chickenpox"));
+        assert!(flagged("terrified of gaining weight", |c| c.hypothetical).iter().any(|w| w == "weight"));
+        assert!(flagged("scared of the pain in my chest", |c| c.hypothetical).is_empty());
         assert_eq!(flagged("history of asthma", |c| c.past), ["of", "asthma"]);
         assert!(flagged("3 day history of cough", |c| c.past).is_empty());
     }

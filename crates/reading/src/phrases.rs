@@ -43,10 +43,11 @@ pub struct PhraseHit {
 const MAX_GAP: usize = 2;
 
 /// Words that may stand between a word and a body part when a two-word phrase is turned
-/// round: "pain in my lower back", "swelling of the left ankle". Not "behind": a pain behind
+/// round: "pain in my lower back", "swelling of the left ankle", "in agony with his ear".
+/// Not "behind": a pain behind
 /// the ear is not an earache.
 fn is_connector(w: &str) -> bool {
-    matches!(w, "in" | "on" | "of" | "around" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down")
+    matches!(w, "in" | "on" | "of" | "around" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down" | "with")
 }
 
 fn is_filler(w: &str) -> bool {
@@ -70,6 +71,14 @@ fn is_copula(w: &str) -> bool {
     matches!(
         w,
         "is" | "was" | "are" | "were" | "been" | "be" | "feels" | "feel" | "felt" | "feeling" | "looks" | "look" | "looked" | "looking" | "seems" | "seem" | "seemed" | "gets" | "get" | "got" | "getting" | "went" | "gone" | "goes" | "turned" | "became" | "become" | "becoming" | "isnt" | "wasnt" | "arent" | "werent"
+    )
+}
+
+/// Words that say how a part of the body is: "throat sore", "knee swollen".
+fn is_state(w: &str) -> bool {
+    matches!(
+        w,
+        "sore" | "swollen" | "stiff" | "painful" | "itchy" | "numb" | "tender" | "puffy" | "blocked" | "runny" | "bloated" | "hot" | "red" | "tight" | "weak" | "blurry" | "blurred" | "dry" | "raw" | "aching" | "achy" | "throbbing" | "pounding" | "racing"
     )
 }
 
@@ -123,6 +132,8 @@ pub struct WordIds {
     /// For a word in no phrase: the phrase word nearest in meaning, if near enough (set by the
     /// semantic layer; empty when there is none).
     pub alt: Vec<Option<u32>>,
+    /// The positions of misspelt words read as the phrase word they stand for.
+    pub fixed: Vec<usize>,
 }
 
 /// A phrase in the index.
@@ -132,6 +143,9 @@ struct Entry {
     /// For a phrase of one word, its light word number.
     light: Option<u32>,
     words: Box<[u32]>,
+    /// For a phrase whose linking verb was left out: where it stood. Its words are then read
+    /// side by side, with only linking and degree words where the verb stood.
+    unlinked_at: Option<u8>,
 }
 
 /// Words a [`Candidate`] holds inline; a longer phrase is read from its entry.
@@ -173,6 +187,14 @@ pub struct PhraseIndex {
     by_second: Vec<Vec<(u32, u32)>>,
     /// Per word number: the first text form it was made from (for its word vector).
     forms: Vec<String>,
+    /// Findings read only from their phrases as written, never from a list that shares a
+    /// word across a filler or a verb (red flags).
+    strict: Vec<u32>,
+    /// Every text form of the phrases' words, with its word number.
+    spelled: HashMap<String, u32>,
+    /// The phrase words a misspelt word may be read as (see [`PhraseIndex::misspellings`]),
+    /// as (text form, word number). Made on first use.
+    spellable: OnceLock<Vec<(String, u32)>>,
 }
 
 impl PhraseIndex {
@@ -206,6 +228,10 @@ impl PhraseIndex {
                 if self.forms[n as usize].is_empty() {
                     self.forms[n as usize] = t.clone();
                 }
+                if !self.spelled.contains_key(t) {
+                    self.spelled.insert(t.clone(), n);
+                    self.spellable.take();
+                }
                 n
             })
             .collect();
@@ -217,7 +243,7 @@ impl PhraseIndex {
             let n = self.light.len() as u32;
             *self.light.entry(fold_light(&raw[0])).or_insert(n)
         });
-        let entry = Entry { finding, light, words: words.into_boxed_slice() };
+        let entry = Entry { finding, light, words: words.into_boxed_slice(), unlinked_at: None };
         if !self.by_first[first as usize].iter().any(|&e| self.entries[e as usize] == entry) {
             self.by_first[first as usize].push(self.entries.len() as u32);
             self.entries.push(entry);
@@ -231,6 +257,75 @@ impl PhraseIndex {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Adds, for each phrase of three words or more with a linking verb between its words
+    /// ("my stomach is killing me"), the phrase without it, so that "my stomach's killing me"
+    /// and "my stomach has been killing me" are read too. Not when the shorter words are
+    /// already another phrase ("heart racing" is not "heart is racing"), nor for a red flag,
+    /// read only as written. Call once every phrase is in and the red flags are marked.
+    pub fn add_unlinked(&mut self) {
+        let linking: Vec<u32> = ["is", "are", "was", "were", "am"].iter().filter_map(|w| self.words.get(&fold_word(w)).copied()).collect();
+        let mut new = Vec::new();
+        for e in &self.entries {
+            let n = e.words.len();
+            if n < 3 || self.strict.contains(&e.finding) {
+                continue;
+            }
+            if let Some(k) = (1..n - 1).find(|&k| linking.contains(&e.words[k])) {
+                let mut words = e.words.to_vec();
+                words.remove(k);
+                if !self.by_first[words[0] as usize].iter().any(|&x| *self.entries[x as usize].words == *words) {
+                    new.push((e.finding, words, k));
+                }
+            }
+        }
+        for (finding, words, k) in new {
+            let first = words[0];
+            if self.by_first[first as usize].iter().any(|&x| *self.entries[x as usize].words == *words) {
+                continue;
+            }
+            self.by_first[first as usize].push(self.entries.len() as u32);
+            self.entries.push(Entry { finding, light: None, words: words.into_boxed_slice(), unlinked_at: Some(k as u8) });
+        }
+        self.by_rarest.take();
+    }
+
+    /// Marks findings as read only from their phrases as written (see `strict`).
+    pub fn set_strict(&mut self, findings: Vec<u32>) {
+        self.strict = findings;
+        self.spellable.take();
+    }
+
+    /// The phrase words (as written in a phrase) that `w`, a word of five letters or more
+    /// that is in no phrase, may be a misspelling of: those a letter away (one letter more,
+    /// less, changed, or two side by side swapped), "temperature" for "temperture". The
+    /// caller asks only about words that are not English words and picks among the answers;
+    /// the reader reads no red flag through such a word.
+    pub fn misspellings<'a>(&'a self, w: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let ok = w.len() >= 5 && w.len() <= 20 && w.bytes().all(|b| b.is_ascii_lowercase()) && !crate::semantic::is_stop(w);
+        let spellable: &[(String, u32)] = if ok { self.spellable() } else { &[] };
+        spellable.iter().filter(move |(f, _)| f.len().abs_diff(w.len()) <= 1 && f != w && one_edit_apart(f.as_bytes(), w.as_bytes())).map(|(f, _)| f.as_str())
+    }
+
+    fn spellable(&self) -> &[(String, u32)] {
+        self.spellable.get_or_init(|| {
+            let mut v: Vec<(String, u32)> = self.spelled.iter().filter(|&(f, _)| f.len() >= 4 && f.bytes().all(|b| b.is_ascii_lowercase())).map(|(f, &i)| (f.clone(), i)).collect();
+            v.sort();
+            v
+        })
+    }
+
+    /// The phrase word that `w` is the only misspelling of (see [`PhraseIndex::misspellings`]).
+    pub fn misspelt<'a>(&'a self, w: &'a str) -> Option<&'a str> {
+        let mut found: Option<&str> = None;
+        for f in self.misspellings(w) {
+            match found {
+                Some(other) if self.spelled.get(other) != self.spelled.get(f) => return None,
+                _ => found = Some(f),
+            }
+        }
+        found
     }
 
     /// Makes the index of phrases by their rarest word now rather than on the first text read.
@@ -296,7 +391,7 @@ impl PhraseIndex {
 
     /// The word numbers of the text's words (`None` for words in no phrase).
     pub fn word_ids(&self, raw: &[&str]) -> WordIds {
-        let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new() };
+        let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new(), fixed: Vec::new() };
         let mut stemmed = String::new();
         for w in raw {
             let (stem, light) = if *w == "." { (None, None) } else { self.word_id(w, &mut stemmed) };
@@ -356,6 +451,16 @@ impl PhraseIndex {
                 if e.light.is_some() && e.light != word_ids.light[i] {
                     continue;
                 }
+                if let Some(k) = e.unlinked_at {
+                    // "like a weight going down my arm" is no "weight is going down".
+                    if i > 0 && matches!(raw[i - 1], "a" | "an") {
+                        continue;
+                    }
+                    if let Some((end, negated_inside)) = match_unlinked(ids, raw, i, &e.words, k as usize) {
+                        out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Variant, head: i, negated_inside });
+                    }
+                    continue;
+                }
                 if let Some((end, gaps, subs, negated_inside)) = match_from(ids, alt, raw, i, &e.words)
                     // A phrase of two words is read only side by side (or turned round): with
                     // words between, "wiped out" would read "wiped his mouth out".
@@ -369,8 +474,44 @@ impl PhraseIndex {
             if i + 3 < n && is_conjunction(raw[i + 1]) && ids[i + 2].is_some() {
                 for &e in &self.by_first[first as usize] {
                     let e = &self.entries[e as usize];
-                    if e.words.len() == 2 && ids[i + 3] == Some(e.words[1]) {
+                    if e.words.len() == 2 && e.unlinked_at.is_none() && ids[i + 3] == Some(e.words[1]) {
                         out.push(PhraseHit { finding: e.finding, start: i, end: i + 4, via: Via::Variant, head: i, negated_inside: false });
+                    }
+                }
+            }
+            // "my head and my stomach hurt", "my throat and ears are sore": what is said of the
+            // last thing of a list of two is said of the first too. Only with a possessive or
+            // article before the second thing, or a linking verb after it, and only where the
+            // second thing with what is said is itself a phrase ("stomach hurt").
+            if i + 3 < n && is_conjunction(raw[i + 1]) {
+                let z = i + 2 + usize::from(matches!(raw[i + 2], "my" | "his" | "her" | "their" | "the" | "your" | "our"));
+                let said_of_z = |k: usize| z + 1 < n && (k > z + 1 || raw[i + 2] != raw[z]);
+                if z + 1 < n && ids[z].is_some() {
+                    // The thing first: "head hurts" said as "head and my stomach hurt".
+                    let at = predicate_end(raw, z + 1).unwrap_or(z + 1);
+                    for &e in &self.by_first[first as usize] {
+                        let e = &self.entries[e as usize];
+                        if e.words.len() == 2
+                            && e.unlinked_at.is_none()
+                            && !self.strict.contains(&e.finding)
+                            && ids.get(at) == Some(&Some(e.words[1]))
+                            && said_of_z(at)
+                            && self.exactly(&[ids[z].unwrap(), e.words[1]]).next().is_some()
+                        {
+                            out.push(PhraseHit { finding: e.finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside: false });
+                        }
+                    }
+                    // What is said first: "sore throat" said as "throat and ears are sore".
+                    if let Some(at) = predicate_end(raw, z + 1) {
+                        for &(head, finding) in &self.by_second[first as usize] {
+                            if !self.strict.contains(&finding)
+                                && ids.get(at) == Some(&Some(head))
+                                && (self.exactly(&[head, ids[z].unwrap()]).next().is_some() || self.exactly(&[ids[z].unwrap(), head]).next().is_some())
+                            {
+                                let negated_inside = raw[z + 1..at].iter().any(|w| is_negation_word(w));
+                                out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
+                            }
+                        }
                     }
                 }
             }
@@ -405,16 +546,25 @@ impl PhraseIndex {
                 } else {
                     (place < n && !blocks_gap(raw[place])).then(|| predicate_end(raw, place + 1)).flatten()
                 };
+                // "ache in the middle of my chest", "pain at the back of my head": a part of a
+                // place ("middle", "back", "top"), "of", up to two fillers, the place.
+                let of_the_place = (fillers > 0 && place + 1 < n && raw[place] == "of" && matches!(raw[place - 1], "middle" | "back" | "top" | "bottom" | "front" | "side" | "sides" | "base" | "centre" | "center" | "rest" | "inside" | "outside" | "part" | "area"))
+                    .then(|| {
+                        let from = place + 1;
+                        from..(from + 3).min(n)
+                    });
                 for &(head, finding) in turned {
                     // "pain at the back of my head" names where the pain is, not a back pain;
                     // so does "pain at my back passage".
                     if let Some(k) = tail.iter().position(|&id| id == Some(head))
-                        && !matches!(raw.get(from + k + 1), Some(&"of" | &"passage" | &"teeth" | &"tooth"))
+                        && !matches!(raw.get(from + k + 1), Some(&"of" | &"passage" | &"teeth" | &"tooth" | &"infection" | &"infections"))
                     {
                         out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i, negated_inside: false });
                     } else if let Some(at) = predicate.and_then(|at| said_at(ids, raw, at, head)) {
                         let negated_inside = raw[place..at].iter().any(|w| is_negation_word(w));
                         out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
+                    } else if let Some(at) = of_the_place.clone().and_then(|mut r| r.find(|&at| ids[at] == Some(head) && raw[place + 1..at].iter().all(|w| is_filler(w)))) {
+                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside: false });
                     }
                 }
             } else if let Some(at) = predicate_end(raw, i + 1) {
@@ -483,10 +633,51 @@ impl PhraseIndex {
 
 /// Adds `hit` unless the same finding is already found over the same tokens (the older list
 /// forms in [`PhraseIndex::find`] may have found it).
+/// Whether `a` and `b` differ by one letter added, dropped or changed, or two letters side by
+/// side swapped.
+fn one_edit_apart(a: &[u8], b: &[u8]) -> bool {
+    let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let (x, y) = (&a[p..], &b[p..]);
+    match x.len() as isize - y.len() as isize {
+        0 => x.len() >= 1 && (x[1..] == y[1..] || (x.len() >= 2 && x[0] == y[1] && x[1] == y[0] && x[2..] == y[2..])),
+        1 => x[1..] == *y,
+        -1 => *x == y[1..],
+        _ => false,
+    }
+}
+
 fn push_new(out: &mut Vec<PhraseHit>, hit: PhraseHit) {
     if !out.iter().any(|g| g.finding == hit.finding && g.start == hit.start && g.end == hit.end) {
         out.push(hit);
     }
+}
+
+/// Matches `words` from token `i` side by side, except that up to three linking and degree
+/// words may stand before `words[k]` ("my stomach has been killing me"). Returns the end
+/// (exclusive) and whether those words hold a negation.
+fn match_unlinked(ids: &[Option<u32>], raw: &[&str], i: usize, words: &[u32], k: usize) -> Option<(usize, bool)> {
+    let mut at = i;
+    let mut negated = false;
+    for (m, &w) in words.iter().enumerate().skip(1) {
+        let mut j = at + 1;
+        if m == k {
+            while j < ids.len() && j <= at + 3 && ids[j] != Some(w) && (is_copula(raw[j]) || is_degree(raw[j])) {
+                negated |= is_negation_word(raw[j]);
+                j += 1;
+            }
+            // Nothing in the verb's place: only where it was run into the word before
+            // ("stomach's", written "stomachs"), or before a word that says how a part of the
+            // body is, as notes and phone messages write it ("throat sore", "knee swollen").
+            if j == at + 1 && !raw[at].ends_with('s') && !(j < raw.len() && is_state(raw[j])) {
+                return None;
+            }
+        }
+        if ids.get(j) != Some(&Some(w)) {
+            return None;
+        }
+        at = j;
+    }
+    Some((at + 1, negated))
 }
 
 /// Matches `words` from token `i`: each next word within [`MAX_GAP`] tokens of the last, the
@@ -606,6 +797,77 @@ mod tests {
         assert_eq!(read("fecal or urinary incontinence"), [2, 3]);
         assert_eq!(read("loss of appetite or cough"), [0, 4], "a finding by itself is not joined");
         assert_eq!(read("loss of appetite, weight"), [0]);
+    }
+
+    #[test]
+    fn said_of_a_part_of_a_place() {
+        let p = index();
+        assert_eq!(found("pain in the middle of my back"), vec![(1, Via::Variant)]);
+        assert_eq!(found("pain at the bottom of her back"), vec![(1, Via::Variant)]);
+        assert_eq!(found("pain in the middle of my chest"), vec![(2, Via::Variant)]);
+        assert!(hits_in(&p, "pain in the middle of the night").is_empty());
+    }
+
+    #[test]
+    fn a_misspelt_word() {
+        let mut p = PhraseIndex::new();
+        p.insert("temperature", 0);
+        p.insert("pneumonia", 1);
+        p.insert("seizure", 2);
+        p.insert("fever", 3);
+        p.insert("fevers", 3);
+        assert_eq!(p.misspelt("temperture"), Some("temperature"));
+        assert_eq!(p.misspelt("pnuemonia"), Some("pneumonia"));
+        assert!(matches!(p.misspelt("feverr"), Some("fever" | "fevers")), "{:?}", p.misspelt("feverr"));
+        assert_eq!(p.misspelt("siezure"), Some("seizure"));
+        // Not a short word.
+        assert_eq!(p.misspelt("fevr"), None);
+        assert!(one_edit_apart(b"abcd", b"abdc") && one_edit_apart(b"abcd", b"abd") && !one_edit_apart(b"abcd", b"abcd"));
+    }
+
+    #[test]
+    fn said_of_the_last_of_a_list_of_two() {
+        let mut p = PhraseIndex::new();
+        p.insert("head hurts", 0);
+        p.insert("stomach hurts", 1);
+        p.insert("sore throat", 2);
+        p.insert("sore ears", 3);
+        p.insert("chest hurts", 4);
+        p.set_strict(vec![4]);
+        let at = |t: &str| {
+            let mut f: Vec<u32> = hits_in(&p, t).iter().map(|h| h.finding).collect();
+            f.sort();
+            f.dedup();
+            f
+        };
+        assert_eq!(at("my head and my stomach hurt"), vec![0, 1]);
+        assert_eq!(at("my throat and ears are sore"), vec![2, 3]);
+        // Only where the last thing with what is said is a phrase ("arm hurts" is none).
+        assert!(at("my head and my arm hurt").is_empty());
+        // Never for a finding read only from its phrases as written.
+        assert_eq!(at("my chest and my stomach hurt"), vec![1]);
+    }
+
+    #[test]
+    fn a_linking_verb_left_out_or_run_in() {
+        let mut p = PhraseIndex::new();
+        p.insert("stomach is killing me", 0);
+        p.insert("heart racing", 1);
+        p.insert("heart is racing", 2);
+        p.insert("stomach is sore", 3);
+        p.insert("lips are blue", 4);
+        p.set_strict(vec![4]);
+        p.add_unlinked();
+        let at = |t: &str| hits_in(&p, t).iter().map(|h| h.finding).collect::<Vec<_>>();
+        assert_eq!(at("my stomach has been killing me"), vec![0]);
+        assert_eq!(at("my stomachs killing me"), vec![0]);
+        assert!(at("my stomach killing me").is_empty());
+        assert_eq!(at("stomach sore"), vec![3]);
+        assert!(at("a stomach has been killing me").is_empty());
+        // A red flag is read only as written.
+        assert!(at("lips blue").is_empty());
+        // "heart racing" is already a phrase: not also "heart is racing".
+        assert_eq!(at("my heart racing"), vec![1]);
     }
 
     #[test]

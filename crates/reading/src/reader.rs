@@ -189,6 +189,8 @@ impl Reader {
                 phrases.insert(p, (2 * entries.len() + i) as u32);
             }
         }
+        phrases.set_strict((0..entries.len() as u32).filter(|&i| entries[i as usize].red_flag).collect());
+        phrases.add_unlinked();
         phrases.prepare();
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
         let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
@@ -226,7 +228,17 @@ impl Reader {
             Some(sem) => sem.word_ids(&self.phrases, &raw),
             None => self.phrases.word_ids(&raw),
         };
-        let found = self.phrases.find(&ids, &raw);
+        let mut found = self.phrases.find(&ids, &raw);
+        // A misspelt word stands for the phrase word it is a letter away from, but a red flag
+        // is read only from its phrase as written.
+        if !ids.fixed.is_empty() {
+            found.retain(|h| !(self.is_red_flag(h.finding % self.entries.len() as u32) && ids.fixed.iter().any(|&p| h.start <= p && p < h.end)));
+            for h in &mut found {
+                if h.via == Via::Phrase && ids.fixed.iter().any(|&p| h.start <= p && p < h.end) {
+                    h.via = Via::Variant;
+                }
+            }
+        }
         // A phrase that starts with a trigger word ("not breathing", "no appetite", "absent
         // pulses") says its finding is there: its first word is the phrase's, not a trigger.
         // Read with its word as an ordinary one, the scope it opened ends with the phrase ("not
@@ -270,8 +282,20 @@ impl Reader {
                 (h, c)
             })
             .collect();
-        // Measurements written in the text show the findings whose thresholds they meet.
-        for v in vitals_in_text(text) {
+        // Measurements written in the text show the findings whose thresholds they meet; and a
+        // phrase that ends on the thing measured, said with a measurement well short of its
+        // finding's threshold, is no mention of it ("has a temperature of 36.8" is no fever;
+        // "fever, temp 36.5 after calpol" still is).
+        let measured = vitals_in_text(text);
+        if !measured.is_empty() {
+            let at_token = |byte: u32| tokens.iter().position(|t| t.start >= byte);
+            hits.retain(|(h, _)| {
+                let Some((sign, Some(above), None)) = self.entries.get(h.finding as usize).and_then(|e| e.vital) else { return true };
+                let names_it = h.end > 0 && matches!(raw[h.end - 1], "temperature" | "temp" | "temps" | "temperatures" | "pulse" | "rate" | "hr");
+                !(names_it && measured.iter().any(|v| v.sign == sign && v.value < above - 0.5 && at_token(v.start).is_some_and(|k| k >= h.end && k <= h.end + 2 && raw[h.end..k].iter().all(|w| matches!(*w, "of" | "is" | "was" | "at" | "around" | "about" | "only" | "just")))))
+            });
+        }
+        for v in measured {
             let Some(at) = tokens.iter().position(|t| t.start == v.start) else { continue };
             for &i in &self.with_vital {
                 if let Some((sign, above, below)) = self.entries[i as usize].vital
@@ -283,7 +307,7 @@ impl Reader {
                 }
             }
         }
-        let hits = self.drop_covered(hits);
+        let hits = self.drop_covered(hits, &raw);
         self.gather(tokens, ctx_of, hits)
     }
 
@@ -309,7 +333,7 @@ impl Reader {
     /// swelling anywhere), or a red flag
     /// inside the exact phrase of a finding that is not one ("stops breathing at night" is
     /// sleep apnoea, not a respiratory arrest).
-    fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>) -> Vec<(PhraseHit, f32)> {
+    fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>, raw: &[&str]) -> Vec<(PhraseHit, f32)> {
         let covered = |h: &PhraseHit| {
             hits.iter().any(|(g, _)| {
                 let longer = g.end - g.start > h.end - h.start;
@@ -321,6 +345,15 @@ impl Reader {
                         || (longer && self.is_denial(h.finding) && self.is_finding(g.finding))
                         // A finding inside its own negative phrase ("smoker" in "ex smoker").
                         || (longer && g.finding as usize == h.finding as usize + self.entries.len())
+                        // A phrase that another finding's goes on to say what it is like: "breath
+                        // smells of pear drops" is no bad breath.
+                        || (longer
+                            && g.start == h.start
+                            && g.via == Via::Phrase
+                            && self.is_finding(g.finding)
+                            && self.is_finding(h.finding)
+                            && matches!(raw.get(h.end), Some(&"of" | &"like"))
+                            && !self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         || (longer && g.via == Via::Phrase && self.is_red_flag(h.finding) && self.is_finding(g.finding) && !self.is_red_flag(g.finding))
                         // One word that ends another finding's exact phrase, as its head noun
                         // after a modifier: "hay fever" is no fever, "feel faint" no faint.

@@ -170,7 +170,7 @@ impl SemanticIndex {
     /// phrase index, and has no substitute.
     pub fn word_ids(&self, phrases: &PhraseIndex, raw: &[&str]) -> WordIds {
         let n = raw.len();
-        let mut ids = WordIds { stem: Vec::with_capacity(n), light: Vec::with_capacity(n), alt: Vec::with_capacity(n) };
+        let mut ids = WordIds { stem: Vec::with_capacity(n), light: Vec::with_capacity(n), alt: Vec::with_capacity(n), fixed: Vec::new() };
         let mut stemmed = String::new();
         for w in raw {
             let (stem, light, alt) = if *w == "." {
@@ -179,7 +179,26 @@ impl SemanticIndex {
                 let (stem, light) = self.numbers[row];
                 (stem, light, self.substitute(w, Some(row), stem))
             } else {
-                let (stem, light) = phrases.word_id(w, &mut stemmed);
+                let (mut stem, mut light) = phrases.word_id(w, &mut stemmed);
+                // A word that is no English word and in no phrase may be a misspelt one: read
+                // it as the phrase word a letter away, if only one such is an English word
+                // ("headacke" is "headache", not the misspelling "headake"; "caughing" may be
+                // "coughing" or "laughing", and is read as neither).
+                if stem.is_none() {
+                    let mut right: Option<(&str, Option<u32>)> = None;
+                    let mut many = false;
+                    for f in phrases.misspellings(w).filter(|f| self.vectors.row(f).is_some()) {
+                        let id = phrases.word_id(f, &mut stemmed).0;
+                        match right {
+                            Some((_, other)) if other != id => many = true,
+                            _ => right = Some((f, id)),
+                        }
+                    }
+                    if let Some((f, _)) = right.filter(|_| !many) {
+                        (stem, light) = phrases.word_id(f, &mut stemmed);
+                        ids.fixed.push(ids.stem.len());
+                    }
+                }
                 (stem, light, None)
             };
             ids.stem.push(stem);
