@@ -52,9 +52,14 @@ impl MemoryStore {
                 "memory store capacity must be at least 1 report, got 0".to_owned(),
             ));
         }
+        // The index is sized for the capacity up front (24 bytes a report, 40 with the order),
+        // so it never rehashes under the lock while requests wait; beyond a million reports it
+        // grows as it fills.
+        let room = capacity.min(1 << 20);
+        let inner = Inner { reports: HashMap::with_capacity(room), order: VecDeque::with_capacity(room), ..Inner::default() };
         Ok(Self {
             capacity,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(inner),
         })
     }
 
