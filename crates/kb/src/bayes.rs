@@ -20,8 +20,8 @@
 //! a leak of 0.005 to 0.05 and a leak scaled by each finding's base rate changed top-3 by at
 //! most a point; a prevalence step of 1.5 or 6 ranked worse than 3.
 
-use crate::model::{Condition, KnowledgeBase};
-use domain::Sex;
+use crate::model::{Condition, KnowledgeBase, SexFilter};
+use domain::{AgeBand, Sex};
 
 /// Prior weight between neighbouring prevalence steps (very common .. very rare).
 pub const PREVALENCE_STEP: f32 = 3.0;
@@ -49,8 +49,9 @@ pub struct Bayes {
     /// Same layout: log-likelihood of the finding absent.
     absent: Vec<f32>,
     log_prior: Vec<f32>,
-    /// Who each condition admits (age bands and limits, sex).
-    who: Vec<Condition>,
+    /// Who each condition admits (age bands and limits, sex), compactly: read for every
+    /// condition on every case.
+    who: Vec<Who>,
     /// (condition, a `requires` group widened to every finding that implies one of it).
     requires: Vec<(usize, Vec<usize>)>,
 }
@@ -92,7 +93,7 @@ impl Bayes {
             }
         }
         // Only the demographic fields are read; findings are in the tables above.
-        let who = kb.conditions.iter().map(|c| Condition { findings: Vec::new(), opposing: Vec::new(), requires: Vec::new(), ..c.clone() }).collect();
+        let who = kb.conditions.iter().map(Who::of).collect();
         // A condition of pregnancy requires the pregnancy: a pregnant woman says she is, or
         // that her period is late or her test positive.
         let pregnancy: Vec<usize> = ["pregnant", "missed_period", "positive_pregnancy_test"].iter().filter_map(|f| kb.finding_idx(f)).collect();
@@ -128,7 +129,8 @@ impl Bayes {
     /// Log-scores (unnormalised log posteriors) of every condition.
     pub fn log_scores(&self, known: &[(usize, bool)], age: Option<f32>, sex: Sex) -> Vec<f32> {
         let nc = self.log_prior.len();
-        let mut s: Vec<f32> = self.who.iter().zip(&self.log_prior).map(|(cond, &l)| l + demographic(cond, age, sex)).collect();
+        let band = age.map(|a| 1u8 << AgeBand::of_age(a) as u8);
+        let mut s: Vec<f32> = self.who.iter().zip(&self.log_prior).map(|(who, &l)| l + who.demographic(age, band, sex)).collect();
         for &(f, p) in known.iter().filter(|(f, _)| *f < self.findings) {
             let table = if p { &self.present } else { &self.absent };
             for (x, &t) in s.iter_mut().zip(&table[f * nc..(f + 1) * nc]) {
@@ -160,17 +162,39 @@ pub fn posterior(log_scores: &[f32]) -> Vec<f32> {
     p
 }
 
-fn demographic(cond: &Condition, age: Option<f32>, sex: Sex) -> f32 {
-    let mut s = 0.0;
-    if let Some(a) = age
-        && !cond.admits_age(a)
-    {
-        s += OUTSIDE_DEMOGRAPHIC.ln();
+/// Who a condition admits ([`Condition::admits_age`], [`SexFilter::admits`]), as plain values.
+#[derive(Debug, Clone, Copy)]
+struct Who {
+    /// One bit per admitted [`AgeBand`].
+    bands: u8,
+    min_age: f32,
+    max_age: f32,
+    sex: SexFilter,
+}
+
+impl Who {
+    fn of(c: &Condition) -> Who {
+        Who {
+            bands: c.ages.iter().fold(0, |m, &b| m | 1 << b as u8),
+            min_age: c.min_age.unwrap_or(f32::NEG_INFINITY),
+            max_age: c.max_age.unwrap_or(f32::INFINITY),
+            sex: c.sex,
+        }
     }
-    if !cond.sex.admits(sex) {
-        s += OUTSIDE_DEMOGRAPHIC.ln();
+
+    /// The log-factor for a person of this age (with `band`, its age band's bit) and sex.
+    fn demographic(&self, age: Option<f32>, band: Option<u8>, sex: Sex) -> f32 {
+        let mut s = 0.0;
+        if let (Some(a), Some(band)) = (age, band)
+            && !(self.bands & band != 0 && a >= self.min_age && a <= self.max_age)
+        {
+            s += OUTSIDE_DEMOGRAPHIC.ln();
+        }
+        if !self.sex.admits(sex) {
+            s += OUTSIDE_DEMOGRAPHIC.ln();
+        }
+        s
     }
-    s
 }
 
 #[cfg(test)]
@@ -179,6 +203,23 @@ mod tests {
 
     fn kb() -> KnowledgeBase {
         crate::load_dir(crate::default_dir()).expect("knowledge base")
+    }
+
+    #[test]
+    fn who_admits_whom_the_condition_does() {
+        let kb = kb();
+        let ages = [0.01, 0.5, 0.99, 1.0, 5.0, 11.99, 12.0, 15.0, 17.99, 18.0, 30.0, 45.0, 50.0, 64.99, 65.0, 80.0, 110.0];
+        for c in &kb.conditions {
+            let who = Who::of(c);
+            for sex in [Sex::Female, Sex::Male, Sex::Unknown] {
+                for age in ages.iter().copied().map(Some).chain([None]) {
+                    let outside = |admitted: bool| if admitted { 0.0 } else { OUTSIDE_DEMOGRAPHIC.ln() };
+                    let want = age.map_or(0.0, |a| outside(c.admits_age(a))) + outside(c.sex.admits(sex));
+                    let band = age.map(|a| 1u8 << AgeBand::of_age(a) as u8);
+                    assert_eq!(who.demographic(age, band, sex), want, "{} at {age:?} {sex:?}", c.id);
+                }
+            }
+        }
     }
 
     fn top(kb: &KnowledgeBase, b: &Bayes, known: &[(&str, bool)], age: f32, sex: Sex) -> Vec<String> {
