@@ -305,13 +305,16 @@ impl PhraseIndex {
     pub fn misspellings<'a>(&'a self, w: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let ok = w.len() >= 5 && w.len() <= 20 && w.bytes().all(|b| b.is_ascii_lowercase()) && !crate::semantic::is_stop(w);
         let spellable: &[(String, u32)] = if ok { self.spellable() } else { &[] };
-        spellable.iter().filter(move |(f, _)| f.len().abs_diff(w.len()) <= 1 && f != w && one_edit_apart(f.as_bytes(), w.as_bytes())).map(|(f, _)| f.as_str())
+        // Sorted by length: only the words one letter shorter to one longer are tried.
+        let from = spellable.partition_point(|(f, _)| f.len() + 1 < w.len());
+        let to = spellable.partition_point(|(f, _)| f.len() <= w.len() + 1);
+        spellable[from..to.max(from)].iter().filter(move |(f, _)| f != w && one_edit_apart(f.as_bytes(), w.as_bytes())).map(|(f, _)| f.as_str())
     }
 
     fn spellable(&self) -> &[(String, u32)] {
         self.spellable.get_or_init(|| {
             let mut v: Vec<(String, u32)> = self.spelled.iter().filter(|&(f, _)| f.len() >= 4 && f.bytes().all(|b| b.is_ascii_lowercase())).map(|(f, &i)| (f.clone(), i)).collect();
-            v.sort();
+            v.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
             v
         })
     }
