@@ -379,3 +379,9 @@ fn misspelt_words_and_shared_predicates_are_read_but_never_as_red_flags() {
     let p = present("crushng chest pain");
     assert!(p.contains(&"chest_pain".to_string()) && !p.contains(&"crushing_chest_pain".to_string()), "{p:?}");
 }
+
+#[test]
+fn a_gapped_phrase_does_not_take_another_nouns_linking_verb() {
+    assert!(!present("my back tooth is throbbing").contains(&"back_pain".to_string()));
+    assert!(present("my back is throbbing").contains(&"back_pain".to_string()));
+}
