@@ -385,3 +385,10 @@ fn a_gapped_phrase_does_not_take_another_nouns_linking_verb() {
     assert!(!present("my back tooth is throbbing").contains(&"back_pain".to_string()));
     assert!(present("my back is throbbing").contains(&"back_pain".to_string()));
 }
+
+#[test]
+fn words_one_finding_says_exactly_are_not_another_turned_round() {
+    let p = present("her tummy looks swollen");
+    assert!(p.contains(&"abdominal_distension".to_string()) && !p.contains(&"bloating".to_string()), "{p:?}");
+    assert!(present("my tummy feels swollen").contains(&"bloating".to_string()));
+}
