@@ -392,3 +392,9 @@ fn words_one_finding_says_exactly_are_not_another_turned_round() {
     assert!(p.contains(&"abdominal_distension".to_string()) && !p.contains(&"bloating".to_string()), "{p:?}");
     assert!(present("my tummy feels swollen").contains(&"bloating".to_string()));
 }
+
+#[test]
+fn a_phrase_saying_a_finding_is_fine_asserts_none_it_starts_with() {
+    assert!(!present("feeding well and gaining weight nicely").contains(&"weight_gain".to_string()));
+    assert!(present("I keep gaining weight").contains(&"weight_gain".to_string()));
+}

@@ -332,8 +332,9 @@ impl Reader {
     /// phrase inside a narrower finding's ("no peripheral edema" is no leg swelling, not no
     /// swelling anywhere), or a red flag
     /// inside the exact phrase of a finding that is not one ("stops breathing at night" is
-    /// sleep apnoea, not a respiratory arrest), or a phrase turned round with a linking verb onto
-    /// the very words another finding's exact phrase says.
+    /// sleep apnoea, not a respiratory arrest), a phrase turned round with a linking verb onto
+    /// the very words another finding's exact phrase says, or the words a phrase saying another
+    /// finding is fine starts with ("gaining weight nicely").
     fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>, raw: &[&str]) -> Vec<(PhraseHit, f32)> {
         let covered = |h: &PhraseHit| {
             hits.iter().any(|(g, _)| {
@@ -346,6 +347,9 @@ impl Reader {
                         || (longer && self.is_denial(h.finding) && self.is_finding(g.finding))
                         // A finding inside its own negative phrase ("smoker" in "ex smoker").
                         || (longer && g.finding as usize == h.finding as usize + self.entries.len())
+                        // A finding's words that a phrase saying another is fine goes on
+                        // from: "gaining weight nicely" is a baby growing well, no weight gain.
+                        || (longer && g.start == h.start && !self.is_finding(g.finding) && !self.is_denial(g.finding) && self.is_finding(h.finding) && !self.is_red_flag(h.finding))
                         // A phrase that another finding's goes on to say what it is like: "breath
                         // smells of pear drops" is no bad breath.
                         || (longer
