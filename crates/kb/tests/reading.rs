@@ -398,3 +398,12 @@ fn a_phrase_saying_a_finding_is_fine_asserts_none_it_starts_with() {
     assert!(!present("feeding well and gaining weight nicely").contains(&"weight_gain".to_string()));
     assert!(present("I keep gaining weight").contains(&"weight_gain".to_string()));
 }
+
+#[test]
+fn being_due_or_expecting_is_a_pregnancy_only_with_a_baby() {
+    assert!(!present("I'm expecting a call from the surgery").contains(&"pregnant".to_string()));
+    assert!(!present("my rent is due in May").contains(&"pregnant".to_string()));
+    assert!(!present("the results are due next week").contains(&"late_pregnancy".to_string()));
+    assert!(present("expecting a baby in May and feel sick").contains(&"pregnant".to_string()));
+    assert!(present("my baby is due in May").contains(&"pregnant".to_string()));
+}
