@@ -407,3 +407,10 @@ fn being_due_or_expecting_is_a_pregnancy_only_with_a_baby() {
     assert!(present("expecting a baby in May and feel sick").contains(&"pregnant".to_string()));
     assert!(present("my baby is due in May").contains(&"pregnant".to_string()));
 }
+
+#[test]
+fn a_named_skin_condition_is_not_its_symptoms() {
+    let p = present("he has eczema but not asthma");
+    assert!(!p.iter().any(|f| f == "rash" || f == "itching" || f == "dry_itchy_skin_patches"), "{p:?}");
+    assert!(present("her eczema has flared up").contains(&"dry_itchy_skin_patches".to_string()));
+}
