@@ -414,3 +414,9 @@ fn a_named_skin_condition_is_not_its_symptoms() {
     assert!(!p.iter().any(|f| f == "rash" || f == "itching" || f == "dry_itchy_skin_patches"), "{p:?}");
     assert!(present("her eczema has flared up").contains(&"dry_itchy_skin_patches".to_string()));
 }
+
+#[test]
+fn going_red_in_the_face_is_no_flushing() {
+    assert!(!present("he cries and goes red in the face").contains(&"flushing".to_string()));
+    assert!(present("my face is hot and red").contains(&"flushing".to_string()));
+}
