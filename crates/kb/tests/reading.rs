@@ -420,3 +420,9 @@ fn going_red_in_the_face_is_no_flushing() {
     assert!(!present("he cries and goes red in the face").contains(&"flushing".to_string()));
     assert!(present("my face is hot and red").contains(&"flushing".to_string()));
 }
+
+#[test]
+fn pack_years_alone_say_no_current_smoking() {
+    assert!(!present("she is an ex-smoker (50 pack-years, quit 2018)").contains(&"smoker".to_string()));
+    assert!(present("current smoker, 20 pack-years").contains(&"smoker".to_string()));
+}
