@@ -426,3 +426,10 @@ fn pack_years_alone_say_no_current_smoking() {
     assert!(!present("she is an ex-smoker (50 pack-years, quit 2018)").contains(&"smoker".to_string()));
     assert!(present("current smoker, 20 pack-years").contains(&"smoker".to_string()));
 }
+
+#[test]
+fn a_named_infection_is_not_its_rash() {
+    let p = present("she's just had chickenpox");
+    assert!(!p.iter().any(|f| f == "rash" || f == "vesicular_itchy_rash"), "{p:?}");
+    assert!(present("red bumps that go into blisters").contains(&"vesicular_itchy_rash".to_string()));
+}
