@@ -433,3 +433,9 @@ fn a_named_infection_is_not_its_rash() {
     assert!(!p.iter().any(|f| f == "rash" || f == "vesicular_itchy_rash"), "{p:?}");
     assert!(present("red bumps that go into blisters").contains(&"vesicular_itchy_rash".to_string()));
 }
+
+#[test]
+fn an_expanding_red_ring_is_no_spreading_redness() {
+    assert!(!present("an expanding red ring with central clearing").contains(&"spreading_redness_of_skin".to_string()));
+    assert!(present("the redness is expanding up his leg").contains(&"spreading_redness_of_skin".to_string()));
+}
