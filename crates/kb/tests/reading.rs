@@ -379,3 +379,63 @@ fn misspelt_words_and_shared_predicates_are_read_but_never_as_red_flags() {
     let p = present("crushng chest pain");
     assert!(p.contains(&"chest_pain".to_string()) && !p.contains(&"crushing_chest_pain".to_string()), "{p:?}");
 }
+
+#[test]
+fn a_gapped_phrase_does_not_take_another_nouns_linking_verb() {
+    assert!(!present("my back tooth is throbbing").contains(&"back_pain".to_string()));
+    assert!(present("my back is throbbing").contains(&"back_pain".to_string()));
+}
+
+#[test]
+fn words_one_finding_says_exactly_are_not_another_turned_round() {
+    let p = present("her tummy looks swollen");
+    assert!(p.contains(&"abdominal_distension".to_string()) && !p.contains(&"bloating".to_string()), "{p:?}");
+    assert!(present("my tummy feels swollen").contains(&"bloating".to_string()));
+}
+
+#[test]
+fn a_phrase_saying_a_finding_is_fine_asserts_none_it_starts_with() {
+    assert!(!present("feeding well and gaining weight nicely").contains(&"weight_gain".to_string()));
+    assert!(present("I keep gaining weight").contains(&"weight_gain".to_string()));
+}
+
+#[test]
+fn being_due_or_expecting_is_a_pregnancy_only_with_a_baby() {
+    assert!(!present("I'm expecting a call from the surgery").contains(&"pregnant".to_string()));
+    assert!(!present("my rent is due in May").contains(&"pregnant".to_string()));
+    assert!(!present("the results are due next week").contains(&"late_pregnancy".to_string()));
+    assert!(present("expecting a baby in May and feel sick").contains(&"pregnant".to_string()));
+    assert!(present("my baby is due in May").contains(&"pregnant".to_string()));
+}
+
+#[test]
+fn a_named_skin_condition_is_not_its_symptoms() {
+    let p = present("he has eczema but not asthma");
+    assert!(!p.iter().any(|f| f == "rash" || f == "itching" || f == "dry_itchy_skin_patches"), "{p:?}");
+    assert!(present("her eczema has flared up").contains(&"dry_itchy_skin_patches".to_string()));
+}
+
+#[test]
+fn going_red_in_the_face_is_no_flushing() {
+    assert!(!present("he cries and goes red in the face").contains(&"flushing".to_string()));
+    assert!(present("my face is hot and red").contains(&"flushing".to_string()));
+}
+
+#[test]
+fn pack_years_alone_say_no_current_smoking() {
+    assert!(!present("she is an ex-smoker (50 pack-years, quit 2018)").contains(&"smoker".to_string()));
+    assert!(present("current smoker, 20 pack-years").contains(&"smoker".to_string()));
+}
+
+#[test]
+fn a_named_infection_is_not_its_rash() {
+    let p = present("she's just had chickenpox");
+    assert!(!p.iter().any(|f| f == "rash" || f == "vesicular_itchy_rash"), "{p:?}");
+    assert!(present("red bumps that go into blisters").contains(&"vesicular_itchy_rash".to_string()));
+}
+
+#[test]
+fn an_expanding_red_ring_is_no_spreading_redness() {
+    assert!(!present("an expanding red ring with central clearing").contains(&"spreading_redness_of_skin".to_string()));
+    assert!(present("the redness is expanding up his leg").contains(&"spreading_redness_of_skin".to_string()));
+}

@@ -74,6 +74,12 @@ fn is_copula(w: &str) -> bool {
     )
 }
 
+/// Linking verbs that cannot be a noun or a participle ("a tight feeling", "winded getting
+/// dressed"): what stands right before one is its subject.
+pub(crate) fn is_finite_copula(w: &str) -> bool {
+    matches!(w, "is" | "was" | "are" | "were" | "isnt" | "wasnt" | "arent" | "werent" | "feels" | "felt" | "looks" | "looked" | "seems" | "seemed" | "gets" | "got" | "went" | "turned" | "became")
+}
+
 /// Words that say how a part of the body is: "throat sore", "knee swollen".
 fn is_state(w: &str) -> bool {
     matches!(
@@ -700,6 +706,11 @@ fn match_from(ids: &[Option<u32>], alt: Option<&[Option<u32>]>, raw: &[&str], i:
                 return None;
             }
             if ids[j] == Some(w) {
+                // "back tooth is throbbing" is no "back is throbbing": before a linking verb
+                // a gap may hold only degree words, or it holds the verb's own subject.
+                if skipped > 0 && is_finite_copula(raw[j]) && !raw[j - skipped..j].iter().all(|g| is_degree(g) || is_negation_word(g)) {
+                    return None;
+                }
                 break;
             }
             if subs == 0 && alt.is_some_and(|a| a[j] == Some(w)) {
@@ -747,6 +758,16 @@ mod tests {
 
     fn found(text: &str) -> Vec<(u32, Via)> {
         hits_in(&index(), text).into_iter().map(|h| (h.finding, h.via)).collect()
+    }
+
+    #[test]
+    fn a_gap_before_a_linking_verb_holds_no_subject() {
+        let mut p = index();
+        p.insert("back is throbbing", 10);
+        let read = |text: &str| hits_in(&p, text).into_iter().map(|h| h.finding).collect::<Vec<_>>();
+        assert!(read("my back tooth is throbbing").is_empty());
+        assert_eq!(read("my back really is throbbing"), [10]);
+        assert_eq!(read("my back is throbbing"), [10]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! layer, each mention asserted by its context, gathered into one reading per request.
 
 use crate::context::{TokenContext, contexts, contexts_except};
-use crate::phrases::{PhraseHit, PhraseIndex, Via, is_conjunction, is_negation_word};
+use crate::phrases::{PhraseHit, PhraseIndex, Via, is_conjunction, is_finite_copula, is_negation_word};
 use crate::semantic::SemanticIndex;
 use crate::vectors::WordVectors;
 use crate::vitals::vitals_in_text;
@@ -332,7 +332,9 @@ impl Reader {
     /// phrase inside a narrower finding's ("no peripheral edema" is no leg swelling, not no
     /// swelling anywhere), or a red flag
     /// inside the exact phrase of a finding that is not one ("stops breathing at night" is
-    /// sleep apnoea, not a respiratory arrest).
+    /// sleep apnoea, not a respiratory arrest), a phrase turned round with a linking verb onto
+    /// the very words another finding's exact phrase says, or the words a phrase saying another
+    /// finding is fine starts with ("gaining weight nicely").
     fn drop_covered(&self, hits: Vec<(PhraseHit, f32)>, raw: &[&str]) -> Vec<(PhraseHit, f32)> {
         let covered = |h: &PhraseHit| {
             hits.iter().any(|(g, _)| {
@@ -345,6 +347,9 @@ impl Reader {
                         || (longer && self.is_denial(h.finding) && self.is_finding(g.finding))
                         // A finding inside its own negative phrase ("smoker" in "ex smoker").
                         || (longer && g.finding as usize == h.finding as usize + self.entries.len())
+                        // A finding's words that a phrase saying another is fine goes on
+                        // from: "gaining weight nicely" is a baby growing well, no weight gain.
+                        || (longer && g.start == h.start && !self.is_finding(g.finding) && !self.is_denial(g.finding) && self.is_finding(h.finding) && !self.is_red_flag(h.finding))
                         // A phrase that another finding's goes on to say what it is like: "breath
                         // smells of pear drops" is no bad breath.
                         || (longer
@@ -355,6 +360,18 @@ impl Reader {
                             && matches!(raw.get(h.end), Some(&"of" | &"like"))
                             && !self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         || (longer && g.via == Via::Phrase && self.is_red_flag(h.finding) && self.is_finding(g.finding) && !self.is_red_flag(g.finding))
+                        // "X is Y", said exactly by one finding's phrase and only turned round
+                        // into another's "Y X": "tummy looks swollen" is distension, not the
+                        // bloating of "swollen tummy".
+                        || (g.start == h.start
+                            && g.end == h.end
+                            && g.via == Via::Phrase
+                            && h.via == Via::Variant
+                            && raw[h.start..h.end].iter().any(|w| is_finite_copula(w))
+                            && self.is_finding(g.finding)
+                            && self.is_finding(h.finding)
+                            && !self.is_red_flag(h.finding)
+                            && !self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         // One word that ends another finding's exact phrase, as its head noun
                         // after a modifier: "hay fever" is no fever, "feel faint" no faint.
                         || (g.via == Via::Phrase && self.is_finding(g.finding) && self.is_finding(h.finding) && h.end - h.start == 1 && g.end - g.start == 2 && g.start < h.start && h.end == g.end))
