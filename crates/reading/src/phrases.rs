@@ -200,7 +200,7 @@ pub struct PhraseIndex {
     spelled: HashMap<String, u32>,
     /// The phrase words a misspelt word may be read as (see [`PhraseIndex::misspellings`]),
     /// as (text form, word number). Made on first use.
-    spellable: OnceLock<Vec<(String, u32)>>,
+    spellable: OnceLock<Spellable>,
 }
 
 impl PhraseIndex {
@@ -310,18 +310,24 @@ impl PhraseIndex {
     /// the reader reads no red flag through such a word.
     pub fn misspellings<'a>(&'a self, w: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         let ok = w.len() >= 5 && w.len() <= 20 && w.bytes().all(|b| b.is_ascii_lowercase()) && !crate::semantic::is_stop(w);
-        let spellable: &[(String, u32)] = if ok { self.spellable() } else { &[] };
-        // Sorted by length: only the words one letter shorter to one longer are tried.
-        let from = spellable.partition_point(|(f, _)| f.len() + 1 < w.len());
-        let to = spellable.partition_point(|(f, _)| f.len() <= w.len() + 1);
-        spellable[from..to.max(from)].iter().filter(move |(f, _)| f != w && one_edit_apart(f.as_bytes(), w.as_bytes())).map(|(f, _)| f.as_str())
+        let found = if ok { self.spellable().near(w) } else { Vec::new() };
+        found.into_iter().map(|i| self.spellable().words[i as usize].0.as_str())
     }
 
-    fn spellable(&self) -> &[(String, u32)] {
+    fn spellable(&self) -> &Spellable {
         self.spellable.get_or_init(|| {
-            let mut v: Vec<(String, u32)> = self.spelled.iter().filter(|&(f, _)| f.len() >= 4 && f.bytes().all(|b| b.is_ascii_lowercase())).map(|(f, &i)| (f.clone(), i)).collect();
-            v.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-            v
+            let mut words: Vec<(String, u32)> = self.spelled.iter().filter(|&(f, _)| f.len() >= 4 && f.bytes().all(|b| b.is_ascii_lowercase())).map(|(f, &i)| (f.clone(), i)).collect();
+            words.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+            let mut by_key: WordMap<Vec<u32>> = WordMap::default();
+            for (i, (f, _)) in words.iter().enumerate() {
+                for key in std::iter::once(f.clone()).chain(deletions(f)) {
+                    let list = by_key.entry(key).or_default();
+                    if list.last() != Some(&(i as u32)) {
+                        list.push(i as u32);
+                    }
+                }
+            }
+            Spellable { words, by_key }
         })
     }
 
@@ -340,6 +346,7 @@ impl PhraseIndex {
     /// Makes the index of phrases by their rarest word now rather than on the first text read.
     pub(crate) fn prepare(&self) {
         self.by_rarest();
+        self.spellable();
     }
 
     fn by_rarest(&self) -> &ByRarest {
@@ -642,6 +649,41 @@ impl PhraseIndex {
 
 /// Adds `hit` unless the same finding is already found over the same tokens (the older list
 /// forms in [`PhraseIndex::find`] may have found it).
+/// The phrase words a misspelt word may stand for: every phrase word (lower-case ASCII, four
+/// letters or more), sorted by length and then alphabetically, and each of them under itself
+/// and under every form with one letter dropped. Two words one letter apart (one added,
+/// dropped or changed, or two side by side swapped) always share such a key, so a word's
+/// candidates are the words under its own keys: a few look-ups, not a scan of every word.
+#[derive(Debug, Clone, Default)]
+struct Spellable {
+    words: Vec<(String, u32)>,
+    by_key: WordMap<Vec<u32>>,
+}
+
+impl Spellable {
+    /// The positions in `words` of the words one letter away from `w`, in `words` order.
+    fn near(&self, w: &str) -> Vec<u32> {
+        let mut found: Vec<u32> = std::iter::once(w.to_owned())
+            .chain(deletions(w))
+            .filter_map(|key| self.by_key.get(&key))
+            .flatten()
+            .copied()
+            .filter(|&i| {
+                let f = &self.words[i as usize].0;
+                f != w && one_edit_apart(f.as_bytes(), w.as_bytes())
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+}
+
+/// `w` with one letter dropped, each way (ASCII).
+fn deletions(w: &str) -> impl Iterator<Item = String> + '_ {
+    (0..w.len()).map(move |i| format!("{}{}", &w[..i], &w[i + 1..]))
+}
+
 /// Whether `a` and `b` differ by one letter added, dropped or changed, or two letters side by
 /// side swapped.
 fn one_edit_apart(a: &[u8], b: &[u8]) -> bool {
