@@ -142,19 +142,25 @@ pub fn read_demographics(text: &str) -> Demographics {
     let age = age.filter(|a| *a <= 120.0);
 
     // Sex: the first gendered noun naming the patient wins; otherwise pronouns, if one-sided.
+    // A relative who saw or speaks about the writer ("my girlfriend saw me", "my husband says
+    // I") is a witness, not the patient; the pronouns then may be the witness's too, so none
+    // count and the sex stays unknown: a wrong sex is worse than none.
     let strong = |set: &[&str], x: &str| set.contains(&x) && !matches!(x, "she" | "her" | "he" | "him" | "his");
     let mut sex = None;
-    for &x in &w {
-        if strong(FEMALE, x) {
-            sex = Some(Sex::Female);
-            break;
+    let mut witness = false;
+    for (i, &x) in w.iter().enumerate() {
+        let (female, male) = (strong(FEMALE, x), strong(MALE, x));
+        if !female && !male {
+            continue;
         }
-        if strong(MALE, x) {
-            sex = Some(Sex::Male);
-            break;
+        if i > 0 && w[i - 1] == "my" && is_witness(&w[i + 1..]) {
+            witness = true;
+            continue;
         }
+        sex = Some(if female { Sex::Female } else { Sex::Male });
+        break;
     }
-    if sex.is_none() {
+    if sex.is_none() && !witness {
         let f = w.iter().filter(|&&x| matches!(x, "she" | "her")).count();
         let m = w.iter().filter(|&&x| matches!(x, "he" | "him" | "his")).count();
         if f > 0 && m == 0 {
@@ -164,6 +170,18 @@ pub fn read_demographics(text: &str) -> Demographics {
         }
     }
     Demographics { age, sex }
+}
+
+/// Whether the words after "my <relative>" make the relative a witness of the writer's own
+/// illness: the writer ("me", "myself", "I") within the next four words, unless "me" is
+/// followed by the relative's own ("told me her ear hurts").
+fn is_witness(after: &[&str]) -> bool {
+    let near = &after[..after.len().min(4)];
+    near.iter().enumerate().any(|(k, &x)| match x {
+        "i" | "myself" => true,
+        "me" => !near.get(k + 1).is_some_and(|&n| matches!(n, "her" | "his" | "she" | "he" | "its" | "their" | "they")),
+        _ => false,
+    })
 }
 
 #[cfg(test)]
@@ -200,5 +218,16 @@ mod tests {
         assert_eq!(read_demographics("my son has a fever").sex, Some(Sex::Male));
         assert_eq!(read_demographics("she has had pain, her tummy").sex, Some(Sex::Female));
         assert_eq!(read_demographics("headache fever stiff neck").sex, None);
+    }
+
+    #[test]
+    fn a_relative_who_saw_the_writer_is_not_the_patient() {
+        let sex = |t: &str| read_demographics(t).sex;
+        assert_eq!(sex("I had a fit last night, my girlfriend saw me go stiff and I bit my tongue"), None);
+        assert_eq!(sex("my husband found me on the floor, he called an ambulance"), None);
+        assert_eq!(sex("my wife says I snore and stop breathing"), None);
+        assert_eq!(sex("my wife says I snore, I am a 50 year old man"), Some(Sex::Male));
+        assert_eq!(sex("my daughter told me her ear hurts"), Some(Sex::Female));
+        assert_eq!(sex("my mum has had a cough and I think she is worse"), Some(Sex::Female));
     }
 }
