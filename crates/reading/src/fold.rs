@@ -51,6 +51,16 @@ fn spelling(word: &str) -> Cow<'_, str> {
         "nite" => return Cow::Borrowed("night"),
         "nites" => return Cow::Borrowed("nights"),
         "tonite" => return Cow::Borrowed("tonight"),
+        // Units shortened as people type them ("7 wks pregnant", "pain for 3 hrs").
+        "wk" => return Cow::Borrowed("week"),
+        "wks" => return Cow::Borrowed("weeks"),
+        "hr" => return Cow::Borrowed("hour"),
+        "hrs" => return Cow::Borrowed("hours"),
+        "mins" => return Cow::Borrowed("minutes"),
+        "yr" => return Cow::Borrowed("year"),
+        "yrs" => return Cow::Borrowed("years"),
+        "mth" | "mnth" => return Cow::Borrowed("month"),
+        "mths" | "mnths" => return Cow::Borrowed("months"),
         _ => {}
     }
     // Every rule needs an "ae" or "oe" somewhere, or a final "our": one pass over the bytes.
@@ -188,6 +198,9 @@ mod tests {
             ("paediatric", "pediatric"),
             ("tumour", "tumor"),
             ("ischaemic", "ischemic"),
+            ("wks", "weeks"),
+            ("hrs", "hours"),
+            ("yrs", "years"),
         ] {
             same(a, b);
         }
