@@ -487,7 +487,8 @@ impl PhraseIndex {
                 }
             }
             // "swollen and painful knee": the word after the list goes with each word in it.
-            if i + 3 < n && is_conjunction(raw[i + 1]) && ids[i + 2].is_some() {
+            // Not past an article: "a cough and a headache" is two things, no cough headache.
+            if i + 3 < n && is_conjunction(raw[i + 1]) && ids[i + 2].is_some() && !matches!(raw[i + 2], "a" | "an" | "the") {
                 for &e in &self.by_first[first as usize] {
                     let e = &self.entries[e as usize];
                     if e.words.len() == 2 && e.unlinked_at.is_none() && ids[i + 3] == Some(e.words[1]) {
@@ -843,6 +844,12 @@ mod tests {
         p.insert("cough", 12);
         let hits: Vec<u32> = hits_in(&p, "chest pain or cough").into_iter().map(|h| h.finding).collect();
         assert_eq!(hits, [2, 12]);
+        // Past an article the list is of two things: "a cough and a headache".
+        let mut p = index();
+        p.insert("a", 13);
+        p.insert("cough headache", 14);
+        let hits: Vec<u32> = hits_in(&p, "a cough and a headache").into_iter().map(|h| h.finding).collect();
+        assert!(!hits.contains(&14));
     }
 
     #[test]

@@ -102,7 +102,10 @@ fn bare_blood_pressure(value: f32, hay: &str, after: &str) -> bool {
     };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let Ok(diastolic) = rest[..digits].parse::<f32>() else { return false };
-    if rest[digits..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '/' || c == '.') {
+    // Not a decimal ("100.5") or a longer figure, but a full stop may end the sentence.
+    let tail = &rest[digits..];
+    let decimal = tail.strip_prefix('.').is_some_and(|t| t.starts_with(|c: char| c.is_ascii_digit()));
+    if decimal || tail.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '/') {
         return false;
     }
     let pair = (90.0..=260.0).contains(&value) && (40.0..=150.0).contains(&diastolic) && diastolic < value;
@@ -198,6 +201,11 @@ mod tests {
         assert_eq!(read("38.6 this morning on the ear thermometer"), [(VitalSign::TemperatureC, 38.6)]);
         assert_eq!(read("it was 158/98 at the pharmacy"), [(VitalSign::SystolicBp, 158.0)]);
         assert_eq!(read("my blood pressure was 165 over 100"), [(VitalSign::SystolicBp, 165.0)]);
+        // At the end of a sentence.
+        assert_eq!(read("I checked it at the chemist and it was 165/100."), [(VitalSign::SystolicBp, 165.0)]);
+        assert_eq!(read("My blood pressure at work was 158/96. I'm obese."), [(VitalSign::SystolicBp, 158.0)]);
+        assert_eq!(read("my home monitor keeps showing readings around 160 over 95."), [(VitalSign::SystolicBp, 160.0)]);
+        assert!(read("it was 158/96.5 at the pharmacy").is_empty());
     }
 
     #[test]
