@@ -439,3 +439,16 @@ fn an_expanding_red_ring_is_no_spreading_redness() {
     assert!(!present("an expanding red ring with central clearing").contains(&"spreading_redness_of_skin".to_string()));
     assert!(present("the redness is expanding up his leg").contains(&"spreading_redness_of_skin".to_string()));
 }
+
+#[test]
+fn capitalised_clinical_abbreviations_are_read_and_lower_case_words_are_not() {
+    let p = present("c/o SOB and HA x 2 days, N/V/D since yesterday");
+    for id in ["shortness_of_breath", "headache", "nausea", "vomiting", "diarrhoea"] {
+        assert!(has(&p, id), "{id} in {p:?}");
+    }
+    assert!(has(&absent("Denies CP or SOB."), "shortness_of_breath"));
+    assert!(has(&present("DOE for 3 months"), "exertional_breathlessness"));
+    assert!(has(&present("10-month-old with D&V for 3 days"), "diarrhoea"));
+    let p = present("I sob every night and my friends say ha ha");
+    assert!(!has(&p, "shortness_of_breath") && !has(&p, "headache"), "{p:?}");
+}

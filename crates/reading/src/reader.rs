@@ -222,6 +222,9 @@ impl Reader {
         if tokens.is_empty() {
             return Reading::default();
         }
+        // "SOB", "N/V": a capitalised abbreviation is read as the word it stands for.
+        let expanded = crate::abbrev::expand(text, tokens);
+        let tokens = expanded.as_deref().unwrap_or(tokens);
         let ctx = contexts(text, tokens);
         let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
         let ids = match &self.semantic {
