@@ -452,3 +452,11 @@ fn capitalised_clinical_abbreviations_are_read_and_lower_case_words_are_not() {
     let p = present("I sob every night and my friends say ha ha");
     assert!(!has(&p, "shortness_of_breath") && !has(&p, "headache"), "{p:?}");
 }
+
+#[test]
+fn a_history_led_phrase_is_read_whatever_follows_it() {
+    assert!(has(&present("78-year-old with previous MI presents with progressive DOE"), "heart_disease_history"));
+    assert!(has(&present("history of gallstones presents with RUQ pain"), "gallstones_history"));
+    // A negation that runs on still denies the longer thing.
+    assert!(!has(&present("no appetite loss"), "loss_of_appetite"));
+}

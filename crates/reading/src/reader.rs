@@ -251,7 +251,9 @@ impl Reader {
         // unless it is a red flag (safety first: "baby not breathing blue"), when the phrase
         // runs on into another phrase word ("no appetite loss", "no voice changes").
         // A finding of its own that starts straight after it is not a run-on ("not feeding
-        // floppy").
+        // floppy"). Only a negation runs on: a phrase led by another trigger ("previous MI",
+        // "history of gallstones") says the same whatever follows it ("previous MI presents
+        // with").
         let runs_on = |h: &PhraseHit| {
             ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]) && !found.iter().any(|g| g.start == h.end && g.via != Via::Semantic)
         };
@@ -260,7 +262,7 @@ impl Reader {
         let holds_another = |h: &PhraseHit| found.iter().any(|g| g.finding != h.finding && g.start > h.start && g.end < h.end);
         let led: Vec<(usize, usize)> = found
             .iter()
-            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| is_conjunction(w)) && !holds_another(h) && (self.is_red_flag(h.finding) || !runs_on(h)))
+            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| is_conjunction(w)) && !holds_another(h) && (self.is_red_flag(h.finding) || !is_negation_word(raw[h.start]) || !runs_on(h)))
             .map(|h| (h.start, h.end))
             .collect();
         let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
