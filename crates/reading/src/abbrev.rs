@@ -1,4 +1,4 @@
-//! Clinical abbreviations written in capitals: "SOB", "DOE", "HA", "N/V", "D&V". In lower case
+//! Clinical abbreviations written in capitals: "SOB", "DOE", "HA", "SI", "N/V", "D&V". In lower case
 //! most of them are everyday words ("sob", "doe", "ha"), so the knowledge base cannot list them
 //! as phrases; written in capitals in a note they are the abbreviation. Each is read as a word
 //! of the finding it stands for, in place, so negation and the rest of the context work as for
@@ -12,6 +12,7 @@ fn capitals(word: &str) -> Option<&'static str> {
         "SOB" => "dyspnoea",
         "SOBOE" | "DOE" => "soboe",
         "HA" => "headache",
+        "SI" => "suicidality",
         _ => return None,
     })
 }
@@ -39,8 +40,11 @@ pub(crate) fn expand(text: &str, tokens: &[Token]) -> Option<Vec<Token>> {
     let mut i = 0;
     while i < tokens.len() {
         let s = span(&tokens[i]);
+        // "SI joint" is the sacroiliac joint, not suicidal ideation.
+        let joint = tokens.get(i + 1).is_some_and(|t| matches!(t.text.as_str(), "joint" | "joints" | "jt"));
         if is_caps(s)
             && let Some(w) = capitals(s)
+            && !(s == "SI" && joint)
         {
             out.get_or_insert_with(|| tokens.to_vec())[i].text = w.to_string();
             i += 1;
@@ -77,6 +81,8 @@ mod tests {
         assert_eq!(words("DOE"), ["soboe"]);
         assert_eq!(words("N/V/D x 2 days"), ["nausea", "vomiting", "diarrhoea", "x", "2", "days"]);
         assert_eq!(words("3 days of D&V"), ["3", "days", "of", "diarrhoea", "vomiting"]);
+        assert_eq!(words("denies SI"), ["denies", "suicidality"]);
+        assert_eq!(words("SI joint pain"), ["si", "joint", "pain"]);
     }
 
     #[test]
