@@ -55,6 +55,9 @@ fn spelling(word: &str) -> Cow<'_, str> {
         "cannot" => return Cow::Borrowed("cant"),
         // "hives" loses its "s" and "e" to the light fold and would meet "HIV".
         "hiv" => return Cow::Borrowed("hivirus"),
+        // "note" and "noted" would stem to "not": "percussion note and absent breath
+        // sounds" is no "not breathing".
+        "note" | "notes" | "noted" | "noting" => return Cow::Borrowed("notew"),
         _ => {}
     }
     // Every rule needs an "ae" or "oe" somewhere, or a final "our": one pass over the bytes.
@@ -151,9 +154,13 @@ mod tests {
     }
 
     #[test]
-    fn hiv_is_not_hives() {
+    fn hiv_is_not_hives_and_a_note_is_not_not() {
         assert_ne!(fold_light("hiv"), fold_light("hives"));
         assert_ne!(fold_word("hiv"), fold_word("hives"));
+        for w in ["note", "notes", "noted", "noting"] {
+            assert_ne!(fold_word(w), fold_word("not"), "{w}");
+            assert_ne!(fold_light(w), fold_light("not"), "{w}");
+        }
     }
 
     #[test]
