@@ -460,3 +460,12 @@ fn a_history_led_phrase_is_read_whatever_follows_it() {
     // A negation that runs on still denies the longer thing.
     assert!(!has(&present("no appetite loss"), "loss_of_appetite"));
 }
+
+#[test]
+fn a_negation_inside_a_phrase_opens_no_scope_after_it() {
+    let p = present("82F with recurrent blackouts without warning, lightheadedness, HR 38.");
+    for id in ["fainting_without_warning", "dizziness", "bradycardia"] {
+        assert!(has(&p, id), "{id} in {p:?}");
+    }
+    assert!(has(&absent("no blackouts without warning, no chest pain"), "chest_pain"));
+}

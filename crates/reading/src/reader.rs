@@ -265,7 +265,15 @@ impl Reader {
             .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| is_conjunction(w)) && !holds_another(h) && (self.is_red_flag(h.finding) || !is_negation_word(raw[h.start]) || !runs_on(h)))
             .map(|h| (h.start, h.end))
             .collect();
-        let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
+        // A trigger that is a word of a phrase, not its first ("blackouts without warning",
+        // "pain without injury"), belongs to the phrase: it opens no scope over what follows
+        // ("blackouts without warning, lightheadedness" is lightheaded).
+        let inner: Vec<usize> = found
+            .iter()
+            .filter(|h| h.via != Via::Semantic && self.is_finding(h.finding) && !h.negated_inside)
+            .flat_map(|h| (h.start + 1..h.end).filter(|&k| ctx[k].trigger && (is_negation_word(raw[k]) || raw[k] == "without")))
+            .collect();
+        let outer = if led.is_empty() && inner.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).chain(inner.iter().copied()).collect::<Vec<_>>())) };
         let ctx_of = |h: &PhraseHit| -> &[TokenContext] {
             match &outer {
                 Some(o) if !led.iter().any(|&(s, e)| s < h.start && h.end <= e) => o,
