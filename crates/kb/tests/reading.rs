@@ -439,3 +439,33 @@ fn an_expanding_red_ring_is_no_spreading_redness() {
     assert!(!present("an expanding red ring with central clearing").contains(&"spreading_redness_of_skin".to_string()));
     assert!(present("the redness is expanding up his leg").contains(&"spreading_redness_of_skin".to_string()));
 }
+
+#[test]
+fn capitalised_clinical_abbreviations_are_read_and_lower_case_words_are_not() {
+    let p = present("c/o SOB and HA x 2 days, N/V/D since yesterday");
+    for id in ["shortness_of_breath", "headache", "nausea", "vomiting", "diarrhoea"] {
+        assert!(has(&p, id), "{id} in {p:?}");
+    }
+    assert!(has(&absent("Denies CP or SOB."), "shortness_of_breath"));
+    assert!(has(&present("DOE for 3 months"), "exertional_breathlessness"));
+    assert!(has(&present("10-month-old with D&V for 3 days"), "diarrhoea"));
+    let p = present("I sob every night and my friends say ha ha");
+    assert!(!has(&p, "shortness_of_breath") && !has(&p, "headache"), "{p:?}");
+}
+
+#[test]
+fn a_history_led_phrase_is_read_whatever_follows_it() {
+    assert!(has(&present("78-year-old with previous MI presents with progressive DOE"), "heart_disease_history"));
+    assert!(has(&present("history of gallstones presents with RUQ pain"), "gallstones_history"));
+    // A negation that runs on still denies the longer thing.
+    assert!(!has(&present("no appetite loss"), "loss_of_appetite"));
+}
+
+#[test]
+fn a_negation_inside_a_phrase_opens_no_scope_after_it() {
+    let p = present("82F with recurrent blackouts without warning, lightheadedness, HR 38.");
+    for id in ["fainting_without_warning", "dizziness", "bradycardia"] {
+        assert!(has(&p, id), "{id} in {p:?}");
+    }
+    assert!(has(&absent("no blackouts without warning, no chest pain"), "chest_pain"));
+}

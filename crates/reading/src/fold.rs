@@ -51,16 +51,23 @@ fn spelling(word: &str) -> Cow<'_, str> {
         "nite" => return Cow::Borrowed("night"),
         "nites" => return Cow::Borrowed("nights"),
         "tonite" => return Cow::Borrowed("tonight"),
-        // Units shortened as people type them ("7 wks pregnant", "pain for 3 hrs").
+        // Units shortened as people type them ("7 wks pregnant", "pain for 3 hrs"); not "hr",
+        // which notes use for heart rate.
         "wk" => return Cow::Borrowed("week"),
         "wks" => return Cow::Borrowed("weeks"),
-        "hr" => return Cow::Borrowed("hour"),
         "hrs" => return Cow::Borrowed("hours"),
         "mins" => return Cow::Borrowed("minutes"),
         "yr" => return Cow::Borrowed("year"),
         "yrs" => return Cow::Borrowed("years"),
         "mth" | "mnth" => return Cow::Borrowed("month"),
         "mths" | "mnths" => return Cow::Borrowed("months"),
+        // Notes write "cannot weight bear" where phrases say "cant weight bear".
+        "cannot" => return Cow::Borrowed("cant"),
+        // "hives" loses its "s" and "e" to the light fold and would meet "HIV".
+        "hiv" => return Cow::Borrowed("hivirus"),
+        // "note" and "noted" would stem to "not": "percussion note and absent breath
+        // sounds" is no "not breathing".
+        "note" | "notes" | "noted" | "noting" => return Cow::Borrowed("notew"),
         _ => {}
     }
     // Every rule needs an "ae" or "oe" somewhere, or a final "our": one pass over the bytes.
@@ -157,9 +164,20 @@ mod tests {
     }
 
     #[test]
+    fn hiv_is_not_hives_and_a_note_is_not_not() {
+        assert_ne!(fold_light("hiv"), fold_light("hives"));
+        assert_ne!(fold_word("hiv"), fold_word("hives"));
+        for w in ["note", "notes", "noted", "noting"] {
+            assert_ne!(fold_word(w), fold_word("not"), "{w}");
+            assert_ne!(fold_light(w), fold_light("not"), "{w}");
+        }
+    }
+
+    #[test]
     fn inflections_meet() {
         for (a, b) in [
             ("vomiting", "vomit"),
+            ("cannot", "cant"),
             ("vomited", "vomits"),
             ("coughing", "cough"),
             ("wheezing", "wheeze"),

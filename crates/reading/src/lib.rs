@@ -13,6 +13,7 @@
 //! The reading is made once per request, before the agents run; everything downstream sees the
 //! text only as these findings.
 
+mod abbrev;
 mod context;
 mod fold;
 mod phrases;

@@ -50,6 +50,11 @@ fn is_connector(w: &str) -> bool {
     matches!(w, "in" | "on" | "of" | "around" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down" | "with")
 }
 
+/// The side of the body, as a note writes it between a word and the part it is said of.
+fn is_side(w: &str) -> bool {
+    matches!(w, "left" | "right" | "l" | "r" | "lt" | "rt" | "bilateral")
+}
+
 fn is_filler(w: &str) -> bool {
     matches!(
         w,
@@ -479,8 +484,9 @@ impl PhraseIndex {
                 }
                 if let Some((end, gaps, subs, negated_inside)) = match_from(ids, alt, raw, i, &e.words)
                     // A phrase of two words is read only side by side (or turned round): with
-                    // words between, "wiped out" would read "wiped his mouth out".
-                    && (gaps == 0 || e.words.len() >= 3)
+                    // words between, "wiped out" would read "wiped his mouth out". A side is
+                    // the one word it may hold: "swollen left calf", "stiff R shoulder".
+                    && (gaps == 0 || e.words.len() >= 3 || (gaps == 1 && is_side(raw[i + 1])))
                 {
                     let via = if subs > 0 { Via::Semantic } else if gaps == 0 { Via::Phrase } else { Via::Variant };
                     out.push(PhraseHit { finding: e.finding, start: i, end, via, head: i, negated_inside });
@@ -830,6 +836,14 @@ mod tests {
         assert!(found("red spots").is_empty());
         assert_eq!(found("some spotting"), [(4, Via::Phrase)]);
         assert!(found("back and chest, pain").is_empty());
+    }
+
+    #[test]
+    fn a_two_word_phrase_may_hold_the_side_of_the_body() {
+        assert_eq!(found("swollen left knee"), [(8, Via::Variant)]);
+        assert_eq!(found("stiff R neck"), [(5, Via::Variant)]);
+        assert!(found("swollen old knee").is_empty());
+        assert!(found("swollen left lower knee").is_empty());
     }
 
     #[test]

@@ -222,6 +222,9 @@ impl Reader {
         if tokens.is_empty() {
             return Reading::default();
         }
+        // "SOB", "N/V": a capitalised abbreviation is read as the word it stands for.
+        let expanded = crate::abbrev::expand(text, tokens);
+        let tokens = expanded.as_deref().unwrap_or(tokens);
         let ctx = contexts(text, tokens);
         let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
         let ids = match &self.semantic {
@@ -248,7 +251,9 @@ impl Reader {
         // unless it is a red flag (safety first: "baby not breathing blue"), when the phrase
         // runs on into another phrase word ("no appetite loss", "no voice changes").
         // A finding of its own that starts straight after it is not a run-on ("not feeding
-        // floppy").
+        // floppy"). Only a negation runs on: a phrase led by another trigger ("previous MI",
+        // "history of gallstones") says the same whatever follows it ("previous MI presents
+        // with").
         let runs_on = |h: &PhraseHit| {
             ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]) && !found.iter().any(|g| g.start == h.end && g.via != Via::Semantic)
         };
@@ -257,10 +262,18 @@ impl Reader {
         let holds_another = |h: &PhraseHit| found.iter().any(|g| g.finding != h.finding && g.start > h.start && g.end < h.end);
         let led: Vec<(usize, usize)> = found
             .iter()
-            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| is_conjunction(w)) && !holds_another(h) && (self.is_red_flag(h.finding) || !runs_on(h)))
+            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| is_conjunction(w)) && !holds_another(h) && (self.is_red_flag(h.finding) || !is_negation_word(raw[h.start]) || !runs_on(h)))
             .map(|h| (h.start, h.end))
             .collect();
-        let outer = if led.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).collect::<Vec<_>>())) };
+        // A trigger that is a word of a phrase, not its first ("blackouts without warning",
+        // "pain without injury"), belongs to the phrase: it opens no scope over what follows
+        // ("blackouts without warning, lightheadedness" is lightheaded).
+        let inner: Vec<usize> = found
+            .iter()
+            .filter(|h| h.via != Via::Semantic && self.is_finding(h.finding) && !h.negated_inside)
+            .flat_map(|h| (h.start + 1..h.end).filter(|&k| ctx[k].trigger && (is_negation_word(raw[k]) || raw[k] == "without")))
+            .collect();
+        let outer = if led.is_empty() && inner.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).chain(inner.iter().copied()).collect::<Vec<_>>())) };
         let ctx_of = |h: &PhraseHit| -> &[TokenContext] {
             match &outer {
                 Some(o) if !led.iter().any(|&(s, e)| s < h.start && h.end <= e) => o,
