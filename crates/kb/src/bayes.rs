@@ -126,6 +126,18 @@ impl Bayes {
         }
     }
 
+    /// Lowers, as [`OUTSIDE_DEMOGRAPHIC`] does, the score of each condition that only infants
+    /// and children under 12 get: for a person of unknown age who writes about themselves
+    /// ([`textfeat::self_report`]), as carers write for the young.
+    pub fn not_a_young_child(&self, scores: &mut [f32]) {
+        let young = 1u8 << AgeBand::Infant as u8 | 1u8 << AgeBand::Child as u8;
+        for (x, who) in scores.iter_mut().zip(&self.who) {
+            if who.bands & !young == 0 || who.max_age < 12.0 {
+                *x += OUTSIDE_DEMOGRAPHIC.ln();
+            }
+        }
+    }
+
     /// Log-scores (unnormalised log posteriors) of every condition.
     pub fn log_scores(&self, known: &[(usize, bool)], age: Option<f32>, sex: Sex) -> Vec<f32> {
         let nc = self.log_prior.len();

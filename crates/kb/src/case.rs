@@ -46,7 +46,10 @@ impl KnowledgeBase {
         let analysis = TextAnalysis::of(&input.text);
         let reading = self.reader.read(&input.text, &analysis.tokens);
         let evidence = self.evidence(&input, &reading);
-        let prior = self.bayes().log_scores(&evidence, input.age, input.sex);
+        let mut prior = self.bayes().log_scores(&evidence, input.age, input.sex);
+        if input.age.is_none() && textfeat::self_report(analysis.tokens.iter().map(|t| t.text.as_str())) {
+            self.bayes().not_a_young_child(&mut prior);
+        }
         let posterior = crate::posterior(&prior);
         let chief = presenting_complaint(self, &input.text, &reading);
         Case { input, analysis, reading, evidence, prior, posterior, chief }

@@ -469,3 +469,18 @@ fn a_negation_inside_a_phrase_opens_no_scope_after_it() {
     }
     assert!(has(&absent("no blackouts without warning, no chest pain"), "chest_pain"));
 }
+
+/// The posterior of condition `id` for a text of unknown age.
+fn posterior_of(text: &str, id: &str) -> f32 {
+    let c = kb().prepare(CaseInput { text: text.into(), age: None, sex: Sex::Unknown, findings: Vec::new(), vitals: Vitals::default() });
+    c.posterior[kb().conditions.iter().position(|c| c.id == id).expect(id)]
+}
+
+#[test]
+fn a_writer_about_themselves_is_no_young_child() {
+    // Written in the first person with no age, a condition of infants only (neonatal jaundice)
+    // falls away; written by a parent about the same signs, it does not.
+    let own = posterior_of("My skin has become yellow and the whites of my eyes too", "neonatal_jaundice");
+    let babys = posterior_of("My baby's skin has become yellow and the whites of his eyes too", "neonatal_jaundice");
+    assert!(own < 1e-3 && babys > 10.0 * own, "own {own}, baby's {babys}");
+}

@@ -172,6 +172,31 @@ pub fn read_demographics(text: &str) -> Demographics {
     Demographics { age, sex }
 }
 
+/// Nouns for someone a writer may be writing about instead of themselves.
+const OTHERS: &[&str] = &[
+    "baby", "babies", "toddler", "infant", "newborn", "child", "kid", "kids", "children", "son", "daughter",
+    "boy", "girl", "grandson", "granddaughter", "nephew", "niece", "brother", "sister", "mum", "mom", "mother",
+    "dad", "father", "husband", "wife", "partner", "boyfriend", "girlfriend", "friend", "grandma", "grandmother",
+    "grandpa", "grandfather", "grandad", "nan", "gran", "aunt", "uncle", "patient", "pt", "neighbour", "neighbor",
+    "flatmate", "roommate", "colleague", "fiance", "fiancee",
+];
+
+/// Whether the writer writes about their own illness: the text speaks in the first person ("I",
+/// "me", "my", "I'm", "I've", "myself") and names nobody else it could be about (a relative, a
+/// child, a patient), unless that person only witnessed the writer's illness ("my girlfriend saw
+/// me"). A person who writes about themselves is not an infant or a young child: carers write
+/// for those. `words` are the text's normalised tokens (lower case, apostrophes folded away).
+pub fn self_report<'a>(words: impl IntoIterator<Item = &'a str>) -> bool {
+    let w: Vec<&str> = words.into_iter().collect();
+    let first_person = w.iter().any(|&x| matches!(x, "i" | "im" | "ive" | "id" | "me" | "my" | "myself"));
+    if !first_person {
+        return false;
+    }
+    !w.iter().enumerate().any(|(i, &x)| {
+        OTHERS.contains(&x) && !(i > 0 && matches!(w[i - 1], "my" | "our") && is_witness(&w[i + 1..]))
+    })
+}
+
 /// Whether the words after "my <relative>" make the relative a witness of the writer's own
 /// illness: the writer ("me", "myself", "I") within the next four words, unless "me" is
 /// followed by the relative's own ("told me her ear hurts").
@@ -218,6 +243,20 @@ mod tests {
         assert_eq!(read_demographics("my son has a fever").sex, Some(Sex::Male));
         assert_eq!(read_demographics("she has had pain, her tummy").sex, Some(Sex::Female));
         assert_eq!(read_demographics("headache fever stiff neck").sex, None);
+    }
+
+    #[test]
+    fn reads_who_writes_about_themselves() {
+        let words = |t: &str| t.to_lowercase().replace('\'', "").split(|c: char| !c.is_alphanumeric()).filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>();
+        let me = |t: &str| self_report(words(t).iter().map(String::as_str));
+        assert!(me("I've had a sore throat and a runny nose for two days"));
+        assert!(me("my skin has become yellow and my pee is dark"));
+        assert!(me("my girlfriend saw me have a fit"));
+        assert!(!me("my son has had a fever since last night"));
+        assert!(!me("I think my baby has a rash"));
+        assert!(!me("Worried about my mum, she is confused"));
+        assert!(!me("58M, chest pain radiating to the left arm"));
+        assert!(!me("A 34-year-old woman presents with a cough"));
     }
 
     #[test]
