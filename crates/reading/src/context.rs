@@ -145,7 +145,7 @@ fn pseudo(tokens: &[Token], i: usize) -> bool {
         return false;
     }
     // "Not sure if it's a rash" hedges (see `contexts_except`), it does not deny.
-    if matches!(next, "sure" | "certain") {
+    if matches!(next, "sure" | "certain" | "believe") || next == "know" && matches!(tokens.get(i + 2).map_or("", |t| t.text.as_str()), "if" | "whether") {
         return true;
     }
     // "Nothing is touching the pain", "doesn't really help".
@@ -203,6 +203,9 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
     let (mut neg, mut unc, mut hyp, mut fam, mut past) = (0u8, 0u8, 0u8, 0u8, 0u8);
     // Words since the last clause mark or negation trigger: a short list item after it.
     let mut since_item = 0usize;
+    // Words of a hedged clause's own subject and verb that do not end the hedge: "I don't
+    // think [I have] a temperature".
+    let mut hedged_clause = 0u8;
     for i in 0..n {
         let t = &tokens[i];
         let w = t.text.as_str();
@@ -336,8 +339,14 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 // faint suggests).
                 unc = 2;
                 trigger = true;
-            } else if negation && matches!(next, "sure" | "certain" | "clear") {
-                unc = UNC_SCOPE;
+            } else if negation
+                && (matches!(next, "sure" | "certain" | "clear" | "think" | "believe")
+                    || next == "know" && matches!(tokens.get(i + 2).map_or("", |t| t.text.as_str()), "if" | "whether"))
+            {
+                // "I don't think I have a temperature", "don't know if it's a fever": hedged,
+                // neither said nor denied.
+                unc = UNC_SCOPE + 2;
+                hedged_clause = 2;
                 trigger = true;
             } else if w == "free" && next == "of" || w == "negative" && next == "for" {
                 neg = NEG_SCOPE;
@@ -373,6 +382,8 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
             {
                 past = PAST_SCOPE;
                 trigger = true;
+            } else if hedged_clause > 0 && unc > 0 && matches!(w, "i" | "im" | "ive" | "he" | "she" | "its" | "it" | "has" | "have" | "had" | "is" | "was" | "got" | "shes" | "hes") {
+                hedged_clause -= 1;
             } else if is_terminator(w) && !(i > 0 && out[i - 1].trigger) {
                 neg = 0;
                 unc = 0;
@@ -510,6 +521,10 @@ mod tests {
         assert!(flagged("nothing helps the headache", |c| c.negated).is_empty());
         assert!(flagged("not sure if its a rash", |c| c.negated).is_empty());
         assert!(flagged("not sure if its a rash", |c| c.uncertain).iter().any(|w| w == "rash"));
+        for hedged in ["i dont think i have a temperature", "dont know if i have a temperature", "i dont believe i have a temperature"] {
+            assert!(flagged(hedged, |c| c.negated).is_empty(), "{hedged}");
+            assert!(flagged(hedged, |c| c.uncertain).iter().any(|w| w == "temperature"), "{hedged}");
+        }
         assert!(!flagged("previously fit and well, now vomiting", |c| c.past).iter().any(|w| w == "vomiting"));
         assert_eq!(flagged("no fever, been vomiting", |c| c.negated), ["fever"]);
         assert_eq!(flagged("hasnt been vomiting", |c| c.negated), ["been", "vomiting"]);
