@@ -136,6 +136,13 @@ fn is_terminator(w: &str) -> bool {
     )
 }
 
+/// Whether the negation word at `i` hedges what follows instead of denying it: "not sure",
+/// "not clear", "don't think", "don't believe", "don't know if" or "whether".
+fn hedge_follows(tokens: &[Token], i: usize) -> bool {
+    let word = |k: usize| tokens.get(k).map_or("", |t| t.text.as_str());
+    matches!(word(i + 1), "sure" | "certain" | "clear" | "think" | "believe") || word(i + 1) == "know" && matches!(word(i + 2), "if" | "whether")
+}
+
 /// A negation trigger that starts no scope of its own ("not only"), judged with the next
 /// word; "never ... like this" is a first time, not a denial.
 fn pseudo(tokens: &[Token], i: usize) -> bool {
@@ -145,7 +152,7 @@ fn pseudo(tokens: &[Token], i: usize) -> bool {
         return false;
     }
     // "Not sure if it's a rash" hedges (see `contexts_except`), it does not deny.
-    if matches!(next, "sure" | "certain" | "believe") || next == "know" && matches!(tokens.get(i + 2).map_or("", |t| t.text.as_str()), "if" | "whether") {
+    if hedge_follows(tokens, i) {
         return true;
     }
     // "Nothing is touching the pain", "doesn't really help".
@@ -339,10 +346,7 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 // faint suggests).
                 unc = 2;
                 trigger = true;
-            } else if negation
-                && (matches!(next, "sure" | "certain" | "clear" | "think" | "believe")
-                    || next == "know" && matches!(tokens.get(i + 2).map_or("", |t| t.text.as_str()), "if" | "whether"))
-            {
+            } else if negation && hedge_follows(tokens, i) {
                 // "I don't think I have a temperature", "don't know if it's a fever": hedged,
                 // neither said nor denied.
                 unc = UNC_SCOPE + 2;
