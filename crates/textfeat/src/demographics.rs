@@ -247,8 +247,7 @@ mod tests {
 
     #[test]
     fn reads_who_writes_about_themselves() {
-        let words = |t: &str| t.to_lowercase().replace('\'', "").split(|c: char| !c.is_alphanumeric()).filter(|x| !x.is_empty()).map(str::to_string).collect::<Vec<_>>();
-        let me = |t: &str| self_report(words(t).iter().map(String::as_str));
+        let me = |t: &str| self_report(crate::tokenize(t).iter().map(|t| t.text.as_str()));
         assert!(me("I've had a sore throat and a runny nose for two days"));
         assert!(me("my skin has become yellow and my pee is dark"));
         assert!(me("my girlfriend saw me have a fit"));
