@@ -484,3 +484,27 @@ fn a_writer_about_themselves_is_no_young_child() {
     let babys = posterior_of("My baby's skin has become yellow and the whites of his eyes too", "neonatal_jaundice");
     assert!(own < 1e-3 && babys > 10.0 * own, "own {own}, baby's {babys}");
 }
+
+#[test]
+fn a_list_item_with_its_own_subject_ends_a_denial() {
+    let t = "his eyes are bloodshot but there's no gunk, his lips are red and cracked";
+    assert!(present(t).contains(&"red_cracked_lips".to_string()), "{:?}", present(t));
+    assert!(!absent(t).contains(&"red_cracked_lips".to_string()), "{:?}", absent(t));
+    // A plain list keeps it.
+    assert!(absent("no fever, cough or rash").contains(&"cough".to_string()));
+}
+
+#[test]
+fn a_colour_names_what_follows_it_not_the_patient() {
+    let t = "yellow eyes, dark pee, pale poo";
+    assert!(present(t).contains(&"pale_stools".to_string()), "{:?}", present(t));
+    assert!(!present(t).contains(&"pallor".to_string()), "{:?}", present(t));
+    assert!(present("heavy periods, tired and pale").contains(&"pallor".to_string()));
+}
+
+#[test]
+fn a_relative_who_brings_the_patient_has_none_of_the_findings() {
+    let t = "A 17-year-old girl is brought in by her mother with a 9 kg weight loss over 6 months.";
+    assert!(present(t).contains(&"weight_loss".to_string()), "{:?}", present(t));
+    assert!(!present("her mother had a weight loss from cancer").contains(&"weight_loss".to_string()));
+}

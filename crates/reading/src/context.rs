@@ -256,6 +256,11 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
         if since_item == 1 && i > 0 && tokens[i - 1].text == "." && matches!(t.text.as_str(), "cant" | "cannot" | "unable" | "couldnt" | "struggling" | "struggles" | "trouble" | "difficulty") {
             neg = 0;
         }
+        // So does one that opens on a subject of its own: "no gunk, his lips are red and
+        // cracked" denies no lips.
+        if since_item == 1 && i > 0 && tokens[i - 1].text == "." && marker(text, &tokens[i - 1]) == b',' && matches!(t.text.as_str(), "his" | "her" | "my" | "their" | "he" | "she" | "hes" | "shes" | "i" | "im" | "ive" | "its" | "theres" | "there") {
+            neg = 0;
+        }
         let next = tokens.get(i + 1).map_or("", |t| t.text.as_str());
         let prev = if i > 0 { tokens[i - 1].text.as_str() } else { "" };
         // A query mark written straight before a word ("?UTI") hedges it.
@@ -431,6 +436,12 @@ fn after_duration(tokens: &[Token], i: usize) -> bool {
 /// A relative followed, in the same clause, by what marks their own history ("my dad had a
 /// heart attack", "mother died of", "sister has asthma").
 fn relative_with_history(tokens: &[Token], i: usize) -> bool {
+    // "Brought in by her mother with a 9 kg weight loss": the relative brings the patient; what
+    // follows is the patient's.
+    let before = |k: usize| if i >= k { tokens[i - k].text.as_str() } else { "" };
+    if before(1) == "by" || (matches!(before(1), "her" | "his" | "their") && before(2) == "by") {
+        return false;
+    }
     tokens[i + 1..]
         .iter()
         .take_while(|t| t.text != ".")

@@ -387,7 +387,17 @@ impl Reader {
                             && !self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         // One word that ends another finding's exact phrase, as its head noun
                         // after a modifier: "hay fever" is no fever, "feel faint" no faint.
-                        || (g.via == Via::Phrase && self.is_finding(g.finding) && self.is_finding(h.finding) && h.end - h.start == 1 && g.end - g.start == 2 && g.start < h.start && h.end == g.end))
+                        || (g.via == Via::Phrase && self.is_finding(g.finding) && self.is_finding(h.finding) && h.end - h.start == 1 && g.end - g.start == 2 && g.start < h.start && h.end == g.end)
+                        // A colour word that opens another finding's exact two-word phrase
+                        // names the colour of what follows, not of the patient: "pale stools"
+                        // is no pallor, "blue inhaler" no cyanosis.
+                        || (g.via == Via::Phrase
+                            && self.is_finding(g.finding)
+                            && self.is_finding(h.finding)
+                            && h.end - h.start == 1
+                            && g.end - g.start == 2
+                            && g.start == h.start
+                            && matches!(raw.get(h.start), Some(&"pale" | &"yellow" | &"white" | &"grey" | &"gray" | &"blue" | &"red" | &"green" | &"black" | &"dark"))))
             })
         };
         let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h)).collect();
