@@ -508,3 +508,10 @@ fn a_relative_who_brings_the_patient_has_none_of_the_findings() {
     assert!(present(t).contains(&"weight_loss".to_string()), "{:?}", present(t));
     assert!(!present("her mother had a weight loss from cancer").contains(&"weight_loss".to_string()));
 }
+
+#[test]
+fn a_colour_before_a_noun_is_that_things_colour() {
+    let t = "the pain settled after she passed a round pale mass";
+    assert!(!present(t).contains(&"pallor".to_string()), "{:?}", present(t));
+    assert!(present("heavy periods flooding tired pale f 38").contains(&"pallor".to_string()));
+}

@@ -397,10 +397,17 @@ impl Reader {
                             && h.end - h.start == 1
                             && g.end - g.start == 2
                             && g.start == h.start
-                            && matches!(raw.get(h.start), Some(&"pale" | &"yellow" | &"white" | &"grey" | &"gray" | &"blue" | &"red" | &"green" | &"black" | &"dark"))))
+                            && raw.get(h.start).is_some_and(|w| is_colour(w))))
             })
         };
-        let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h)).collect();
+        // A colour said alone describes the patient only when no noun follows it: "tired and
+        // pale" is pallor, "a round pale mass" is not.
+        let colour_of_a_thing = |h: &PhraseHit| {
+            h.end - h.start == 1
+                && raw.get(h.start).is_some_and(|w| is_colour(w))
+                && raw.get(h.end).is_some_and(|w| w.len() > 1 && !w.starts_with(|c: char| c.is_ascii_digit()) && !matches!(*w, "and" | "or" | "but" | "with" | "in" | "at" | "since" | "today" | "now" | "too" | "as" | "for" | "when" | "all" | "lately" | "recently" | "looking"))
+        };
+        let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h) && !colour_of_a_thing(h)).collect();
         hits.into_iter().zip(keep).filter_map(|(h, k)| k.then_some(h)).collect()
     }
 
@@ -484,6 +491,11 @@ impl Reader {
             merge(out, ReadFinding { finding: c, confidence, ..last });
         }
     }
+}
+
+/// A colour word, which names the colour of the word after it when one follows.
+fn is_colour(w: &str) -> bool {
+    matches!(w, "pale" | "yellow" | "white" | "grey" | "gray" | "blue" | "red" | "green" | "black" | "dark")
 }
 
 /// Adds a mention to the reading, or keeps the better of it and the finding's earlier one.
