@@ -55,12 +55,12 @@ fn development_vignettes_negatives_are_read_absent() {
 // Floors just under the measured figures (docs/eval/report.md, "Reading benchmark"; their
 // history is in docs/performance.md): a change that reads worse fails here.
 const FLOOR_PRESENT_PRECISION: f64 = 0.95;
-const FLOOR_PRESENT_RECALL: f64 = 0.815;
+const FLOOR_PRESENT_RECALL: f64 = 0.845;
 const FLOOR_ABSENT_PRECISION: f64 = 0.95;
 const FLOOR_ABSENT_RECALL: f64 = 0.655;
 /// The sealed fresh half (nothing was tuned on it) reads less than the halves that were read
 /// to mend the reader: its own floors.
 const FLOOR_FRESH_PRESENT_PRECISION: f64 = 0.89;
-const FLOOR_FRESH_PRESENT_RECALL: f64 = 0.675;
+const FLOOR_FRESH_PRESENT_RECALL: f64 = 0.685;
 const FLOOR_DEV_NEGATIVES: f64 = 0.90;
 const CEILING_DEV_NEGATIVES_PRESENT: usize = 0;
