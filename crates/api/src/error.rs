@@ -75,6 +75,10 @@ impl ResponseError for ApiError {
         if self.www_authenticate {
             r.insert_header(("WWW-Authenticate", "Bearer realm=\"triagent\""));
         }
+        // A body that stopped arriving leaves the connection in an unknown state: close it.
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            r.force_close();
+        }
         r.json(ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } })
     }
 }

@@ -259,18 +259,44 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 }
 
 /// Reads the body up to `limit` bytes; anything larger is a 413 without reading the rest.
-async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {
+async fn read_body(mut payload: web::Payload, limit: usize, deadline: std::time::Duration) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
     let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is limited to {limit} bytes"));
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_payload", e.to_string()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                tracing::debug!(error = %e, "request body could not be read");
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_payload", "the body could not be read as sent (check Content-Length and the transfer encoding)")
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
+        Ok(body)
+    };
+    // Headers have their own timeout in actix; a body that starts and then stalls would hold
+    // the connection (and its memory) for as long as the client likes without this one.
+    tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or_else(|_| Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", format!("the body did not arrive within {} ms", deadline.as_millis()))))
+}
+
+/// Is this Content-Type JSON in UTF-8: `application/json`, with no charset or a UTF-8 one?
+/// (`None`: not JSON; `Some(false)`: JSON in another charset.)
+fn json_in_utf8(content_type: &str) -> Option<bool> {
+    let mut parts = content_type.split(';');
+    if !parts.next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) {
+        return None;
     }
-    Ok(body)
+    Some(parts.all(|p| match p.split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+            let v = v.trim().trim_matches('"');
+            v.eq_ignore_ascii_case("utf-8") || v.eq_ignore_ascii_case("utf8")
+        }
+        _ => true,
+    }))
 }
 
 /// Triage what a person says: findings, ranked conditions, care advice and a level.
@@ -281,10 +307,11 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     request_body(content = wire::TriageRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The answer, kept: `GET /v1/triage/{id}` returns it. A degraded answer (some agent not ok) is still a 200.", body = answer::TriageAnswer),
-        (status = 400, description = "The body is not JSON (`malformed_json`).", body = error::ErrorBody),
+        (status = 400, description = "The body is not one JSON value (`malformed_json`), or could not be read as sent (`bad_payload`).", body = error::ErrorBody),
+        (status = 408, description = "The body did not arrive within `server.body_timeout_ms` (`body_timeout`); the connection is closed.", body = error::ErrorBody),
         (status = 413, description = "The body is over the size limit (`payload_too_large`).", body = error::ErrorBody),
-        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`).", body = error::ErrorBody),
-        (status = 422, description = "A value is not acceptable; `field` is its JSON path (`unknown_field`, `invalid_value`, `empty_request`, `text_too_long`, `age_out_of_range`, `vital_out_of_range`, `unknown_finding`).", body = error::ErrorBody),
+        (status = 415, description = "The body is not `application/json` in UTF-8 (`unsupported_media_type`).", body = error::ErrorBody),
+        (status = 422, description = "A value is not acceptable; `field` is its JSON path (`unknown_field`, `duplicate_field`, `not_an_object`, `invalid_value`, `invalid_text`, `empty_request`, `text_too_long`, `age_out_of_range`, `vital_out_of_range`, `unknown_finding`).", body = error::ErrorBody),
         (status = 503, description = "Every agent queue is full (`overloaded`) or the store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying (with `overloaded`)."))),
     )
 )]
@@ -293,15 +320,12 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     if req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
         return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is limited to {limit} bytes")));
     }
-    let json_type = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
-    if !json_type {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the request as application/json"));
+    match req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(json_in_utf8) {
+        Some(true) => {}
+        Some(false) => return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body in UTF-8 (charset=utf-8, or no charset)")),
+        None => return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the request as application/json")),
     }
-    let body = read_body(payload, limit).await?;
+    let body = read_body(payload, limit, std::time::Duration::from_millis(state.settings.server.body_timeout_ms)).await?;
     let parsed = wire::parse(&body)?;
     let v = wire::validate(parsed, &state.kb, state.settings.server.max_text_chars)?;
     let id = Uuid::new_v4();

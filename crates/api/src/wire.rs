@@ -67,7 +67,7 @@ pub struct VitalsIn {
 #[serde(deny_unknown_fields)]
 pub struct Options {
     /// How many conditions to return, 1 to 20 (default 10).
-    #[serde(default = "ten")]
+    #[serde(default = "ten", deserialize_with = "whole_number")]
     #[schema(minimum = 1, maximum = 20, default = 10)]
     pub max_conditions: usize,
     /// Add `supporting` and `opposing` findings to each condition (default true).
@@ -86,26 +86,64 @@ impl Default for Options {
     }
 }
 
-/// Parses the body, naming the JSON path of whatever is wrong.
+/// Parses the body, naming the JSON path of whatever is wrong. Strict: one JSON object and
+/// nothing after it (serde would also read an array positionally, and stop at the end of the
+/// first value), each key once.
 pub fn parse(body: &[u8]) -> Result<TriageRequest, ApiError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize::<_, TriageRequest>(de).map_err(|e| {
+    let malformed = |msg: &str| ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {msg}"));
+    // Only a body that is not an object pays for a second parse, to tell bad JSON (400) from a
+    // JSON value of the wrong kind (422).
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(_) => Err(ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "not_an_object", "the body must be a JSON object")),
+            Err(e) => Err(malformed(&e.to_string())),
+        };
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let request = serde_path_to_error::deserialize::<_, TriageRequest>(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let msg = inner.to_string();
+        // The key itself, joined to the path of the object that holds it (the path may already
+        // end with it).
+        let key_field = |name: &str| if path == "." || path.is_empty() { name.to_string() } else if path.ends_with(name) { path.clone() } else { format!("{path}.{name}") };
         if inner.is_syntax() || inner.is_eof() {
-            ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {msg}"))
+            malformed(&msg)
         } else if let Some(rest) = msg.strip_prefix("unknown field `") {
             let name = rest.split('`').next().unwrap_or_default();
-            // The path already ends with the unknown key ("vitals.bp").
-            let field = if path == "." || path.is_empty() { name.to_string() } else { path };
-            ApiError::invalid("unknown_field", field, format!("unknown field `{name}`"))
+            ApiError::invalid("unknown_field", key_field(name), format!("unknown field `{name}`"))
+        } else if let Some(rest) = msg.strip_prefix("duplicate field `") {
+            let name = rest.split('`').next().unwrap_or_default();
+            ApiError::invalid("duplicate_field", key_field(name), format!("the field `{name}` is given twice"))
         } else {
             let field = if path == "." { String::new() } else { path };
-            let message = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            ApiError::invalid("invalid_value", field, message)
+            ApiError::invalid("invalid_value", field, plain_message(&msg))
         }
-    })
+    })?;
+    de.end().map_err(|_| malformed("there is more after the JSON object; send one object"))?;
+    Ok(request)
+}
+
+/// serde's message in the request's terms: no Rust type names, no position.
+fn plain_message(msg: &str) -> String {
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    let msg = msg
+        .replace("usize", "a whole number")
+        .replace("u64", "a whole number")
+        .replace("f64", "a number")
+        .replace("struct TriageRequest", "an object")
+        .replace("struct FindingIn", "an object")
+        .replace("struct VitalsIn", "an object")
+        .replace("struct Options", "an object")
+        .replace("`", "");
+    msg
+}
+
+/// A whole number that JSON may also write as `7.0` (JSON Schema's `integer` admits it).
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    let whole = n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 1e15).map(|f| f as u64));
+    whole.and_then(|v| usize::try_from(v).ok()).ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, not {n}")))
 }
 
 /// Validated request: the agents' input plus what the answer must report.
@@ -134,6 +172,10 @@ pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -
     let text = req.text.unwrap_or_default();
     if text.chars().count() > max_text_chars {
         return Err(ApiError::invalid("text_too_long", "text", format!("text is limited to {max_text_chars} characters")));
+    }
+    // PostgreSQL's text refuses NUL; nobody writes one. Refused here, before anything is kept.
+    if text.contains('\0') {
+        return Err(ApiError::invalid("invalid_text", "text", "text contains a NUL character (U+0000)"));
     }
     if text.trim().is_empty() && req.findings.is_empty() {
         return Err(ApiError::invalid("empty_request", "text", "give `text`, `findings`, or both"));

@@ -71,6 +71,14 @@ pub struct Server {
     pub shutdown_timeout_secs: u64,
     /// Milliseconds between `: keep-alive` comments on an idle event stream.
     pub event_heartbeat_ms: u64,
+    /// Milliseconds a request body may take to arrive, from the handler's first read; a body
+    /// still incomplete then is a 408 and the connection is closed.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+}
+
+fn default_body_timeout_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -30,6 +30,15 @@ async fn the_bad_input_table() {
         (json!({"text": "x", "options": {"max_conditions": 0}}).to_string(), "application/json", 422, "invalid_value", Some("options.max_conditions")),
         (json!({"text": 42}).to_string(), "application/json", 422, "invalid_value", Some("text")),
         (huge, "application/json", 413, "payload_too_large", None),
+        // Strict parsing: one object, nothing after it, each key once, in UTF-8.
+        ("{\"text\":\"mild runny nose\"}{\"text\":\"crushing chest pain\"}".into(), "application/json", 400, "malformed_json", None),
+        ("[\"crushing chest pain\", 70, \"male\"]".into(), "application/json", 422, "not_an_object", None),
+        ("\"headache\"".into(), "application/json", 422, "not_an_object", None),
+        ("{\"text\": \"a\", \"text\": \"b\"}".into(), "application/json", 422, "duplicate_field", Some("text")),
+        ("{\"text\": \"a\", \"vitals\": {\"spo2\": 90, \"spo2\": 91}}".into(), "application/json", 422, "duplicate_field", Some("vitals.spo2")),
+        ("{\"text\": \"headache\"}".into(), "application/json; charset=iso-8859-1", 415, "unsupported_media_type", None),
+        (json!({"text": "head\u{0}ache"}).to_string(), "application/json", 422, "invalid_text", Some("text")),
+        (json!({"text": "x", "options": {"max_conditions": 7.5}}).to_string(), "application/json", 422, "invalid_value", Some("options.max_conditions")),
     ];
     for (body, ctype, status, code, field) in cases {
         let r = app.client.post(format!("{}/v1/triage", app.base)).header("content-type", ctype).body(body.clone()).send().await.unwrap();
@@ -46,4 +55,40 @@ async fn the_bad_input_table() {
     }
     // After all that, the service still answers.
     assert_eq!(app.post_json(&json!({"text": "sore throat"})).await.status(), 200);
+    // A whole number written as 7.0 is an integer to JSON Schema, and to the service.
+    let r = app.post_json(&json!({"text": "sore throat", "options": {"max_conditions": 7.0}})).await;
+    assert_eq!(r.status(), 200);
+    // UTF-8 named explicitly is fine.
+    let r = app.client.post(format!("{}/v1/triage", app.base)).header("content-type", "application/json; charset=UTF-8").body("{\"text\": \"sore throat\"}").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// A client that sends the headers and part of a body, then goes quiet, gets a 408 with a JSON
+/// body once `server.body_timeout_ms` has passed, and its connection is closed; others are
+/// answered meanwhile.
+#[actix_rt::test]
+async fn a_stalled_body_is_timed_out_and_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut settings = test_settings();
+    settings.server.body_timeout_ms = 300;
+    let app = spawn_with(settings, triage::ModelAgent::all(models())).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"POST /v1/triage HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"te").await.unwrap();
+        stalled.push(s);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(app.post_json(&json!({"text": "sore throat"})).await.status(), 200);
+    for mut s in stalled {
+        let mut buf = Vec::new();
+        // The server answers and closes: read to the end, within far less than the 90 s a
+        // stalled body used to be held.
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await.expect("closed in time").unwrap();
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("\"code\":\"body_timeout\""), "{text}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
