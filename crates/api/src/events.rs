@@ -17,7 +17,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderName};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
+use crate::auth::Caller;
 use bus::{DiagnosisEvent, DiagnosisEventKind, Filter, Item, Subscription};
+use std::collections::HashMap;
+use store::Scope;
+use uuid::Uuid;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use store::ReportStore;
@@ -33,8 +37,16 @@ const SUBSCRIBED: &[u8] = b": subscribed\n\n";
 /// Values echoed back in error messages are cut to this many characters.
 const ECHO: usize = 64;
 
-pub(crate) async fn events(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let (filter, after) = parse_request(&req)?;
+pub(crate) async fn events(req: HttpRequest, caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let (mut filter, after) = parse_request(&req)?;
+    // Events belong to tenants: a key with `events:read` follows the events of its own
+    // reports; `events:read_all` (operators, bridges) follows everyone's. Without keys
+    // (development, `auth.required = false`) an anonymous caller follows everyone's.
+    if let Caller::Key(key) = &caller
+        && !key.allows(Scope::EventsReadAll)
+    {
+        filter.owner = Some(key.id);
+    }
     let mut sub = state.bus.subscribe(filter.clone(), after);
     // Older than the replay buffer: what the store kept of the missing stretch comes first.
     let backfill = match (after, sub.take_gap()) {
@@ -130,20 +142,34 @@ pub(crate) struct Backfill {
     found: u64,
     page: VecDeque<DiagnosisEvent>,
     exhausted: bool,
+    /// Each report's key, looked up once, for a subscriber that follows only its own: the
+    /// store keeps events without their owner.
+    owners: HashMap<Uuid, Option<Uuid>>,
 }
 
 const BACKFILL_PAGE: usize = 500;
 
 impl Backfill {
     pub(crate) fn new(store: Arc<dyn ReportStore>, filter: Filter, after: u64, missed: u64) -> Self {
-        Backfill { store, filter, after, before: after.saturating_add(1).saturating_add(missed), missed, found: 0, page: VecDeque::new(), exhausted: false }
+        Backfill { store, filter, after, before: after.saturating_add(1).saturating_add(missed), missed, found: 0, page: VecDeque::new(), exhausted: false, owners: HashMap::new() }
     }
 
     async fn next(&mut self) -> Option<Item> {
         loop {
-            if let Some(event) = self.page.pop_front() {
+            if let Some(mut event) = self.page.pop_front() {
                 self.after = event.seq;
                 self.found += 1;
+                if self.filter.owner.is_some() && event.owner.is_none() && !event.report_id.is_nil() {
+                    event.owner = match self.owners.get(&event.report_id) {
+                        Some(o) => *o,
+                        None => {
+                            // A report the store cannot show now is nobody's: not shown.
+                            let o = self.store.get(event.report_id).await.ok().flatten().and_then(|r| r.api_key_id);
+                            self.owners.insert(event.report_id, o);
+                            o
+                        }
+                    };
+                }
                 if self.filter.matches(&event) {
                     return Some(Item::Event(event));
                 }

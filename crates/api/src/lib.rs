@@ -336,7 +336,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let parent = if traced { current } else { tracing::Span::none() };
     let case = Arc::new(state.kb.prepare(v.input.clone()));
     let outcome = coordinator
-        .send(Triage { id, input: case.clone(), span: parent })
+        .send(Triage { id, input: case.clone(), span: parent, owner: caller.key_id() })
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;

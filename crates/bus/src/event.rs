@@ -36,6 +36,11 @@ pub struct DiagnosisEvent {
     pub at: DateTime<Utc>,
     #[serde(flatten)]
     pub kind: DiagnosisEventKind,
+    /// The API key whose request made the event: `None` without a key (development), for an
+    /// event of no report (a breaker), or for an event read back from a store. Not on the wire:
+    /// it decides which subscribers may see the event ([`crate::Filter::owner`]).
+    #[serde(skip)]
+    pub owner: Option<Uuid>,
 }
 
 impl DiagnosisEvent {

@@ -80,12 +80,18 @@ impl Bus {
     /// caller can log its `seq`. Never waits for a subscriber. After [`Bus::close`] the event
     /// is still numbered and kept for replay, but no live subscriber remains to receive it.
     pub fn publish(&self, report_id: Uuid, kind: DiagnosisEventKind) -> Arc<DiagnosisEvent> {
+        self.publish_owned(report_id, None, kind)
+    }
+
+    /// As [`Bus::publish`], for an event of a report made with the API key `owner`.
+    pub fn publish_owned(&self, report_id: Uuid, owner: Option<Uuid>, kind: DiagnosisEventKind) -> Arc<DiagnosisEvent> {
         let mut state = self.inner.lock();
         let event = DiagnosisEvent {
             seq: state.next_seq,
             report_id,
             at: Utc::now(),
             kind,
+            owner,
         };
         let shared = Arc::new(event);
         state.next_seq += 1;
@@ -188,6 +194,9 @@ pub struct Filter {
     /// Keep only events whose [`DiagnosisEventKind::level`] is one of these; events without a
     /// level are dropped. `None` keeps everything.
     pub levels: Option<Vec<String>>,
+    /// Keep only the events of reports made with this API key (a tenant's own); `None` keeps
+    /// every key's.
+    pub owner: Option<Uuid>,
 }
 
 impl Filter {
@@ -206,7 +215,8 @@ impl Filter {
                 .level()
                 .is_some_and(|l| levels.iter().any(|wanted| wanted == l))
         });
-        type_ok && level_ok
+        let owner_ok = self.owner.is_none_or(|o| event.owner == Some(o));
+        type_ok && level_ok && owner_ok
     }
 
     /// Types and levels named in the filter that no event can have, so the API can reject a

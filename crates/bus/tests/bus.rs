@@ -180,6 +180,7 @@ async fn filter_by_type() {
     let filter = Filter {
         types: Some(vec!["agent_degraded".into(), "triage_completed".into()]),
         levels: None,
+        owner: None,
     };
     let mut sub = bus.subscribe(filter, None);
     for kind in one_of_each() {
@@ -203,6 +204,7 @@ async fn filter_by_level_keeps_only_events_carrying_a_listed_level() {
     let filter = Filter {
         types: None,
         levels: Some(vec!["emergency".into(), "emergency_ambulance".into()]),
+        owner: None,
     };
     let mut sub = bus.subscribe(filter, None);
     for kind in one_of_each() {
@@ -241,6 +243,7 @@ async fn type_and_level_filters_combine() {
     let filter = Filter {
         types: Some(vec!["triage_completed".into()]),
         levels: Some(vec!["self_care".into()]),
+        owner: None,
     };
     let mut sub = bus.subscribe(filter, None);
     bus.publish(Uuid::new_v4(), completed("emergency"));
@@ -262,6 +265,7 @@ fn unknown_filter_values_are_reported() {
     let filter = Filter {
         types: Some(vec!["triage_completed".into(), "triage_complete".into()]),
         levels: Some(vec!["urgent".into(), "self_care".into()]),
+        owner: None,
     };
     assert_eq!(filter.unknown_values(), ["triage_complete", "urgent"]);
     assert!(Filter::all().unknown_values().is_empty());
@@ -616,4 +620,17 @@ fn openapi_schema_documents_every_event_type() {
             "schema lacks {name}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_filter_with_an_owner_keeps_only_that_keys_events() {
+    let bus = Bus::new(64, 0);
+    let (mine, theirs) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut sub = bus.subscribe(Filter { owner: Some(mine), ..Filter::all() }, None);
+    bus.publish_owned(Uuid::new_v4(), Some(theirs), one_of_each().remove(0));
+    bus.publish_owned(Uuid::new_v4(), Some(mine), one_of_each().remove(0));
+    bus.publish(Uuid::nil(), one_of_each().remove(0));
+    bus.close();
+    let got = drain(&mut sub).await;
+    assert_eq!(got.len(), 1, "{got:?}");
 }

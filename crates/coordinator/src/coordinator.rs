@@ -46,6 +46,8 @@ pub struct Triage {
     /// The caller's span (the HTTP request's), parent of this triage's trace spans;
     /// `Span::none()` when there is none.
     pub span: tracing::Span,
+    /// The API key the request came with, which owns the report's events (`None`: no key).
+    pub owner: Option<Uuid>,
 }
 
 /// What every coordinator shares: the four agents (pools, breakers, metrics), the knowledge
@@ -160,7 +162,7 @@ impl Handler<Triage> for Coordinator {
         let kb = self.kb.clone();
         let bus = self.bus.clone();
         let outcomes = self.outcomes.clone();
-        let Triage { id, input, span: parent } = msg;
+        let Triage { id, input, span: parent, owner } = msg;
         // One span per triage and one child per agent call: no span inside per-item loops. None
         // at all under a disabled parent (no telemetry, or a trace the sampler left out: the
         // caller passes `Span::none()`), as they would not be exported and cost per request.
@@ -172,7 +174,7 @@ impl Handler<Triage> for Coordinator {
         let triage_span = span.clone();
         Box::pin(tracing::Instrument::instrument(async move {
             let started = Instant::now();
-            bus.publish(id, DiagnosisEventKind::TriageReceived { text_chars: input.text.chars().count(), structured_findings: input.findings.len(), has_vitals: !input.vitals.is_empty() });
+            bus.publish_owned(id, owner, DiagnosisEventKind::TriageReceived { text_chars: input.text.chars().count(), structured_findings: input.findings.len(), has_vitals: !input.vitals.is_empty() });
             // All four at once; each answer is published as soon as it arrives, so an
             // emergency assessment goes out before the slower agents finish.
             let calls = agents.iter().zip(AgentKind::ALL).map(|(addr, kind)| {
@@ -205,7 +207,7 @@ impl Handler<Triage> for Coordinator {
                     }
                     drop(agent_span);
                     if let Some(ev) = event_of(&kb, &reply) {
-                        bus.publish(id, ev);
+                        bus.publish_owned(id, owner, ev);
                     }
                     reply
                 }
@@ -217,14 +219,14 @@ impl Handler<Triage> for Coordinator {
             let runs = replies.into_iter().map(|r| (AgentRun { kind: r.kind, version: r.version, status: r.status, latency_ms: r.latency_ms }, r.output));
             let mut out = Outcome::merge(&kb, &input, runs);
             for r in out.runs.iter().filter(|r| r.status != AgentStatus::Ok) {
-                bus.publish(id, DiagnosisEventKind::AgentDegraded { agent: r.kind.as_str().into(), status: r.status.as_str().into() });
+                bus.publish_owned(id, owner, DiagnosisEventKind::AgentDegraded { agent: r.kind.as_str().into(), status: r.status.as_str().into() });
             }
             out.total_ms = started.elapsed().as_secs_f64() * 1e3;
             outcomes.levels[out.decision.level.index()].inc();
             if out.degraded {
                 outcomes.degraded.inc();
             }
-            bus.publish(id, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms });
+            bus.publish_owned(id, owner, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms });
             triage_span.record("level", out.decision.level.as_str());
             triage_span.record("degraded", out.degraded);
             Ok(out)

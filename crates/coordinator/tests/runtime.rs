@@ -85,7 +85,7 @@ fn input(text: &str) -> Arc<kb::Case> {
 }
 
 async fn triage(addr: &actix::Addr<Coordinator>, text: &str) -> Result<Outcome, Overloaded> {
-    addr.send(Triage { id: Uuid::new_v4(), input: input(text), span: tracing::Span::none() }).await.expect("coordinator alive")
+    addr.send(Triage { id: Uuid::new_v4(), input: input(text), span: tracing::Span::none(), owner: None }).await.expect("coordinator alive")
 }
 
 fn status(o: &Outcome, kind: AgentKind) -> AgentStatus {
@@ -167,7 +167,7 @@ async fn a_slow_agent_times_out_and_the_answer_is_degraded() {
 async fn breaker_opens_after_failures_and_closes_after_recovery() {
     let d = doubles();
     let bus = bus::Bus::new(1024, 1024);
-    let mut sub = bus.subscribe(bus::Filter { types: Some(vec!["breaker_state_changed".into()]), levels: None }, None);
+    let mut sub = bus.subscribe(bus::Filter { types: Some(vec!["breaker_state_changed".into()]), levels: None, owner: None }, None);
     let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus.clone());
     d[0].fail.store(true, Ordering::SeqCst);
     for _ in 0..3 {
@@ -221,9 +221,9 @@ async fn full_queues_everywhere_is_overloaded() {
     let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(300))).collect();
     let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| AgentSettings { queue: 1, max_batch: 1, ..settings() }, bus::Bus::new(256, 256));
     // One request busy in each worker, one waiting in each queue: the next finds them all full.
-    let a = addr.send(Triage { id: Uuid::new_v4(), input: input("a"), span: tracing::Span::none() });
+    let a = addr.send(Triage { id: Uuid::new_v4(), input: input("a"), span: tracing::Span::none(), owner: None });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let b = addr.send(Triage { id: Uuid::new_v4(), input: input("b"), span: tracing::Span::none() });
+    let b = addr.send(Triage { id: Uuid::new_v4(), input: input("b"), span: tracing::Span::none(), owner: None });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let c = triage(&addr, "c").await;
     assert_eq!(c.err(), Some(Overloaded));
@@ -235,7 +235,7 @@ async fn full_queues_everywhere_is_overloaded() {
 async fn micro_batches_form_from_waiting_requests() {
     let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(50))).collect();
     let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(4096, 256));
-    let calls: Vec<_> = (0..16).map(|i| addr.send(Triage { id: Uuid::new_v4(), input: input(&format!("req {i}")), span: tracing::Span::none() })).collect();
+    let calls: Vec<_> = (0..16).map(|i| addr.send(Triage { id: Uuid::new_v4(), input: input(&format!("req {i}")), span: tracing::Span::none(), owner: None })).collect();
     for c in futures::future::join_all(calls).await {
         assert!(!c.unwrap().unwrap().degraded);
     }

@@ -34,19 +34,23 @@ pub enum Scope {
     /// `GET /v1/triage/{id}`, for the reports this key created.
     #[serde(rename = "reports:read")]
     ReportsRead,
-    /// `GET /v1/events`.
+    /// `GET /v1/events`, for the events of the reports this key created.
     #[serde(rename = "events:read")]
     EventsRead,
+    /// `GET /v1/events` for every key's events: operators and bridges.
+    #[serde(rename = "events:read_all")]
+    EventsReadAll,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::TriageWrite, Scope::ReportsRead, Scope::EventsRead];
+    pub const ALL: [Scope; 4] = [Scope::TriageWrite, Scope::ReportsRead, Scope::EventsRead, Scope::EventsReadAll];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::TriageWrite => "triage:write",
             Scope::ReportsRead => "reports:read",
             Scope::EventsRead => "events:read",
+            Scope::EventsReadAll => "events:read_all",
         }
     }
 }
@@ -89,8 +93,9 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// Whether the key has `scope`; `events:read_all` includes `events:read`.
     pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope)
+        self.scopes.contains(&scope) || (scope == Scope::EventsRead && self.scopes.contains(&Scope::EventsReadAll))
     }
 
     pub fn is_active(&self) -> bool {

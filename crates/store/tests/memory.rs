@@ -250,6 +250,7 @@ fn event(seq: u64) -> bus::DiagnosisEvent {
         report_id: Uuid::new_v4(),
         at: Utc::now(),
         kind: bus::DiagnosisEventKind::TriageReceived { text_chars: 10, structured_findings: 0, has_vitals: false },
+        owner: None,
     }
 }
 

@@ -42,6 +42,7 @@ fn event(seq: u64, report_id: Uuid) -> DiagnosisEvent {
         report_id,
         at: Utc::now(),
         kind: DiagnosisEventKind::TriageCompleted { level: "consultation".into(), degraded: false, total_ms: 1.25 },
+        owner: None,
     }
 }
 

@@ -109,7 +109,8 @@ enum KeysAction {
     Create {
         #[arg(long)]
         name: String,
-        /// Comma-separated: triage:write, reports:read, events:read.
+        /// Comma-separated: triage:write, reports:read, events:read (this key's events),
+        /// events:read_all (every key's).
         #[arg(long)]
         scopes: String,
     },

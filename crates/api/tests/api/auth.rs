@@ -205,3 +205,31 @@ async fn key_use_and_refusals_reach_the_audit_log_without_the_key() {
     let file = std::fs::read_to_string(format!("{}.audit.jsonl", k.keys.path().display())).unwrap();
     assert!(!file.contains(&key[4..]) && !file.contains(created.secret.hash().as_str()));
 }
+
+/// Events belong to tenants: a key with `events:read` follows the events of its own reports
+/// only; `events:read_all` follows everyone's.
+#[actix_rt::test]
+async fn a_key_follows_only_its_own_reports_events() {
+    let k = spawn_keyed(true, |_| {}).await;
+    let alice = new_key(&k, &[Scope::TriageWrite, Scope::EventsRead]).await;
+    let bob = new_key(&k, &[Scope::TriageWrite, Scope::EventsRead]).await;
+    let operator = new_key(&k, &[Scope::EventsReadAll]).await;
+    let query = "?type=triage_completed";
+    let mut a = SseStream::open_as(&k.app, query, None, Some(&alice)).await;
+    let mut b = SseStream::open_as(&k.app, query, None, Some(&bob)).await;
+    let mut op = SseStream::open_as(&k.app, query, None, Some(&operator)).await;
+    let (_, _, bobs) = send(&k.app, "POST", "/v1/triage", Some(&bob), Some(triage_body())).await;
+    let (_, _, alices) = send(&k.app, "POST", "/v1/triage", Some(&alice), Some(triage_body())).await;
+    // Bob's report came first; Alice's stream skips it.
+    assert_eq!(a.next_event().await["report_id"], alices["id"]);
+    assert_eq!(b.next_event().await["report_id"], bobs["id"]);
+    assert_eq!(op.next_event().await["report_id"], bobs["id"]);
+    assert_eq!(op.next_event().await["report_id"], alices["id"]);
+    // Resuming from before both: Alice's replay holds only hers too.
+    let first = alices["id"].clone();
+    let mut again = SseStream::open_as(&k.app, query, Some(0), Some(&alice)).await;
+    assert_eq!(again.next_event().await["report_id"], first);
+    // A key without either events scope is refused.
+    let (status, _, _) = send(&k.app, "GET", "/v1/events", Some(&new_key(&k, &[Scope::TriageWrite]).await), None).await;
+    assert_eq!(status, 403);
+}

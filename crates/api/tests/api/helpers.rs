@@ -150,7 +150,15 @@ impl SseStream {
     /// `GET /v1/events{query}`, optionally with `Last-Event-ID`; waits for the `: subscribed`
     /// comment, after which every event published reaches this stream.
     pub async fn open(app: &TestApp, query: &str, last_event_id: Option<u64>) -> SseStream {
+        Self::open_as(app, query, last_event_id, None).await
+    }
+
+    /// As [`SseStream::open`], with an API key.
+    pub async fn open_as(app: &TestApp, query: &str, last_event_id: Option<u64>, key: Option<&str>) -> SseStream {
         let mut req = app.client.get(format!("{}/v1/events{query}", app.base));
+        if let Some(k) = key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
