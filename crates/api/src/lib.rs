@@ -25,7 +25,7 @@ pub use error::ApiError;
 use actix::Addr;
 use actix_web::dev::{Server, Service as _};
 use actix_web::http::{Method, StatusCode};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, guard, web};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError as _, guard, web};
 use coordinator::{AgentSettings, AgentStats, Coordinator, Runtime, Triage};
 use triage::{AgentKind, AgentModel};
 use kb::KnowledgeBase;
@@ -254,8 +254,30 @@ impl Application {
     }
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route"))
+/// No route: a 404, or a 405 with `Allow` when the path is a route's and only the method is
+/// wrong; both with the JSON error body.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    let allowed: Vec<&str> = ROUTES.iter().filter(|(_, pattern, _, _)| path_matches(pattern, req.path())).map(|(m, _, _, _)| m.as_str()).collect();
+    if allowed.is_empty() {
+        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").error_response();
+    }
+    let message = format!("{} is not served here; use {}", req.method(), allowed.join(", "));
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allowed.join(", ")))
+        .json(error::ErrorBody { error: error::ErrorDetail { code: "method_not_allowed", message: &message, field: None } })
+}
+
+/// Does `path` match a route pattern, where `{name}` stands for one path segment?
+fn path_matches(pattern: &str, path: &str) -> bool {
+    let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.starts_with('{') && a.ends_with('}') && !b.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Reads the body up to `limit` bytes; anything larger is a 413 without reading the rest.

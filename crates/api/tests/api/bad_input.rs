@@ -92,3 +92,21 @@ async fn a_stalled_body_is_timed_out_and_closed() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// A route's path with the wrong method is a 405 naming the methods it takes, with the JSON
+/// error body; an unknown path is a 404 with it.
+#[actix_rt::test]
+async fn a_wrong_method_is_a_405_with_allow_and_a_json_body() {
+    let app = spawn_app().await;
+    for (method, path, allow) in [("DELETE", "/v1/triage", "POST"), ("PUT", "/v1/triage/00000000-0000-4000-8000-000000000000", "GET"), ("POST", "/healthz", "GET")] {
+        let r = app.client.request(method.parse().unwrap(), format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        assert_eq!(r.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    }
+    let r = app.client.get(format!("{}/v1/nothing/here", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
