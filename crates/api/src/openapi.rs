@@ -47,7 +47,21 @@ pub struct ApiDoc;
 /// The document as JSON, built once.
 pub fn document_json() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| ApiDoc::openapi().to_json().expect("the OpenAPI document serialises"))
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+        // What the derive cannot say: a request gives `text` with something in it, or at least
+        // one finding (else 422 `empty_request`), and `text` holds no NUL (422 `invalid_text`).
+        if let Some(request) = doc.pointer_mut("/components/schemas/TriageRequest").and_then(serde_json::Value::as_object_mut) {
+            request.insert(
+                "anyOf".into(),
+                serde_json::json!([
+                    {"required": ["text"], "properties": {"text": {"type": "string", "pattern": "^[^\\u0000]*\\S[^\\u0000]*$"}}},
+                    {"required": ["findings"], "properties": {"findings": {"type": "array", "minItems": 1}}}
+                ]),
+            );
+        }
+        serde_json::to_string(&doc).expect("the OpenAPI document serialises")
+    })
 }
 
 /// This OpenAPI document.

@@ -11,9 +11,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriageRequest {
-    /// What the person says, in their own words (at most 4,000 characters). Never logged.
+    /// What the person says, in their own words (at most 4,000 characters, no NUL). Never logged.
     #[serde(default)]
-    #[schema(example = "I'm 34 and I've had a pounding headache and a stiff neck since yesterday, no rash")]
+    #[schema(max_length = 4000, example = "I'm 34 and I've had a pounding headache and a stiff neck since yesterday, no rash")]
     pub text: Option<String>,
     /// Age in years, 0 to 120 (fractions for infants). Read from the text when absent.
     #[serde(default)]
@@ -51,14 +51,19 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct VitalsIn {
     /// Degrees Celsius.
+    #[schema(minimum = 25, maximum = 45)]
     pub temperature_c: Option<f64>,
     /// Beats per minute.
+    #[schema(minimum = 20, maximum = 250)]
     pub heart_rate: Option<f64>,
     /// Breaths per minute.
+    #[schema(minimum = 4, maximum = 80)]
     pub respiratory_rate: Option<f64>,
     /// Oxygen saturation, percent.
+    #[schema(minimum = 50, maximum = 100)]
     pub spo2: Option<f64>,
     /// Systolic blood pressure, mmHg.
+    #[schema(minimum = 40, maximum = 260)]
     pub systolic_bp: Option<f64>,
 }
 

@@ -207,3 +207,21 @@ async fn docs_serve_the_swagger_ui_reading_this_document() {
     let init = app.get("/docs/swagger-initializer.js").await.text().await.unwrap();
     assert!(init.contains("/openapi.json"), "{init}");
 }
+
+/// The document states the limits the service enforces: an empty request, a text over 4,000
+/// characters and a vital sign out of its range are outside the schema as they are 422s.
+#[actix_rt::test]
+async fn the_request_schema_states_what_the_service_refuses() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let request = &doc["components"]["schemas"]["TriageRequest"];
+    assert_eq!(request["properties"]["text"]["maxLength"], 4000, "{request}");
+    let any = request["anyOf"].as_array().expect("anyOf: text or findings");
+    assert_eq!(any.len(), 2);
+    assert_eq!(any[0]["required"][0], "text");
+    assert_eq!(any[1]["properties"]["findings"]["minItems"], 1);
+    let vitals = resolve(&doc, &request["properties"]["vitals"]);
+    let vitals = if vitals.get("properties").is_some() { vitals } else { vitals["oneOf"].as_array().and_then(|o| o.iter().find(|s| s.get("$ref").is_some() || s.get("properties").is_some())).map(|s| resolve(&doc, s)).expect("vitals schema") };
+    assert_eq!(vitals["properties"]["spo2"]["minimum"], 50, "{vitals}");
+    assert_eq!(vitals["properties"]["spo2"]["maximum"], 100, "{vitals}");
+}
