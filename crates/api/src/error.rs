@@ -35,6 +35,14 @@ impl ApiError {
     pub fn overloaded(retry_after: u64) -> Self {
         ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the service is at capacity; retry shortly") }
     }
+
+    /// The store could not keep or read a report: a generic message and a `Retry-After`. What
+    /// went wrong (a database's or the operating system's own text) goes to the log with the
+    /// report id, never to the client.
+    pub fn store_unavailable(retry_after: u64, report: Option<uuid::Uuid>, cause: &dyn fmt::Display) -> Self {
+        tracing::warn!(report_id = ?report, error = %cause, "the store failed a request");
+        ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "reports cannot be kept or read right now; retry shortly") }
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -80,5 +88,22 @@ impl ResponseError for ApiError {
             r.force_close();
         }
         r.json(ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_rt::test]
+    async fn a_store_failure_says_retry_and_keeps_its_cause_to_the_log() {
+        let cause = "could not write to /var/lib/triagent/spool: No space left on device (os error 28)";
+        let r = ApiError::store_unavailable(2, None, &cause).error_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers().get("Retry-After").and_then(|v| v.to_str().ok()), Some("2"));
+        let body = actix_web::body::to_bytes(r.into_body()).await.unwrap();
+        let text = std::str::from_utf8(&body).unwrap();
+        assert!(text.contains("\"code\":\"store_unavailable\""), "{text}");
+        assert!(!text.contains("os error") && !text.contains("spool") && !text.contains("space"), "{text}");
     }
 }

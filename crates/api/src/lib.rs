@@ -334,7 +334,7 @@ fn json_in_utf8(content_type: &str) -> Option<bool> {
         (status = 413, description = "The body is over the size limit (`payload_too_large`).", body = error::ErrorBody),
         (status = 415, description = "The body is not `application/json` in UTF-8 (`unsupported_media_type`).", body = error::ErrorBody),
         (status = 422, description = "A value is not acceptable; `field` is its JSON path (`unknown_field`, `duplicate_field`, `not_an_object`, `invalid_value`, `invalid_text`, `empty_request`, `text_too_long`, `age_out_of_range`, `vital_out_of_range`, `unknown_finding`).", body = error::ErrorBody),
-        (status = 503, description = "Every agent queue is full (`overloaded`) or the store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying (with `overloaded`)."))),
+        (status = 503, description = "Every agent queue is full (`overloaded`) or the store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, state: web::Data<AppState>, coordinator: web::Data<Addr<Coordinator>>) -> Result<HttpResponse, ApiError> {
@@ -379,7 +379,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let store_span = if traced { tracing::info_span!("store.put", store = state.store.kind()) } else { tracing::Span::none() };
     let kept = tracing::Instrument::instrument(state.store.put(report), store_span).await;
     state.metrics.store_write().observe(started.elapsed().as_secs_f64());
-    kept.map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string()))?;
+    kept.map_err(|e| ApiError::store_unavailable(state.settings.server.retry_after_secs, Some(id), &e))?;
     Ok(json_response(&body))
 }
 
@@ -397,7 +397,7 @@ fn json_response(body: &store::JsonBody) -> HttpResponse {
     responses(
         (status = 200, description = "The stored answer.", body = answer::TriageAnswer),
         (status = 404, description = "No report with this id (`not_found`).", body = error::ErrorBody),
-        (status = 503, description = "The store is unavailable (`store_unavailable`).", body = error::ErrorBody),
+        (status = 503, description = "The store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 async fn get_triage(caller: Caller, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -407,7 +407,7 @@ async fn get_triage(caller: Caller, path: web::Path<String>, state: web::Data<Ap
         // ids exist.
         Ok(Some(r)) if caller.may_read(r.api_key_id) => Ok(json_response(&r.body)),
         Ok(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report")),
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string())),
+        Err(e) => Err(ApiError::store_unavailable(state.settings.server.retry_after_secs, Some(id), &e)),
     }
 }
 
