@@ -19,6 +19,7 @@ pub(crate) async fn open(settings: &Settings) -> Result<Arc<dyn ReportStore>, St
         config.store_free_text = db.store_free_text;
         config.op_timeout = Duration::from_millis(db.timeout_ms);
         config.replay_batch = db.replay_batch;
+        config.spool_max_bytes = db.spool_max_mb.saturating_mul(1 << 20);
         Arc::new(PgStore::open(config).await.map_err(|e| e.to_string())?)
     };
     Ok(store)

@@ -116,6 +116,14 @@ pub struct Database {
     pub timeout_ms: u64,
     /// Spool records written back per transaction when the database returns.
     pub replay_batch: usize,
+    /// The most megabytes the spool may hold; past it, new reports are refused with a 503 and
+    /// `Retry-After` until the database takes the backlog.
+    #[serde(default = "default_spool_max_mb")]
+    pub spool_max_mb: u64,
+}
+
+fn default_spool_max_mb() -> u64 {
+    1024
 }
 
 /// A configuration value that must not be printed (a database URL may hold a password).

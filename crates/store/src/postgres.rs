@@ -67,6 +67,9 @@ pub struct PgConfig {
     pub retry_interval: Duration,
     /// Spool records per replay transaction.
     pub replay_batch: usize,
+    /// The most bytes the spool may hold; a write that would take it past this is refused
+    /// (`StoreError::Unavailable`), never acknowledged and then lost.
+    pub spool_max_bytes: u64,
     /// Stop replaying, for good, after this many records, as if the process died there: for
     /// crash drills and tests. `None` in service.
     pub replay_stop_after: Option<u64>,
@@ -98,6 +101,7 @@ impl PgConfig {
             op_timeout: Duration::from_secs(5),
             retry_interval: Duration::from_millis(500),
             replay_batch: 512,
+            spool_max_bytes: 1 << 30,
             replay_stop_after: None,
         }
     }
@@ -349,6 +353,7 @@ impl PgStore {
             batch_size: config.batch_size.max(1),
             batch_max_delay: config.batch_max_delay,
             op_timeout: config.op_timeout,
+            spool_max_bytes: config.spool_max_bytes,
         };
         let replayer = Replayer {
             pool: pool.clone(),
@@ -705,6 +710,8 @@ struct Writer {
     batch_size: usize,
     batch_max_delay: Duration,
     op_timeout: Duration,
+    /// [`PgConfig::spool_max_bytes`].
+    spool_max_bytes: u64,
 }
 
 impl Writer {
@@ -821,8 +828,13 @@ impl Writer {
         let n = payloads.len() as u64;
         let spool = self.spool.clone();
         let shared = self.shared.clone();
+        let max = self.spool_max_bytes;
         let appended = tokio::task::spawn_blocking(move || {
             let mut state = lock(&spool);
+            let adding: u64 = payloads.iter().map(|p| p.len() as u64 + 8).sum();
+            if state.spool.len().saturating_add(adding) > max {
+                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, format!("the spool is at its limit of {max} bytes")));
+            }
             let offsets = state.spool.append(&payloads)?;
             for (id, at) in report_ids.into_iter().zip(offsets) {
                 if let Some(id) = id {
@@ -842,6 +854,10 @@ impl Writer {
                 self.shared.spooled.fetch_add(n, Ordering::Relaxed);
                 self.shared.replay_wake.notify_one();
                 ack_all(batch, &[]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::warn!(error = %e, items = batch.len(), "spool full; writes refused until the database takes the backlog");
+                nack_all(batch, &StoreError::Unavailable(format!("database unreachable and spool full: {e}")));
             }
             Err(e) => {
                 tracing::error!(error = %e, items = batch.len(), "spool write failed; writes refused");

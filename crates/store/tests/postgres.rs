@@ -401,3 +401,41 @@ async fn api_keys_keep_only_hashes_revoke_and_audit() {
     assert_eq!(second.list().await.unwrap().len(), 1);
     reports.shutdown().await;
 }
+
+/// A spool at its limit refuses new writes (never acknowledges what it cannot keep), keeps
+/// what it acknowledged, and takes writes again once the database has the backlog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_refuses_writes_and_keeps_what_it_acknowledged() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let mut c = config(db.url(Some(dead_port)), &spool);
+    // Room for a few reports, not ten.
+    let one = serde_json::to_vec(&report(0)).unwrap().len() as u64 + 200;
+    c.spool_max_bytes = 3 * one;
+    let down = PgStore::open(c.clone()).await.unwrap();
+    let (mut kept, mut refused) = (Vec::new(), 0);
+    for n in 0..10 {
+        let r = report(n);
+        match down.put(r.clone()).await {
+            Ok(()) => kept.push(r),
+            Err(StoreError::Unavailable(_)) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(!kept.is_empty() && refused > 0, "kept {}, refused {refused}", kept.len());
+    assert!(std::fs::metadata(&spool).unwrap().len() <= c.spool_max_bytes);
+    down.shutdown().await;
+    let mut c = config(db.url(None), &spool);
+    c.spool_max_bytes = 3 * one;
+    let up = PgStore::open(c).await.unwrap();
+    eventually("the backlog is replayed", Duration::from_secs(30), async || up.backlog() == 0).await;
+    let (all, set) = stored_ids(&db).await;
+    assert_eq!(all.len(), kept.len());
+    assert!(kept.iter().all(|r| set.contains(&r.id)));
+    up.put(report(99)).await.unwrap();
+    up.shutdown().await;
+}
