@@ -53,6 +53,12 @@ fn config(url: String, spool: &Path) -> PgConfig {
     c
 }
 
+/// A local port nothing listens on: a database there is unreachable.
+async fn dead_port() -> u16 {
+    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    dead.local_addr().unwrap().port()
+}
+
 /// Polls `check` every 20 ms until it holds, failing after a generous `limit`.
 async fn eventually(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + limit;
@@ -200,9 +206,7 @@ async fn writes_spooled_while_down_reach_the_database_despite_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
     // Nothing listens on this port: the store starts degraded and spools.
-    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead_port = dead.local_addr().unwrap().port();
-    drop(dead);
+    let dead_port = dead_port().await;
     let down = PgStore::open(config(db.url(Some(dead_port)), &spool)).await.unwrap();
     let reports: Vec<StoredReport> = (0..10).map(report).collect();
     for r in &reports {
@@ -409,9 +413,7 @@ async fn a_full_spool_refuses_writes_and_keeps_what_it_acknowledged() {
     let db = TestDb::create().await;
     let dir = tempfile::tempdir().unwrap();
     let spool = dir.path().join("spool");
-    let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead_port = dead.local_addr().unwrap().port();
-    drop(dead);
+    let dead_port = dead_port().await;
     let mut c = config(db.url(Some(dead_port)), &spool);
     // Room for a few reports, not ten.
     let one = serde_json::to_vec(&report(0)).unwrap().len() as u64 + 200;
