@@ -176,7 +176,11 @@ impl Application {
         let runtime = Runtime::new(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone(), &metrics);
         let stats = runtime.stats();
         let backlog_of = store.clone();
-        metrics.on_gather(move |m| m.set_store_backlog(backlog_of.backlog()));
+        metrics.on_gather(move |m| {
+            m.set_store_backlog(backlog_of.backlog());
+            let (bytes, limit) = backlog_of.spool_bytes();
+            m.set_store_spool(bytes, limit);
+        });
         let http = metrics.http(ROUTES.iter().map(|r| r.1).chain([openapi::SWAGGER_UI_ROUTE]));
         if settings.auth.required {
             tracing::info!(keys = auth.keys().kind(), "API keys required on /v1 routes");

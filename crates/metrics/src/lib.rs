@@ -37,6 +37,8 @@ pub const BUS_DROPPED: &str = "triagent_bus_events_dropped_total";
 pub const BUS_SUBSCRIBERS: &str = "triagent_bus_subscribers";
 pub const STORE_WRITE: &str = "triagent_store_write_seconds";
 pub const STORE_BACKLOG: &str = "triagent_store_backlog";
+pub const STORE_SPOOL_BYTES: &str = "triagent_store_spool_bytes";
+pub const STORE_SPOOL_LIMIT: &str = "triagent_store_spool_limit_bytes";
 
 /// Every metric name exported, as it appears in the Prometheus text (histograms add the
 /// `_bucket`, `_sum` and `_count` series).
@@ -58,6 +60,8 @@ pub const NAMES: &[&str] = &[
     BUS_SUBSCRIBERS,
     STORE_WRITE,
     STORE_BACKLOG,
+    STORE_SPOOL_BYTES,
+    STORE_SPOOL_LIMIT,
 ];
 
 /// The route label of requests that matched no route: unknown paths must not each become a
@@ -97,6 +101,8 @@ pub struct Metrics {
     bus_subscribers: IntGauge,
     store_write: Histogram,
     store_backlog: IntGauge,
+    store_spool_bytes: IntGauge,
+    store_spool_limit: IntGauge,
     /// Run before each gather; the lock also serialises gathers, which the counters read from
     /// elsewhere rely on (see [`Metrics::set_bus`]).
     hooks: Mutex<Vec<Hook>>,
@@ -141,9 +147,11 @@ impl Metrics {
             bus_subscribers: IntGauge::new(BUS_SUBSCRIBERS, "Live subscribers of the diagnosis event bus.").expect("valid metric definition"),
             store_write: Histogram::with_opts(HistogramOpts::new(STORE_WRITE, "Time to keep one triage report (committed to PostgreSQL or fsynced to the spool; in memory for the embedded store) before its answer is sent.").buckets(HTTP_BUCKETS.to_vec())).expect("valid metric definition"),
             store_backlog: IntGauge::new(STORE_BACKLOG, "Reports and events acknowledged but not yet in the database (the PostgreSQL store's spool backlog; 0 for the embedded store).").expect("valid metric definition"),
+            store_spool_bytes: IntGauge::new(STORE_SPOOL_BYTES, "Bytes in the PostgreSQL store's spool (0 for the embedded store).").expect("valid metric definition"),
+            store_spool_limit: IntGauge::new(STORE_SPOOL_LIMIT, "The most bytes the spool may hold (database.spool_max_mb); past it new reports are refused with 503. 0 for the embedded store.").expect("valid metric definition"),
             hooks: Mutex::new(Vec::new()),
         };
-        let collectors: [Box<dyn Collector>; 17] = [
+        let collectors: [Box<dyn Collector>; 19] = [
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.agent_latency.clone()),
@@ -161,6 +169,8 @@ impl Metrics {
             Box::new(m.bus_subscribers.clone()),
             Box::new(m.store_write.clone()),
             Box::new(m.store_backlog.clone()),
+            Box::new(m.store_spool_bytes.clone()),
+            Box::new(m.store_spool_limit.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -220,6 +230,12 @@ impl Metrics {
     /// The store's backlog, read at gather time.
     pub fn set_store_backlog(&self, backlog: u64) {
         self.store_backlog.set(i64::try_from(backlog).unwrap_or(i64::MAX));
+    }
+
+    /// The spool's size and limit in bytes, read at gather time.
+    pub fn set_store_spool(&self, bytes: u64, limit: u64) {
+        self.store_spool_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.store_spool_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
     /// Runs `hook` before every gather, to copy values kept elsewhere into gauges.

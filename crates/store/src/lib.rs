@@ -176,4 +176,9 @@ pub trait ReportStore: Send + Sync {
     fn backlog(&self) -> u64 {
         0
     }
+
+    /// The spool's size and its limit in bytes, for metrics; (0, 0) for stores without one.
+    fn spool_bytes(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }

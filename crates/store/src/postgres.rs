@@ -132,6 +132,7 @@ pub struct PgStore {
     spool: Weak<Mutex<SpoolState>>,
     store_free_text: bool,
     op_timeout: Duration,
+    spool_max_bytes: u64,
     cancel: watch::Sender<bool>,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -144,6 +145,9 @@ impl std::fmt::Debug for PgStore {
 
 struct Shared {
     backlog: AtomicU64,
+    /// The spool file's length: set by the writer after an append and by the replayer when it
+    /// empties the spool, both under the spool lock.
+    spool_bytes: AtomicU64,
     db_up: AtomicBool,
     spool_failed: AtomicBool,
     /// Mirrors `SpoolState::spooling` for lock-free reads: only the writer sets it and only the
@@ -333,6 +337,7 @@ impl PgStore {
         let spooling = !migrated || recovered.records > 0;
         let shared = Arc::new(Shared {
             backlog: AtomicU64::new(recovered.records),
+            spool_bytes: AtomicU64::new(spool.len()),
             db_up: AtomicBool::new(migrated),
             spool_failed: AtomicBool::new(false),
             spooling: AtomicBool::new(spooling),
@@ -376,6 +381,7 @@ impl PgStore {
             spool,
             store_free_text: config.store_free_text,
             op_timeout: config.op_timeout,
+            spool_max_bytes: config.spool_max_bytes,
             cancel,
             tasks: tokio::sync::Mutex::new(tasks),
         })
@@ -560,6 +566,10 @@ impl ReportStore for PgStore {
 
     fn backlog(&self) -> u64 {
         self.shared.backlog.load(Ordering::Relaxed)
+    }
+
+    fn spool_bytes(&self) -> (u64, u64) {
+        (self.shared.spool_bytes.load(Ordering::Relaxed), self.spool_max_bytes)
     }
 }
 
@@ -836,6 +846,7 @@ impl Writer {
                 return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, format!("the spool is at its limit of {max} bytes")));
             }
             let offsets = state.spool.append(&payloads)?;
+            shared.spool_bytes.store(state.spool.len(), Ordering::Relaxed);
             for (id, at) in report_ids.into_iter().zip(offsets) {
                 if let Some(id) = id {
                     state.reports.insert(id, at);
@@ -968,6 +979,7 @@ impl Replayer {
                 // Everything in the spool is committed: only now may it go, and new writes
                 // may go to the database directly again.
                 state.spool.clear()?;
+                shared.spool_bytes.store(0, Ordering::Relaxed);
                 state.reports = HashMap::new();
                 state.spooling = false;
                 shared.spooling.store(false, Ordering::Release);

@@ -430,6 +430,9 @@ async fn a_full_spool_refuses_writes_and_keeps_what_it_acknowledged() {
     }
     assert!(!kept.is_empty() && refused > 0, "kept {}, refused {refused}", kept.len());
     assert!(std::fs::metadata(&spool).unwrap().len() <= c.spool_max_bytes);
+    // What the metrics show: the spool's bytes, under its limit.
+    let (bytes, limit) = down.spool_bytes();
+    assert_eq!((bytes, limit), (std::fs::metadata(&spool).unwrap().len(), c.spool_max_bytes));
     down.shutdown().await;
     let mut c = config(db.url(None), &spool);
     c.spool_max_bytes = 3 * one;
@@ -439,5 +442,6 @@ async fn a_full_spool_refuses_writes_and_keeps_what_it_acknowledged() {
     assert_eq!(all.len(), kept.len());
     assert!(kept.iter().all(|r| set.contains(&r.id)));
     up.put(report(99)).await.unwrap();
+    assert_eq!(up.spool_bytes().0, 0, "an emptied spool shows 0 bytes");
     up.shutdown().await;
 }
