@@ -253,13 +253,15 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
         since_item += 1;
         // A list item that opens with an inability says it is there: "no fever, can't sleep"
         // is no fever and insomnia, whatever the denial before the comma.
-        if since_item == 1 && i > 0 && tokens[i - 1].text == "." && matches!(t.text.as_str(), "cant" | "cannot" | "unable" | "couldnt" | "struggling" | "struggles" | "trouble" | "difficulty") {
-            neg = 0;
-        }
-        // So does one that opens on a subject of its own: "no gunk, his lips are red and
-        // cracked" denies no lips.
-        if since_item == 1 && i > 0 && tokens[i - 1].text == "." && marker(text, &tokens[i - 1]) == b',' && matches!(t.text.as_str(), "his" | "her" | "my" | "their" | "he" | "she" | "hes" | "shes" | "i" | "im" | "ive" | "its" | "theres" | "there") {
-            neg = 0;
+        // So does one that opens on a subject of its own after a comma: "no gunk, his lips are
+        // red and cracked" denies no lips.
+        if since_item == 1 && i > 0 && tokens[i - 1].text == "." {
+            let inability = matches!(t.text.as_str(), "cant" | "cannot" | "unable" | "couldnt" | "struggling" | "struggles" | "trouble" | "difficulty");
+            let own_subject = marker(text, &tokens[i - 1]) == b','
+                && matches!(t.text.as_str(), "his" | "her" | "my" | "their" | "he" | "she" | "hes" | "shes" | "i" | "im" | "ive" | "its" | "theres" | "there");
+            if inability || own_subject {
+                neg = 0;
+            }
         }
         let next = tokens.get(i + 1).map_or("", |t| t.text.as_str());
         let prev = if i > 0 { tokens[i - 1].text.as_str() } else { "" };

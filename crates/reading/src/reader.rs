@@ -387,21 +387,11 @@ impl Reader {
                             && !self.implied.get(g.finding as usize).is_some_and(|i| i.contains(&h.finding)))
                         // One word that ends another finding's exact phrase, as its head noun
                         // after a modifier: "hay fever" is no fever, "feel faint" no faint.
-                        || (g.via == Via::Phrase && self.is_finding(g.finding) && self.is_finding(h.finding) && h.end - h.start == 1 && g.end - g.start == 2 && g.start < h.start && h.end == g.end)
-                        // A colour word that opens another finding's exact two-word phrase
-                        // names the colour of what follows, not of the patient: "pale stools"
-                        // is no pallor, "blue inhaler" no cyanosis.
-                        || (g.via == Via::Phrase
-                            && self.is_finding(g.finding)
-                            && self.is_finding(h.finding)
-                            && h.end - h.start == 1
-                            && g.end - g.start == 2
-                            && g.start == h.start
-                            && raw.get(h.start).is_some_and(|w| is_colour(w))))
+                        || (g.via == Via::Phrase && self.is_finding(g.finding) && self.is_finding(h.finding) && h.end - h.start == 1 && g.end - g.start == 2 && g.start < h.start && h.end == g.end))
             })
         };
         // A colour said alone describes the patient only when no noun follows it: "tired and
-        // pale" is pallor, "a round pale mass" is not.
+        // pale" is pallor; "pale stools", "blue inhaler" and "a round pale mass" are not.
         let colour_of_a_thing = |h: &PhraseHit| {
             h.end - h.start == 1
                 && raw.get(h.start).is_some_and(|w| is_colour(w))
