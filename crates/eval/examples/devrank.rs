@@ -14,7 +14,7 @@ fn main() {
         let item = v.item();
         let t = runner.run(&item.input, 10, 3);
         let codes: Vec<String> = t.conditions.as_deref().unwrap_or_default().iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect();
-        let rank = codes.iter().position(|c| v.gold_icd10.iter().any(|g| eval::dev_code_matches(c, g)));
+        let rank = v.gold_rank(&codes);
         println!("{i} {} {}", rank.map_or("-".to_string(), |r| (r + 1).to_string()), codes.iter().take(3).cloned().collect::<Vec<_>>().join(","));
     }
 }

@@ -90,6 +90,11 @@ impl DevVignette {
         (d.age, d.sex.unwrap_or(Sex::Unknown))
     }
 
+    /// Where the first code that answers this case's gold stands in `codes` (0 is first).
+    pub fn gold_rank(&self, codes: &[String]) -> Option<usize> {
+        codes.iter().position(|c| self.gold_icd10.iter().any(|g| dev_code_matches(c, g)))
+    }
+
     pub fn item(&self) -> Item {
         let (age, sex) = self.demographics();
         Item {
@@ -211,8 +216,7 @@ pub fn dev_reach(kb: &KnowledgeBase, cases: &[DevVignette]) -> f64 {
 /// Scores ranked code lists (one per case) against the gold.
 pub fn score_dev(name: &str, kb: &KnowledgeBase, cases: &[DevVignette], ranked: &[Vec<String>]) -> DevScore {
     let n = cases.len().max(1) as f64;
-    let rank = |v: &DevVignette, codes: &Vec<String>| codes.iter().position(|c| v.gold_icd10.iter().any(|g| dev_code_matches(c, g)));
-    let within = |k: usize| cases.iter().zip(ranked).filter(|(v, c)| rank(v, c).is_some_and(|r| r < k)).count() as f64 / n;
+    let within = |k: usize| cases.iter().zip(ranked).filter(|(v, c)| v.gold_rank(c).is_some_and(|r| r < k)).count() as f64 / n;
     DevScore { name: name.to_string(), n: cases.len(), top1: within(1), top3: within(3), top10: within(10), reach: dev_reach(kb, cases) }
 }
 

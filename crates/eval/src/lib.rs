@@ -245,7 +245,7 @@ pub fn dev_section(runner: &Runner, cases: &[DevVignette], map: &std::collection
         for (t, v) in runner.run_batch(&inputs, 10, 3).into_iter().zip(vs) {
             let conditions = t.conditions.as_deref().unwrap_or_default();
             let codes: Vec<String> = conditions.iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect();
-            let rank = codes.iter().position(|c| v.gold_icd10.iter().any(|g| dev_code_matches(c, g)));
+            let rank = v.gold_rank(&codes);
             levels[t.decision.level.index()] += 1;
             // The dev set has no gold level: the level fields only fill the shape.
             answers.push(Answer {
