@@ -265,9 +265,10 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     if allowed.is_empty() {
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").error_response();
     }
-    let message = format!("{} is not served here; use {}", req.method(), allowed.join(", "));
+    let allow = allowed.join(", ");
+    let message = format!("{} is not served here; use {allow}", req.method());
     HttpResponse::MethodNotAllowed()
-        .insert_header((actix_web::http::header::ALLOW, allowed.join(", ")))
+        .insert_header((actix_web::http::header::ALLOW, allow))
         .json(error::ErrorBody { error: error::ErrorDetail { code: "method_not_allowed", message: &message, field: None } })
 }
 

@@ -131,8 +131,9 @@ pub fn parse(body: &[u8]) -> Result<TriageRequest, ApiError> {
 
 /// serde's message in the request's terms: no Rust type names, no position.
 fn plain_message(msg: &str) -> String {
-    let msg = msg.split(" at line ").next().unwrap_or(msg);
-    let msg = msg
+    msg.split(" at line ")
+        .next()
+        .unwrap_or(msg)
         .replace("usize", "a whole number")
         .replace("u64", "a whole number")
         .replace("f64", "a number")
@@ -140,8 +141,7 @@ fn plain_message(msg: &str) -> String {
         .replace("struct FindingIn", "an object")
         .replace("struct VitalsIn", "an object")
         .replace("struct Options", "an object")
-        .replace("`", "");
-    msg
+        .replace("`", "")
 }
 
 /// A whole number that JSON may also write as `7.0` (JSON Schema's `integer` admits it).
