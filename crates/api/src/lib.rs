@@ -362,7 +362,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     let traced = telemetry::is_sampled(&current);
     let parent = if traced { current } else { tracing::Span::none() };
     let case = Arc::new(state.kb.prepare(v.input.clone()));
-    let outcome = coordinator
+    let coordinator::Triaged { outcome, events } = coordinator
         .send(Triage { id, input: case.clone(), span: parent, owner: caller.key_id() })
         .await
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
@@ -378,6 +378,7 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
         api_key_id: caller.key_id(),
         body: body.clone(),
         free_text: Some(v.input.text.clone()).filter(|t| !t.is_empty()).map(store::FreeText::new),
+        events: events.iter().map(|e| bus::DiagnosisEvent::clone(e)).collect(),
     };
     // Acknowledged means kept: the answer is only returned once the store has it.
     let started = std::time::Instant::now();

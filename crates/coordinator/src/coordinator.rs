@@ -3,7 +3,7 @@
 use crate::agent::{Agent, AgentActor, AgentReply, AgentSettings, AgentStats, Infer};
 use triage::{AgentKind, AgentModel, AgentOutput, AgentRun, AgentStatus, Outcome};
 use actix::prelude::*;
-use bus::{Bus, DiagnosisEventKind, RankedCode};
+use bus::{Bus, DiagnosisEvent, DiagnosisEventKind, RankedCode};
 use kb::Case;
 use domain::ExtractedFinding;
 use kb::KnowledgeBase;
@@ -37,9 +37,18 @@ impl Actor for Coordinator {
 #[error("every agent queue is full")]
 pub struct Overloaded;
 
+/// A triage's answer and the events it published, in the order they were published: the
+/// report is stored with these events in one write, so the store never holds one without the
+/// other (`store::StoredReport::events`).
+#[derive(Debug)]
+pub struct Triaged {
+    pub outcome: Outcome,
+    pub events: Vec<Arc<DiagnosisEvent>>,
+}
+
 /// Triage one request under the given report id.
 #[derive(Message)]
-#[rtype(result = "Result<Outcome, Overloaded>")]
+#[rtype(result = "Result<Triaged, Overloaded>")]
 pub struct Triage {
     pub id: Uuid,
     pub input: Arc<Case>,
@@ -155,7 +164,7 @@ fn event_of(kb: &KnowledgeBase, reply: &AgentReply) -> Option<DiagnosisEventKind
 }
 
 impl Handler<Triage> for Coordinator {
-    type Result = ResponseFuture<Result<Outcome, Overloaded>>;
+    type Result = ResponseFuture<Result<Triaged, Overloaded>>;
 
     fn handle(&mut self, msg: Triage, _ctx: &mut Self::Context) -> Self::Result {
         let agents = self.agents.clone();
@@ -174,7 +183,8 @@ impl Handler<Triage> for Coordinator {
         let triage_span = span.clone();
         Box::pin(tracing::Instrument::instrument(async move {
             let started = Instant::now();
-            bus.publish_owned(id, owner, DiagnosisEventKind::TriageReceived { text_chars: input.text.chars().count(), structured_findings: input.findings.len(), has_vitals: !input.vitals.is_empty() });
+            let mut events = Vec::with_capacity(8);
+            events.push(bus.publish_owned(id, owner, DiagnosisEventKind::TriageReceived { text_chars: input.text.chars().count(), structured_findings: input.findings.len(), has_vitals: !input.vitals.is_empty() }));
             // All four at once; each answer is published as soon as it arrives, so an
             // emergency assessment goes out before the slower agents finish.
             let calls = agents.iter().zip(AgentKind::ALL).map(|(addr, kind)| {
@@ -206,30 +216,34 @@ impl Handler<Triage> for Coordinator {
                         agent_span.record("inference_us", run.inference.as_micros() as u64);
                     }
                     drop(agent_span);
-                    if let Some(ev) = event_of(&kb, &reply) {
-                        bus.publish_owned(id, owner, ev);
-                    }
-                    reply
+                    let published = event_of(&kb, &reply).map(|ev| bus.publish_owned(id, owner, ev));
+                    (reply, published)
                 }
             });
-            let replies = futures::future::join_all(calls).await;
+            let mut replies = Vec::with_capacity(AgentKind::ALL.len());
+            for (reply, published) in futures::future::join_all(calls).await {
+                replies.push(reply);
+                events.extend(published);
+            }
+            // In publishing order, as a subscriber saw them.
+            events.sort_by_key(|e| e.seq);
             if replies.iter().all(|r| r.status == AgentStatus::Overloaded) {
                 return Err(Overloaded);
             }
             let runs = replies.into_iter().map(|r| (AgentRun { kind: r.kind, version: r.version, status: r.status, latency_ms: r.latency_ms }, r.output));
             let mut out = Outcome::merge(&kb, &input, runs);
             for r in out.runs.iter().filter(|r| r.status != AgentStatus::Ok) {
-                bus.publish_owned(id, owner, DiagnosisEventKind::AgentDegraded { agent: r.kind.as_str().into(), status: r.status.as_str().into() });
+                events.push(bus.publish_owned(id, owner, DiagnosisEventKind::AgentDegraded { agent: r.kind.as_str().into(), status: r.status.as_str().into() }));
             }
             out.total_ms = started.elapsed().as_secs_f64() * 1e3;
             outcomes.levels[out.decision.level.index()].inc();
             if out.degraded {
                 outcomes.degraded.inc();
             }
-            bus.publish_owned(id, owner, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms });
+            events.push(bus.publish_owned(id, owner, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms }));
             triage_span.record("level", out.decision.level.as_str());
             triage_span.record("degraded", out.degraded);
-            Ok(out)
+            Ok(Triaged { outcome: out, events })
         }, span))
     }
 }

@@ -18,5 +18,5 @@ mod coordinator;
 mod pool;
 
 pub use agent::{Agent, AgentActor, AgentReply, AgentSettings, AgentStats, Infer};
-pub use coordinator::{Coordinator, Overloaded, Runtime, Triage};
+pub use coordinator::{Coordinator, Overloaded, Runtime, Triage, Triaged};
 pub use pool::{Pool, PoolError, RunStats};

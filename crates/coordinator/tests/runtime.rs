@@ -85,7 +85,7 @@ fn input(text: &str) -> Arc<kb::Case> {
 }
 
 async fn triage(addr: &actix::Addr<Coordinator>, text: &str) -> Result<Outcome, Overloaded> {
-    addr.send(Triage { id: Uuid::new_v4(), input: input(text), span: tracing::Span::none(), owner: None }).await.expect("coordinator alive")
+    addr.send(Triage { id: Uuid::new_v4(), input: input(text), span: tracing::Span::none(), owner: None }).await.expect("coordinator alive").map(|t| t.outcome)
 }
 
 fn status(o: &Outcome, kind: AgentKind) -> AgentStatus {
@@ -237,7 +237,7 @@ async fn micro_batches_form_from_waiting_requests() {
     let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(4096, 256));
     let calls: Vec<_> = (0..16).map(|i| addr.send(Triage { id: Uuid::new_v4(), input: input(&format!("req {i}")), span: tracing::Span::none(), owner: None })).collect();
     for c in futures::future::join_all(calls).await {
-        assert!(!c.unwrap().unwrap().degraded);
+        assert!(!c.unwrap().unwrap().outcome.degraded);
     }
     let batches = stats[0].pool.batches.load(Ordering::SeqCst);
     let items = stats[0].pool.items.load(Ordering::SeqCst);
@@ -311,4 +311,25 @@ async fn coordinators_on_two_threads_share_each_agents_pool_and_breaker() {
     assert_eq!(stats[1].pool.items.load(Ordering::SeqCst), 4);
     assert_eq!(stats[0].breaker_state.load(Ordering::SeqCst), 1);
     arbiter.stop();
+}
+
+#[actix_rt::test]
+async fn a_triage_hands_back_every_event_it_published_in_order() {
+    let d = doubles();
+    // One agent fails, so the answer also carries an `agent_degraded` event.
+    d.iter().find(|x| x.kind == AgentKind::TreatmentRetriever).unwrap().fail.store(true, Ordering::SeqCst);
+    let bus = bus::Bus::new(256, 256);
+    let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus.clone());
+    let id = Uuid::new_v4();
+    let t = addr.send(Triage { id, input: input("headache"), span: tracing::Span::none(), owner: None }).await.unwrap().unwrap();
+    let kinds: Vec<&str> = t.events.iter().map(|e| e.type_name()).collect();
+    assert_eq!(kinds.first(), Some(&"triage_received"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"triage_completed"), "{kinds:?}");
+    assert!(kinds.contains(&"agent_degraded"), "{kinds:?}");
+    // Three agents answered (one event each), plus received, degraded and completed.
+    assert_eq!(t.events.len(), 6, "{kinds:?}");
+    assert!(t.events.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert!(t.events.iter().all(|e| e.report_id == id));
+    // Exactly what the bus carried: the report is stored with what subscribers saw.
+    assert_eq!(bus.published(), 6);
 }

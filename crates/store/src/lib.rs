@@ -32,7 +32,7 @@ use uuid::Uuid;
 ///
 /// The few fields beside `body` are copied out of it so that a database can index and filter on
 /// them (level, condition, degraded answers, the caller) without parsing the JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredReport {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
@@ -55,6 +55,11 @@ pub struct StoredReport {
     /// otherwise, before it reaches memory, a table or the spool.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub free_text: Option<FreeText>,
+    /// The diagnosis events the triage published, kept with the report in the same write: a
+    /// store holds a report with all its events or neither, whatever fails (no orphan events,
+    /// no report missing its trail). A report read back carries none; they are read as events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<DiagnosisEvent>,
 }
 
 /// A person's own words. Its `Debug` prints only the length, so a report logged by mistake
@@ -133,7 +138,7 @@ pub enum StoreError {
 /// configuration at start-up and holds it as `Arc<dyn ReportStore>`.
 #[async_trait]
 pub trait ReportStore: Send + Sync {
-    /// Keeps `report`. Idempotent: putting the same id with the same content again succeeds and
+    /// Keeps `report` and its events, together or not at all. Idempotent: putting the same id with the same content again succeeds and
     /// stores nothing new, so a write retried after a timeout cannot fail or duplicate. The same
     /// id with different content is [`StoreError::Conflict`] and leaves the first report as it was.
     async fn put(&self, report: StoredReport) -> Result<(), StoreError>;
@@ -150,9 +155,10 @@ pub trait ReportStore: Send + Sync {
     /// the health endpoint.
     fn kind(&self) -> &'static str;
 
-    /// Keeps diagnosis events, in the order given, after any appended before. Returns once they
-    /// are as durable as a [`put`](Self::put) report. Events are never deduplicated by content:
-    /// each call appends.
+    /// Keeps diagnosis events that belong to no report (a breaker's change of state), in the
+    /// order given, after any appended before. Returns once they are as durable as a
+    /// [`put`](Self::put) report. Events are never deduplicated by content: each call appends.
+    /// A report's own events go with it, through `put`.
     async fn append_events(&self, events: Vec<DiagnosisEvent>) -> Result<(), StoreError>;
 
     /// Up to `limit` kept events with a store `seq` greater than `after`, oldest first, so an

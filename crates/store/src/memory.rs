@@ -41,6 +41,26 @@ struct Inner {
     next_event_seq: u64,
 }
 
+impl Inner {
+    /// Numbers `events` in arrival order and puts them into the ring in bus order (reports
+    /// finish out of order, but only by a few events, so the place is found from the back),
+    /// forgetting the oldest past `capacity`. Returns the forgotten, to be dropped unlocked.
+    fn keep_events(&mut self, events: Vec<DiagnosisEvent>, capacity: usize) -> Vec<Arc<StoredEvent>> {
+        let mut dropped = Vec::new();
+        for event in events {
+            self.next_event_seq = self.next_event_seq.max(1);
+            let seq = self.next_event_seq;
+            self.next_event_seq += 1;
+            let at = self.events.iter().rposition(|e| e.event.seq <= event.seq).map_or(0, |i| i + 1);
+            self.events.insert(at, Arc::new(StoredEvent { seq, event }));
+            if self.events.len() > capacity {
+                dropped.extend(self.events.pop_front());
+            }
+        }
+        dropped
+    }
+}
+
 impl MemoryStore {
     /// A store that keeps at most `capacity` reports.
     ///
@@ -96,13 +116,16 @@ impl ReportStore for MemoryStore {
     async fn put(&self, mut report: StoredReport) -> Result<(), StoreError> {
         // Nothing here outlives the process, so the person's words have no reason to be kept.
         report.free_text = None;
+        let events = std::mem::take(&mut report.events);
         let id = report.id;
         let report = Arc::new(report);
-        let (existing, evicted) = {
+        let (existing, evicted, dropped_events) = {
             let mut inner = self.lock();
             if let Some(existing) = inner.reports.get(&id) {
-                (Some(Arc::clone(existing)), None)
+                (Some(Arc::clone(existing)), None, Vec::new())
             } else {
+                // The report and its events under one lock: a reader sees both or neither.
+                let dropped_events = inner.keep_events(events, self.capacity);
                 inner.reports.insert(id, report.clone());
                 inner.order.push_back(id);
                 let evicted = if inner.order.len() > self.capacity {
@@ -112,11 +135,12 @@ impl ReportStore for MemoryStore {
                 } else {
                     None
                 };
-                (None, evicted)
+                (None, evicted, dropped_events)
             }
         };
         // Dropped here, outside the lock: freeing a large body is not O(1).
         drop(evicted);
+        drop(dropped_events);
         match existing {
             // A retry does not move the report back: eviction follows the first insertion.
             Some(existing) if existing.same_content(&report) => Ok(()),
@@ -140,38 +164,24 @@ impl ReportStore for MemoryStore {
     }
 
     async fn append_events(&self, events: Vec<DiagnosisEvent>) -> Result<(), StoreError> {
-        let mut dropped = Vec::new();
-        {
-            let mut inner = self.lock();
-            for event in events {
-                inner.next_event_seq = inner.next_event_seq.max(1);
-                let seq = inner.next_event_seq;
-                inner.next_event_seq += 1;
-                inner.events.push_back(Arc::new(StoredEvent { seq, event }));
-                if inner.events.len() > self.capacity {
-                    dropped.extend(inner.events.pop_front());
-                }
-            }
-        }
+        let dropped = self.lock().keep_events(events, self.capacity);
         drop(dropped);
         Ok(())
     }
 
     async fn events_by_bus_seq(&self, after: u64, before: u64, limit: usize) -> Result<Vec<DiagnosisEvent>, StoreError> {
         let inner = self.lock();
-        // Appended in bus order (one process, one sink), so the ring is sorted by bus seq.
+        // The ring is kept sorted by bus seq (`keep_events`).
         let start = inner.events.partition_point(|e| e.event.seq <= after);
         Ok(inner.events.iter().skip(start).take_while(|e| e.event.seq < before).take(limit).map(|e| e.event.clone()).collect())
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let found: Vec<Arc<StoredEvent>> = {
-            let inner = self.lock();
-            // Sequence numbers in the ring are contiguous, so the start is arithmetic.
-            let oldest = inner.events.front().map_or(0, |e| e.seq);
-            let skip = usize::try_from(after.saturating_add(1).saturating_sub(oldest)).unwrap_or(usize::MAX);
-            inner.events.iter().skip(skip).take(limit).cloned().collect()
-        };
+        // The ring is in bus order, and the store's numbers follow arrival, which concurrent
+        // reports may interleave: a scan, which is fine for a ring this size read this rarely.
+        let mut found: Vec<Arc<StoredEvent>> = self.lock().events.iter().filter(|e| e.seq > after).cloned().collect();
+        found.sort_unstable_by_key(|e| e.seq);
+        found.truncate(limit);
         Ok(found.iter().map(|e| StoredEvent::clone(e)).collect())
     }
 }

@@ -455,6 +455,7 @@ impl ReportStore for PgStore {
                 if !self.store_free_text {
                     report.free_text = None;
                 }
+                report.events = Vec::new();
                 return Ok(Some(report));
             }
         }
@@ -478,6 +479,7 @@ impl ReportStore for PgStore {
             api_key_id: row.get(5),
             body: row.get(6),
             free_text: if self.store_free_text { row.get::<_, Option<String>>(7).map(FreeText::new) } else { None },
+            events: Vec::new(),
         }))
     }
 
@@ -632,12 +634,15 @@ pub(crate) async fn migrate(pg: &tokio_postgres::Config, limit: Duration) -> Res
     result
 }
 
-/// Commits reports and events in one transaction; returns the ids of reports that were already
-/// stored with other content (left as they were).
+/// Commits reports, each with its own events, and events of no report in one transaction;
+/// returns the ids of reports that were already stored with other content (left as they were).
+/// A report's events are inserted only with the report's first insert: a retried or replayed
+/// report that is already there brought them the first time.
 async fn commit(pool: &Pool, reports: &[&StoredReport], events: &[&EventRow]) -> Result<Vec<Uuid>, DbError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let mut conflicts = Vec::new();
+    let mut rows: Vec<(Uuid, &DiagnosisEvent)> = events.iter().map(|e| (e.id, &e.event)).collect();
     if !reports.is_empty() {
         let ids: Vec<Uuid> = reports.iter().map(|r| r.id).collect();
         let created: Vec<DateTime<Utc>> = reports.iter().map(|r| r.created_at).collect();
@@ -656,6 +661,12 @@ async fn commit(pool: &Pool, reports: &[&StoredReport], events: &[&EventRow]) ->
             )
             .await?;
         let inserted: HashSet<Uuid> = inserted.iter().map(|row| row.get(0)).collect();
+        let mut with_events = inserted.clone();
+        for r in reports {
+            if with_events.remove(&r.id) {
+                rows.extend(r.events.iter().map(|event| (Uuid::new_v4(), event)));
+            }
+        }
         let mut first: HashMap<Uuid, &StoredReport> = HashMap::new();
         for r in reports {
             // A second write of one id within the group compares with the first.
@@ -683,15 +694,17 @@ async fn commit(pool: &Pool, reports: &[&StoredReport], events: &[&EventRow]) ->
             }
         }
     }
-    if !events.is_empty() {
-        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-        let reports: Vec<Option<Uuid>> = events.iter().map(|e| Some(e.event.report_id).filter(|id| !id.is_nil())).collect();
-        let seqs: Vec<i64> = events.iter().map(|e| i64::try_from(e.event.seq).unwrap_or(i64::MAX)).collect();
-        let kinds: Vec<&str> = events.iter().map(|e| e.event.type_name()).collect();
-        let levels: Vec<Option<&str>> = events.iter().map(|e| e.event.level()).collect();
+    if !rows.is_empty() {
+        // In bus order, so the store's own numbering follows the bus within a transaction.
+        rows.sort_by_key(|(_, e)| e.seq);
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+        let reports: Vec<Option<Uuid>> = rows.iter().map(|(_, e)| Some(e.report_id).filter(|id| !id.is_nil())).collect();
+        let seqs: Vec<i64> = rows.iter().map(|(_, e)| i64::try_from(e.seq).unwrap_or(i64::MAX)).collect();
+        let kinds: Vec<&str> = rows.iter().map(|(_, e)| e.type_name()).collect();
+        let levels: Vec<Option<&str>> = rows.iter().map(|(_, e)| e.level()).collect();
         let payloads: Vec<serde_json::Value> =
-            events.iter().map(|e| serde_json::to_value(&e.event)).collect::<Result<_, _>>().map_err(|e| DbError::Refused(format!("event as JSON: {e}")))?;
-        let at: Vec<DateTime<Utc>> = events.iter().map(|e| e.event.at).collect();
+            rows.iter().map(|(_, e)| serde_json::to_value(e)).collect::<Result<_, _>>().map_err(|e| DbError::Refused(format!("event as JSON: {e}")))?;
+        let at: Vec<DateTime<Utc>> = rows.iter().map(|(_, e)| e.at).collect();
         // ORDER BY the position so the global sequence follows the order events were given in.
         tx.execute(
             "INSERT INTO events (event_id, report_id, bus_seq, kind, level, payload, at) \

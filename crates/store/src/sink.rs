@@ -1,4 +1,6 @@
-//! Keeps the bus's diagnosis events in a store, without ever slowing triage.
+//! Keeps the bus's events that belong to no report (a breaker's change of state) in a store,
+//! without ever slowing triage. A report's own events are kept with the report
+//! (`StoredReport::events`), so that a report and its events are stored together or not at all.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,7 +67,7 @@ fn ready_now<F: std::future::Future>(f: F) -> Option<F::Output> {
 /// is about 140 events, against a bus capacity of thousands.
 const PAUSE: Duration = Duration::from_millis(2);
 
-/// Subscribes to `bus` from now on and appends every event to `store`, taking whatever has
+/// Subscribes to `bus` from now on and appends every event of no report to `store`, taking whatever has
 /// arrived (up to `batch`) per append so a slow store gets fewer, larger appends. Publishing
 /// never waits for this task: if it falls more than the bus's capacity behind, the events it
 /// missed are counted as dropped. Must be called within a tokio runtime.
@@ -87,7 +89,9 @@ pub fn spawn_event_sink(bus: &Bus, store: Arc<dyn ReportStore>, batch: usize) ->
                         closed = true;
                         break;
                     }
-                    Some(Item::Event(e)) => events.push(e),
+                    // A report's events are kept with it, by `put`, in one write.
+                    Some(Item::Event(e)) if e.report_id.is_nil() => events.push(e),
+                    Some(Item::Event(_)) => {}
                     Some(Item::Gap { missed }) => {
                         c.dropped.fetch_add(missed, Ordering::Relaxed);
                     }

@@ -18,6 +18,7 @@ fn report(n: u32) -> StoredReport {
         api_key_id: None,
         body: JsonBody::from(json!({ "n": n, "level": "consultation", "conditions": [{ "icd10": "J06.9", "p": 0.7 }] })),
         free_text: None,
+        events: Vec::new(),
     }
 }
 
@@ -282,18 +283,42 @@ async fn the_memory_store_never_keeps_the_persons_text() {
 }
 
 #[tokio::test]
-async fn the_event_sink_keeps_bus_events_in_the_store() {
+async fn the_event_sink_keeps_the_bus_events_of_no_report() {
     let bus = bus::Bus::new(64, 0);
     let store: Arc<dyn ReportStore> = Arc::new(store(100));
     let sink = store::spawn_event_sink(&bus, store.clone(), 8);
-    let id = Uuid::new_v4();
-    for _ in 0..20 {
-        bus.publish(id, bus::DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
+    let report = Uuid::new_v4();
+    for n in 0..20 {
+        bus.publish(Uuid::nil(), bus::DiagnosisEventKind::BreakerStateChanged { agent: "condition_matcher".into(), state: "open".into() });
+        // A report's events go with its report, through `put`; the sink leaves them.
+        if n % 2 == 0 {
+            bus.publish(report, bus::DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
+        }
     }
     bus.close();
     // The sink ends once the bus is closed and everything published has been appended.
     let counts = tokio::time::timeout(std::time::Duration::from_secs(30), sink.finished()).await.expect("the sink finishes");
     assert_eq!(counts, (20, 0));
     let kept = store.events_after(0, 100).await.unwrap();
-    assert_eq!(kept.iter().map(|e| e.event.seq).collect::<Vec<_>>(), (1..=20).collect::<Vec<_>>());
+    assert_eq!(kept.len(), 20);
+    assert!(kept.iter().all(|e| e.event.report_id.is_nil()));
+}
+
+#[tokio::test]
+async fn a_report_brings_its_events_and_the_ring_stays_in_bus_order() {
+    let store = store(100);
+    let (mut a, mut b) = (report(1), report(2));
+    // Two triages that ran at once: b finished first, with later bus numbers than a's start.
+    a.events = [1, 3, 6].into_iter().map(|seq| bus::DiagnosisEvent { report_id: a.id, ..event(seq) }).collect();
+    b.events = [2, 4, 5].into_iter().map(|seq| bus::DiagnosisEvent { report_id: b.id, ..event(seq) }).collect();
+    store.put(b.clone()).await.unwrap();
+    store.put(a.clone()).await.unwrap();
+    // A retry brings no second copy.
+    store.put(a.clone()).await.unwrap();
+    let backfill = store.events_by_bus_seq(0, u64::MAX, 100).await.unwrap();
+    assert_eq!(backfill.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(backfill.iter().filter(|e| e.report_id == a.id).count(), 3);
+    assert_eq!(store.events_by_bus_seq(2, 6, 100).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    // Read back, a report carries none.
+    assert!(store.get(a.id).await.unwrap().unwrap().events.is_empty());
 }

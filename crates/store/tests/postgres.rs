@@ -33,6 +33,7 @@ fn report(n: u64) -> StoredReport {
         api_key_id: if n.is_multiple_of(7) { Some(Uuid::new_v4()) } else { None },
         body: JsonBody::from(json!({ "n": n, "triage": { "level": "consultation" }, "conditions": [{ "icd10": "J06.9", "probability": 0.412 }] })),
         free_text: Some(FreeText::new("my head hurts since yesterday")),
+        events: Vec::new(),
     }
 }
 
@@ -73,6 +74,18 @@ async fn stored_ids(db: &TestDb) -> (Vec<Uuid>, HashSet<Uuid>) {
     let all: Vec<Uuid> = rows.iter().map(|r| r.get(0)).collect();
     let set = all.iter().copied().collect();
     (all, set)
+}
+
+/// `r` with the two events a triage would publish for it, numbered from `seq`.
+fn with_events(mut r: StoredReport, seq: u64) -> StoredReport {
+    r.events = vec![event(seq, r.id), event(seq + 1, r.id)];
+    r
+}
+
+/// Events stored for each report id.
+async fn events_per_report(db: &TestDb) -> std::collections::HashMap<Uuid, i64> {
+    let rows = db.client().await.query("SELECT report_id, count(*) FROM events WHERE report_id IS NOT NULL GROUP BY report_id", &[]).await.unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
 }
 
 fn without_text(mut r: StoredReport) -> StoredReport {
@@ -416,12 +429,12 @@ async fn a_full_spool_refuses_writes_and_keeps_what_it_acknowledged() {
     let dead_port = dead_port().await;
     let mut c = config(db.url(Some(dead_port)), &spool);
     // Room for a few reports, not ten.
-    let one = serde_json::to_vec(&report(0)).unwrap().len() as u64 + 200;
+    let one = serde_json::to_vec(&with_events(report(0), 1)).unwrap().len() as u64 + 200;
     c.spool_max_bytes = 3 * one;
     let down = PgStore::open(c.clone()).await.unwrap();
     let (mut kept, mut refused) = (Vec::new(), 0);
     for n in 0..10 {
-        let r = report(n);
+        let r = with_events(report(n), 2 * n + 1);
         match down.put(r.clone()).await {
             Ok(()) => kept.push(r),
             Err(StoreError::Unavailable(_)) => refused += 1,
@@ -441,7 +454,46 @@ async fn a_full_spool_refuses_writes_and_keeps_what_it_acknowledged() {
     let (all, set) = stored_ids(&db).await;
     assert_eq!(all.len(), kept.len());
     assert!(kept.iter().all(|r| set.contains(&r.id)));
+    // The kept reports have all their events; the refused ones left none behind.
+    let events = events_per_report(&db).await;
+    assert_eq!(events.len(), kept.len(), "events of {} reports for {} kept", events.len(), kept.len());
+    assert!(kept.iter().all(|r| events.get(&r.id) == Some(&2)), "{events:?}");
     up.put(report(99)).await.unwrap();
     assert_eq!(up.spool_bytes().0, 0, "an emptied spool shows 0 bytes");
+    assert_eq!(up.spool_age(), Duration::ZERO, "and no age");
     up.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_and_its_events_are_stored_together_or_not_at_all() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(db.url(None), &dir.path().join("spool"));
+    c.store_free_text = true;
+    let store = Arc::new(PgStore::open(c).await.unwrap());
+    // PostgreSQL refuses a NUL in text (the API rejects it before; this is the store's own
+    // guarantee whatever the database refuses): neither the report nor its events are kept.
+    let mut poisoned = with_events(report(1), 1);
+    poisoned.free_text = Some(FreeText::new("head\0ache"));
+    assert!(matches!(store.put(poisoned.clone()).await, Err(StoreError::Other(_))));
+    // One refused among good ones written at once: the group falls back to one by one and
+    // the good ones keep their events.
+    let good: Vec<StoredReport> = (2..8).map(|n| with_events(report(n), 10 * n)).collect();
+    let mut puts: Vec<JoinHandle<Result<(), StoreError>>> = good.iter().cloned().map(|r| { let s = store.clone(); tokio::spawn(async move { s.put(r).await }) }).collect();
+    let mut bad = with_events(report(9), 900);
+    bad.free_text = Some(FreeText::new("\0"));
+    let s = store.clone();
+    puts.push(tokio::spawn(async move { s.put(bad).await }));
+    let results: Vec<_> = futures_util::future::join_all(puts).await.into_iter().map(Result::unwrap).collect();
+    assert!(results[..good.len()].iter().all(Result::is_ok), "{results:?}");
+    assert!(results[good.len()].is_err());
+    // A retry of a stored report brings no second copy of its events.
+    store.put(good[0].clone()).await.unwrap();
+    let events = events_per_report(&db).await;
+    assert_eq!(events.len(), good.len(), "{events:?}");
+    assert!(good.iter().all(|r| events.get(&r.id) == Some(&2)), "{events:?}");
+    assert_eq!(db.count("SELECT count(*) FROM reports").await, good.len() as i64);
+    // Read back, a report carries none: they are read as events.
+    assert!(store.get(good[0].id).await.unwrap().unwrap().events.is_empty());
+    store.shutdown().await;
 }
