@@ -15,7 +15,7 @@
 use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderName};
-use actix_web::web::Bytes;
+use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::Caller;
 use bus::{DiagnosisEvent, DiagnosisEventKind, Filter, Item, Subscription};
@@ -53,13 +53,17 @@ pub(crate) async fn events(req: HttpRequest, caller: Caller, state: web::Data<Ap
         (Some(after), Some(missed)) => Some(Backfill::new(state.store.clone(), filter, after, missed)),
         _ => None,
     };
-    let heartbeat = Duration::from_millis(state.settings.server.event_heartbeat_ms);
+    let pace = Pace {
+        heartbeat: Duration::from_millis(state.settings.server.event_heartbeat_ms),
+        gather: Duration::from_millis(state.settings.bus.gather_ms),
+        drop_after_missed: state.settings.bus.drop_after_missed,
+    };
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
         .insert_header((CACHE_CONTROL, "no-cache"))
         // Tells nginx-style proxies not to buffer the stream.
         .insert_header((HeaderName::from_static("x-accel-buffering"), "no"))
-        .streaming(stream(sub, backfill, heartbeat)))
+        .streaming(stream(sub, backfill, pace)))
 }
 
 fn bad(code: &'static str, field: &str, message: String) -> ApiError {
@@ -192,21 +196,58 @@ impl Backfill {
     }
 }
 
+/// How a stream sends: see `server.event_heartbeat_ms`, `bus.gather_ms` and
+/// `bus.drop_after_missed`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    pub heartbeat: Duration,
+    pub gather: Duration,
+    pub drop_after_missed: u64,
+}
+
+/// The most bytes of events sent as one chunk.
+const CHUNK: usize = 64 * 1024;
+
 struct State {
     sub: Subscription,
     backfill: Option<Backfill>,
-    heartbeat: Duration,
+    pace: Pace,
     /// When the next keep-alive is due: `heartbeat` after the last thing sent.
     due: Instant,
     started: bool,
+    /// The last chunk held events: let the next ones gather before waiting again.
+    sent_events: bool,
+    /// Events this subscriber lost by reading too slowly.
+    missed: u64,
+    /// Told it is dropped: end after this chunk.
+    ended: bool,
+}
+
+impl State {
+    fn push(&mut self, out: &mut BytesMut, item: &Item) {
+        out.extend_from_slice(&frame(item));
+        if let Item::Gap { missed } = item {
+            self.missed += missed;
+            if self.missed > self.pace.drop_after_missed {
+                out.extend_from_slice(format!("event: dropped\ndata: {{\"missed\":{},\"limit\":{}}}\n\n", self.missed, self.pace.drop_after_missed).as_bytes());
+                self.ended = true;
+            }
+        }
+    }
 }
 
 /// The response body: `: subscribed`, then bus items and keep-alives, until the bus closes.
 /// Waiting on the subscription under a timeout is safe because `Subscription::next` is
-/// cancel-safe: a heartbeat never loses an event.
-fn stream(sub: Subscription, backfill: Option<Backfill>, heartbeat: Duration) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
-    let state = State { sub, backfill, heartbeat, due: Instant::now() + heartbeat, started: false };
+/// cancel-safe: a heartbeat never loses an event. Once woken, a stream takes every event
+/// already waiting into one chunk, then pauses for `gather` so the next ones queue in the bus
+/// (which never waits for it): a subscriber costs the workers a wake-up per batch, not per
+/// event. One that loses more than `drop_after_missed` events is sent `event: dropped` and ended.
+fn stream(sub: Subscription, backfill: Option<Backfill>, pace: Pace) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    let state = State { sub, backfill, pace, due: Instant::now() + pace.heartbeat, started: false, sent_events: false, missed: 0, ended: false };
     futures_util::stream::unfold(state, |mut s| async move {
+        if s.ended {
+            return None;
+        }
         if !s.started {
             s.started = true;
             return Some((Ok::<_, Infallible>(Bytes::from_static(SUBSCRIBED)), s));
@@ -214,19 +255,35 @@ fn stream(sub: Subscription, backfill: Option<Backfill>, heartbeat: Duration) ->
         if let Some(backfill) = s.backfill.as_mut() {
             match backfill.next().await {
                 Some(item) => {
-                    s.due = Instant::now() + s.heartbeat;
+                    s.due = Instant::now() + s.pace.heartbeat;
                     return Some((Ok(frame(&item)), s));
                 }
                 None => s.backfill = None,
             }
         }
-        let bytes = match tokio::time::timeout_at(s.due, s.sub.next()).await {
-            Err(_) => Bytes::from_static(KEEP_ALIVE),
-            Ok(Some(item)) => frame(&item),
+        if s.sent_events && !s.pace.gather.is_zero() {
+            tokio::time::sleep(s.pace.gather.min(s.due.saturating_duration_since(Instant::now()))).await;
+        }
+        let first = match tokio::time::timeout_at(s.due, s.sub.next()).await {
+            Err(_) => {
+                s.sent_events = false;
+                s.due = Instant::now() + s.pace.heartbeat;
+                return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
+            }
+            Ok(Some(item)) => item,
             Ok(None) => return None,
         };
-        s.due = Instant::now() + s.heartbeat;
-        Some((Ok(bytes), s))
+        let mut out = BytesMut::new();
+        s.push(&mut out, &first);
+        while out.len() < CHUNK && !s.ended {
+            match s.sub.try_next() {
+                Some(item) => s.push(&mut out, &item),
+                None => break,
+            }
+        }
+        s.sent_events = true;
+        s.due = Instant::now() + s.pace.heartbeat;
+        Some((Ok(out.freeze()), s))
     })
 }
 
@@ -273,23 +330,50 @@ mod tests {
         }
     }
 
+    fn pace(heartbeat_ms: u64, drop_after_missed: u64) -> Pace {
+        Pace { heartbeat: Duration::from_millis(heartbeat_ms), gather: Duration::from_millis(5), drop_after_missed }
+    }
+
+    fn degraded(bus: &Bus) {
+        bus.publish(Uuid::nil(), DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
+    }
+
     #[tokio::test]
     async fn the_stream_frames_events_gaps_and_keep_alives_and_ends_with_the_bus() {
         let bus = Bus::new(16, 2);
         for _ in 0..3 {
-            bus.publish(Uuid::nil(), DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
+            degraded(&bus);
         }
-        // The replay buffer holds 2 of 3: resuming from the start is a gap of one, then two events.
-        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), Some(0)), None, Duration::from_millis(50)));
+        // The replay buffer holds 2 of 3: resuming from the start is a gap of one, then two
+        // events, all waiting already, so they go as one chunk.
+        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), Some(0)), None, pace(50, 100)));
         let mut next = async || String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
         assert_eq!(next().await, ": subscribed\n\n");
-        assert_eq!(next().await, "event: gap\ndata: {\"missed\":1}\n\n");
-        let m = next().await;
-        assert!(m.starts_with("id: 2\nevent: agent_degraded\ndata: {\"seq\":2,"), "{m}");
-        assert!(m.ends_with("}\n\n") && m.matches('\n').count() == 4, "{m}");
-        assert!(next().await.starts_with("id: 3\n"));
+        let chunk = next().await;
+        let messages: Vec<&str> = chunk.split_inclusive("\n\n").collect();
+        assert_eq!(messages.len(), 3, "{chunk}");
+        assert_eq!(messages[0], "event: gap\ndata: {\"missed\":1}\n\n");
+        assert!(messages[1].starts_with("id: 2\nevent: agent_degraded\ndata: {\"seq\":2,"), "{chunk}");
+        assert!(messages[1].ends_with("}\n\n") && messages[1].matches('\n').count() == 4, "{chunk}");
+        assert!(messages[2].starts_with("id: 3\n"), "{chunk}");
         assert_eq!(next().await, ": keep-alive\n\n");
         bus.close();
         assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_too_far_behind_is_told_and_dropped() {
+        let bus = Bus::new(4, 0);
+        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), None), None, pace(10_000, 8)));
+        assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(SUBSCRIBED));
+        // It reads nothing while 20 events pass a buffer of 4: 16 lost, over its limit of 8.
+        for _ in 0..20 {
+            degraded(&bus);
+        }
+        let last = String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert!(last.starts_with("event: gap\ndata: {\"missed\":16}\n\n"), "{last}");
+        assert!(last.ends_with("event: dropped\ndata: {\"missed\":16,\"limit\":8}\n\n"), "{last}");
+        assert!(s.next().await.is_none(), "the stream ends");
+        assert_eq!(bus.subscribers(), 0, "and unsubscribes");
     }
 }

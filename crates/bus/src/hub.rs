@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::{RecvError, TryRecvError}};
 use uuid::Uuid;
 
 use crate::event::{DiagnosisEvent, DiagnosisEventKind};
@@ -268,42 +268,75 @@ impl Subscription {
         self.gap.take()
     }
 
+    /// The next matching event or gap if one is already there, without waiting: `None` when
+    /// nothing is (or the bus is closed; [`Subscription::next`] tells the two apart). Lets a
+    /// subscriber that was woken take everything waiting in one go.
+    pub fn try_next(&mut self) -> Option<Item> {
+        if let Some(item) = self.pending() {
+            return Some(item);
+        }
+        loop {
+            match self.live.as_mut()?.try_recv() {
+                Ok(event) => {
+                    if let Some(item) = self.keep(&event) {
+                        return Some(item);
+                    }
+                }
+                Err(TryRecvError::Lagged(missed)) => return Some(self.lagged(missed)),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return None,
+            }
+        }
+    }
+
     /// The next matching event or gap; `None` once the bus is closed (or every handle to it is
     /// dropped) and everything queued has been delivered.
     ///
     /// Cancel-safe: if the future is dropped before it completes (say, in a `select!` with a
     /// shutdown signal), no event is lost.
     pub async fn next(&mut self) -> Option<Item> {
-        if let Some(missed) = self.gap.take() {
-            return Some(Item::Gap { missed });
+        if let Some(item) = self.pending() {
+            return Some(item);
         }
-        while let Some(event) = self.replay.pop_front() {
-            self.seen = event.seq;
-            if self.filter.matches(&event) {
-                return Some(Item::Event(DiagnosisEvent::clone(&event)));
-            }
-        }
-        let live = self.live.as_mut()?;
         loop {
-            match live.recv().await {
+            match self.live.as_mut()?.recv().await {
                 Ok(event) => {
-                    if event.seq <= self.seen {
-                        continue;
-                    }
-                    self.seen = event.seq;
-                    if self.filter.matches(&event) {
-                        return Some(Item::Event(DiagnosisEvent::clone(&event)));
+                    if let Some(item) = self.keep(&event) {
+                        return Some(item);
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    self.dropped.fetch_add(missed, Ordering::Relaxed);
-                    return Some(Item::Gap { missed });
-                }
+                Err(RecvError::Lagged(missed)) => return Some(self.lagged(missed)),
                 Err(RecvError::Closed) => {
                     self.live = None;
                     return None;
                 }
             }
         }
+    }
+
+    /// The starting gap, then what is left of the replay.
+    fn pending(&mut self) -> Option<Item> {
+        if let Some(missed) = self.gap.take() {
+            return Some(Item::Gap { missed });
+        }
+        while let Some(event) = self.replay.pop_front() {
+            if let Some(item) = self.keep(&event) {
+                return Some(item);
+            }
+        }
+        None
+    }
+
+    /// A live or replayed event, unless it repeats one already passed or the filter drops it.
+    fn keep(&mut self, event: &Shared) -> Option<Item> {
+        if event.seq <= self.seen {
+            return None;
+        }
+        self.seen = event.seq;
+        self.filter.matches(event).then(|| Item::Event(DiagnosisEvent::clone(event)))
+    }
+
+    fn lagged(&self, missed: u64) -> Item {
+        self.dropped.fetch_add(missed, Ordering::Relaxed);
+        Item::Gap { missed }
     }
 }

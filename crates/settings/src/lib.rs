@@ -156,6 +156,22 @@ impl std::fmt::Debug for Secret {
 pub struct Bus {
     pub capacity: usize,
     pub replay: usize,
+    /// Milliseconds an event stream lets events gather in the bus after sending, so that a
+    /// subscriber is woken once per batch rather than once per event.
+    #[serde(default = "default_gather_ms")]
+    pub gather_ms: u64,
+    /// An event stream that has lost more than this many events (it read too slowly for the
+    /// bus) is told `event: dropped` and ended; it may reconnect with `Last-Event-ID`.
+    #[serde(default = "default_drop_after_missed")]
+    pub drop_after_missed: u64,
+}
+
+fn default_gather_ms() -> u64 {
+    20
+}
+
+fn default_drop_after_missed() -> u64 {
+    4096
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
