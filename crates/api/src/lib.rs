@@ -180,6 +180,7 @@ impl Application {
             m.set_store_backlog(backlog_of.backlog());
             let (bytes, limit) = backlog_of.spool_bytes();
             m.set_store_spool(bytes, limit);
+            m.set_store_spool_age(backlog_of.spool_age());
         });
         let http = metrics.http(ROUTES.iter().map(|r| r.1).chain([openapi::SWAGGER_UI_ROUTE]));
         if settings.auth.required {

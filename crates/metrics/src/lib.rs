@@ -11,7 +11,7 @@
 //! exporters and dashboards can be checked against it.
 
 use prometheus::core::Collector;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -39,6 +39,7 @@ pub const STORE_WRITE: &str = "triagent_store_write_seconds";
 pub const STORE_BACKLOG: &str = "triagent_store_backlog";
 pub const STORE_SPOOL_BYTES: &str = "triagent_store_spool_bytes";
 pub const STORE_SPOOL_LIMIT: &str = "triagent_store_spool_limit_bytes";
+pub const STORE_SPOOL_AGE: &str = "triagent_store_spool_age_seconds";
 
 /// Every metric name exported, as it appears in the Prometheus text (histograms add the
 /// `_bucket`, `_sum` and `_count` series).
@@ -62,6 +63,7 @@ pub const NAMES: &[&str] = &[
     STORE_BACKLOG,
     STORE_SPOOL_BYTES,
     STORE_SPOOL_LIMIT,
+    STORE_SPOOL_AGE,
 ];
 
 /// The route label of requests that matched no route: unknown paths must not each become a
@@ -103,6 +105,7 @@ pub struct Metrics {
     store_backlog: IntGauge,
     store_spool_bytes: IntGauge,
     store_spool_limit: IntGauge,
+    store_spool_age: Gauge,
     /// Run before each gather; the lock also serialises gathers, which the counters read from
     /// elsewhere rely on (see [`Metrics::set_bus`]).
     hooks: Mutex<Vec<Hook>>,
@@ -149,9 +152,10 @@ impl Metrics {
             store_backlog: IntGauge::new(STORE_BACKLOG, "Reports and events acknowledged but not yet in the database (the PostgreSQL store's spool backlog; 0 for the embedded store).").expect("valid metric definition"),
             store_spool_bytes: IntGauge::new(STORE_SPOOL_BYTES, "Bytes in the PostgreSQL store's spool (0 for the embedded store).").expect("valid metric definition"),
             store_spool_limit: IntGauge::new(STORE_SPOOL_LIMIT, "The most bytes the spool may hold (database.spool_max_mb); past it new reports are refused with 503. 0 for the embedded store.").expect("valid metric definition"),
+            store_spool_age: Gauge::new(STORE_SPOOL_AGE, "Seconds since the PostgreSQL store's spool began holding writes that wait for the database (0 when empty, and for the embedded store).").expect("valid metric definition"),
             hooks: Mutex::new(Vec::new()),
         };
-        let collectors: [Box<dyn Collector>; 19] = [
+        let collectors: [Box<dyn Collector>; 20] = [
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.agent_latency.clone()),
@@ -171,6 +175,7 @@ impl Metrics {
             Box::new(m.store_backlog.clone()),
             Box::new(m.store_spool_bytes.clone()),
             Box::new(m.store_spool_limit.clone()),
+            Box::new(m.store_spool_age.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -236,6 +241,11 @@ impl Metrics {
     pub fn set_store_spool(&self, bytes: u64, limit: u64) {
         self.store_spool_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         self.store_spool_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    /// How long the spool has held writes, read at gather time.
+    pub fn set_store_spool_age(&self, age: std::time::Duration) {
+        self.store_spool_age.set(age.as_secs_f64());
     }
 
     /// Runs `hook` before every gather, to copy values kept elsewhere into gauges.

@@ -187,4 +187,10 @@ pub trait ReportStore: Send + Sync {
     fn spool_bytes(&self) -> (u64, u64) {
         (0, 0)
     }
+
+    /// How long the spool has held writes that wait for their final place, for metrics; zero
+    /// when it is empty, and for stores without one.
+    fn spool_age(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }

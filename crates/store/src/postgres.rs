@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -159,6 +159,20 @@ struct Shared {
     rejected: AtomicU64,
     conflicts: AtomicU64,
     batches: AtomicU64,
+    /// When the spool began holding writes (Unix microseconds; 0 while it is empty): set by
+    /// the writer's first append to an empty spool (or at open, for a spool found non-empty)
+    /// and cleared by the replayer when it empties the spool, both under the spool lock.
+    spooled_since: AtomicI64,
+}
+
+impl Shared {
+    /// How long the spool has held writes; zero while it is empty.
+    fn spool_age(&self) -> Duration {
+        match self.spooled_since.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => Duration::from_micros(u64::try_from(Utc::now().timestamp_micros() - since).unwrap_or(0)),
+        }
+    }
 }
 
 struct SpoolState {
@@ -347,6 +361,7 @@ impl PgStore {
             rejected: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             batches: AtomicU64::new(0),
+            spooled_since: AtomicI64::new(if spool.len() > 0 { Utc::now().timestamp_micros() } else { 0 }),
         });
         let spool = Arc::new(Mutex::new(SpoolState { spool, spooling, rejected: None, reports }));
         let (tx, rx) = mpsc::channel(config.batch_size.max(1) * 4);
@@ -572,6 +587,10 @@ impl ReportStore for PgStore {
 
     fn spool_bytes(&self) -> (u64, u64) {
         (self.shared.spool_bytes.load(Ordering::Relaxed), self.spool_max_bytes)
+    }
+
+    fn spool_age(&self) -> Duration {
+        self.shared.spool_age()
     }
 }
 
@@ -858,8 +877,12 @@ impl Writer {
             if state.spool.len().saturating_add(adding) > max {
                 return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, format!("the spool is at its limit of {max} bytes")));
             }
+            let was_empty = state.spool.len() == 0;
             let offsets = state.spool.append(&payloads)?;
             shared.spool_bytes.store(state.spool.len(), Ordering::Relaxed);
+            if was_empty {
+                shared.spooled_since.store(Utc::now().timestamp_micros(), Ordering::Relaxed);
+            }
             for (id, at) in report_ids.into_iter().zip(offsets) {
                 if let Some(id) = id {
                     state.reports.insert(id, at);
@@ -993,6 +1016,7 @@ impl Replayer {
                 // may go to the database directly again.
                 state.spool.clear()?;
                 shared.spool_bytes.store(0, Ordering::Relaxed);
+                shared.spooled_since.store(0, Ordering::Relaxed);
                 state.reports = HashMap::new();
                 state.spooling = false;
                 shared.spooling.store(false, Ordering::Release);

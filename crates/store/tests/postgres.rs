@@ -446,6 +446,9 @@ async fn a_full_spool_refuses_writes_and_keeps_what_it_acknowledged() {
     // What the metrics show: the spool's bytes, under its limit.
     let (bytes, limit) = down.spool_bytes();
     assert_eq!((bytes, limit), (std::fs::metadata(&spool).unwrap().len(), c.spool_max_bytes));
+    // And how long it has held them.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(down.spool_age() >= Duration::from_millis(50), "{:?}", down.spool_age());
     down.shutdown().await;
     let mut c = config(db.url(None), &spool);
     c.spool_max_bytes = 3 * one;
