@@ -83,8 +83,9 @@ impl ResponseError for ApiError {
         if self.www_authenticate {
             r.insert_header(("WWW-Authenticate", "Bearer realm=\"triagent\""));
         }
-        // A body that stopped arriving leaves the connection in an unknown state: close it.
-        if self.status == StatusCode::REQUEST_TIMEOUT {
+        // A body that stopped arriving leaves the connection in an unknown state, and a
+        // connection over its limit is refused: close both.
+        if self.status == StatusCode::REQUEST_TIMEOUT || self.code == "too_many_connections" {
             r.force_close();
         }
         r.json(ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } })

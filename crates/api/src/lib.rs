@@ -10,6 +10,7 @@
 
 mod answer;
 mod auth;
+mod connections;
 mod error;
 mod storage;
 mod http_metrics;
@@ -196,6 +197,13 @@ impl Application {
         let state = web::Data::new(AppState { advice_texts: answer::AdviceTexts::of(&kb), kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
         let gate = auth.clone();
         let tracker = in_flight.clone();
+        let limits = connections::Limits::new(state.settings.server.max_connections_per_client, state.settings.server.max_connections);
+        tracing::info!(global = limits.global(), per_client = state.settings.server.max_connections_per_client, "connection limits");
+        let counted = limits.clone();
+        state.metrics.on_gather(move |m| m.set_connections(counted.open(), counted.refused()));
+        let retry_after = state.settings.server.retry_after_secs;
+        let on_connect = limits.clone();
+        let sockets = connections::SocketOptions::of(&state.settings.server);
         let server = HttpServer::new(move || {
             let tracker = tracker.clone();
             // Called once on each worker thread: that worker's own coordinator and agent actors
@@ -218,11 +226,29 @@ impl Application {
                         response
                     }
                 })
+                // Outermost: a connection over its limit costs one cheap answer, and nothing
+                // below runs for it.
+                .wrap_fn(move |req, srv| {
+                    let refusal = req.conn_data::<connections::Slot>().and_then(|slot| slot.refusal(retry_after));
+                    match refusal {
+                        None => futures_util::future::Either::Left(srv.call(req)),
+                        Some(e) => futures_util::future::Either::Right(std::future::ready(Err(e.into()))),
+                    }
+                })
                 .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report").into()))
                 .configure(register_routes)
                 .default_service(web::to(not_found))
         })
         .workers(workers)
+        .on_connect(move |conn, data| {
+            let tcp = conn.downcast_ref::<actix_web::rt::net::TcpStream>();
+            if let Some(tcp) = tcp {
+                connections::tune(tcp, &sockets);
+            }
+            data.insert(on_connect.admit(tcp.and_then(|s| s.peer_addr().ok()).map(|a| a.ip())));
+        })
+        // The hard ceiling under the limits above: past it the server stops accepting.
+        .max_connections(limits.hard_per_worker(workers))
         // Signals are handled in `run_until_stopped`, which orders the shutdown.
         .disable_signals()
         .shutdown_timeout(shutdown_timeout)

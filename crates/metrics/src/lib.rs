@@ -40,6 +40,8 @@ pub const STORE_BACKLOG: &str = "triagent_store_backlog";
 pub const STORE_SPOOL_BYTES: &str = "triagent_store_spool_bytes";
 pub const STORE_SPOOL_LIMIT: &str = "triagent_store_spool_limit_bytes";
 pub const STORE_SPOOL_AGE: &str = "triagent_store_spool_age_seconds";
+pub const HTTP_CONNECTIONS: &str = "triagent_http_connections";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "triagent_http_connections_refused_total";
 
 /// Every metric name exported, as it appears in the Prometheus text (histograms add the
 /// `_bucket`, `_sum` and `_count` series).
@@ -64,6 +66,8 @@ pub const NAMES: &[&str] = &[
     STORE_SPOOL_BYTES,
     STORE_SPOOL_LIMIT,
     STORE_SPOOL_AGE,
+    HTTP_CONNECTIONS,
+    HTTP_CONNECTIONS_REFUSED,
 ];
 
 /// The route label of requests that matched no route: unknown paths must not each become a
@@ -106,6 +110,8 @@ pub struct Metrics {
     store_spool_bytes: IntGauge,
     store_spool_limit: IntGauge,
     store_spool_age: Gauge,
+    http_connections: IntGauge,
+    http_connections_refused: IntCounter,
     /// Run before each gather; the lock also serialises gathers, which the counters read from
     /// elsewhere rely on (see [`Metrics::set_bus`]).
     hooks: Mutex<Vec<Hook>>,
@@ -153,9 +159,11 @@ impl Metrics {
             store_spool_bytes: IntGauge::new(STORE_SPOOL_BYTES, "Bytes in the PostgreSQL store's spool (0 for the embedded store).").expect("valid metric definition"),
             store_spool_limit: IntGauge::new(STORE_SPOOL_LIMIT, "The most bytes the spool may hold (database.spool_max_mb); past it new reports are refused with 503. 0 for the embedded store.").expect("valid metric definition"),
             store_spool_age: Gauge::new(STORE_SPOOL_AGE, "Seconds since the PostgreSQL store's spool began holding writes that wait for the database (0 when empty, and for the embedded store).").expect("valid metric definition"),
+            http_connections: IntGauge::new(HTTP_CONNECTIONS, "HTTP connections open now.").expect("valid metric definition"),
+            http_connections_refused: IntCounter::new(HTTP_CONNECTIONS_REFUSED, "Requests answered 503 too_many_connections because their connection was over the per-address or the global connection limit.").expect("valid metric definition"),
             hooks: Mutex::new(Vec::new()),
         };
-        let collectors: [Box<dyn Collector>; 20] = [
+        let collectors: [Box<dyn Collector>; 22] = [
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.agent_latency.clone()),
@@ -176,6 +184,8 @@ impl Metrics {
             Box::new(m.store_spool_bytes.clone()),
             Box::new(m.store_spool_limit.clone()),
             Box::new(m.store_spool_age.clone()),
+            Box::new(m.http_connections.clone()),
+            Box::new(m.http_connections_refused.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -246,6 +256,13 @@ impl Metrics {
     /// How long the spool has held writes, read at gather time.
     pub fn set_store_spool_age(&self, age: std::time::Duration) {
         self.store_spool_age.set(age.as_secs_f64());
+    }
+
+    /// Open connections and the running total of requests refused for connection limits, read
+    /// at gather time (added as a difference, as in [`Metrics::set_bus`]).
+    pub fn set_connections(&self, open: usize, refused: u64) {
+        self.http_connections.set(i64::try_from(open).unwrap_or(i64::MAX));
+        self.http_connections_refused.inc_by(refused.saturating_sub(self.http_connections_refused.get()));
     }
 
     /// Runs `hook` before every gather, to copy values kept elsewhere into gauges.

@@ -75,10 +75,42 @@ pub struct Server {
     /// still incomplete then is a 408 and the connection is closed.
     #[serde(default = "default_body_timeout_ms")]
     pub body_timeout_ms: u64,
+    /// Connections open at once from one client address; a request on a connection past it
+    /// is a 503 `too_many_connections` with `Retry-After`, and the connection is closed.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// Connections open at once in all (lowered to fit the descriptor limit); past it, as above.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Each connection's kernel send buffer, bytes (`SO_SNDBUF`): what a client that stops
+    /// reading can leave queued on the server. 0 keeps the kernel's own sizing.
+    #[serde(default = "default_send_buffer_bytes")]
+    pub send_buffer_bytes: usize,
+    /// Milliseconds a client may accept nothing of what is sent (or leave it unacknowledged)
+    /// before the kernel drops the connection (`TCP_USER_TIMEOUT`, Linux). Frees the
+    /// connections of event subscribers and downloads that stalled. 0 turns it off.
+    #[serde(default = "default_write_stall_timeout_ms")]
+    pub write_stall_timeout_ms: u64,
+}
+
+fn default_send_buffer_bytes() -> usize {
+    65_536
+}
+
+fn default_write_stall_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_body_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_max_connections_per_client() -> usize {
+    1024
+}
+
+fn default_max_connections() -> usize {
+    16_384
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -5,6 +5,7 @@ mod helpers;
 mod auth;
 mod pg_outage;
 mod bad_input;
+mod connections;
 mod degraded;
 mod metrics_text;
 mod openapi_doc;
