@@ -64,6 +64,8 @@ const SMOKE_RATES: [u32; 2] = [50, 100];
 /// not the connections, limits what is sent).
 const SATURATE_CONNECTIONS: usize = 64;
 const OPEN_CONNECTIONS: usize = 256;
+/// Event subscribers that never read, for the run that shows they cannot slow triage.
+const STALLED_SUBSCRIBERS: usize = 200;
 
 /// Runs the whole benchmark and writes the report; returns it.
 pub fn run(opts: &Options) -> Result<Report> {
@@ -100,6 +102,15 @@ pub fn run(opts: &Options) -> Result<Report> {
         report.runs.push(run);
     }
 
+    // The top fixed rate again with event subscribers that never read: triage must not notice
+    // them (the bus never waits for a subscriber, and a stalled stream costs nothing).
+    let (rate, stalled) = if opts.smoke { (SMOKE_RATES[1], 5) } else { (RATES[1], STALLED_SUBSCRIBERS) };
+    let subscribers = stalled_subscribers(opts.port, stalled)?;
+    let run = service.measure_around(&format!("POST /v1/triage, {rate}/s, {stalled} stalled event subscribers"), Some(rate), || oha.run(&triage, true, Some(rate), OPEN_CONNECTIONS))?;
+    eprintln!("  triage at {rate}/s with {stalled} stalled subscribers: p99 {:.2} ms", run.p99_ms);
+    report.runs.push(run);
+    drop(subscribers);
+
     // The maximum sustainable rate: down from saturation in 5% steps until one holds.
     let candidates: Vec<u32> = if opts.smoke {
         vec![150]
@@ -121,6 +132,20 @@ pub fn run(opts: &Options) -> Result<Report> {
     service.stop();
     report.write(&opts.out)?;
     Ok(report)
+}
+
+/// Opens `n` event streams (`GET /v1/events`, everyone's events: the benchmark's service runs
+/// without keys) that never read a byte, and waits until the service counts them.
+fn stalled_subscribers(port: u16, n: usize) -> Result<Vec<TcpStream>> {
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).context("opening an event stream")?;
+        s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")?;
+        streams.push(s);
+    }
+    // Long enough for every request to be read and subscribed.
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(streams)
 }
 
 /// The request mix: `requests.jsonl`, one JSON body per line, from a fixed seed.
