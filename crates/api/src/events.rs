@@ -63,7 +63,7 @@ pub(crate) async fn events(req: HttpRequest, caller: Caller, state: web::Data<Ap
         .insert_header((CACHE_CONTROL, "no-cache"))
         // Tells nginx-style proxies not to buffer the stream.
         .insert_header((HeaderName::from_static("x-accel-buffering"), "no"))
-        .streaming(stream(sub, backfill, pace)))
+        .streaming(stream(sub, backfill, pace, state.frames.clone())))
 }
 
 fn bad(code: &'static str, field: &str, message: String) -> ApiError {
@@ -121,15 +121,50 @@ fn parse_seq(field: &str, value: &str) -> Result<u64, ApiError> {
 }
 
 /// One SSE message for one bus item.
-fn frame(item: &Item) -> Bytes {
+fn frame(item: &Item, frames: &Frames) -> Bytes {
     match item {
-        Item::Event(e) => match serde_json::to_string(e) {
-            Ok(json) => Bytes::from(format!("id: {}\nevent: {}\ndata: {json}\n\n", e.seq, e.type_name())),
-            // Cannot happen with the bus's types; if it ever did, the client hears about a hole
-            // instead of the stream breaking.
-            Err(_) => Bytes::from(format!("event: gap\ndata: {{\"missed\":1,\"unencodable\":{}}}\n\n", e.seq)),
-        },
+        Item::Event(e) => frames.of(e),
         Item::Gap { missed } => Bytes::from(format!("event: gap\ndata: {{\"missed\":{missed}}}\n\n")),
+    }
+}
+
+/// The SSE message of one event.
+fn render(e: &DiagnosisEvent) -> Bytes {
+    match serde_json::to_string(e) {
+        Ok(json) => Bytes::from(format!("id: {}\nevent: {}\ndata: {json}\n\n", e.seq, e.type_name())),
+        // Cannot happen with the bus's types; if it ever did, the client hears about a hole
+        // instead of the stream breaking.
+        Err(_) => Bytes::from(format!("event: gap\ndata: {{\"missed\":1,\"unencodable\":{}}}\n\n", e.seq)),
+    }
+}
+
+/// Each event's SSE message, made once however many streams send it: a ring of recent
+/// messages in slot `seq % len`, each slot behind its own lock (held for a compare and a
+/// reference-count increment). A message is the same for every subscriber (the owner is never
+/// on the wire), so two hundred followers of every event cost one encoding per event, not two
+/// hundred.
+pub(crate) struct Frames {
+    slots: Box<[std::sync::Mutex<(u64, Bytes)>]>,
+}
+
+impl Frames {
+    pub(crate) fn new(len: usize) -> Self {
+        Self { slots: (0..len.max(1)).map(|_| std::sync::Mutex::new((0, Bytes::new()))).collect() }
+    }
+
+    fn of(&self, e: &DiagnosisEvent) -> Bytes {
+        let slot = &self.slots[(e.seq % self.slots.len() as u64) as usize];
+        // A poisoned slot only ever held a whole (seq, message) pair.
+        let lock = || slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        {
+            let cached = lock();
+            if cached.0 == e.seq && !cached.1.is_empty() {
+                return cached.1.clone();
+            }
+        }
+        let made = render(e);
+        *lock() = (e.seq, made.clone());
+        made
     }
 }
 
@@ -175,7 +210,7 @@ impl Backfill {
                     };
                 }
                 if self.filter.matches(&event) {
-                    return Some(Item::Event(event));
+                    return Some(Item::Event(Arc::new(event)));
                 }
                 continue;
             }
@@ -210,6 +245,7 @@ const CHUNK: usize = 64 * 1024;
 
 struct State {
     sub: Subscription,
+    frames: Arc<Frames>,
     backfill: Option<Backfill>,
     pace: Pace,
     /// When the next keep-alive is due: `heartbeat` after the last thing sent.
@@ -225,7 +261,7 @@ struct State {
 
 impl State {
     fn push(&mut self, out: &mut BytesMut, item: &Item) {
-        out.extend_from_slice(&frame(item));
+        out.extend_from_slice(&frame(item, &self.frames));
         if let Item::Gap { missed } = item {
             self.missed += missed;
             if self.missed > self.pace.drop_after_missed {
@@ -242,8 +278,8 @@ impl State {
 /// already waiting into one chunk, then pauses for `gather` so the next ones queue in the bus
 /// (which never waits for it): a subscriber costs the workers a wake-up per batch, not per
 /// event. One that loses more than `drop_after_missed` events is sent `event: dropped` and ended.
-fn stream(sub: Subscription, backfill: Option<Backfill>, pace: Pace) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
-    let state = State { sub, backfill, pace, due: Instant::now() + pace.heartbeat, started: false, sent_events: false, missed: 0, ended: false };
+fn stream(sub: Subscription, backfill: Option<Backfill>, pace: Pace, frames: Arc<Frames>) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    let state = State { sub, frames, backfill, pace, due: Instant::now() + pace.heartbeat, started: false, sent_events: false, missed: 0, ended: false };
     futures_util::stream::unfold(state, |mut s| async move {
         if s.ended {
             return None;
@@ -256,7 +292,7 @@ fn stream(sub: Subscription, backfill: Option<Backfill>, pace: Pace) -> impl fut
             match backfill.next().await {
                 Some(item) => {
                     s.due = Instant::now() + s.pace.heartbeat;
-                    return Some((Ok(frame(&item)), s));
+                    return Some((Ok(frame(&item, &s.frames)), s));
                 }
                 None => s.backfill = None,
             }
@@ -346,7 +382,7 @@ mod tests {
         }
         // The replay buffer holds 2 of 3: resuming from the start is a gap of one, then two
         // events, all waiting already, so they go as one chunk.
-        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), Some(0)), None, pace(50, 100)));
+        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), Some(0)), None, pace(50, 100), Arc::new(Frames::new(8))));
         let mut next = async || String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
         assert_eq!(next().await, ": subscribed\n\n");
         let chunk = next().await;
@@ -364,7 +400,7 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_falls_too_far_behind_is_told_and_dropped() {
         let bus = Bus::new(4, 0);
-        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), None), None, pace(10_000, 8)));
+        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), None), None, pace(10_000, 8), Arc::new(Frames::new(8))));
         assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(SUBSCRIBED));
         // It reads nothing while 20 events pass a buffer of 4: 16 lost, over its limit of 8.
         for _ in 0..20 {

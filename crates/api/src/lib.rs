@@ -49,6 +49,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub auth: Arc<auth::Auth>,
     pub advice_texts: answer::AdviceTexts,
+    /// Recent events' SSE messages, shared by every event stream.
+    pub(crate) frames: Arc<events::Frames>,
 }
 
 use store::Scope;
@@ -194,7 +196,7 @@ impl Application {
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let in_flight = shutdown::InFlight::default();
         let metrics_handle = metrics.clone();
-        let state = web::Data::new(AppState { advice_texts: answer::AdviceTexts::of(&kb), kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
+        let state = web::Data::new(AppState { advice_texts: answer::AdviceTexts::of(&kb), frames: Arc::new(events::Frames::new(settings.bus.capacity)), kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
         let gate = auth.clone();
         let tracker = in_flight.clone();
         let limits = connections::Limits::new(state.settings.server.max_connections_per_client, state.settings.server.max_connections);

@@ -239,7 +239,8 @@ impl Filter {
 /// What a subscriber receives.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
-    Event(DiagnosisEvent),
+    /// Shared with the bus and every other subscriber, not copied.
+    Event(Arc<DiagnosisEvent>),
     /// The subscriber lost its place: `missed` events (counted before filtering, since the
     /// lost events were never seen) are gone and delivery continues after them.
     Gap {
@@ -332,7 +333,7 @@ impl Subscription {
             return None;
         }
         self.seen = event.seq;
-        self.filter.matches(event).then(|| Item::Event(DiagnosisEvent::clone(event)))
+        self.filter.matches(event).then(|| Item::Event(Arc::clone(event)))
     }
 
     fn lagged(&self, missed: u64) -> Item {

@@ -189,9 +189,9 @@ async fn breaker_opens_after_failures_and_closes_after_recovery() {
     while states.len() < 2 {
         match tokio::time::timeout(Duration::from_secs(1), sub.next()).await {
             Ok(Some(bus::Item::Event(e))) => {
-                if let bus::DiagnosisEventKind::BreakerStateChanged { agent, state } = e.kind {
+                if let bus::DiagnosisEventKind::BreakerStateChanged { agent, state } = &e.kind {
                     assert_eq!(agent, "symptom_classifier");
-                    states.push(state);
+                    states.push(state.clone());
                 }
             }
             other => panic!("expected breaker events, got {other:?} after {states:?}"),
