@@ -166,3 +166,40 @@ async fn event_subscribers_that_never_read_are_dropped() {
     }
     eprintln!("20 stalled subscribers dropped {:.1} s after triage began", started.elapsed().as_secs_f64());
 }
+
+/// What the server answers to raw bytes on a new connection, read until it closes.
+async fn answer_to(addr: &str, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf)).await.expect("answered and closed");
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Errors answered below the application (by the HTTP/1 parser: vendor/README.md) carry the
+/// JSON error body too: a malformed request, a smuggling attempt, a request line or headers
+/// too large, a request head that does not arrive in time.
+#[actix_rt::test]
+async fn errors_from_the_http_layer_have_the_json_body() {
+    let app = spawn_app().await;
+    let addr = addr(&app);
+    let long_url = format!("GET /v1/symptoms?q={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70 * 1024));
+    let big_header = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n", (0..200).map(|i| format!("X-Big-{i}: {}\r\n", "b".repeat(1024))).collect::<String>());
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("malformed", b"NOT HTTP AT ALL\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        ("smuggling", b"POST /v1/triage HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), "HTTP/1.1 400"),
+        ("long url", long_url.into_bytes(), "HTTP/1.1 4"),
+        ("big header", big_header.into_bytes(), "HTTP/1.1 4"),
+        // Never finished: actix's own head timeout (5 s) answers it.
+        ("slow head", b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec(), "HTTP/1.1 408"),
+    ];
+    for (what, bytes, status) in cases {
+        let text = answer_to(&addr, &bytes).await;
+        assert!(text.starts_with(status), "{what}: {text}");
+        let lower = text.to_ascii_lowercase();
+        assert!(lower.contains("\r\ncontent-type: application/json\r\n"), "{what}: {text}");
+        let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
+        let json: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
+        assert!(json["error"]["code"].is_string() && json["error"]["message"].is_string(), "{what}: {json}");
+    }
+}
