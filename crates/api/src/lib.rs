@@ -49,26 +49,29 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     pub auth: Arc<auth::Auth>,
     pub advice_texts: answer::AdviceTexts,
+    /// The OpenAPI document served at `/openapi.json`, for this knowledge base.
+    pub openapi: actix_web::web::Bytes,
     /// Recent events' SSE messages, shared by every event stream.
     pub(crate) frames: Arc<events::Frames>,
 }
 
 use store::Scope;
 
-/// Every route the service serves: method, pattern, who may call it, handler. Registration,
+/// Every route the service serves: method, pattern, who may call it, handler (its method is
+/// guarded where it is registered, `register_routes`). Registration,
 /// the API-key middleware, the metrics' route labels, the OpenAPI document's security and the
 /// tests all read this one list.
 const ROUTES: &[(Method, &str, Access, fn() -> actix_web::Route)] = &[
-    (Method::POST, "/v1/triage", Access::Scoped(Scope::TriageWrite), || web::post().to(post_triage)),
-    (Method::GET, "/v1/triage/{id}", Access::Scoped(Scope::ReportsRead), || web::get().to(get_triage)),
-    (Method::GET, "/v1/symptoms", Access::AnyKey, || web::get().to(symptoms)),
-    (Method::GET, "/v1/conditions", Access::AnyKey, || web::get().to(conditions)),
-    (Method::GET, "/v1/events", Access::Scoped(Scope::EventsRead), || web::get().to(events::events)),
-    (Method::GET, "/healthz", Access::Public, || web::get().to(healthz)),
-    (Method::GET, "/readyz", Access::Public, || web::get().to(readyz)),
-    (Method::GET, "/metrics", Access::Public, || web::get().to(http_metrics::metrics_text)),
-    (Method::GET, "/openapi.json", Access::Public, || web::get().to(openapi::document)),
-    (Method::GET, "/docs", Access::Public, || web::get().to(openapi::docs)),
+    (Method::POST, "/v1/triage", Access::Scoped(Scope::TriageWrite), || web::route().to(post_triage)),
+    (Method::GET, "/v1/triage/{id}", Access::Scoped(Scope::ReportsRead), || web::route().to(get_triage)),
+    (Method::GET, "/v1/symptoms", Access::AnyKey, || web::route().to(symptoms)),
+    (Method::GET, "/v1/conditions", Access::AnyKey, || web::route().to(conditions)),
+    (Method::GET, "/v1/events", Access::Scoped(Scope::EventsRead), || web::route().to(events::events)),
+    (Method::GET, "/healthz", Access::Public, || web::route().to(healthz)),
+    (Method::GET, "/readyz", Access::Public, || web::route().to(readyz)),
+    (Method::GET, "/metrics", Access::Public, || web::route().to(http_metrics::metrics_text)),
+    (Method::GET, "/openapi.json", Access::Public, || web::route().to(openapi::document)),
+    (Method::GET, "/docs", Access::Public, || web::route().to(openapi::docs)),
 ];
 
 /// `(method, pattern)` of every route in [`ROUTES`], plus the Swagger UI's files.
@@ -91,8 +94,15 @@ fn route_of(name: Option<&str>) -> (Option<&'static str>, Access) {
 fn register_routes(cfg: &mut web::ServiceConfig) {
     for (method, path, _, route) in ROUTES {
         // Named by its pattern so the metrics read the route label without allocating; the
-        // method guard sits on the resource, as `App::route` puts it.
-        cfg.service(web::resource(*path).name(path).guard(guard::Method(method.clone())).route(route()));
+        // method guard sits on the resource, as `App::route` puts it. A GET route answers HEAD
+        // too (the head alone), except the endless event stream.
+        let resource = web::resource(*path).name(path);
+        let resource = if *method == Method::GET && *path != "/v1/events" {
+            resource.guard(guard::Any(guard::Get()).or(guard::Head()))
+        } else {
+            resource.guard(guard::Method(method.clone()))
+        };
+        cfg.service(resource.route(route()));
     }
     cfg.service(openapi::swagger_ui());
 }
@@ -196,7 +206,7 @@ impl Application {
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let in_flight = shutdown::InFlight::default();
         let metrics_handle = metrics.clone();
-        let state = web::Data::new(AppState { advice_texts: answer::AdviceTexts::of(&kb), frames: Arc::new(events::Frames::new(settings.bus.capacity)), kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
+        let state = web::Data::new(AppState { advice_texts: answer::AdviceTexts::of(&kb), openapi: openapi::document_json(&kb).into(), frames: Arc::new(events::Frames::new(settings.bus.capacity)), kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
         let gate = auth.clone();
         let tracker = in_flight.clone();
         let limits = connections::Limits::new(state.settings.server.max_connections_per_client, state.settings.server.max_connections);
@@ -290,7 +300,11 @@ impl Application {
 /// No route: a 404, or a 405 with `Allow` when the path is a route's and only the method is
 /// wrong; both with the JSON error body.
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    let allowed: Vec<&str> = ROUTES.iter().filter(|(_, pattern, _, _)| path_matches(pattern, req.path())).map(|(m, _, _, _)| m.as_str()).collect();
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|(_, pattern, _, _)| path_matches(pattern, req.path()))
+        .flat_map(|(m, pattern, _, _)| if *m == Method::GET && *pattern != "/v1/events" { vec!["GET", "HEAD"] } else { vec![m.as_str()] })
+        .collect();
     if allowed.is_empty() {
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").error_response();
     }

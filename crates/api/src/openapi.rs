@@ -44,9 +44,20 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
 )]
 pub struct ApiDoc;
 
-/// The document as JSON, built once.
-pub fn document_json() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
+/// The document as JSON, for the service's knowledge base: built once, at start.
+pub fn document_json(kb: &kb::KnowledgeBase) -> String {
+    let mut doc = base_document().clone();
+    // A structured finding must be one the knowledge base knows (else 422 `unknown_finding`):
+    // the ids are the schema's enum, so a schema-valid request is an accepted one.
+    if let Some(id) = doc.pointer_mut("/components/schemas/FindingIn/properties/id").and_then(serde_json::Value::as_object_mut) {
+        id.insert("enum".into(), kb.findings.iter().map(|f| serde_json::Value::from(f.id.as_str())).collect());
+    }
+    serde_json::to_string(&doc).expect("the OpenAPI document serialises")
+}
+
+/// What does not depend on the knowledge base, built once.
+fn base_document() -> &'static serde_json::Value {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
         // What the derive cannot say: a request gives `text` with something in it, or at least
@@ -60,7 +71,7 @@ pub fn document_json() -> &'static str {
                 ]),
             );
         }
-        serde_json::to_string(&doc).expect("the OpenAPI document serialises")
+        doc
     })
 }
 
@@ -71,8 +82,8 @@ pub fn document_json() -> &'static str {
     tag = "operations",
     responses((status = 200, description = "This OpenAPI 3.1 document.", content_type = "application/json"))
 )]
-pub(crate) async fn document() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(document_json())
+pub(crate) async fn document(state: actix_web::web::Data<crate::AppState>) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(state.openapi.clone())
 }
 
 /// The interactive documentation (Swagger UI), at `/docs/`.
@@ -224,6 +235,26 @@ impl Modify for EventStream {
             .description(Some("Resume after this event `seq` (sent by browsers on reconnection); events the replay buffer still holds are sent first."))
             .schema(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))).minimum(Some(0)).build()))))
             .build();
+        let list = |name: &str, description: &str, values: &[&str]| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(Some(format!("{description} Comma-separated; repeatable. Each one of: {}. Anything else is a 400 `invalid_filter`.", values.join(", "))))
+                .schema(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).build()))))
+                .build()
+        };
+        let after = ParameterBuilder::new()
+            .name("after")
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("Resume after this event `seq`, as `Last-Event-ID` (which wins when both are given)."))
+            .schema(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))).minimum(Some(0)).build()))))
+            .build();
+        let bad = ResponseBuilder::new()
+            .description("A filter value no event has (`invalid_filter`), an `after` or `Last-Event-ID` that is not a whole number (`invalid_last_event_id`), an unknown query parameter (`unknown_parameter`), or a query that is not valid URL encoding (`invalid_query`); `field` names it.")
+            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+            .build();
         let stream = ResponseBuilder::new()
             .description("Server-sent events: one JSON `DiagnosisEvent` per message, with `id:` set to its `seq`. A subscriber that falls behind is told how many events it missed.")
             .content("text/event-stream", ContentBuilder::new().schema(Some(Ref::from_schema_name("DiagnosisEvent"))).build())
@@ -233,7 +264,11 @@ impl Modify for EventStream {
             .summary(Some("The diagnosis event stream."))
             .operation_id(Some("events"))
             .parameter(last_event_id)
+            .parameter(list("type", "Only events of these types.", &bus::DiagnosisEventKind::TYPE_NAMES))
+            .parameter(list("level", "Only events with one of these levels (`emergency_assessed` and `triage_completed` carry one).", &bus::event::LEVELS))
+            .parameter(after)
             .response("200", stream)
+            .response("400", bad)
             .build();
         openapi.paths.add_path_operation("/v1/events", vec![HttpMethod::Get], op);
     }
@@ -280,6 +315,12 @@ impl Modify for Security {
                 r.insert("403".into(), error("The key lacks this route's scope (`insufficient_scope`)."));
             }
             r.insert("429".into(), error("The key is over its request rate (`rate_limited`); `Retry-After` says when to retry."));
+        }
+        // Any route, any caller: a connection over the per-address or global limit.
+        for item in openapi.paths.paths.values_mut() {
+            for op in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
+                op.responses.responses.entry("503".into()).or_insert_with(|| error("The connection is over `server.max_connections_per_client` or `server.max_connections` (`too_many_connections`); `Retry-After` says when to retry, and the connection is closed."));
+            }
         }
     }
 }

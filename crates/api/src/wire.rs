@@ -6,6 +6,39 @@ use kb::KnowledgeBase;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// serde reads a struct from a JSON array too, by position (`"options": []` would be the
+/// defaults): the request's objects are read from JSON objects only, so an array is a 422
+/// `invalid_value` naming the field.
+struct ObjectOnly<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData)).map(ObjectOnly)
+    }
+}
+
+fn object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    ObjectOnly::deserialize(d).map(|o| o.0)
+}
+
+fn object_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(Option::<ObjectOnly<T>>::deserialize(d)?.map(|o| o.0))
+}
+
+fn objects<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Vec::<ObjectOnly<T>>::deserialize(d)?.into_iter().map(|o| o.0).collect())
+}
+
 /// A triage request (at most 64 KiB). At least one of `text` and `findings` is required;
 /// unknown fields are rejected.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -23,11 +56,11 @@ pub struct TriageRequest {
     #[serde(default)]
     #[schema(value_type = Option<crate::openapi::SexName>)]
     pub sex: Option<Sex>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "objects")]
     pub findings: Vec<FindingIn>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object_or_null")]
     pub vitals: Option<VitalsIn>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub options: Options,
 }
 

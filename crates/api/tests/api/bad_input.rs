@@ -39,6 +39,10 @@ async fn the_bad_input_table() {
         ("{\"text\": \"headache\"}".into(), "application/json; charset=iso-8859-1", 415, "unsupported_media_type", None),
         (json!({"text": "head\u{0}ache"}).to_string(), "application/json", 422, "invalid_text", Some("text")),
         (json!({"text": "x", "options": {"max_conditions": 7.5}}).to_string(), "application/json", 422, "invalid_value", Some("options.max_conditions")),
+        // serde would read a struct from an array by position; the request's objects are objects.
+        (json!({"text": "x", "options": []}).to_string(), "application/json", 422, "invalid_value", Some("options")),
+        (json!({"text": "x", "vitals": [38.5]}).to_string(), "application/json", 422, "invalid_value", Some("vitals")),
+        (json!({"findings": [["chest_pain", true]]}).to_string(), "application/json", 422, "invalid_value", Some("findings[0]")),
     ];
     for (body, ctype, status, code, field) in cases {
         let r = app.client.post(format!("{}/v1/triage", app.base)).header("content-type", ctype).body(body.clone()).send().await.unwrap();
@@ -68,13 +72,20 @@ async fn the_bad_input_table() {
 #[actix_rt::test]
 async fn a_wrong_method_is_a_405_with_allow_and_a_json_body() {
     let app = spawn_app().await;
-    for (method, path, allow) in [("DELETE", "/v1/triage", "POST"), ("PUT", "/v1/triage/00000000-0000-4000-8000-000000000000", "GET"), ("POST", "/healthz", "GET")] {
+    for (method, path, allow) in [("DELETE", "/v1/triage", "POST"), ("PUT", "/v1/triage/00000000-0000-4000-8000-000000000000", "GET, HEAD"), ("POST", "/healthz", "GET, HEAD"), ("HEAD", "/v1/triage", "POST"), ("POST", "/v1/events", "GET")] {
         let r = app.client.request(method.parse().unwrap(), format!("{}{path}", app.base)).send().await.unwrap();
         assert_eq!(r.status(), 405, "{method} {path}");
         assert_eq!(r.headers().get("allow").and_then(|v| v.to_str().ok()), Some(allow), "{method} {path}");
+        if method == "HEAD" {
+            continue;
+        }
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
     }
+    // HEAD on a GET route is its head alone.
+    let r = app.client.head(format!("{}/healthz", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap().is_empty());
     let r = app.client.get(format!("{}/v1/nothing/here", app.base)).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();

@@ -224,4 +224,8 @@ async fn the_request_schema_states_what_the_service_refuses() {
     let vitals = if vitals.get("properties").is_some() { vitals } else { vitals["oneOf"].as_array().and_then(|o| o.iter().find(|s| s.get("$ref").is_some() || s.get("properties").is_some())).map(|s| resolve(&doc, s)).expect("vitals schema") };
     assert_eq!(vitals["properties"]["spo2"]["minimum"], 50, "{vitals}");
     assert_eq!(vitals["properties"]["spo2"]["maximum"], 100, "{vitals}");
+    // A structured finding is one of the knowledge base's, as `unknown_finding` refuses others.
+    let ids = doc["components"]["schemas"]["FindingIn"]["properties"]["id"]["enum"].as_array().expect("finding ids are an enum");
+    assert_eq!(ids.len(), kb().findings.len());
+    assert!(ids.iter().any(|id| id == "crushing_chest_pain"), "{ids:?}");
 }
