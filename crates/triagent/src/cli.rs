@@ -93,6 +93,10 @@ enum Command {
         /// KEY=VALUE settings for the service under test (e.g. TRIAGENT__SERVER__WORKERS=1).
         #[arg(long = "service-env", value_parser = parse_key_value)]
         service_env: Vec<(String, String)>,
+        /// The `triagent` binary whose `serve` is measured (default: this one), to compare
+        /// another build under this benchmark's steps.
+        #[arg(long)]
+        service_binary: Option<PathBuf>,
     },
     /// Print synthetic cases.
     Synth {
@@ -143,9 +147,12 @@ pub fn run() -> Result<()> {
         Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, cli.device, &out, &vignettes, models, seed, cases, show_misses),
         Command::Serve { port, config, env, database_url } => serve(port, config, env, database_url),
         Command::Keys { action, config, env, database_url } => keys(action, config, env, database_url),
-        Command::Bench { out, port, step_secs, smoke, oha, service_env } => {
+        Command::Bench { out, port, step_secs, smoke, oha, service_env, service_binary } => {
             let opts = loadbench::Options {
-                binary: std::env::current_exe().context("locating this binary")?,
+                binary: match service_binary {
+                    Some(b) => b,
+                    None => std::env::current_exe().context("locating this binary")?,
+                },
                 oha: oha.unwrap_or_else(find_oha),
                 out,
                 port,
