@@ -36,6 +36,12 @@ impl ApiError {
         ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the service is at capacity; retry shortly") }
     }
 
+    /// The request was not answered within `server.handler_timeout_ms`: a 503 with
+    /// `Retry-After`. Whatever it had started (a report being kept) carries on.
+    pub fn handler_timeout(limit: std::time::Duration, retry_after: u64) -> Self {
+        ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "handler_timeout", format!("the request was not answered within {} ms; retry shortly", limit.as_millis())) }
+    }
+
     /// The store could not keep or read a report: a generic message and a `Retry-After`. What
     /// went wrong (a database's or the operating system's own text) goes to the log with the
     /// report id, never to the client.

@@ -214,6 +214,7 @@ impl Application {
         let counted = limits.clone();
         state.metrics.on_gather(move |m| m.set_connections(counted.open(), counted.refused()));
         let retry_after = state.settings.server.retry_after_secs;
+        let handler_timeout = Duration::from_millis(state.settings.server.handler_timeout_ms);
         let on_connect = limits.clone();
         let sockets = connections::SocketOptions::of(&state.settings.server);
         let server = HttpServer::new(move || {
@@ -231,9 +232,14 @@ impl Application {
                 .app_data(coordinator)
                 .wrap_fn(move |req, srv| {
                     let guard = tracker.track(&req);
+                    // Every request but the endless event stream has a deadline.
+                    let deadline = guard.is_some().then_some(handler_timeout);
                     let response = srv.call(req);
                     async move {
-                        let response = response.await;
+                        let response = match deadline {
+                            Some(d) => tokio::time::timeout(d, response).await.unwrap_or_else(|_| Err(ApiError::handler_timeout(d, retry_after).into())),
+                            None => response.await,
+                        };
                         drop(guard);
                         response
                     }
@@ -382,7 +388,7 @@ fn json_in_utf8(content_type: &str) -> Option<bool> {
         (status = 413, description = "The body is over the size limit (`payload_too_large`).", body = error::ErrorBody),
         (status = 415, description = "The body is not `application/json` in UTF-8 (`unsupported_media_type`).", body = error::ErrorBody),
         (status = 422, description = "A value is not acceptable; `field` is its JSON path (`unknown_field`, `duplicate_field`, `not_an_object`, `invalid_value`, `invalid_text`, `empty_request`, `text_too_long`, `age_out_of_range`, `vital_out_of_range`, `unknown_finding`).", body = error::ErrorBody),
-        (status = 503, description = "Every agent queue is full (`overloaded`) or the store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
+        (status = 503, description = "Every agent queue is full (`overloaded`), the store is unavailable (`store_unavailable`), the request took longer than `server.handler_timeout_ms` (`handler_timeout`), or the connection is over a connection limit (`too_many_connections`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, state: web::Data<AppState>, coordinator: web::Data<Addr<Coordinator>>) -> Result<HttpResponse, ApiError> {

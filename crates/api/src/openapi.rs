@@ -319,7 +319,7 @@ impl Modify for Security {
         // Any route, any caller: a connection over the per-address or global limit.
         for item in openapi.paths.paths.values_mut() {
             for op in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
-                op.responses.responses.entry("503".into()).or_insert_with(|| error("The connection is over `server.max_connections_per_client` or `server.max_connections` (`too_many_connections`); `Retry-After` says when to retry, and the connection is closed."));
+                op.responses.responses.entry("503".into()).or_insert_with(|| error("The connection is over `server.max_connections_per_client` or `server.max_connections` (`too_many_connections`; the connection is closed), or the request was not answered within `server.handler_timeout_ms` (`handler_timeout`); `Retry-After` says when to retry."));
             }
         }
     }

@@ -75,6 +75,10 @@ pub struct Server {
     /// still incomplete then is a 408 and the connection is closed.
     #[serde(default = "default_body_timeout_ms")]
     pub body_timeout_ms: u64,
+    /// Milliseconds a request (body read, triage and keeping the report) may take before it is
+    /// answered 503 `handler_timeout`; the event stream has none.
+    #[serde(default = "default_handler_timeout_ms")]
+    pub handler_timeout_ms: u64,
     /// Connections open at once from one client address; a request on a connection past it
     /// is a 503 `too_many_connections` with `Retry-After`, and the connection is closed.
     #[serde(default = "default_max_connections_per_client")]
@@ -103,6 +107,10 @@ fn default_write_stall_timeout_ms() -> u64 {
 
 fn default_body_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_handler_timeout_ms() -> u64 {
+    30_000
 }
 
 fn default_max_connections_per_client() -> usize {

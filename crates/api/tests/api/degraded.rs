@@ -76,3 +76,26 @@ async fn every_queue_full_is_503_with_retry_after() {
     }
     assert!(ok >= 1 && busy >= 1, "ok {ok}, busy {busy}");
 }
+
+/// A request not answered within `server.handler_timeout_ms` is a 503 `handler_timeout` with
+/// `Retry-After` and the JSON body, however slow the agents are below their own deadlines;
+/// requests that fit are answered.
+#[actix_rt::test]
+async fn a_request_over_the_handler_deadline_is_a_503() {
+    let mut s = test_settings();
+    s.server.handler_timeout_ms = 200;
+    let agents: Vec<Arc<dyn AgentModel>> = triage::ModelAgent::all(models())
+        .into_iter()
+        .map(|a| Arc::new(Faulty { inner: a, fail: false, delay: Duration::from_millis(1500) }) as Arc<dyn AgentModel>)
+        .collect();
+    let app = spawn_with(s, agents).await;
+    let started = std::time::Instant::now();
+    let r = app.post_json(&json!({"text": "a cough for two days"})).await;
+    assert_eq!(r.status(), 503);
+    assert!(started.elapsed() < Duration::from_millis(1500), "answered before the agents: {:?}", started.elapsed());
+    assert!(r.headers().get("retry-after").is_some());
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "handler_timeout", "{body}");
+    // Routes that do not wait on the agents are answered.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
