@@ -1,4 +1,4 @@
-//! The answer of `POST /v1/triage` on the wire: the JSON types of API.md (with their OpenAPI
+//! The answer of `POST /v1/triage` on the wire: the JSON types of docs/api.md (with their OpenAPI
 //! schemas) and the mapping of the triage core's typed answer (`triage::answer::Answer`, where
 //! it is assembled) into them. Nothing here decides what the answer says; it names, rounds and
 //! serialises.
@@ -186,7 +186,7 @@ impl<'a> From<&'a AgentReport> for AgentAnswer<'a> {
     }
 }
 
-/// The answer as API.md describes it, under its report id.
+/// The answer as docs/api.md describes it, under its report id.
 pub fn wire<'a>(id: Uuid, a: &'a Answer<'a>, texts: &'a AdviceTexts) -> TriageAnswer<'a> {
     let findings = a
         .findings

@@ -1,5 +1,5 @@
 //! One error type for every route, with a stable code, an HTTP status and the field at fault,
-//! rendered in API.md's shape: `{"error": {"code", "message", "field"}}`.
+//! rendered in docs/api.md's shape: `{"error": {"code", "message", "field"}}`.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};

@@ -1,4 +1,4 @@
-//! The JSON wire types of API.md, and turning a request into a validated `CaseInput`.
+//! The JSON wire types of docs/api.md, and turning a request into a validated `CaseInput`.
 
 use crate::error::ApiError;
 use domain::{CaseInput, Sex, VitalSign, Vitals};

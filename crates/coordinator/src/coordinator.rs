@@ -65,7 +65,7 @@ pub struct Triage {
 /// starts one per HTTP worker thread, so a request's messages, replies and merge stay on the
 /// thread that read it: the only thread crossings are to the agents' worker threads and back
 /// (one shared coordinator thread cost two more wake-ups per request and was a queue of its own
-/// in front of every request; see README "Under load").
+/// in front of every request; see docs/performance.md).
 #[derive(Clone)]
 pub struct Runtime {
     agents: Vec<Agent>,

@@ -1,6 +1,6 @@
 //! A floor on the committed models' accuracy on the hand-written vignettes: fails if a change
 //! to the knowledge base, the generator or the models makes them worse. The floors sit a little
-//! under what was measured (see the README's evaluation section); raise them as models improve.
+//! under what was measured (the README's Figures; docs/eval/report.md); raise them as models improve.
 
 use std::sync::Arc;
 

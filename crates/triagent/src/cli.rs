@@ -353,10 +353,10 @@ fn keys(action: KeysAction, config: Option<PathBuf>, env: Option<String>, databa
 
 /// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas, and
 /// under load every page it gives back and takes again is faulted in as a fresh 2 MiB page,
-/// zeroed while the faulting thread (an HTTP worker or an agent) waits: at 5,000 requests a
-/// second that put p99 at 13.8 ms, against 2.7 ms without them, for the same CPU (2026-12-04;
-/// README "Under load"). Same effect as `MIMALLOC_ALLOW_THP=0`, without relying on the
-/// environment. Where the kernel has no such switch the service runs as before.
+/// zeroed while the faulting thread (an HTTP worker or an agent) waits, which multiplied the
+/// tail latency under load for the same CPU (docs/performance.md). Same effect as
+/// `MIMALLOC_ALLOW_THP=0`, without relying on the environment. Where the kernel has no such
+/// switch the service runs as before.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
