@@ -7,7 +7,7 @@ use crate::openapi::{AdviceKindName, AgentStatusName, LevelName};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use triage::AgentKind;
-use triage::answer::{Answer, AgentReport};
+use triage::answer::{AgentReport, Answer};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -156,7 +156,16 @@ struct AdviceJson {
 
 impl AdviceTexts {
     pub fn of(kb: &kb::KnowledgeBase) -> AdviceTexts {
-        AdviceTexts(kb.advice.iter().map(|a| AdviceJson { title: raw(&a.title), advice: raw(&a.advice), warning_signs: raw(&a.warning_signs) }).collect())
+        AdviceTexts(
+            kb.advice
+                .iter()
+                .map(|a| AdviceJson {
+                    title: raw(&a.title),
+                    advice: raw(&a.advice),
+                    warning_signs: raw(&a.warning_signs),
+                })
+                .collect(),
+        )
     }
 }
 
@@ -182,7 +191,11 @@ impl From<triage::answer::FindingSource> for FindingSource {
 
 impl<'a> From<&'a AgentReport> for AgentAnswer<'a> {
     fn from(r: &'a AgentReport) -> Self {
-        AgentAnswer { status: r.status.as_str(), latency_ms: (r.latency_ms * 1000.0).round() / 1000.0, model: &r.model }
+        AgentAnswer {
+            status: r.status.as_str(),
+            latency_ms: (r.latency_ms * 1000.0).round() / 1000.0,
+            model: &r.model,
+        }
     }
 }
 
@@ -232,7 +245,9 @@ pub fn wire<'a>(id: Uuid, a: &'a Answer<'a>, texts: &'a AdviceTexts) -> TriageAn
             }
         })
         .collect();
-    let agent = |kind: AgentKind| AgentAnswer::from(a.agents.iter().find(|r| r.kind == kind).expect("every kind reported"));
+    let agent = |kind: AgentKind| {
+        AgentAnswer::from(a.agents.iter().find(|r| r.kind == kind).expect("every kind reported"))
+    };
     TriageAnswer {
         id,
         triage: TriageSummary {
@@ -250,7 +265,10 @@ pub fn wire<'a>(id: Uuid, a: &'a Answer<'a>, texts: &'a AdviceTexts) -> TriageAn
             emergency_detector: agent(AgentKind::EmergencyDetector),
         },
         degraded: a.degraded,
-        inferred: Inferred { age: a.inferred_age.map(|a| (f64::from(a) * 100.0).round() / 100.0), sex: a.inferred_sex.map(|s| s.as_str()) },
+        inferred: Inferred {
+            age: a.inferred_age.map(|a| (f64::from(a) * 100.0).round() / 100.0),
+            sex: a.inferred_sex.map(|s| s.as_str()),
+        },
         disclaimer: DISCLAIMER,
         differential_unavailable: a.differential_unavailable.then_some(true),
     }

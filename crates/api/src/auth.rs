@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use futures_util::future::LocalBoxFuture;
-use tracing::Instrument;
-use std::rc::Rc;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
+use futures_util::future::LocalBoxFuture;
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::rc::Rc;
 use store::{ApiKey, AuditAction, AuditEntry, KeyHash, KeySecret, KeyStore, Scope};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::ApiError;
@@ -76,7 +76,9 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Set by the middleware for every route that is not public; a handler of a public route
         // that asks for a caller gets a 500, which a test of each route would show at once.
-        std::future::ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "route has no caller")))
+        std::future::ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "route has no caller")
+        }))
     }
 }
 
@@ -101,7 +103,10 @@ pub struct Auth {
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auth").field("required", &self.required).field("keys", &self.keys.kind()).finish_non_exhaustive()
+        f.debug_struct("Auth")
+            .field("required", &self.required)
+            .field("keys", &self.keys.kind())
+            .finish_non_exhaustive()
     }
 }
 
@@ -134,7 +139,12 @@ impl Auth {
     }
 
     fn count(&self, key: Option<Uuid>, action: AuditAction) {
-        *self.usage.lock().unwrap_or_else(PoisonError::into_inner).entry((key, action)).or_insert(0) += 1;
+        *self
+            .usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((key, action))
+            .or_insert(0) += 1;
     }
 
     /// Decides a request to a route with `access`; the caller on success.
@@ -146,7 +156,10 @@ impl Auth {
             None if !self.required => return Ok(Caller::Anonymous),
             None => {
                 self.count(None, AuditAction::AuthFailed);
-                return Err(unauthorized("missing_api_key", "this route needs an API key: send Authorization: Bearer <key>"));
+                return Err(unauthorized(
+                    "missing_api_key",
+                    "this route needs an API key: send Authorization: Bearer <key>",
+                ));
             }
             Some(h) => h,
         };
@@ -159,27 +172,44 @@ impl Auth {
             .filter(|t| !t.is_empty());
         let Some(token) = token else {
             self.count(None, AuditAction::AuthFailed);
-            return Err(unauthorized("invalid_authorization", "the Authorization header must be: Bearer <key>"));
+            return Err(unauthorized(
+                "invalid_authorization",
+                "the Authorization header must be: Bearer <key>",
+            ));
         };
         // Anything not shaped like a key is refused without a lookup.
-        let well_formed = token.len() == KeySecret::PREFIX.len() + 64 && token.starts_with(KeySecret::PREFIX) && token[KeySecret::PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit());
+        let well_formed = token.len() == KeySecret::PREFIX.len() + 64
+            && token.starts_with(KeySecret::PREFIX)
+            && token[KeySecret::PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit());
         let key = if well_formed { self.lookup(KeySecret::new(token).hash()).await? } else { None };
         let Some(key) = key.filter(|k| k.is_active()) else {
             self.count(None, AuditAction::AuthFailed);
-            return Err(unauthorized("invalid_api_key", "the API key is not valid (unknown or revoked)"));
+            return Err(unauthorized(
+                "invalid_api_key",
+                "the API key is not valid (unknown or revoked)",
+            ));
         };
         if let Access::Scoped(scope) = access
             && !key.allows(scope)
         {
             self.count(Some(key.id), AuditAction::ScopeDenied);
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", format!("this API key lacks the {scope} scope this route needs")).field("Authorization"));
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!("this API key lacks the {scope} scope this route needs"),
+            )
+            .field("Authorization"));
         }
         if let Err(not_until) = self.limiter.check_key(&key.id) {
             self.count(Some(key.id), AuditAction::RateLimited);
             let wait = not_until.wait_time_from(self.limiter.clock().now());
             // Whole seconds, rounded up: never tell a client to come back before it may.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut e = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "this API key is over its request rate; retry after the given seconds");
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this API key is over its request rate; retry after the given seconds",
+            );
             e.retry_after = Some(secs.max(1));
             return Err(e);
         }
@@ -209,7 +239,11 @@ impl Auth {
             // The key store is unreachable: a key seen before keeps its last known state.
             Err(_) if stale.is_some() => Ok(stale.flatten()),
             Err(_) => {
-                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "auth_unavailable", "API keys cannot be checked right now; retry shortly");
+                let mut e = ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "auth_unavailable",
+                    "API keys cannot be checked right now; retry shortly",
+                );
                 e.retry_after = Some(1);
                 Err(e)
             }
@@ -219,12 +253,23 @@ impl Auth {
     /// Writes the counts gathered since the last call to the audit log. Counts that cannot be
     /// written are kept for the next call.
     pub async fn flush(&self) {
-        let taken: Vec<((Option<Uuid>, AuditAction), u64)> = std::mem::take(&mut *self.usage.lock().unwrap_or_else(PoisonError::into_inner)).into_iter().collect();
+        let taken: Vec<((Option<Uuid>, AuditAction), u64)> =
+            std::mem::take(&mut *self.usage.lock().unwrap_or_else(PoisonError::into_inner))
+                .into_iter()
+                .collect();
         if taken.is_empty() {
             return;
         }
         let now = chrono::Utc::now();
-        let entries = taken.iter().map(|&((key, action), n)| AuditEntry { at: now, api_key_id: key, action, detail: serde_json::json!({"requests": n}) }).collect();
+        let entries = taken
+            .iter()
+            .map(|&((key, action), n)| AuditEntry {
+                at: now,
+                api_key_id: key,
+                action,
+                detail: serde_json::json!({"requests": n}),
+            })
+            .collect();
         if let Err(e) = self.keys.audit(entries).await {
             tracing::warn!(error = %e, entries = taken.len(), "cannot write the audit log; keeping the counts for the next try");
             let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
@@ -242,7 +287,8 @@ pub struct RequireKey(pub Arc<Auth>);
 
 impl<S> Transform<S, ServiceRequest> for RequireKey
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> + 'static,
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>
+        + 'static,
 {
     type Response = ServiceResponse<BoxBody>;
     type Error = actix_web::Error;
@@ -251,7 +297,10 @@ where
     type Future = std::future::Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        std::future::ready(Ok(RequireKeyService { service: Rc::new(service), auth: self.0.clone() }))
+        std::future::ready(Ok(RequireKeyService {
+            service: Rc::new(service),
+            auth: self.0.clone(),
+        }))
     }
 }
 
@@ -262,7 +311,8 @@ pub struct RequireKeyService<S> {
 
 impl<S> Service<ServiceRequest> for RequireKeyService<S>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error> + 'static,
+    S: Service<ServiceRequest, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>
+        + 'static,
 {
     type Response = ServiceResponse<BoxBody>;
     type Error = actix_web::Error;

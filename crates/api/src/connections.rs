@@ -52,11 +52,19 @@ pub(crate) struct Slot {
 impl Limits {
     /// `global` is lowered to fit the process's descriptor limit, less a reserve.
     pub(crate) fn new(per_client: usize, global: usize) -> Arc<Self> {
-        let hard_total = descriptor_limit().map_or(usize::MAX, |n| n.saturating_sub(RESERVED_DESCRIPTORS).max(64));
+        let hard_total = descriptor_limit()
+            .map_or(usize::MAX, |n| n.saturating_sub(RESERVED_DESCRIPTORS).max(64));
         // The soft limit sits a tenth below the hard one, so a connection past it can still be
         // accepted and answered.
         let global = global.min(hard_total - hard_total / 10).max(1);
-        Arc::new(Self { per_client: per_client.max(1), global, hard_total, open: AtomicUsize::new(0), by_client: Mutex::new(HashMap::new()), refused: AtomicU64::new(0) })
+        Arc::new(Self {
+            per_client: per_client.max(1),
+            global,
+            hard_total,
+            open: AtomicUsize::new(0),
+            by_client: Mutex::new(HashMap::new()),
+            refused: AtomicU64::new(0),
+        })
     }
 
     /// The effective global limit (after the descriptor limit).
@@ -102,10 +110,16 @@ impl Slot {
         let over = self.over?;
         self.limits.refused.fetch_add(1, Ordering::Relaxed);
         let message = match over {
-            Over::Client => format!("too many connections from this address (at most {}); close some and retry", self.limits.per_client),
+            Over::Client => format!(
+                "too many connections from this address (at most {}); close some and retry",
+                self.limits.per_client
+            ),
             Over::Global => "the service has too many open connections; retry shortly".to_owned(),
         };
-        Some(ApiError { retry_after: Some(retry_after), ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", message) })
+        Some(ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", message)
+        })
     }
 }
 
@@ -113,7 +127,8 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.limits.open.fetch_sub(1, Ordering::Relaxed);
         if let Some(ip) = self.client {
-            let mut by_client = self.limits.by_client.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut by_client =
+                self.limits.by_client.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(n) = by_client.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {
@@ -134,7 +149,10 @@ pub(crate) struct SocketOptions {
 
 impl SocketOptions {
     pub(crate) fn of(server: &settings::Server) -> Self {
-        Self { send_buffer: server.send_buffer_bytes, stall_timeout: std::time::Duration::from_millis(server.write_stall_timeout_ms) }
+        Self {
+            send_buffer: server.send_buffer_bytes,
+            stall_timeout: std::time::Duration::from_millis(server.write_stall_timeout_ms),
+        }
     }
 }
 
@@ -171,7 +189,14 @@ mod tests {
 
     #[test]
     fn slots_count_per_address_and_in_all_and_free_on_drop() {
-        let limits = Arc::new(Limits { per_client: 2, global: 3, hard_total: 100, open: AtomicUsize::new(0), by_client: Mutex::new(HashMap::new()), refused: AtomicU64::new(0) });
+        let limits = Arc::new(Limits {
+            per_client: 2,
+            global: 3,
+            hard_total: 100,
+            open: AtomicUsize::new(0),
+            by_client: Mutex::new(HashMap::new()),
+            refused: AtomicU64::new(0),
+        });
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let a1 = limits.admit(Some(a));
@@ -187,6 +212,9 @@ mod tests {
         assert!(refusal.is_none());
         drop((a1, a2, b1));
         assert_eq!(limits.open(), 0);
-        assert!(limits.by_client.lock().unwrap().is_empty(), "no address is remembered once its connections close");
+        assert!(
+            limits.by_client.lock().unwrap().is_empty(),
+            "no address is remembered once its connections close"
+        );
     }
 }

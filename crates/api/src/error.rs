@@ -19,7 +19,14 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), field: None, retry_after: None, www_authenticate: false }
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+            www_authenticate: false,
+        }
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -28,26 +35,58 @@ impl ApiError {
     }
 
     /// 422: the request is well-formed JSON but a value is not acceptable.
-    pub fn invalid(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).field(field)
     }
 
     pub fn overloaded(retry_after: u64) -> Self {
-        ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", "the service is at capacity; retry shortly") }
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "the service is at capacity; retry shortly",
+            )
+        }
     }
 
     /// The request was not answered within `server.handler_timeout_ms`: a 503 with
     /// `Retry-After`. Whatever it had started (a report being kept) carries on.
     pub fn handler_timeout(limit: std::time::Duration, retry_after: u64) -> Self {
-        ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "handler_timeout", format!("the request was not answered within {} ms; retry shortly", limit.as_millis())) }
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "handler_timeout",
+                format!(
+                    "the request was not answered within {} ms; retry shortly",
+                    limit.as_millis()
+                ),
+            )
+        }
     }
 
     /// The store could not keep or read a report: a generic message and a `Retry-After`. What
     /// went wrong (a database's or the operating system's own text) goes to the log with the
     /// report id, never to the client.
-    pub fn store_unavailable(retry_after: u64, report: Option<uuid::Uuid>, cause: &dyn fmt::Display) -> Self {
+    pub fn store_unavailable(
+        retry_after: u64,
+        report: Option<uuid::Uuid>,
+        cause: &dyn fmt::Display,
+    ) -> Self {
         tracing::warn!(report_id = ?report, error = %cause, "the store failed a request");
-        ApiError { retry_after: Some(retry_after), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "reports cannot be kept or read right now; retry shortly") }
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "reports cannot be kept or read right now; retry shortly",
+            )
+        }
     }
 }
 
@@ -94,7 +133,13 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::REQUEST_TIMEOUT || self.code == "too_many_connections" {
             r.force_close();
         }
-        r.json(ErrorBody { error: ErrorDetail { code: self.code, message: &self.message, field: self.field.as_deref() } })
+        r.json(ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: &self.message,
+                field: self.field.as_deref(),
+            },
+        })
     }
 }
 
@@ -104,13 +149,17 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_store_failure_says_retry_and_keeps_its_cause_to_the_log() {
-        let cause = "could not write to /var/lib/triagent/spool: No space left on device (os error 28)";
+        let cause =
+            "could not write to /var/lib/triagent/spool: No space left on device (os error 28)";
         let r = ApiError::store_unavailable(2, None, &cause).error_response();
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(r.headers().get("Retry-After").and_then(|v| v.to_str().ok()), Some("2"));
         let body = actix_web::body::to_bytes(r.into_body()).await.unwrap();
         let text = std::str::from_utf8(&body).unwrap();
         assert!(text.contains("\"code\":\"store_unavailable\""), "{text}");
-        assert!(!text.contains("os error") && !text.contains("spool") && !text.contains("space"), "{text}");
+        assert!(
+            !text.contains("os error") && !text.contains("spool") && !text.contains("space"),
+            "{text}"
+        );
     }
 }

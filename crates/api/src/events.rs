@@ -12,22 +12,22 @@
 //! resumes in the right place. When the bus closes (shutdown),
 //! the stream ends.
 
+use crate::auth::Caller;
 use crate::{ApiError, AppState};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, HeaderName};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
-use crate::auth::Caller;
 use bus::{DiagnosisEvent, DiagnosisEventKind, Filter, Item, Subscription};
 use std::collections::HashMap;
-use store::Scope;
-use uuid::Uuid;
 use std::collections::VecDeque;
-use std::sync::Arc;
-use store::ReportStore;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
+use store::ReportStore;
+use store::Scope;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 const LAST_EVENT_ID: &str = "Last-Event-ID";
 const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
@@ -37,7 +37,11 @@ const SUBSCRIBED: &[u8] = b": subscribed\n\n";
 /// Values echoed back in error messages are cut to this many characters.
 const ECHO: usize = 64;
 
-pub(crate) async fn events(req: HttpRequest, caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn events(
+    req: HttpRequest,
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let (mut filter, after) = parse_request(&req)?;
     // Events belong to tenants: a key with `events:read` follows the events of its own
     // reports; `events:read_all` (operators, bridges) follows everyone's. Without keys
@@ -50,7 +54,9 @@ pub(crate) async fn events(req: HttpRequest, caller: Caller, state: web::Data<Ap
     let mut sub = state.bus.subscribe(filter.clone(), after);
     // Older than the replay buffer: what the store kept of the missing stretch comes first.
     let backfill = match (after, sub.take_gap()) {
-        (Some(after), Some(missed)) => Some(Backfill::new(state.store.clone(), filter, after, missed)),
+        (Some(after), Some(missed)) => {
+            Some(Backfill::new(state.store.clone(), filter, after, missed))
+        }
         _ => None,
     };
     let pace = Pace {
@@ -78,20 +84,40 @@ fn echo(s: &str) -> String {
 /// reconnects keeps the URL it started with and sends the last id it saw in the header.
 fn parse_request(req: &HttpRequest) -> Result<(Filter, Option<u64>), ApiError> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "the query string is not valid URL encoding"))?
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "the query string is not valid URL encoding",
+            )
+        })?
         .into_inner();
     let mut filter = Filter::all();
     let mut after = None;
     for (key, value) in &pairs {
         match key.as_str() {
-            "type" => add_values(&mut filter.types, "type", value, &DiagnosisEventKind::TYPE_NAMES)?,
+            "type" => {
+                add_values(&mut filter.types, "type", value, &DiagnosisEventKind::TYPE_NAMES)?
+            }
             "level" => add_values(&mut filter.levels, "level", value, &bus::event::LEVELS)?,
             "after" => after = Some(parse_seq("after", value)?),
-            other => return Err(bad("unknown_parameter", &echo(other), format!("unknown query parameter '{}': use type, level or after", echo(other)))),
+            other => {
+                return Err(bad(
+                    "unknown_parameter",
+                    &echo(other),
+                    format!("unknown query parameter '{}': use type, level or after", echo(other)),
+                ));
+            }
         }
     }
     if let Some(h) = req.headers().get(LAST_EVENT_ID) {
-        let v = h.to_str().map_err(|_| bad("invalid_last_event_id", LAST_EVENT_ID, "Last-Event-ID must be an event id (a whole number)".into()))?;
+        let v = h.to_str().map_err(|_| {
+            bad(
+                "invalid_last_event_id",
+                LAST_EVENT_ID,
+                "Last-Event-ID must be an event id (a whole number)".into(),
+            )
+        })?;
         // An empty Last-Event-ID means "no last id" in the SSE model.
         if !v.trim().is_empty() {
             after = Some(parse_seq(LAST_EVENT_ID, v.trim())?);
@@ -102,12 +128,25 @@ fn parse_request(req: &HttpRequest) -> Result<(Filter, Option<u64>), ApiError> {
 
 /// Adds comma-separated `value` to `list`; every item must be one of `known`, so a typo is a
 /// 400 naming it rather than a stream that stays silent forever.
-fn add_values(list: &mut Option<Vec<String>>, field: &str, value: &str, known: &[&str]) -> Result<(), ApiError> {
+fn add_values(
+    list: &mut Option<Vec<String>>,
+    field: &str,
+    value: &str,
+    known: &[&str],
+) -> Result<(), ApiError> {
     let list = list.get_or_insert_with(Vec::new);
     for item in value.split(',').map(str::trim) {
         if !known.contains(&item) {
-            let shown = if item.is_empty() { "an empty value".to_string() } else { format!("'{}'", echo(item)) };
-            return Err(bad("invalid_filter", field, format!("{field}: {shown} is not one of {}", known.join(", "))));
+            let shown = if item.is_empty() {
+                "an empty value".to_string()
+            } else {
+                format!("'{}'", echo(item))
+            };
+            return Err(bad(
+                "invalid_filter",
+                field,
+                format!("{field}: {shown} is not one of {}", known.join(", ")),
+            ));
         }
         if !list.iter().any(|x| x == item) {
             list.push(item.to_string());
@@ -117,24 +156,36 @@ fn add_values(list: &mut Option<Vec<String>>, field: &str, value: &str, known: &
 }
 
 fn parse_seq(field: &str, value: &str) -> Result<u64, ApiError> {
-    value.parse::<u64>().map_err(|_| bad("invalid_last_event_id", field, format!("{field} must be an event id (a whole number), got '{}'", echo(value))))
+    value.parse::<u64>().map_err(|_| {
+        bad(
+            "invalid_last_event_id",
+            field,
+            format!("{field} must be an event id (a whole number), got '{}'", echo(value)),
+        )
+    })
 }
 
 /// One SSE message for one bus item.
 fn frame(item: &Item, frames: &Frames) -> Bytes {
     match item {
         Item::Event(e) => frames.of(e),
-        Item::Gap { missed } => Bytes::from(format!("event: gap\ndata: {{\"missed\":{missed}}}\n\n")),
+        Item::Gap { missed } => {
+            Bytes::from(format!("event: gap\ndata: {{\"missed\":{missed}}}\n\n"))
+        }
     }
 }
 
 /// The SSE message of one event.
 fn render(e: &DiagnosisEvent) -> Bytes {
     match serde_json::to_string(e) {
-        Ok(json) => Bytes::from(format!("id: {}\nevent: {}\ndata: {json}\n\n", e.seq, e.type_name())),
+        Ok(json) => {
+            Bytes::from(format!("id: {}\nevent: {}\ndata: {json}\n\n", e.seq, e.type_name()))
+        }
         // Cannot happen with the bus's types; if it ever did, the client hears about a hole
         // instead of the stream breaking.
-        Err(_) => Bytes::from(format!("event: gap\ndata: {{\"missed\":1,\"unencodable\":{}}}\n\n", e.seq)),
+        Err(_) => {
+            Bytes::from(format!("event: gap\ndata: {{\"missed\":1,\"unencodable\":{}}}\n\n", e.seq))
+        }
     }
 }
 
@@ -189,8 +240,23 @@ pub(crate) struct Backfill {
 const BACKFILL_PAGE: usize = 500;
 
 impl Backfill {
-    pub(crate) fn new(store: Arc<dyn ReportStore>, filter: Filter, after: u64, missed: u64) -> Self {
-        Backfill { store, filter, after, before: after.saturating_add(1).saturating_add(missed), missed, found: 0, page: VecDeque::new(), exhausted: false, owners: HashMap::new() }
+    pub(crate) fn new(
+        store: Arc<dyn ReportStore>,
+        filter: Filter,
+        after: u64,
+        missed: u64,
+    ) -> Self {
+        Backfill {
+            store,
+            filter,
+            after,
+            before: after.saturating_add(1).saturating_add(missed),
+            missed,
+            found: 0,
+            page: VecDeque::new(),
+            exhausted: false,
+            owners: HashMap::new(),
+        }
     }
 
     async fn next(&mut self) -> Option<Item> {
@@ -198,12 +264,19 @@ impl Backfill {
             if let Some(mut event) = self.page.pop_front() {
                 self.after = event.seq;
                 self.found += 1;
-                if self.filter.owner.is_some() && event.owner.is_none() && !event.report_id.is_nil() {
+                if self.filter.owner.is_some() && event.owner.is_none() && !event.report_id.is_nil()
+                {
                     event.owner = match self.owners.get(&event.report_id) {
                         Some(o) => *o,
                         None => {
                             // A report the store cannot show now is nobody's: not shown.
-                            let o = self.store.get(event.report_id).await.ok().flatten().and_then(|r| r.api_key_id);
+                            let o = self
+                                .store
+                                .get(event.report_id)
+                                .await
+                                .ok()
+                                .flatten()
+                                .and_then(|r| r.api_key_id);
                             self.owners.insert(event.report_id, o);
                             o
                         }
@@ -265,7 +338,13 @@ impl State {
         if let Item::Gap { missed } = item {
             self.missed += missed;
             if self.missed > self.pace.drop_after_missed {
-                out.extend_from_slice(format!("event: dropped\ndata: {{\"missed\":{},\"limit\":{}}}\n\n", self.missed, self.pace.drop_after_missed).as_bytes());
+                out.extend_from_slice(
+                    format!(
+                        "event: dropped\ndata: {{\"missed\":{},\"limit\":{}}}\n\n",
+                        self.missed, self.pace.drop_after_missed
+                    )
+                    .as_bytes(),
+                );
                 self.ended = true;
             }
         }
@@ -278,8 +357,23 @@ impl State {
 /// already waiting into one chunk, then pauses for `gather` so the next ones queue in the bus
 /// (which never waits for it): a subscriber costs the workers a wake-up per batch, not per
 /// event. One that loses more than `drop_after_missed` events is sent `event: dropped` and ended.
-fn stream(sub: Subscription, backfill: Option<Backfill>, pace: Pace, frames: Arc<Frames>) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
-    let state = State { sub, frames, backfill, pace, due: Instant::now() + pace.heartbeat, started: false, sent_events: false, missed: 0, ended: false };
+fn stream(
+    sub: Subscription,
+    backfill: Option<Backfill>,
+    pace: Pace,
+    frames: Arc<Frames>,
+) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    let state = State {
+        sub,
+        frames,
+        backfill,
+        pace,
+        due: Instant::now() + pace.heartbeat,
+        started: false,
+        sent_events: false,
+        missed: 0,
+        ended: false,
+    };
     futures_util::stream::unfold(state, |mut s| async move {
         if s.ended {
             return None;
@@ -298,7 +392,8 @@ fn stream(sub: Subscription, backfill: Option<Backfill>, pace: Pace, frames: Arc
             }
         }
         if s.sent_events && !s.pace.gather.is_zero() {
-            tokio::time::sleep(s.pace.gather.min(s.due.saturating_duration_since(Instant::now()))).await;
+            tokio::time::sleep(s.pace.gather.min(s.due.saturating_duration_since(Instant::now())))
+                .await;
         }
         let first = match tokio::time::timeout_at(s.due, s.sub.next()).await {
             Err(_) => {
@@ -362,16 +457,30 @@ mod tests {
             ("/v1/events?colour=blue", None, "unknown_parameter", "colour"),
         ] {
             let e = parse(uri, last).unwrap_err();
-            assert_eq!((e.status, e.code, e.field.as_deref()), (StatusCode::BAD_REQUEST, code, Some(field)), "{uri}");
+            assert_eq!(
+                (e.status, e.code, e.field.as_deref()),
+                (StatusCode::BAD_REQUEST, code, Some(field)),
+                "{uri}"
+            );
         }
     }
 
     fn pace(heartbeat_ms: u64, drop_after_missed: u64) -> Pace {
-        Pace { heartbeat: Duration::from_millis(heartbeat_ms), gather: Duration::from_millis(5), drop_after_missed }
+        Pace {
+            heartbeat: Duration::from_millis(heartbeat_ms),
+            gather: Duration::from_millis(5),
+            drop_after_missed,
+        }
     }
 
     fn degraded(bus: &Bus) {
-        bus.publish(Uuid::nil(), DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
+        bus.publish(
+            Uuid::nil(),
+            DiagnosisEventKind::AgentDegraded {
+                agent: "condition_matcher".into(),
+                status: "timeout".into(),
+            },
+        );
     }
 
     #[tokio::test]
@@ -382,15 +491,27 @@ mod tests {
         }
         // The replay buffer holds 2 of 3: resuming from the start is a gap of one, then two
         // events, all waiting already, so they go as one chunk.
-        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), Some(0)), None, pace(50, 100), Arc::new(Frames::new(8))));
-        let mut next = async || String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
+        let mut s = std::pin::pin!(stream(
+            bus.subscribe(Filter::all(), Some(0)),
+            None,
+            pace(50, 100),
+            Arc::new(Frames::new(8))
+        ));
+        let mut next =
+            async || String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
         assert_eq!(next().await, ": subscribed\n\n");
         let chunk = next().await;
         let messages: Vec<&str> = chunk.split_inclusive("\n\n").collect();
         assert_eq!(messages.len(), 3, "{chunk}");
         assert_eq!(messages[0], "event: gap\ndata: {\"missed\":1}\n\n");
-        assert!(messages[1].starts_with("id: 2\nevent: agent_degraded\ndata: {\"seq\":2,"), "{chunk}");
-        assert!(messages[1].ends_with("}\n\n") && messages[1].matches('\n').count() == 4, "{chunk}");
+        assert!(
+            messages[1].starts_with("id: 2\nevent: agent_degraded\ndata: {\"seq\":2,"),
+            "{chunk}"
+        );
+        assert!(
+            messages[1].ends_with("}\n\n") && messages[1].matches('\n').count() == 4,
+            "{chunk}"
+        );
         assert!(messages[2].starts_with("id: 3\n"), "{chunk}");
         assert_eq!(next().await, ": keep-alive\n\n");
         bus.close();
@@ -400,7 +521,12 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_falls_too_far_behind_is_told_and_dropped() {
         let bus = Bus::new(4, 0);
-        let mut s = std::pin::pin!(stream(bus.subscribe(Filter::all(), None), None, pace(10_000, 8), Arc::new(Frames::new(8))));
+        let mut s = std::pin::pin!(stream(
+            bus.subscribe(Filter::all(), None),
+            None,
+            pace(10_000, 8),
+            Arc::new(Frames::new(8))
+        ));
         assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(SUBSCRIBED));
         // It reads nothing while 20 events pass a buffer of 4: 16 lost, over its limit of 8.
         for _ in 0..20 {

@@ -79,9 +79,16 @@ where
             Ok(r) => {
                 let (req, status) = (r.request(), r.status());
                 match req.match_name() {
-                    Some(route) => this.metrics.observe(Some(route), status.as_u16(), status.as_str(), elapsed),
+                    Some(route) => {
+                        this.metrics.observe(Some(route), status.as_u16(), status.as_str(), elapsed)
+                    }
                     // A resource registered without a name (the Swagger UI's): its pattern.
-                    None => this.metrics.observe(req.match_pattern().as_deref(), status.as_u16(), status.as_str(), elapsed),
+                    None => this.metrics.observe(
+                        req.match_pattern().as_deref(),
+                        status.as_u16(),
+                        status.as_str(),
+                        elapsed,
+                    ),
                 }
             }
             // Handlers' errors are already responses here; this is an error from the routing

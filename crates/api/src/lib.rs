@@ -12,11 +12,11 @@ mod answer;
 mod auth;
 mod connections;
 mod error;
-mod storage;
+mod events;
 mod http_metrics;
 pub mod openapi;
-mod events;
 mod shutdown;
+mod storage;
 mod wire;
 
 pub use answer::DISCLAIMER;
@@ -28,7 +28,6 @@ use actix_web::dev::{Server, Service as _};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError as _, guard, web};
 use coordinator::{AgentSettings, AgentStats, Coordinator, Runtime, Triage};
-use triage::{AgentKind, AgentModel};
 use kb::KnowledgeBase;
 use serde_json::json;
 use settings::Settings;
@@ -37,6 +36,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use store::{ReportStore, StoreHealth, StoredReport};
+use triage::{AgentKind, AgentModel};
 use uuid::Uuid;
 
 /// What every handler shares.
@@ -62,11 +62,17 @@ use store::Scope;
 /// the API-key middleware, the metrics' route labels, the OpenAPI document's security and the
 /// tests all read this one list.
 const ROUTES: &[(Method, &str, Access, fn() -> actix_web::Route)] = &[
-    (Method::POST, "/v1/triage", Access::Scoped(Scope::TriageWrite), || web::route().to(post_triage)),
-    (Method::GET, "/v1/triage/{id}", Access::Scoped(Scope::ReportsRead), || web::route().to(get_triage)),
+    (Method::POST, "/v1/triage", Access::Scoped(Scope::TriageWrite), || {
+        web::route().to(post_triage)
+    }),
+    (Method::GET, "/v1/triage/{id}", Access::Scoped(Scope::ReportsRead), || {
+        web::route().to(get_triage)
+    }),
     (Method::GET, "/v1/symptoms", Access::AnyKey, || web::route().to(symptoms)),
     (Method::GET, "/v1/conditions", Access::AnyKey, || web::route().to(conditions)),
-    (Method::GET, "/v1/events", Access::Scoped(Scope::EventsRead), || web::route().to(events::events)),
+    (Method::GET, "/v1/events", Access::Scoped(Scope::EventsRead), || {
+        web::route().to(events::events)
+    }),
     (Method::GET, "/healthz", Access::Public, || web::route().to(healthz)),
     (Method::GET, "/readyz", Access::Public, || web::route().to(readyz)),
     (Method::GET, "/metrics", Access::Public, || web::route().to(http_metrics::metrics_text)),
@@ -76,7 +82,11 @@ const ROUTES: &[(Method, &str, Access, fn() -> actix_web::Route)] = &[
 
 /// `(method, pattern)` of every route in [`ROUTES`], plus the Swagger UI's files.
 pub fn routes() -> Vec<(&'static str, &'static str)> {
-    ROUTES.iter().map(|(m, p, _, _)| (m.as_str(), *p)).chain([("GET", openapi::SWAGGER_UI_ROUTE)]).collect()
+    ROUTES
+        .iter()
+        .map(|(m, p, _, _)| (m.as_str(), *p))
+        .chain([("GET", openapi::SWAGGER_UI_ROUTE)])
+        .collect()
 }
 
 /// `(method, pattern, access)` of every route in [`ROUTES`].
@@ -88,7 +98,8 @@ pub fn route_access() -> Vec<(&'static str, &'static str, Access)> {
 /// asks for. Everything not in [`ROUTES`] (the Swagger UI's files, the 404 for unknown paths)
 /// has no route and is public.
 fn route_of(name: Option<&str>) -> (Option<&'static str>, Access) {
-    name.and_then(|r| ROUTES.iter().find(|x| x.1 == r)).map_or((None, Access::Public), |x| (Some(x.1), x.2))
+    name.and_then(|r| ROUTES.iter().find(|x| x.1 == r))
+        .map_or((None, Access::Public), |x| (Some(x.1), x.2))
 }
 
 fn register_routes(cfg: &mut web::ServiceConfig) {
@@ -148,9 +159,14 @@ fn agent_settings(s: &Settings, kind: AgentKind) -> AgentSettings {
 impl Application {
     /// Loads the knowledge base and the four models named by `settings`, then builds.
     pub async fn build(settings: Settings) -> Result<Application, BuildError> {
-        let kb_dir = if settings.models.kb_dir.is_empty() { kb::default_dir() } else { PathBuf::from(&settings.models.kb_dir) };
+        let kb_dir = if settings.models.kb_dir.is_empty() {
+            kb::default_dir()
+        } else {
+            PathBuf::from(&settings.models.kb_dir)
+        };
         let kb = Arc::new(kb::load_dir(kb_dir)?);
-        let device = ml::select_device(settings.models.device.parse().map_err(BuildError::Device)?).map_err(BuildError::Device)?;
+        let device = ml::select_device(settings.models.device.parse().map_err(BuildError::Device)?)
+            .map_err(BuildError::Device)?;
         // The agents already run in parallel; a product split over the cores would compete with them.
         ml::serial_matrix_products();
         let dirs = if settings.models.dir.is_empty() {
@@ -169,7 +185,11 @@ impl Application {
     }
 
     /// Builds around the given agents (the real models, or test doubles of the agent trait).
-    pub async fn build_with_agents(settings: Settings, kb: Arc<KnowledgeBase>, agents: Vec<Arc<dyn AgentModel>>) -> Result<Application, BuildError> {
+    pub async fn build_with_agents(
+        settings: Settings,
+        kb: Arc<KnowledgeBase>,
+        agents: Vec<Arc<dyn AgentModel>>,
+    ) -> Result<Application, BuildError> {
         let store = storage::open(&settings).await.map_err(BuildError::Store)?;
         let (bus, _event_sink) = storage::bus_into(&settings, &store).await;
         let keys = storage::open_keys(&settings).map_err(BuildError::Store)?;
@@ -186,7 +206,13 @@ impl Application {
             }
         });
         let metrics = metrics::Metrics::new();
-        let runtime = Runtime::new(kb.clone(), agents, |k| agent_settings(&settings, k), bus.clone(), &metrics);
+        let runtime = Runtime::new(
+            kb.clone(),
+            agents,
+            |k| agent_settings(&settings, k),
+            bus.clone(),
+            &metrics,
+        );
         let stats = runtime.stats();
         let backlog_of = store.clone();
         metrics.on_gather(move |m| {
@@ -200,17 +226,36 @@ impl Application {
             tracing::info!(keys = auth.keys().kind(), "API keys required on /v1 routes");
         }
         let addr = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&addr).map_err(|e| BuildError::Bind { addr: addr.clone(), source: e })?;
+        let listener = TcpListener::bind(&addr)
+            .map_err(|e| BuildError::Bind { addr: addr.clone(), source: e })?;
         let port = listener.local_addr().map_err(|e| BuildError::Bind { addr, source: e })?.port();
         let workers = settings.server.workers;
         let shutdown_timeout = settings.server.shutdown_timeout_secs;
         let in_flight = shutdown::InFlight::default();
         let metrics_handle = metrics.clone();
-        let state = web::Data::new(AppState { advice_texts: answer::AdviceTexts::of(&kb), openapi: openapi::document_json(&kb).into(), frames: Arc::new(events::Frames::new(settings.bus.capacity)), kb, store, bus: bus.clone(), agents: stats, settings, metrics, auth: auth.clone() });
+        let state = web::Data::new(AppState {
+            advice_texts: answer::AdviceTexts::of(&kb),
+            openapi: openapi::document_json(&kb).into(),
+            frames: Arc::new(events::Frames::new(settings.bus.capacity)),
+            kb,
+            store,
+            bus: bus.clone(),
+            agents: stats,
+            settings,
+            metrics,
+            auth: auth.clone(),
+        });
         let gate = auth.clone();
         let tracker = in_flight.clone();
-        let limits = connections::Limits::new(state.settings.server.max_connections_per_client, state.settings.server.max_connections);
-        tracing::info!(global = limits.global(), per_client = state.settings.server.max_connections_per_client, "connection limits");
+        let limits = connections::Limits::new(
+            state.settings.server.max_connections_per_client,
+            state.settings.server.max_connections,
+        );
+        tracing::info!(
+            global = limits.global(),
+            per_client = state.settings.server.max_connections_per_client,
+            "connection limits"
+        );
         let counted = limits.clone();
         state.metrics.on_gather(move |m| m.set_connections(counted.open(), counted.refused()));
         let retry_after = state.settings.server.retry_after_secs;
@@ -237,7 +282,11 @@ impl Application {
                     let response = srv.call(req);
                     async move {
                         let response = match deadline {
-                            Some(d) => tokio::time::timeout(d, response).await.unwrap_or_else(|_| Err(ApiError::handler_timeout(d, retry_after).into())),
+                            Some(d) => {
+                                tokio::time::timeout(d, response).await.unwrap_or_else(|_| {
+                                    Err(ApiError::handler_timeout(d, retry_after).into())
+                                })
+                            }
                             None => response.await,
                         };
                         drop(guard);
@@ -247,13 +296,19 @@ impl Application {
                 // Outermost: a connection over its limit costs one cheap answer, and nothing
                 // below runs for it.
                 .wrap_fn(move |req, srv| {
-                    let refusal = req.conn_data::<connections::Slot>().and_then(|slot| slot.refusal(retry_after));
+                    let refusal = req
+                        .conn_data::<connections::Slot>()
+                        .and_then(|slot| slot.refusal(retry_after));
                     match refusal {
                         None => futures_util::future::Either::Left(srv.call(req)),
-                        Some(e) => futures_util::future::Either::Right(std::future::ready(Err(e.into()))),
+                        Some(e) => {
+                            futures_util::future::Either::Right(std::future::ready(Err(e.into())))
+                        }
                     }
                 })
-                .app_data(web::PathConfig::default().error_handler(|_, _| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report").into()))
+                .app_data(web::PathConfig::default().error_handler(|_, _| {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report").into()
+                }))
                 .configure(register_routes)
                 .default_service(web::to(not_found))
         })
@@ -294,7 +349,10 @@ impl Application {
     /// in flight finish (the agents and the coordinator keep running for them), closes the bus
     /// so event streams end instead of holding the workers for `server.shutdown_timeout_secs`,
     /// and returns once the workers have let go of their connections.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let result = shutdown::serve(self.server, self.bus, self.in_flight, shutdown).await;
         // The last key-use counts, once no request can add to them.
         self.audit_task.abort();
@@ -309,16 +367,28 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed: Vec<&str> = ROUTES
         .iter()
         .filter(|(_, pattern, _, _)| path_matches(pattern, req.path()))
-        .flat_map(|(m, pattern, _, _)| if *m == Method::GET && *pattern != "/v1/events" { vec!["GET", "HEAD"] } else { vec![m.as_str()] })
+        .flat_map(|(m, pattern, _, _)| {
+            if *m == Method::GET && *pattern != "/v1/events" {
+                vec!["GET", "HEAD"]
+            } else {
+                vec![m.as_str()]
+            }
+        })
         .collect();
     if allowed.is_empty() {
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").error_response();
     }
     let allow = allowed.join(", ");
     let message = format!("{} is not served here; use {allow}", req.method());
-    HttpResponse::MethodNotAllowed()
-        .insert_header((actix_web::http::header::ALLOW, allow))
-        .json(error::ErrorBody { error: error::ErrorDetail { code: "method_not_allowed", message: &message, field: None } })
+    HttpResponse::MethodNotAllowed().insert_header((actix_web::http::header::ALLOW, allow)).json(
+        error::ErrorBody {
+            error: error::ErrorDetail {
+                code: "method_not_allowed",
+                message: &message,
+                field: None,
+            },
+        },
+    )
 }
 
 /// Does `path` match a route pattern, where `{name}` stands for one path segment?
@@ -335,9 +405,19 @@ fn path_matches(pattern: &str, path: &str) -> bool {
 }
 
 /// Reads the body up to `limit` bytes; anything larger is a 413 without reading the rest.
-async fn read_body(mut payload: web::Payload, limit: usize, deadline: std::time::Duration) -> Result<web::BytesMut, ApiError> {
+async fn read_body(
+    mut payload: web::Payload,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
-    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is limited to {limit} bytes"));
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is limited to {limit} bytes"),
+        )
+    };
     let read = async {
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
@@ -354,9 +434,13 @@ async fn read_body(mut payload: web::Payload, limit: usize, deadline: std::time:
     };
     // Headers have their own timeout in actix; a body that starts and then stalls would hold
     // the connection (and its memory) for as long as the client likes without this one.
-    tokio::time::timeout(deadline, read)
-        .await
-        .unwrap_or_else(|_| Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", format!("the body did not arrive within {} ms", deadline.as_millis()))))
+    tokio::time::timeout(deadline, read).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("the body did not arrive within {} ms", deadline.as_millis()),
+        ))
+    })
 }
 
 /// Is this Content-Type JSON in UTF-8: `application/json`, with no charset or a UTF-8 one?
@@ -391,17 +475,55 @@ fn json_in_utf8(content_type: &str) -> Option<bool> {
         (status = 503, description = "Every agent queue is full (`overloaded`), the store is unavailable (`store_unavailable`), the request took longer than `server.handler_timeout_ms` (`handler_timeout`), or the connection is over a connection limit (`too_many_connections`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
-async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, state: web::Data<AppState>, coordinator: web::Data<Addr<Coordinator>>) -> Result<HttpResponse, ApiError> {
+async fn post_triage(
+    req: HttpRequest,
+    caller: Caller,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    coordinator: web::Data<Addr<Coordinator>>,
+) -> Result<HttpResponse, ApiError> {
     let limit = state.settings.server.max_body_bytes;
-    if req.headers().get(actix_web::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
-        return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is limited to {limit} bytes")));
+    if req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > limit)
+    {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is limited to {limit} bytes"),
+        ));
     }
-    match req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(json_in_utf8) {
+    match req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(json_in_utf8)
+    {
         Some(true) => {}
-        Some(false) => return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the body in UTF-8 (charset=utf-8, or no charset)")),
-        None => return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send the request as application/json")),
+        Some(false) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body in UTF-8 (charset=utf-8, or no charset)",
+            ));
+        }
+        None => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the request as application/json",
+            ));
+        }
     }
-    let body = read_body(payload, limit, std::time::Duration::from_millis(state.settings.server.body_timeout_ms)).await?;
+    let body = read_body(
+        payload,
+        limit,
+        std::time::Duration::from_millis(state.settings.server.body_timeout_ms),
+    )
+    .await?;
     let parsed = wire::parse(&body)?;
     let v = wire::validate(parsed, &state.kb, state.settings.server.max_text_chars)?;
     let id = Uuid::new_v4();
@@ -417,12 +539,21 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?
         .map_err(|_| ApiError::overloaded(state.settings.server.retry_after_secs))?;
     // Serialised once: the same text is kept and sent, so a stored report reads back identical.
-    let body = store::JsonBody::new(&answer::wire(id, &triage::assemble(&state.kb, &v.request(), &case.reading, &outcome), &state.advice_texts)).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let body = store::JsonBody::new(&answer::wire(
+        id,
+        &triage::assemble(&state.kb, &v.request(), &case.reading, &outcome),
+        &state.advice_texts,
+    ))
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),
         level: outcome.decision.level.as_str().into(),
-        top_condition: outcome.conditions.as_ref().and_then(|c| c.first()).map(|r| state.kb.conditions[r.condition].icd10.clone()),
+        top_condition: outcome
+            .conditions
+            .as_ref()
+            .and_then(|c| c.first())
+            .map(|r| state.kb.conditions[r.condition].icd10.clone()),
         degraded: outcome.degraded,
         api_key_id: caller.key_id(),
         body: body.clone(),
@@ -431,10 +562,16 @@ async fn post_triage(req: HttpRequest, caller: Caller, payload: web::Payload, st
     };
     // Acknowledged means kept: the answer is only returned once the store has it.
     let started = std::time::Instant::now();
-    let store_span = if traced { tracing::info_span!("store.put", store = state.store.kind()) } else { tracing::Span::none() };
+    let store_span = if traced {
+        tracing::info_span!("store.put", store = state.store.kind())
+    } else {
+        tracing::Span::none()
+    };
     let kept = tracing::Instrument::instrument(state.store.put(report), store_span).await;
     state.metrics.store_write().observe(started.elapsed().as_secs_f64());
-    kept.map_err(|e| ApiError::store_unavailable(state.settings.server.retry_after_secs, Some(id), &e))?;
+    kept.map_err(|e| {
+        ApiError::store_unavailable(state.settings.server.retry_after_secs, Some(id), &e)
+    })?;
     Ok(json_response(&body))
 }
 
@@ -455,14 +592,21 @@ fn json_response(body: &store::JsonBody) -> HttpResponse {
         (status = 503, description = "The store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
-async fn get_triage(caller: Caller, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let id = Uuid::parse_str(&path.into_inner()).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report"))?;
+async fn get_triage(
+    caller: Caller,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = Uuid::parse_str(&path.into_inner())
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report"))?;
     match state.store.get(id).await {
         // Another key's report is "not found", not "forbidden": a key cannot even learn which
         // ids exist.
         Ok(Some(r)) if caller.may_read(r.api_key_id) => Ok(json_response(&r.body)),
         Ok(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report")),
-        Err(e) => Err(ApiError::store_unavailable(state.settings.server.retry_after_secs, Some(id), &e)),
+        Err(e) => {
+            Err(ApiError::store_unavailable(state.settings.server.retry_after_secs, Some(id), &e))
+        }
     }
 }
 
@@ -510,8 +654,12 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         .collect();
     let (ok, store_json) = match store {
         StoreHealth::Ok => (true, json!({"kind": state.store.kind(), "status": "ok"})),
-        StoreHealth::Degraded { reason } => (true, json!({"kind": state.store.kind(), "status": "degraded", "reason": reason})),
-        StoreHealth::Down { reason } => (false, json!({"kind": state.store.kind(), "status": "down", "reason": reason})),
+        StoreHealth::Degraded { reason } => {
+            (true, json!({"kind": state.store.kind(), "status": "degraded", "reason": reason}))
+        }
+        StoreHealth::Down { reason } => {
+            (false, json!({"kind": state.store.kind(), "status": "down", "reason": reason}))
+        }
     };
     let body = json!({"status": if ok { "ready" } else { "not_ready" }, "models": "loaded", "store": store_json, "agents": agents});
     if ok { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }

@@ -49,8 +49,14 @@ pub fn document_json(kb: &kb::KnowledgeBase) -> String {
     let mut doc = base_document().clone();
     // A structured finding must be one the knowledge base knows (else 422 `unknown_finding`):
     // the ids are the schema's enum, so a schema-valid request is an accepted one.
-    if let Some(id) = doc.pointer_mut("/components/schemas/FindingIn/properties/id").and_then(serde_json::Value::as_object_mut) {
-        id.insert("enum".into(), kb.findings.iter().map(|f| serde_json::Value::from(f.id.as_str())).collect());
+    if let Some(id) = doc
+        .pointer_mut("/components/schemas/FindingIn/properties/id")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        id.insert(
+            "enum".into(),
+            kb.findings.iter().map(|f| serde_json::Value::from(f.id.as_str())).collect(),
+        );
     }
     serde_json::to_string(&doc).expect("the OpenAPI document serialises")
 }
@@ -107,7 +113,13 @@ pub(crate) fn swagger_ui() -> SwaggerUi {
 pub(crate) const SWAGGER_UI_ROUTE: &str = "/docs/{_:.*}";
 
 fn vocabulary(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
-    RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::String).description(Some(description)).enum_values(Some(values)).build()))
+    RefOr::T(Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .enum_values(Some(values))
+            .build(),
+    ))
 }
 
 /// A triage level (`domain::TriageLevel`).
@@ -148,7 +160,10 @@ pub struct AdviceKindName;
 
 impl PartialSchema for AdviceKindName {
     fn schema() -> RefOr<Schema> {
-        vocabulary("The kind of care advice: self_care, otc (over the counter), seek_care, emergency.", kb::AdviceKind::ALL.map(kb::AdviceKind::as_str))
+        vocabulary(
+            "The kind of care advice: self_care, otc (over the counter), seek_care, emergency.",
+            kb::AdviceKind::ALL.map(kb::AdviceKind::as_str),
+        )
     }
 }
 
@@ -164,9 +179,14 @@ pub struct AgentStatusName;
 impl PartialSchema for AgentStatusName {
     fn schema() -> RefOr<Schema> {
         use triage::AgentStatus::*;
-        let mut names: Vec<&'static str> = [Ok, Timeout, Failed, CircuitOpen, Overloaded].map(triage::AgentStatus::as_str).to_vec();
+        let mut names: Vec<&'static str> = [Ok, Timeout, Failed, CircuitOpen, Overloaded]
+            .map(triage::AgentStatus::as_str)
+            .to_vec();
         names.dedup();
-        vocabulary("How an agent did: ok, timeout (missed its deadline), failed (an error, or its queue was full), circuit_open (refused while its breaker is open).", names)
+        vocabulary(
+            "How an agent did: ok, timeout (missed its deadline), failed (an error, or its queue was full), circuit_open (refused while its breaker is open).",
+            names,
+        )
     }
 }
 
@@ -281,7 +301,9 @@ struct Security;
 impl Modify for Security {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use crate::Access;
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "api_key",
@@ -293,7 +315,17 @@ impl Modify for Security {
             ),
         );
         let error = |description: &str| {
-            RefOr::T(ResponseBuilder::new().description(description).content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build()).build())
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
         };
         for (method, path, access) in crate::route_access() {
             let scopes: Vec<String> = match access {
@@ -312,7 +344,10 @@ impl Modify for Security {
             let r = &mut op.responses.responses;
             r.insert("401".into(), error("No API key (`missing_api_key`), a malformed Authorization header (`invalid_authorization`), or an unknown or revoked key (`invalid_api_key`). Carries `WWW-Authenticate: Bearer`."));
             if !scopes.is_empty() {
-                r.insert("403".into(), error("The key lacks this route's scope (`insufficient_scope`)."));
+                r.insert(
+                    "403".into(),
+                    error("The key lacks this route's scope (`insufficient_scope`)."),
+                );
             }
             r.insert("429".into(), error("The key is over its request rate (`rate_limited`); `Retry-After` says when to retry."));
         }

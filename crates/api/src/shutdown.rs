@@ -13,7 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Notify;
 
 /// Runs `server` until `signal`, then shuts down in the order above.
-pub(crate) async fn serve(server: Server, bus: bus::Bus, in_flight: InFlight, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+pub(crate) async fn serve(
+    server: Server,
+    bus: bus::Bus,
+    in_flight: InFlight,
+    signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let handle = server.handle();
     let mut running = actix_web::rt::spawn(server);
     if let Either::Left((ended, _)) = select(&mut running, std::pin::pin!(signal)).await {
@@ -87,7 +92,9 @@ pub(crate) async fn os_signal() {
                 futures_util::future::select(term, int).await;
             }
             (Err(e), _) | (_, Err(e)) => {
-                eprintln!("triagent: cannot listen for SIGTERM/SIGINT ({e}); stop the process with SIGKILL");
+                eprintln!(
+                    "triagent: cannot listen for SIGTERM/SIGINT ({e}); stop the process with SIGKILL"
+                );
                 std::future::pending::<()>().await;
             }
         }
@@ -109,7 +116,10 @@ mod tests {
     #[tokio::test]
     async fn idle_waits_for_ordinary_requests_only() {
         let f = InFlight::default();
-        assert!(f.track(&TestRequest::get().uri("/v1/events?type=triage_completed").to_srv_request()).is_none());
+        assert!(
+            f.track(&TestRequest::get().uri("/v1/events?type=triage_completed").to_srv_request())
+                .is_none()
+        );
         let a = f.track(&TestRequest::post().uri("/v1/triage").to_srv_request());
         let b = f.track(&TestRequest::get().uri("/healthz").to_srv_request());
         let waiting = tokio::spawn({
@@ -120,7 +130,12 @@ mod tests {
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "one request is still in flight");
         drop(b);
-        tokio::time::timeout(Duration::from_secs(10), waiting).await.expect("idle once both are done").unwrap();
-        tokio::time::timeout(Duration::from_secs(10), f.idle()).await.expect("idle when nothing was ever in flight");
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("idle once both are done")
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), f.idle())
+            .await
+            .expect("idle when nothing was ever in flight");
     }
 }

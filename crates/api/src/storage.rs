@@ -26,8 +26,15 @@ pub(crate) async fn open(settings: &Settings) -> Result<Arc<dyn ReportStore>, St
 }
 
 /// The bus, numbering events on from the store's last run, with the store following it.
-pub(crate) async fn bus_into(settings: &Settings, store: &Arc<dyn ReportStore>) -> (bus::Bus, EventSink) {
-    let bus = bus::Bus::starting_at(settings.bus.capacity, settings.bus.replay, store.next_bus_seq().await);
+pub(crate) async fn bus_into(
+    settings: &Settings,
+    store: &Arc<dyn ReportStore>,
+) -> (bus::Bus, EventSink) {
+    let bus = bus::Bus::starting_at(
+        settings.bus.capacity,
+        settings.bus.replay,
+        store.next_bus_seq().await,
+    );
     let sink = store::spawn_event_sink(&bus, store.clone(), settings.database.batch_size);
     (bus, sink)
 }
@@ -40,6 +47,9 @@ pub(crate) fn open_keys(settings: &Settings) -> Result<Arc<dyn KeyStore>, String
     if db.url.is_empty() {
         Ok(Arc::new(FileKeys::open(&settings.auth.keys_file).map_err(|e| e.to_string())?))
     } else {
-        Ok(Arc::new(PgKeys::new(db.url.expose(), Duration::from_millis(db.timeout_ms)).map_err(|e| e.to_string())?))
+        Ok(Arc::new(
+            PgKeys::new(db.url.expose(), Duration::from_millis(db.timeout_ms))
+                .map_err(|e| e.to_string())?,
+        ))
     }
 }

@@ -31,11 +31,15 @@ fn object<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result
     ObjectOnly::deserialize(d).map(|o| o.0)
 }
 
-fn object_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+fn object_or_null<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
     Ok(Option::<ObjectOnly<T>>::deserialize(d)?.map(|o| o.0))
 }
 
-fn objects<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+fn objects<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
     Ok(Vec::<ObjectOnly<T>>::deserialize(d)?.into_iter().map(|o| o.0).collect())
 }
 
@@ -46,7 +50,10 @@ fn objects<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 pub struct TriageRequest {
     /// What the person says, in their own words (at most 4,000 characters, no NUL). Never logged.
     #[serde(default)]
-    #[schema(max_length = 4000, example = "I'm 34 and I've had a pounding headache and a stiff neck since yesterday, no rash")]
+    #[schema(
+        max_length = 4000,
+        example = "I'm 34 and I've had a pounding headache and a stiff neck since yesterday, no rash"
+    )]
     pub text: Option<String>,
     /// Age in years, 0 to 120 (fractions for infants). Read from the text when absent.
     #[serde(default)]
@@ -128,12 +135,22 @@ impl Default for Options {
 /// nothing after it (serde would also read an array positionally, and stop at the end of the
 /// first value), each key once.
 pub fn parse(body: &[u8]) -> Result<TriageRequest, ApiError> {
-    let malformed = |msg: &str| ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "malformed_json", format!("the body is not valid JSON: {msg}"));
+    let malformed = |msg: &str| {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {msg}"),
+        )
+    };
     // Only a body that is not an object pays for a second parse, to tell bad JSON (400) from a
     // JSON value of the wrong kind (422).
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(_) => Err(ApiError::new(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "not_an_object", "the body must be a JSON object")),
+            Ok(_) => Err(ApiError::new(
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+                "not_an_object",
+                "the body must be a JSON object",
+            )),
             Err(e) => Err(malformed(&e.to_string())),
         };
     }
@@ -144,7 +161,15 @@ pub fn parse(body: &[u8]) -> Result<TriageRequest, ApiError> {
         let msg = inner.to_string();
         // The key itself, joined to the path of the object that holds it (the path may already
         // end with it).
-        let key_field = |name: &str| if path == "." || path.is_empty() { name.to_string() } else if path.ends_with(name) { path.clone() } else { format!("{path}.{name}") };
+        let key_field = |name: &str| {
+            if path == "." || path.is_empty() {
+                name.to_string()
+            } else if path.ends_with(name) {
+                path.clone()
+            } else {
+                format!("{path}.{name}")
+            }
+        };
         if inner.is_syntax() || inner.is_eof() {
             malformed(&msg)
         } else if let Some(rest) = msg.strip_prefix("unknown field `") {
@@ -152,7 +177,11 @@ pub fn parse(body: &[u8]) -> Result<TriageRequest, ApiError> {
             ApiError::invalid("unknown_field", key_field(name), format!("unknown field `{name}`"))
         } else if let Some(rest) = msg.strip_prefix("duplicate field `") {
             let name = rest.split('`').next().unwrap_or_default();
-            ApiError::invalid("duplicate_field", key_field(name), format!("the field `{name}` is given twice"))
+            ApiError::invalid(
+                "duplicate_field",
+                key_field(name),
+                format!("the field `{name}` is given twice"),
+            )
         } else {
             let field = if path == "." { String::new() } else { path };
             ApiError::invalid("invalid_value", field, plain_message(&msg))
@@ -180,8 +209,12 @@ fn plain_message(msg: &str) -> String {
 /// A whole number that JSON may also write as `7.0` (JSON Schema's `integer` admits it).
 fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
     let n = serde_json::Number::deserialize(d)?;
-    let whole = n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 1e15).map(|f| f as u64));
-    whole.and_then(|v| usize::try_from(v).ok()).ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, not {n}")))
+    let whole = n.as_u64().or_else(|| {
+        n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 1e15).map(|f| f as u64)
+    });
+    whole
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, not {n}")))
 }
 
 /// Validated request: the agents' input plus what the answer must report.
@@ -206,14 +239,26 @@ impl Validated {
     }
 }
 
-pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -> Result<Validated, ApiError> {
+pub fn validate(
+    req: TriageRequest,
+    kb: &KnowledgeBase,
+    max_text_chars: usize,
+) -> Result<Validated, ApiError> {
     let text = req.text.unwrap_or_default();
     if text.chars().count() > max_text_chars {
-        return Err(ApiError::invalid("text_too_long", "text", format!("text is limited to {max_text_chars} characters")));
+        return Err(ApiError::invalid(
+            "text_too_long",
+            "text",
+            format!("text is limited to {max_text_chars} characters"),
+        ));
     }
     // PostgreSQL's text refuses NUL; nobody writes one. Refused here, before anything is kept.
     if text.contains('\0') {
-        return Err(ApiError::invalid("invalid_text", "text", "text contains a NUL character (U+0000)"));
+        return Err(ApiError::invalid(
+            "invalid_text",
+            "text",
+            "text contains a NUL character (U+0000)",
+        ));
     }
     if text.trim().is_empty() && req.findings.is_empty() {
         return Err(ApiError::invalid("empty_request", "text", "give `text`, `findings`, or both"));
@@ -227,7 +272,13 @@ pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -
     for (i, f) in req.findings.iter().enumerate() {
         match kb.finding_idx(&f.id) {
             Some(idx) => findings.push((idx, f.present)),
-            None => return Err(ApiError::invalid("unknown_finding", format!("findings[{i}].id"), format!("unknown finding id '{}': see GET /v1/symptoms", f.id))),
+            None => {
+                return Err(ApiError::invalid(
+                    "unknown_finding",
+                    format!("findings[{i}].id"),
+                    format!("unknown finding id '{}': see GET /v1/symptoms", f.id),
+                ));
+            }
         }
     }
     let mut vitals = Vitals::default();
@@ -242,7 +293,11 @@ pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -
             if let Some(x) = value {
                 let (lo, hi) = sign.valid_range();
                 if !(x.is_finite() && (f64::from(lo)..=f64::from(hi)).contains(&x)) {
-                    return Err(ApiError::invalid("vital_out_of_range", format!("vitals.{}", sign.as_str()), format!("{} must be between {lo} and {hi}", sign.as_str())));
+                    return Err(ApiError::invalid(
+                        "vital_out_of_range",
+                        format!("vitals.{}", sign.as_str()),
+                        format!("{} must be between {lo} and {hi}", sign.as_str()),
+                    ));
                 }
                 vitals.set(sign, Some(x as f32));
             }
@@ -257,7 +312,11 @@ pub fn validate(req: TriageRequest, kb: &KnowledgeBase, max_text_chars: usize) -
         }
     }
     if !(1..=triage::MAX_CONDITIONS).contains(&req.options.max_conditions) {
-        return Err(ApiError::invalid("invalid_value", "options.max_conditions", format!("max_conditions is from 1 to {}", triage::MAX_CONDITIONS)));
+        return Err(ApiError::invalid(
+            "invalid_value",
+            "options.max_conditions",
+            format!("max_conditions is from 1 to {}", triage::MAX_CONDITIONS),
+        ));
     }
     // Age and sex from the text only when the caller did not send them.
     let read = textfeat::read_demographics(&text);
@@ -314,14 +373,33 @@ pub struct ConditionItem<'a> {
 
 impl<'a> SymptomList<'a> {
     pub fn of(kb: &'a KnowledgeBase) -> Self {
-        let symptoms = kb.findings.iter().map(|f| Symptom { id: &f.id, name: &f.name, red_flag: f.red_flag, phrases: f.lay.iter().chain(&f.clinical).map(String::as_str).collect() }).collect();
+        let symptoms = kb
+            .findings
+            .iter()
+            .map(|f| Symptom {
+                id: &f.id,
+                name: &f.name,
+                red_flag: f.red_flag,
+                phrases: f.lay.iter().chain(&f.clinical).map(String::as_str).collect(),
+            })
+            .collect();
         SymptomList { symptoms }
     }
 }
 
 impl<'a> ConditionList<'a> {
     pub fn of(kb: &'a KnowledgeBase) -> Self {
-        let conditions = kb.conditions.iter().map(|c| ConditionItem { id: &c.id, name: &c.name, icd10: &c.icd10, urgency: c.urgency.as_str(), source: &c.source }).collect();
+        let conditions = kb
+            .conditions
+            .iter()
+            .map(|c| ConditionItem {
+                id: &c.id,
+                name: &c.name,
+                icd10: &c.icd10,
+                urgency: c.urgency.as_str(),
+                source: &c.source,
+            })
+            .collect();
         ConditionList { conditions }
     }
 }

@@ -74,7 +74,13 @@ async fn one_trace_per_triage_with_agent_children_and_no_patient_text_anywhere()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let back = r.headers().get("traceparent").expect("traceparent given back").to_str().unwrap().to_string();
+    let back = r
+        .headers()
+        .get("traceparent")
+        .expect("traceparent given back")
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(back.starts_with(&format!("00-{trace_id}-")), "{back}");
     let body: Value = r.json().await.unwrap();
     let report = body["id"].as_str().unwrap().to_string();
@@ -83,14 +89,26 @@ async fn one_trace_per_triage_with_agent_children_and_no_patient_text_anywhere()
     let deadline = Instant::now() + Duration::from_secs(30);
     let spans = loop {
         let spans = exporter.get_finished_spans().unwrap();
-        if spans.iter().any(|s| s.name == "HTTP request" && attr(s, "http.route").as_deref() == Some("/v1/triage")) {
+        if spans.iter().any(|s| {
+            s.name == "HTTP request" && attr(s, "http.route").as_deref() == Some("/v1/triage")
+        }) {
             break spans;
         }
-        assert!(Instant::now() < deadline, "no HTTP span: {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+        assert!(
+            Instant::now() < deadline,
+            "no HTTP span: {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let ours: Vec<&SpanData> = spans.iter().filter(|s| s.span_context.trace_id() == TraceId::from_hex(trace_id).unwrap()).collect();
-    let http = ours.iter().find(|s| s.name == "HTTP request").expect("the HTTP span joins the caller's trace");
+    let ours: Vec<&SpanData> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == TraceId::from_hex(trace_id).unwrap())
+        .collect();
+    let http = ours
+        .iter()
+        .find(|s| s.name == "HTTP request")
+        .expect("the HTTP span joins the caller's trace");
     assert_eq!(http.parent_span_id, SpanId::from_hex(caller_span).unwrap());
     assert_eq!(attr(http, "http.response.status_code").as_deref(), Some("200"));
     let triage = ours.iter().find(|s| s.name == "triage").expect("the coordinator's span");
@@ -100,7 +118,10 @@ async fn one_trace_per_triage_with_agent_children_and_no_patient_text_anywhere()
     let agents: Vec<&&SpanData> = ours.iter().filter(|s| s.name == "agent").collect();
     let mut names: Vec<String> = agents.iter().map(|a| attr(a, "agent").unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["condition_matcher", "emergency_detector", "symptom_classifier", "treatment_retriever"]);
+    assert_eq!(
+        names,
+        ["condition_matcher", "emergency_detector", "symptom_classifier", "treatment_retriever"]
+    );
     for a in &agents {
         assert_eq!(a.parent_span_id, triage.span_context.span_id(), "{}", text_of(a));
         assert_eq!(attr(a, "outcome").as_deref(), Some("ok"));
@@ -127,26 +148,46 @@ async fn one_trace_per_triage_with_agent_children_and_no_patient_text_anywhere()
     // makes none below the HTTP span). A sampled request after it is the barrier: once its
     // HTTP span is exported, the unsampled request's spans, all closed before, would be too.
     let send = |trace: String| {
-        app.client.post(format!("{}/v1/triage", app.base)).header("traceparent", trace).json(&json!({"text": "a sore throat for two days", "age": 30})).send()
+        app.client
+            .post(format!("{}/v1/triage", app.base))
+            .header("traceparent", trace)
+            .json(&json!({"text": "a sore throat for two days", "age": 30}))
+            .send()
     };
     let unsampled = "5bf92f3577b34da6a3ce929d0e0e4737";
     let r = send(format!("00-{unsampled}-{caller_span}-00")).await.unwrap();
     assert_eq!(r.status(), 200);
-    let back = r.headers().get("traceparent").expect("traceparent given back").to_str().unwrap().to_string();
+    let back = r
+        .headers()
+        .get("traceparent")
+        .expect("traceparent given back")
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(back.starts_with(&format!("00-{unsampled}-")) && back.ends_with("-00"), "{back}");
     let barrier = "6bf92f3577b34da6a3ce929d0e0e4738";
     assert_eq!(send(format!("00-{barrier}-{caller_span}-01")).await.unwrap().status(), 200);
     let deadline = Instant::now() + Duration::from_secs(30);
     let spans = loop {
         let spans = exporter.get_finished_spans().unwrap();
-        let of_barrier: Vec<&SpanData> = spans.iter().filter(|s| s.span_context.trace_id() == TraceId::from_hex(barrier).unwrap()).collect();
+        let of_barrier: Vec<&SpanData> = spans
+            .iter()
+            .filter(|s| s.span_context.trace_id() == TraceId::from_hex(barrier).unwrap())
+            .collect();
         if of_barrier.iter().any(|s| s.name == "HTTP request") {
-            assert!(of_barrier.iter().any(|s| s.name == "triage"), "a sampled trace still has its children");
+            assert!(
+                of_barrier.iter().any(|s| s.name == "triage"),
+                "a sampled trace still has its children"
+            );
             break spans;
         }
         assert!(Instant::now() < deadline, "no HTTP span for the barrier request");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let leaked: Vec<&str> = spans.iter().filter(|s| s.span_context.trace_id() == TraceId::from_hex(unsampled).unwrap()).map(|s| s.name.as_ref()).collect();
+    let leaked: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == TraceId::from_hex(unsampled).unwrap())
+        .map(|s| s.name.as_ref())
+        .collect();
     assert!(leaked.is_empty(), "spans of an unsampled trace exported: {leaked:?}");
 }

@@ -54,7 +54,8 @@ pub fn agent_inference<M, R>(
             let mut start = 0usize;
             b.iter(|| {
                 start = (start + size) % (inputs.len() - size);
-                let cases: Vec<kb::Case> = inputs[start..start + size].iter().map(|i| kb.prepare(i.clone())).collect();
+                let cases: Vec<kb::Case> =
+                    inputs[start..start + size].iter().map(|i| kb.prepare(i.clone())).collect();
                 let refs: Vec<&kb::Case> = cases.iter().collect();
                 black_box(run(&model, &refs))
             })

@@ -8,13 +8,8 @@ use uuid::Uuid;
 
 /// The five API triage levels, most urgent first. Kept here as strings so the bus does not
 /// depend on `domain`; they must match `domain::TriageLevel::as_str`.
-pub const LEVELS: [&str; 5] = [
-    "emergency_ambulance",
-    "emergency",
-    "consultation_24",
-    "consultation",
-    "self_care",
-];
+pub const LEVELS: [&str; 5] =
+    ["emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care"];
 
 /// Why an agent's answer is missing from a triage (the `status` of [`DiagnosisEventKind::AgentDegraded`]).
 pub const AGENT_STATUSES: [&str; 3] = ["timeout", "failed", "circuit_open"];

@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
-use tokio::sync::broadcast::{self, error::{RecvError, TryRecvError}};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 use uuid::Uuid;
 
 use crate::event::{DiagnosisEvent, DiagnosisEventKind};
@@ -84,15 +87,14 @@ impl Bus {
     }
 
     /// As [`Bus::publish`], for an event of a report made with the API key `owner`.
-    pub fn publish_owned(&self, report_id: Uuid, owner: Option<Uuid>, kind: DiagnosisEventKind) -> Arc<DiagnosisEvent> {
+    pub fn publish_owned(
+        &self,
+        report_id: Uuid,
+        owner: Option<Uuid>,
+        kind: DiagnosisEventKind,
+    ) -> Arc<DiagnosisEvent> {
         let mut state = self.inner.lock();
-        let event = DiagnosisEvent {
-            seq: state.next_seq,
-            report_id,
-            at: Utc::now(),
-            kind,
-            owner,
-        };
+        let event = DiagnosisEvent { seq: state.next_seq, report_id, at: Utc::now(), kind, owner };
         let shared = Arc::new(event);
         state.next_seq += 1;
         if self.inner.replay_len > 0 {
@@ -140,14 +142,7 @@ impl Bus {
             }
         };
         drop(state);
-        Subscription {
-            filter,
-            gap,
-            replay,
-            live,
-            seen,
-            dropped: Arc::clone(&self.inner.dropped),
-        }
+        Subscription { filter, gap, replay, live, seen, dropped: Arc::clone(&self.inner.dropped) }
     }
 
     /// Stops live delivery: subscriptions receive what is already queued for them, then
@@ -158,11 +153,7 @@ impl Bus {
 
     /// Live subscriptions, for metrics.
     pub fn subscribers(&self) -> usize {
-        self.inner
-            .lock()
-            .sender
-            .as_ref()
-            .map_or(0, broadcast::Sender::receiver_count)
+        self.inner.lock().sender.as_ref().map_or(0, broadcast::Sender::receiver_count)
     }
 
     /// Events published since the bus was made, for metrics.
@@ -206,14 +197,10 @@ impl Filter {
     }
 
     pub fn matches(&self, event: &DiagnosisEvent) -> bool {
-        let type_ok = self
-            .types
-            .as_ref()
-            .is_none_or(|types| types.iter().any(|t| t == event.type_name()));
+        let type_ok =
+            self.types.as_ref().is_none_or(|types| types.iter().any(|t| t == event.type_name()));
         let level_ok = self.levels.as_ref().is_none_or(|levels| {
-            event
-                .level()
-                .is_some_and(|l| levels.iter().any(|wanted| wanted == l))
+            event.level().is_some_and(|l| levels.iter().any(|wanted| wanted == l))
         });
         let owner_ok = self.owner.is_none_or(|o| event.owner == Some(o));
         type_ok && level_ok && owner_ok
@@ -227,11 +214,8 @@ impl Filter {
             .iter()
             .flatten()
             .filter(|t| !DiagnosisEventKind::TYPE_NAMES.contains(&t.as_str()));
-        let levels = self
-            .levels
-            .iter()
-            .flatten()
-            .filter(|l| !crate::event::LEVELS.contains(&l.as_str()));
+        let levels =
+            self.levels.iter().flatten().filter(|l| !crate::event::LEVELS.contains(&l.as_str()));
         types.chain(levels).map(String::as_str).collect()
     }
 }
@@ -243,9 +227,7 @@ pub enum Item {
     Event(Arc<DiagnosisEvent>),
     /// The subscriber lost its place: `missed` events (counted before filtering, since the
     /// lost events were never seen) are gone and delivery continues after them.
-    Gap {
-        missed: u64,
-    },
+    Gap { missed: u64 },
 }
 
 /// One subscriber's view of the bus. Dropping it unsubscribes.

@@ -12,9 +12,7 @@ use uuid::Uuid;
 const PATIENCE: Duration = Duration::from_secs(10);
 
 async fn next(sub: &mut Subscription) -> Option<Item> {
-    tokio::time::timeout(PATIENCE, sub.next())
-        .await
-        .expect("subscription stalled")
+    tokio::time::timeout(PATIENCE, sub.next()).await.expect("subscription stalled")
 }
 
 async fn next_event(sub: &mut Subscription) -> DiagnosisEvent {
@@ -44,19 +42,11 @@ fn seqs(items: &[Item]) -> Vec<u64> {
 }
 
 fn received(n: usize) -> DiagnosisEventKind {
-    DiagnosisEventKind::TriageReceived {
-        text_chars: n,
-        structured_findings: 0,
-        has_vitals: false,
-    }
+    DiagnosisEventKind::TriageReceived { text_chars: n, structured_findings: 0, has_vitals: false }
 }
 
 fn completed(level: &str) -> DiagnosisEventKind {
-    DiagnosisEventKind::TriageCompleted {
-        level: level.into(),
-        degraded: false,
-        total_ms: 12.5,
-    }
+    DiagnosisEventKind::TriageCompleted { level: level.into(), degraded: false, total_ms: 12.5 }
 }
 
 /// One event of every kind. The match below has no wildcard, so a new variant does not compile
@@ -64,11 +54,7 @@ fn completed(level: &str) -> DiagnosisEventKind {
 fn one_of_each() -> Vec<DiagnosisEventKind> {
     use DiagnosisEventKind as K;
     let all = vec![
-        K::TriageReceived {
-            text_chars: 120,
-            structured_findings: 2,
-            has_vitals: true,
-        },
+        K::TriageReceived { text_chars: 120, structured_findings: 2, has_vitals: true },
         K::FindingsExtracted {
             present: vec!["chest_pain".into()],
             absent: vec!["fever".into()],
@@ -82,28 +68,15 @@ fn one_of_each() -> Vec<DiagnosisEventKind> {
             }],
             latency_ms: 2.0,
         },
-        K::CareRetrieved {
-            advice: vec!["call_ambulance".into()],
-            latency_ms: 0.8,
-        },
+        K::CareRetrieved { advice: vec!["call_ambulance".into()], latency_ms: 0.8 },
         K::EmergencyAssessed {
             level: "emergency_ambulance".into(),
             red_flags: vec!["chest_pain_with_sweating".into()],
             latency_ms: 1.1,
         },
-        K::TriageCompleted {
-            level: "emergency_ambulance".into(),
-            degraded: true,
-            total_ms: 9.0,
-        },
-        K::AgentDegraded {
-            agent: "condition-matcher".into(),
-            status: "timeout".into(),
-        },
-        K::BreakerStateChanged {
-            agent: "condition-matcher".into(),
-            state: "half_open".into(),
-        },
+        K::TriageCompleted { level: "emergency_ambulance".into(), degraded: true, total_ms: 9.0 },
+        K::AgentDegraded { agent: "condition-matcher".into(), status: "timeout".into() },
+        K::BreakerStateChanged { agent: "condition-matcher".into(), state: "half_open".into() },
     ];
     for kind in &all {
         match kind {
@@ -136,16 +109,10 @@ fn sequence_numbers_strictly_increase_across_concurrent_publishers() {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("publisher panicked"))
-            .collect()
+        handles.into_iter().map(|h| h.join().expect("publisher panicked")).collect()
     });
     for seqs in &per_thread {
-        assert!(
-            seqs.windows(2).all(|w| w[0] < w[1]),
-            "a publisher saw seq go back"
-        );
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "a publisher saw seq go back");
     }
     let all: BTreeSet<u64> = per_thread.iter().flatten().copied().collect();
     let expected: BTreeSet<u64> = (1..=(THREADS * EACH) as u64).collect();
@@ -218,10 +185,7 @@ async fn filter_by_level_keeps_only_events_carrying_a_listed_level() {
         .await
         .into_iter()
         .map(|i| match i {
-            Item::Event(e) => (
-                e.type_name().to_owned(),
-                e.level().unwrap_or("-").to_owned(),
-            ),
+            Item::Event(e) => (e.type_name().to_owned(), e.level().unwrap_or("-").to_owned()),
             Item::Gap { missed } => panic!("gap of {missed}"),
         })
         .collect();
@@ -328,11 +292,7 @@ async fn resume_has_no_duplicate_and_no_hole_at_the_replay_live_seam() {
     for (after, mut sub) in subs {
         let got = seqs(&drain(&mut sub).await);
         let expected: Vec<u64> = (after + 1..=TOTAL).collect();
-        assert!(
-            got == expected,
-            "resume after {after}: not exactly {}..={TOTAL}",
-            after + 1
-        );
+        assert!(got == expected, "resume after {after}: not exactly {}..={TOTAL}", after + 1);
     }
 }
 
@@ -387,10 +347,7 @@ async fn a_slow_subscriber_gets_a_gap_and_never_blocks_publishers() {
     };
     let deadline = std::time::Instant::now() + PATIENCE;
     while !publisher.is_finished() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "publisher blocked on a slow subscriber"
-        );
+        assert!(std::time::Instant::now() < deadline, "publisher blocked on a slow subscriber");
         std::thread::sleep(Duration::from_millis(1));
     }
     publisher.join().expect("publisher panicked");
@@ -401,10 +358,7 @@ async fn a_slow_subscriber_gets_a_gap_and_never_blocks_publishers() {
     assert_eq!(bus.dropped(), missed);
     bus.close();
     let rest = seqs(&drain(&mut slow).await);
-    assert_eq!(
-        rest,
-        (missed + 1..=(CAPACITY * 10) as u64).collect::<Vec<_>>()
-    );
+    assert_eq!(rest, (missed + 1..=(CAPACITY * 10) as u64).collect::<Vec<_>>());
 }
 
 #[tokio::test]
@@ -472,15 +426,7 @@ fn serialisation_shape() {
     let keys: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        BTreeSet::from([
-            "seq",
-            "report_id",
-            "at",
-            "type",
-            "level",
-            "degraded",
-            "total_ms"
-        ])
+        BTreeSet::from(["seq", "report_id", "at", "type", "level", "degraded", "total_ms"])
     );
     assert_eq!(json["seq"], 1);
     assert_eq!(json["report_id"], report.hyphenated().to_string());
@@ -519,12 +465,7 @@ fn type_names_are_the_serialised_tags_and_levels_are_where_expected() {
             DiagnosisEventKind::EmergencyAssessed { .. }
                 | DiagnosisEventKind::TriageCompleted { .. }
         );
-        assert_eq!(
-            kind.level().is_some(),
-            carries_level,
-            "{}",
-            kind.type_name()
-        );
+        assert_eq!(kind.level().is_some(), carries_level, "{}", kind.type_name());
     }
 }
 
@@ -593,14 +534,9 @@ fn no_event_has_a_field_that_could_hold_free_text() {
             assert!(BREAKER_STATES.contains(&state), "{state}");
         }
     }
-    let unexpected: Vec<&String> = fields
-        .iter()
-        .filter(|f| !ALLOWED_FIELDS.contains(&f.as_str()))
-        .collect();
-    assert!(
-        unexpected.is_empty(),
-        "fields outside the allow-list: {unexpected:?}"
-    );
+    let unexpected: Vec<&String> =
+        fields.iter().filter(|f| !ALLOWED_FIELDS.contains(&f.as_str())).collect();
+    assert!(unexpected.is_empty(), "fields outside the allow-list: {unexpected:?}");
 }
 
 #[test]
@@ -615,10 +551,7 @@ fn openapi_schema_documents_every_event_type() {
 
     let kinds = serde_json::to_string(&DiagnosisEventKind::schema()).expect("schema serialises");
     for name in DiagnosisEventKind::TYPE_NAMES {
-        assert!(
-            kinds.contains(&format!("\"{name}\"")),
-            "schema lacks {name}"
-        );
+        assert!(kinds.contains(&format!("\"{name}\"")), "schema lacks {name}");
     }
 }
 

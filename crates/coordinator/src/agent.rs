@@ -1,14 +1,14 @@
 //! An agent actor: one agent's worker pool behind a deadline and a circuit breaker.
 
 use crate::pool::{Pool, PoolError};
-use triage::{AgentKind, AgentModel, AgentOutput, AgentStatus};
 use actix::prelude::*;
-use kb::Case;
 use failsafe::futures::CircuitBreaker as _;
 use failsafe::{Config, Error as BreakerError, StateMachine, failure_policy::ConsecutiveFailures};
+use kb::Case;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
+use triage::{AgentKind, AgentModel, AgentOutput, AgentStatus};
 use uuid::Uuid;
 
 /// Per-agent runtime settings (configuration section `agents.NAME`).
@@ -68,7 +68,13 @@ pub struct BreakerWatch {
 impl BreakerWatch {
     fn set(&self, state: u8, name: &str) {
         if self.state.swap(state, Ordering::Relaxed) != state {
-            self.bus.publish(Uuid::nil(), bus::DiagnosisEventKind::BreakerStateChanged { agent: self.kind.as_str().into(), state: name.into() });
+            self.bus.publish(
+                Uuid::nil(),
+                bus::DiagnosisEventKind::BreakerStateChanged {
+                    agent: self.kind.as_str().into(),
+                    state: name.into(),
+                },
+            );
         }
     }
 }
@@ -113,19 +119,50 @@ pub struct Agent {
 
 impl Agent {
     /// Starts the agent's worker pool.
-    pub fn new(model: Arc<dyn AgentModel>, settings: &AgentSettings, bus: bus::Bus, metrics: metrics::AgentMetrics) -> Agent {
+    pub fn new(
+        model: Arc<dyn AgentModel>,
+        settings: &AgentSettings,
+        bus: bus::Bus,
+        metrics: metrics::AgentMetrics,
+    ) -> Agent {
         let kind = model.kind();
         let version = model.version();
-        let pool = Arc::new(Pool::start(model, settings.workers, settings.queue, settings.max_batch, settings.max_wait, metrics.batch_size.clone()));
+        let pool = Arc::new(Pool::start(
+            model,
+            settings.workers,
+            settings.queue,
+            settings.max_batch,
+            settings.max_wait,
+            metrics.batch_size.clone(),
+        ));
         let state = Arc::new(AtomicU8::new(0));
         let watch = BreakerWatch { kind, state: state.clone(), bus };
-        let backoff = Backoff { next: settings.breaker_backoff, max: settings.breaker_backoff_max.max(settings.breaker_backoff) };
+        let backoff = Backoff {
+            next: settings.breaker_backoff,
+            max: settings.breaker_backoff_max.max(settings.breaker_backoff),
+        };
         let breaker = Config::new()
-            .failure_policy(failsafe::failure_policy::consecutive_failures(settings.breaker_failures.max(1), backoff))
+            .failure_policy(failsafe::failure_policy::consecutive_failures(
+                settings.breaker_failures.max(1),
+                backoff,
+            ))
             .instrument(watch)
             .build();
-        let stats = AgentStats { kind, version: version.clone(), breaker_state: state, pool: pool.counters.clone() };
-        Agent { kind, version, pool, breaker, deadline: settings.deadline, stats, metrics: Arc::new(metrics) }
+        let stats = AgentStats {
+            kind,
+            version: version.clone(),
+            breaker_state: state,
+            pool: pool.counters.clone(),
+        };
+        Agent {
+            kind,
+            version,
+            pool,
+            breaker,
+            deadline: settings.deadline,
+            stats,
+            metrics: Arc::new(metrics),
+        }
     }
 
     pub fn stats(&self) -> AgentStats {
@@ -187,7 +224,14 @@ impl Handler<Infer> for AgentActor {
     fn handle(&mut self, msg: Infer, _ctx: &mut Self::Context) -> Self::Result {
         // Nothing here blocks: submitting never waits and the answer is awaited off the loop.
         let a = &self.0;
-        let (kind, version, pool, breaker, deadline, metrics) = (a.kind, a.version.clone(), a.pool.clone(), a.breaker.clone(), a.deadline, a.metrics.clone());
+        let (kind, version, pool, breaker, deadline, metrics) = (
+            a.kind,
+            a.version.clone(),
+            a.pool.clone(),
+            a.breaker.clone(),
+            a.deadline,
+            a.metrics.clone(),
+        );
         let breaker_state = a.stats.breaker_state.clone();
         Box::pin(async move {
             let started = Instant::now();
@@ -203,13 +247,16 @@ impl Handler<Infer> for AgentActor {
                 }
             };
             // A full queue says nothing about the agent's health: it does not trip the breaker.
-            let result = breaker.call_with(|e: &CallError| !matches!(e, CallError::Overloaded), call).await;
+            let result =
+                breaker.call_with(|e: &CallError| !matches!(e, CallError::Overloaded), call).await;
             let (status, output, run) = match result {
                 Ok((out, run)) => (AgentStatus::Ok, Some(out), Some(run)),
                 Err(BreakerError::Rejected) => (AgentStatus::CircuitOpen, None, None),
                 Err(BreakerError::Inner(CallError::Timeout)) => (AgentStatus::Timeout, None, None),
                 Err(BreakerError::Inner(CallError::Failed)) => (AgentStatus::Failed, None, None),
-                Err(BreakerError::Inner(CallError::Overloaded)) => (AgentStatus::Overloaded, None, None),
+                Err(BreakerError::Inner(CallError::Overloaded)) => {
+                    (AgentStatus::Overloaded, None, None)
+                }
             };
             let elapsed = started.elapsed().as_secs_f64();
             match status {
@@ -226,7 +273,15 @@ impl Handler<Infer> for AgentActor {
                     metrics.latency.observe(elapsed);
                 }
             }
-            AgentReply { kind, version, status, output, latency_ms: elapsed * 1e3, run, breaker: breaker_name(breaker_state.load(Ordering::Relaxed)) }
+            AgentReply {
+                kind,
+                version,
+                status,
+                output,
+                latency_ms: elapsed * 1e3,
+                run,
+                breaker: breaker_name(breaker_state.load(Ordering::Relaxed)),
+            }
         })
     }
 }

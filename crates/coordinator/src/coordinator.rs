@@ -1,16 +1,16 @@
 //! The coordinator actor: fan a request out to the four agents at once, merge, publish.
 
 use crate::agent::{Agent, AgentActor, AgentReply, AgentSettings, AgentStats, Infer};
-use triage::{AgentKind, AgentModel, AgentOutput, AgentRun, AgentStatus, Outcome};
 use actix::prelude::*;
 use bus::{Bus, DiagnosisEvent, DiagnosisEventKind, RankedCode};
-use kb::Case;
 use domain::ExtractedFinding;
-use kb::KnowledgeBase;
 use domain::TriageLevel;
+use kb::Case;
+use kb::KnowledgeBase;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+use triage::{AgentKind, AgentModel, AgentOutput, AgentRun, AgentStatus, Outcome};
 use uuid::Uuid;
 
 impl actix::Supervised for AgentActor {}
@@ -78,7 +78,13 @@ impl Runtime {
     /// Starts each agent's worker pool and breaker, recording agent, triage and bus metrics in
     /// `metrics` (queue depths, breaker states and the bus's totals are read from the runtime
     /// when the metrics are gathered). No actor runs until [`Runtime::start_local`].
-    pub fn new(kb: Arc<KnowledgeBase>, models: Vec<Arc<dyn AgentModel>>, settings: impl Fn(AgentKind) -> AgentSettings, bus: Bus, metrics: &metrics::Metrics) -> Runtime {
+    pub fn new(
+        kb: Arc<KnowledgeBase>,
+        models: Vec<Arc<dyn AgentModel>>,
+        settings: impl Fn(AgentKind) -> AgentSettings,
+        bus: Bus,
+        metrics: &metrics::Metrics,
+    ) -> Runtime {
         let mut agents = Vec::with_capacity(models.len());
         let mut gauges = Vec::with_capacity(models.len());
         for model in models {
@@ -95,7 +101,10 @@ impl Runtime {
         });
         let b = bus.clone();
         metrics.on_gather(move |m| m.set_bus(b.published(), b.dropped(), b.subscribers()));
-        let outcomes = Arc::new(OutcomeMetrics { levels: TriageLevel::ALL.map(|l| metrics.level(l.as_str())), degraded: metrics.degraded() });
+        let outcomes = Arc::new(OutcomeMetrics {
+            levels: TriageLevel::ALL.map(|l| metrics.level(l.as_str())),
+            degraded: metrics.degraded(),
+        });
         Runtime { agents, kb, bus, outcomes }
     }
 
@@ -116,7 +125,13 @@ impl Runtime {
                 Supervisor::start(move |_| AgentActor::of(agent))
             })
             .collect();
-        Coordinator { agents, kb: self.kb.clone(), bus: self.bus.clone(), outcomes: self.outcomes.clone() }.start()
+        Coordinator {
+            agents,
+            kb: self.kb.clone(),
+            bus: self.bus.clone(),
+            outcomes: self.outcomes.clone(),
+        }
+        .start()
     }
 }
 
@@ -124,7 +139,12 @@ impl Coordinator {
     /// Starts one supervised actor per agent model and the coordinator, in the current actix
     /// system. Returns the coordinator's address and each agent's live stats. Metrics go to a
     /// registry of their own; see [`Coordinator::start_with_metrics`].
-    pub fn start(kb: Arc<KnowledgeBase>, models: Vec<Arc<dyn AgentModel>>, settings: impl Fn(AgentKind) -> AgentSettings, bus: Bus) -> (Addr<Coordinator>, Vec<AgentStats>) {
+    pub fn start(
+        kb: Arc<KnowledgeBase>,
+        models: Vec<Arc<dyn AgentModel>>,
+        settings: impl Fn(AgentKind) -> AgentSettings,
+        bus: Bus,
+    ) -> (Addr<Coordinator>, Vec<AgentStats>) {
         Self::start_with_metrics(kb, models, settings, bus, &metrics::Metrics::new())
     }
 
@@ -149,12 +169,27 @@ fn finding_ids(kb: &KnowledgeBase, f: &[ExtractedFinding], present: bool) -> Vec
 fn event_of(kb: &KnowledgeBase, reply: &AgentReply) -> Option<DiagnosisEventKind> {
     let latency_ms = reply.latency_ms;
     Some(match reply.output.as_ref()? {
-        AgentOutput::Findings(f) => DiagnosisEventKind::FindingsExtracted { present: finding_ids(kb, f, true), absent: finding_ids(kb, f, false), latency_ms },
-        AgentOutput::Conditions(c) => DiagnosisEventKind::ConditionsRanked {
-            top: c.iter().take(5).map(|r| RankedCode { id: kb.conditions[r.condition].id.clone(), icd10: kb.conditions[r.condition].icd10.clone(), probability: r.probability }).collect(),
+        AgentOutput::Findings(f) => DiagnosisEventKind::FindingsExtracted {
+            present: finding_ids(kb, f, true),
+            absent: finding_ids(kb, f, false),
             latency_ms,
         },
-        AgentOutput::Care(a) => DiagnosisEventKind::CareRetrieved { advice: a.iter().map(|r| kb.advice[r.advice].id.clone()).collect(), latency_ms },
+        AgentOutput::Conditions(c) => DiagnosisEventKind::ConditionsRanked {
+            top: c
+                .iter()
+                .take(5)
+                .map(|r| RankedCode {
+                    id: kb.conditions[r.condition].id.clone(),
+                    icd10: kb.conditions[r.condition].icd10.clone(),
+                    probability: r.probability,
+                })
+                .collect(),
+            latency_ms,
+        },
+        AgentOutput::Care(a) => DiagnosisEventKind::CareRetrieved {
+            advice: a.iter().map(|r| kb.advice[r.advice].id.clone()).collect(),
+            latency_ms,
+        },
         AgentOutput::Emergency(e) => DiagnosisEventKind::EmergencyAssessed {
             level: e.level.as_str().into(),
             red_flags: e.red_flags.iter().map(|&r| kb.rules[r].id.clone()).collect(),
@@ -181,69 +216,114 @@ impl Handler<Triage> for Coordinator {
             tracing::info_span!(parent: &parent, "triage", report_id = %id, level = tracing::field::Empty, degraded = tracing::field::Empty)
         };
         let triage_span = span.clone();
-        Box::pin(tracing::Instrument::instrument(async move {
-            let started = Instant::now();
-            let mut events = Vec::with_capacity(8);
-            events.push(bus.publish_owned(id, owner, DiagnosisEventKind::TriageReceived { text_chars: input.text.chars().count(), structured_findings: input.findings.len(), has_vitals: !input.vitals.is_empty() }));
-            // All four at once; each answer is published as soon as it arrives, so an
-            // emergency assessment goes out before the slower agents finish.
-            let calls = agents.iter().zip(AgentKind::ALL).map(|(addr, kind)| {
-                let (input, kb, bus) = (input.clone(), kb.clone(), bus.clone());
-                let agent_span = if triage_span.is_disabled() {
-                    tracing::Span::none()
-                } else {
-                    tracing::info_span!(
-                        parent: &triage_span,
-                        "agent",
-                        agent = kind.as_str(),
-                        outcome = tracing::field::Empty,
-                        breaker = tracing::field::Empty,
-                        batch_size = tracing::field::Empty,
-                        queue_wait_us = tracing::field::Empty,
-                        inference_us = tracing::field::Empty
-                    )
-                };
-                async move {
-                    let reply = match addr.send(Infer(input)).await {
-                        Ok(r) => r,
-                        Err(_) => AgentReply { kind, version: String::new(), status: AgentStatus::Failed, output: None, latency_ms: 0.0, run: None, breaker: "closed" },
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let started = Instant::now();
+                let mut events = Vec::with_capacity(8);
+                events.push(bus.publish_owned(
+                    id,
+                    owner,
+                    DiagnosisEventKind::TriageReceived {
+                        text_chars: input.text.chars().count(),
+                        structured_findings: input.findings.len(),
+                        has_vitals: !input.vitals.is_empty(),
+                    },
+                ));
+                // All four at once; each answer is published as soon as it arrives, so an
+                // emergency assessment goes out before the slower agents finish.
+                let calls = agents.iter().zip(AgentKind::ALL).map(|(addr, kind)| {
+                    let (input, kb, bus) = (input.clone(), kb.clone(), bus.clone());
+                    let agent_span = if triage_span.is_disabled() {
+                        tracing::Span::none()
+                    } else {
+                        tracing::info_span!(
+                            parent: &triage_span,
+                            "agent",
+                            agent = kind.as_str(),
+                            outcome = tracing::field::Empty,
+                            breaker = tracing::field::Empty,
+                            batch_size = tracing::field::Empty,
+                            queue_wait_us = tracing::field::Empty,
+                            inference_us = tracing::field::Empty
+                        )
                     };
-                    agent_span.record("outcome", reply.status.as_str());
-                    agent_span.record("breaker", reply.breaker);
-                    if let Some(run) = reply.run {
-                        agent_span.record("batch_size", run.batch_size as u64);
-                        agent_span.record("queue_wait_us", run.queue_wait.as_micros() as u64);
-                        agent_span.record("inference_us", run.inference.as_micros() as u64);
+                    async move {
+                        let reply = match addr.send(Infer(input)).await {
+                            Ok(r) => r,
+                            Err(_) => AgentReply {
+                                kind,
+                                version: String::new(),
+                                status: AgentStatus::Failed,
+                                output: None,
+                                latency_ms: 0.0,
+                                run: None,
+                                breaker: "closed",
+                            },
+                        };
+                        agent_span.record("outcome", reply.status.as_str());
+                        agent_span.record("breaker", reply.breaker);
+                        if let Some(run) = reply.run {
+                            agent_span.record("batch_size", run.batch_size as u64);
+                            agent_span.record("queue_wait_us", run.queue_wait.as_micros() as u64);
+                            agent_span.record("inference_us", run.inference.as_micros() as u64);
+                        }
+                        drop(agent_span);
+                        let published =
+                            event_of(&kb, &reply).map(|ev| bus.publish_owned(id, owner, ev));
+                        (reply, published)
                     }
-                    drop(agent_span);
-                    let published = event_of(&kb, &reply).map(|ev| bus.publish_owned(id, owner, ev));
-                    (reply, published)
+                });
+                let mut replies = Vec::with_capacity(AgentKind::ALL.len());
+                for (reply, published) in futures::future::join_all(calls).await {
+                    replies.push(reply);
+                    events.extend(published);
                 }
-            });
-            let mut replies = Vec::with_capacity(AgentKind::ALL.len());
-            for (reply, published) in futures::future::join_all(calls).await {
-                replies.push(reply);
-                events.extend(published);
-            }
-            // In publishing order, as a subscriber saw them.
-            events.sort_by_key(|e| e.seq);
-            if replies.iter().all(|r| r.status == AgentStatus::Overloaded) {
-                return Err(Overloaded);
-            }
-            let runs = replies.into_iter().map(|r| (AgentRun { kind: r.kind, version: r.version, status: r.status, latency_ms: r.latency_ms }, r.output));
-            let mut out = Outcome::merge(&kb, &input, runs);
-            for r in out.runs.iter().filter(|r| r.status != AgentStatus::Ok) {
-                events.push(bus.publish_owned(id, owner, DiagnosisEventKind::AgentDegraded { agent: r.kind.as_str().into(), status: r.status.as_str().into() }));
-            }
-            out.total_ms = started.elapsed().as_secs_f64() * 1e3;
-            outcomes.levels[out.decision.level.index()].inc();
-            if out.degraded {
-                outcomes.degraded.inc();
-            }
-            events.push(bus.publish_owned(id, owner, DiagnosisEventKind::TriageCompleted { level: out.decision.level.as_str().into(), degraded: out.degraded, total_ms: out.total_ms }));
-            triage_span.record("level", out.decision.level.as_str());
-            triage_span.record("degraded", out.degraded);
-            Ok(Triaged { outcome: out, events })
-        }, span))
+                // In publishing order, as a subscriber saw them.
+                events.sort_by_key(|e| e.seq);
+                if replies.iter().all(|r| r.status == AgentStatus::Overloaded) {
+                    return Err(Overloaded);
+                }
+                let runs = replies.into_iter().map(|r| {
+                    (
+                        AgentRun {
+                            kind: r.kind,
+                            version: r.version,
+                            status: r.status,
+                            latency_ms: r.latency_ms,
+                        },
+                        r.output,
+                    )
+                });
+                let mut out = Outcome::merge(&kb, &input, runs);
+                for r in out.runs.iter().filter(|r| r.status != AgentStatus::Ok) {
+                    events.push(bus.publish_owned(
+                        id,
+                        owner,
+                        DiagnosisEventKind::AgentDegraded {
+                            agent: r.kind.as_str().into(),
+                            status: r.status.as_str().into(),
+                        },
+                    ));
+                }
+                out.total_ms = started.elapsed().as_secs_f64() * 1e3;
+                outcomes.levels[out.decision.level.index()].inc();
+                if out.degraded {
+                    outcomes.degraded.inc();
+                }
+                events.push(bus.publish_owned(
+                    id,
+                    owner,
+                    DiagnosisEventKind::TriageCompleted {
+                        level: out.decision.level.as_str().into(),
+                        degraded: out.degraded,
+                        total_ms: out.total_ms,
+                    },
+                ));
+                triage_span.record("level", out.decision.level.as_str());
+                triage_span.record("degraded", out.degraded);
+                Ok(Triaged { outcome: out, events })
+            },
+            span,
+        ))
     }
 }

@@ -1,6 +1,5 @@
 //! A bounded pool of worker threads that owns one agent's model and runs micro-batches.
 
-use triage::{AgentModel, AgentOutput};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 use kb::Case;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -8,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use triage::{AgentModel, AgentOutput};
 
 /// Why a job did not produce an output.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,7 +55,14 @@ impl Pool {
     /// Starts `workers` threads sharing `model`, a queue of `queue` jobs, batches of at most
     /// `max_batch` gathered for at most `max_wait` after the first job arrives. Each batch's
     /// size is observed in `batch_sizes`.
-    pub fn start(model: Arc<dyn AgentModel>, workers: usize, queue: usize, max_batch: usize, max_wait: Duration, batch_sizes: metrics::Histogram) -> Pool {
+    pub fn start(
+        model: Arc<dyn AgentModel>,
+        workers: usize,
+        queue: usize,
+        max_batch: usize,
+        max_wait: Duration,
+        batch_sizes: metrics::Histogram,
+    ) -> Pool {
         let (tx, rx) = bounded::<Job>(queue.max(1));
         let counters = Arc::new(PoolCounters::default());
         for i in 0..workers.max(1) {
@@ -73,7 +80,10 @@ impl Pool {
 
     /// Queues one request; the answer arrives on the returned receiver. Never blocks: a full
     /// queue is an immediate error, so callers can answer 503 instead of waiting.
-    pub fn submit(&self, input: Arc<Case>) -> Result<oneshot::Receiver<Result<(AgentOutput, RunStats), PoolError>>, PoolError> {
+    pub fn submit(
+        &self,
+        input: Arc<Case>,
+    ) -> Result<oneshot::Receiver<Result<(AgentOutput, RunStats), PoolError>>, PoolError> {
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { input, enqueued: Instant::now(), reply }) {
             Ok(()) => {
@@ -90,7 +100,14 @@ impl Pool {
     }
 }
 
-fn worker(model: Arc<dyn AgentModel>, rx: Receiver<Job>, max_batch: usize, max_wait: Duration, counters: Arc<PoolCounters>, batch_sizes: metrics::Histogram) {
+fn worker(
+    model: Arc<dyn AgentModel>,
+    rx: Receiver<Job>,
+    max_batch: usize,
+    max_wait: Duration,
+    counters: Arc<PoolCounters>,
+    batch_sizes: metrics::Histogram,
+) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         let until = Instant::now() + max_wait;
@@ -124,7 +141,11 @@ fn worker(model: Arc<dyn AgentModel>, rx: Receiver<Job>, max_batch: usize, max_w
         match result {
             Ok(outputs) if outputs.len() == jobs.len() => {
                 for (job, out) in jobs.into_iter().zip(outputs) {
-                    let stats = RunStats { batch_size, queue_wait: started.saturating_duration_since(job.enqueued), inference };
+                    let stats = RunStats {
+                        batch_size,
+                        queue_wait: started.saturating_duration_since(job.enqueued),
+                        inference,
+                    };
                     let _ = job.reply.send(Ok((out, stats)));
                 }
             }

@@ -2,11 +2,13 @@
 //! purpose. The real models are not needed to test what is around them.
 
 use coordinator::{AgentSettings, Coordinator, Overloaded, Triage};
-use triage::{AgentKind, AgentModel, AgentOutput, AgentStatus, Outcome};
-use domain::{CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice, TriageLevel};
+use domain::{
+    CaseInput, EmergencyAssessment, ExtractedFinding, RankedCondition, RetrievedAdvice, TriageLevel,
+};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+use triage::{AgentKind, AgentModel, AgentOutput, AgentStatus, Outcome};
 use uuid::Uuid;
 
 fn kb() -> Arc<kb::KnowledgeBase> {
@@ -25,10 +27,22 @@ struct Double {
 
 impl Double {
     fn new(kind: AgentKind) -> Arc<Double> {
-        Arc::new(Double { kind, delay: Duration::ZERO, fail: AtomicBool::new(false), panic_on: None, calls: AtomicUsize::new(0) })
+        Arc::new(Double {
+            kind,
+            delay: Duration::ZERO,
+            fail: AtomicBool::new(false),
+            panic_on: None,
+            calls: AtomicUsize::new(0),
+        })
     }
     fn slow(kind: AgentKind, delay: Duration) -> Arc<Double> {
-        Arc::new(Double { kind, delay, fail: AtomicBool::new(false), panic_on: None, calls: AtomicUsize::new(0) })
+        Arc::new(Double {
+            kind,
+            delay,
+            fail: AtomicBool::new(false),
+            panic_on: None,
+            calls: AtomicUsize::new(0),
+        })
     }
 }
 
@@ -53,9 +67,18 @@ impl AgentModel for Double {
         batch
             .iter()
             .map(|_| match self.kind {
-                AgentKind::SymptomClassifier => AgentOutput::Findings(vec![ExtractedFinding { finding: 0, present: true, probability: 0.9 }]),
-                AgentKind::ConditionMatcher => AgentOutput::Conditions(vec![RankedCondition { condition: 0, probability: 0.2 }]),
-                AgentKind::TreatmentRetriever => AgentOutput::Care(vec![RetrievedAdvice { advice: 0, score: 0.8 }]),
+                AgentKind::SymptomClassifier => AgentOutput::Findings(vec![ExtractedFinding {
+                    finding: 0,
+                    present: true,
+                    probability: 0.9,
+                }]),
+                AgentKind::ConditionMatcher => AgentOutput::Conditions(vec![RankedCondition {
+                    condition: 0,
+                    probability: 0.2,
+                }]),
+                AgentKind::TreatmentRetriever => {
+                    AgentOutput::Care(vec![RetrievedAdvice { advice: 0, score: 0.8 }])
+                }
                 AgentKind::EmergencyDetector => AgentOutput::Emergency(EmergencyAssessment {
                     level: TriageLevel::SelfCare,
                     model_level: TriageLevel::SelfCare,
@@ -85,7 +108,15 @@ fn input(text: &str) -> Arc<kb::Case> {
 }
 
 async fn triage(addr: &actix::Addr<Coordinator>, text: &str) -> Result<Outcome, Overloaded> {
-    addr.send(Triage { id: Uuid::new_v4(), input: input(text), span: tracing::Span::none(), owner: None }).await.expect("coordinator alive").map(|t| t.outcome)
+    addr.send(Triage {
+        id: Uuid::new_v4(),
+        input: input(text),
+        span: tracing::Span::none(),
+        owner: None,
+    })
+    .await
+    .expect("coordinator alive")
+    .map(|t| t.outcome)
 }
 
 fn status(o: &Outcome, kind: AgentKind) -> AgentStatus {
@@ -102,8 +133,10 @@ fn as_models(d: &[Arc<Double>]) -> Vec<Arc<dyn AgentModel>> {
 
 #[actix_rt::test]
 async fn wall_time_is_the_slowest_agent_not_the_sum() {
-    let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(200))).collect();
-    let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
+    let d: Vec<Arc<Double>> =
+        AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(200))).collect();
+    let (addr, _) =
+        Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
     let t = Instant::now();
     let o = triage(&addr, "headache").await.unwrap();
     let took = t.elapsed();
@@ -117,7 +150,8 @@ async fn one_agent_down_at_a_time_keeps_the_safety_floor() {
     for down in AgentKind::ALL {
         let d = doubles();
         d.iter().find(|x| x.kind == down).unwrap().fail.store(true, Ordering::SeqCst);
-        let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
+        let (addr, _) =
+            Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
         let o = triage(&addr, "a mild cold").await.unwrap();
         assert!(o.degraded, "{down:?}");
         assert_eq!(status(&o, down), AgentStatus::Failed, "{down:?}");
@@ -131,7 +165,9 @@ async fn one_agent_down_at_a_time_keeps_the_safety_floor() {
                 assert!(o.decision.floor_applied);
                 assert!(o.decision.level <= TriageLevel::Consultation, "{}", o.decision.level);
             }
-            AgentKind::ConditionMatcher => assert!(o.conditions.is_none(), "no guessing without the matcher"),
+            AgentKind::ConditionMatcher => {
+                assert!(o.conditions.is_none(), "no guessing without the matcher")
+            }
             AgentKind::SymptomClassifier => assert!(o.findings.is_none()),
             AgentKind::TreatmentRetriever => assert!(o.care.is_none()),
         }
@@ -145,8 +181,10 @@ async fn one_agent_down_at_a_time_keeps_the_safety_floor() {
 async fn red_flag_rules_still_run_without_the_emergency_detector() {
     let d = doubles();
     d[3].fail.store(true, Ordering::SeqCst);
-    let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
-    let o = triage(&addr, "her face has dropped on one side and her speech is slurred").await.unwrap();
+    let (addr, _) =
+        Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256));
+    let o =
+        triage(&addr, "her face has dropped on one side and her speech is slurred").await.unwrap();
     assert_eq!(o.decision.level, TriageLevel::EmergencyAmbulance);
     assert!(!o.decision.red_flags.is_empty());
 }
@@ -155,19 +193,42 @@ async fn red_flag_rules_still_run_without_the_emergency_detector() {
 async fn a_slow_agent_times_out_and_the_answer_is_degraded() {
     let mut d = doubles();
     d[1] = Double::slow(AgentKind::ConditionMatcher, Duration::from_millis(400));
-    let (addr, _) = Coordinator::start(kb(), as_models(&d), |k| AgentSettings { deadline: if k == AgentKind::ConditionMatcher { Duration::from_millis(100) } else { Duration::from_secs(1) }, ..settings() }, bus::Bus::new(256, 256));
+    let (addr, _) = Coordinator::start(
+        kb(),
+        as_models(&d),
+        |k| AgentSettings {
+            deadline: if k == AgentKind::ConditionMatcher {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_secs(1)
+            },
+            ..settings()
+        },
+        bus::Bus::new(256, 256),
+    );
     let t = Instant::now();
     let o = triage(&addr, "cough").await.unwrap();
     assert_eq!(status(&o, AgentKind::ConditionMatcher), AgentStatus::Timeout);
     assert!(o.degraded && o.conditions.is_none());
-    assert!(t.elapsed() < Duration::from_millis(350), "the deadline bounds the wait: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(350),
+        "the deadline bounds the wait: {:?}",
+        t.elapsed()
+    );
 }
 
 #[actix_rt::test]
 async fn breaker_opens_after_failures_and_closes_after_recovery() {
     let d = doubles();
     let bus = bus::Bus::new(1024, 1024);
-    let mut sub = bus.subscribe(bus::Filter { types: Some(vec!["breaker_state_changed".into()]), levels: None, owner: None }, None);
+    let mut sub = bus.subscribe(
+        bus::Filter {
+            types: Some(vec!["breaker_state_changed".into()]),
+            levels: None,
+            owner: None,
+        },
+        None,
+    );
     let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus.clone());
     d[0].fail.store(true, Ordering::SeqCst);
     for _ in 0..3 {
@@ -177,7 +238,11 @@ async fn breaker_opens_after_failures_and_closes_after_recovery() {
     let calls_before = d[0].calls.load(Ordering::SeqCst);
     let o = triage(&addr, "x").await.unwrap();
     assert_eq!(status(&o, AgentKind::SymptomClassifier), AgentStatus::CircuitOpen);
-    assert_eq!(d[0].calls.load(Ordering::SeqCst), calls_before, "an open breaker does not call the agent");
+    assert_eq!(
+        d[0].calls.load(Ordering::SeqCst),
+        calls_before,
+        "an open breaker does not call the agent"
+    );
     assert_eq!(stats[0].breaker_state.load(Ordering::SeqCst), 1);
     // The agent recovers; after the back-off the breaker lets a trial call through and closes.
     d[0].fail.store(false, Ordering::SeqCst);
@@ -198,17 +263,31 @@ async fn breaker_opens_after_failures_and_closes_after_recovery() {
         }
     }
     assert_eq!(states[0], "open");
-    assert!(states.contains(&"closed".to_string()) || states.contains(&"half_open".to_string()), "{states:?}");
+    assert!(
+        states.contains(&"closed".to_string()) || states.contains(&"half_open".to_string()),
+        "{states:?}"
+    );
 }
 
 #[actix_rt::test]
 async fn a_panic_in_inference_is_a_failure_and_the_agent_goes_on() {
     let mut d = doubles();
-    d[2] = Arc::new(Double { kind: AgentKind::TreatmentRetriever, delay: Duration::ZERO, fail: AtomicBool::new(false), panic_on: Some("boom"), calls: AtomicUsize::new(0) });
+    d[2] = Arc::new(Double {
+        kind: AgentKind::TreatmentRetriever,
+        delay: Duration::ZERO,
+        fail: AtomicBool::new(false),
+        panic_on: Some("boom"),
+        calls: AtomicUsize::new(0),
+    });
     // A long deadline: with RUST_BACKTRACE set, printing the panic's backtrace from a debug
     // build on a loaded machine can take longer than the usual one, and this test is about
     // the panic, not the deadline.
-    let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| AgentSettings { deadline: Duration::from_secs(30), ..settings() }, bus::Bus::new(256, 256));
+    let (addr, stats) = Coordinator::start(
+        kb(),
+        as_models(&d),
+        |_| AgentSettings { deadline: Duration::from_secs(30), ..settings() },
+        bus::Bus::new(256, 256),
+    );
     let o = triage(&addr, "boom").await.unwrap();
     assert_eq!(status(&o, AgentKind::TreatmentRetriever), AgentStatus::Failed);
     let o = triage(&addr, "fine now").await.unwrap();
@@ -218,12 +297,28 @@ async fn a_panic_in_inference_is_a_failure_and_the_agent_goes_on() {
 
 #[actix_rt::test]
 async fn full_queues_everywhere_is_overloaded() {
-    let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(300))).collect();
-    let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| AgentSettings { queue: 1, max_batch: 1, ..settings() }, bus::Bus::new(256, 256));
+    let d: Vec<Arc<Double>> =
+        AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(300))).collect();
+    let (addr, _) = Coordinator::start(
+        kb(),
+        as_models(&d),
+        |_| AgentSettings { queue: 1, max_batch: 1, ..settings() },
+        bus::Bus::new(256, 256),
+    );
     // One request busy in each worker, one waiting in each queue: the next finds them all full.
-    let a = addr.send(Triage { id: Uuid::new_v4(), input: input("a"), span: tracing::Span::none(), owner: None });
+    let a = addr.send(Triage {
+        id: Uuid::new_v4(),
+        input: input("a"),
+        span: tracing::Span::none(),
+        owner: None,
+    });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let b = addr.send(Triage { id: Uuid::new_v4(), input: input("b"), span: tracing::Span::none(), owner: None });
+    let b = addr.send(Triage {
+        id: Uuid::new_v4(),
+        input: input("b"),
+        span: tracing::Span::none(),
+        owner: None,
+    });
     tokio::time::sleep(Duration::from_millis(50)).await;
     let c = triage(&addr, "c").await;
     assert_eq!(c.err(), Some(Overloaded));
@@ -233,9 +328,20 @@ async fn full_queues_everywhere_is_overloaded() {
 
 #[actix_rt::test]
 async fn micro_batches_form_from_waiting_requests() {
-    let d: Vec<Arc<Double>> = AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(50))).collect();
-    let (addr, stats) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(4096, 256));
-    let calls: Vec<_> = (0..16).map(|i| addr.send(Triage { id: Uuid::new_v4(), input: input(&format!("req {i}")), span: tracing::Span::none(), owner: None })).collect();
+    let d: Vec<Arc<Double>> =
+        AgentKind::ALL.iter().map(|&k| Double::slow(k, Duration::from_millis(50))).collect();
+    let (addr, stats) =
+        Coordinator::start(kb(), as_models(&d), |_| settings(), bus::Bus::new(4096, 256));
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            addr.send(Triage {
+                id: Uuid::new_v4(),
+                input: input(&format!("req {i}")),
+                span: tracing::Span::none(),
+                owner: None,
+            })
+        })
+        .collect();
     for c in futures::future::join_all(calls).await {
         assert!(!c.unwrap().unwrap().outcome.degraded);
     }
@@ -255,15 +361,33 @@ async fn agent_outcomes_levels_and_breaker_states_reach_the_metrics() {
     let mut d = doubles();
     d[1] = Double::slow(AgentKind::ConditionMatcher, Duration::from_millis(400));
     let metrics = metrics::Metrics::new();
-    let deadline = |k| if k == AgentKind::ConditionMatcher { Duration::from_millis(100) } else { Duration::from_secs(5) };
-    let (addr, _) = Coordinator::start_with_metrics(kb(), as_models(&d), |k| AgentSettings { deadline: deadline(k), breaker_backoff: Duration::from_secs(30), breaker_backoff_max: Duration::from_secs(30), ..settings() }, bus::Bus::new(256, 256), &metrics);
+    let deadline = |k| {
+        if k == AgentKind::ConditionMatcher {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(5)
+        }
+    };
+    let (addr, _) = Coordinator::start_with_metrics(
+        kb(),
+        as_models(&d),
+        |k| AgentSettings {
+            deadline: deadline(k),
+            breaker_backoff: Duration::from_secs(30),
+            breaker_backoff_max: Duration::from_secs(30),
+            ..settings()
+        },
+        bus::Bus::new(256, 256),
+        &metrics,
+    );
     d[0].fail.store(true, Ordering::SeqCst);
     // Three failures (and three timeouts) open both breakers; the fourth call is refused.
     for _ in 0..4 {
         assert!(triage(&addr, "x").await.unwrap().degraded);
     }
     let text = metrics.render();
-    let at = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
+    let at =
+        |series: &str| sample(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"));
     assert_eq!(at("triagent_agent_failures_total{agent=\"symptom_classifier\"}"), 3.0);
     assert_eq!(at("triagent_agent_circuit_open_total{agent=\"symptom_classifier\"}"), 1.0);
     assert_eq!(at("triagent_agent_breaker_state{agent=\"symptom_classifier\"}"), 1.0);
@@ -287,7 +411,13 @@ async fn agent_outcomes_levels_and_breaker_states_reach_the_metrics() {
 async fn coordinators_on_two_threads_share_each_agents_pool_and_breaker() {
     // As the service runs: one coordinator per HTTP worker thread over the same agents.
     let d = doubles();
-    let runtime = coordinator::Runtime::new(kb(), as_models(&d), |_| settings(), bus::Bus::new(256, 256), &metrics::Metrics::new());
+    let runtime = coordinator::Runtime::new(
+        kb(),
+        as_models(&d),
+        |_| settings(),
+        bus::Bus::new(256, 256),
+        &metrics::Metrics::new(),
+    );
     let here = runtime.start_local();
     let arbiter = actix_rt::Arbiter::new();
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -317,11 +447,19 @@ async fn coordinators_on_two_threads_share_each_agents_pool_and_breaker() {
 async fn a_triage_hands_back_every_event_it_published_in_order() {
     let d = doubles();
     // One agent fails, so the answer also carries an `agent_degraded` event.
-    d.iter().find(|x| x.kind == AgentKind::TreatmentRetriever).unwrap().fail.store(true, Ordering::SeqCst);
+    d.iter()
+        .find(|x| x.kind == AgentKind::TreatmentRetriever)
+        .unwrap()
+        .fail
+        .store(true, Ordering::SeqCst);
     let bus = bus::Bus::new(256, 256);
     let (addr, _) = Coordinator::start(kb(), as_models(&d), |_| settings(), bus.clone());
     let id = Uuid::new_v4();
-    let t = addr.send(Triage { id, input: input("headache"), span: tracing::Span::none(), owner: None }).await.unwrap().unwrap();
+    let t = addr
+        .send(Triage { id, input: input("headache"), span: tracing::Span::none(), owner: None })
+        .await
+        .unwrap()
+        .unwrap();
     let kinds: Vec<&str> = t.events.iter().map(|e| e.type_name()).collect();
     assert_eq!(kinds.first(), Some(&"triage_received"), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&"triage_completed"), "{kinds:?}");

@@ -113,13 +113,8 @@ pub enum AgeBand {
 }
 
 impl AgeBand {
-    pub const ALL: [AgeBand; 5] = [
-        AgeBand::Infant,
-        AgeBand::Child,
-        AgeBand::Adolescent,
-        AgeBand::Adult,
-        AgeBand::Older,
-    ];
+    pub const ALL: [AgeBand; 5] =
+        [AgeBand::Infant, AgeBand::Child, AgeBand::Adolescent, AgeBand::Adult, AgeBand::Older];
 
     pub fn of_age(years: f32) -> AgeBand {
         if years < 1.0 {

@@ -7,7 +7,8 @@ use std::sync::Arc;
 fn main() {
     let kb = Arc::new(kb::load_dir(&kb::default_dir()).expect("kb"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).expect("device");
-    let models = triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("models");
+    let models =
+        triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("models");
     let runner = triage::Runner::of(Arc::new(models));
     for line in std::io::stdin().lines().map_while(Result::ok) {
         let text = line.trim();
@@ -15,7 +16,13 @@ fn main() {
             continue;
         }
         let d = textfeat::read_demographics(text);
-        let input = CaseInput { text: text.to_string(), age: d.age, sex: d.sex.unwrap_or(Sex::Unknown), findings: Vec::new(), vitals: Default::default() };
+        let input = CaseInput {
+            text: text.to_string(),
+            age: d.age,
+            sex: d.sex.unwrap_or(Sex::Unknown),
+            findings: Vec::new(),
+            vitals: Default::default(),
+        };
         let t = runner.run(&input, 5, 0);
         let read: Vec<String> = t
             .findings
@@ -29,8 +36,18 @@ fn main() {
             .as_deref()
             .unwrap_or_default()
             .iter()
-            .map(|r| format!("{} {} {:.2}", kb.conditions[r.condition].id, kb.conditions[r.condition].icd10, r.probability))
+            .map(|r| {
+                format!(
+                    "{} {} {:.2}",
+                    kb.conditions[r.condition].id, kb.conditions[r.condition].icd10, r.probability
+                )
+            })
             .collect();
-        println!("{text}\n  read: {}\n  top5: {}\n  level: {}", read.join(" "), top.join(" | "), t.decision.level.as_str());
+        println!(
+            "{text}\n  read: {}\n  top5: {}\n  level: {}",
+            read.join(" "),
+            top.join(" | "),
+            t.decision.level.as_str()
+        );
     }
 }

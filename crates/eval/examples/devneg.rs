@@ -28,7 +28,17 @@ fn main() {
                 continue;
             }
             let gold: Vec<&str> = gold.iter().map(|&g| kb.findings[g].id.as_str()).collect();
-            let got: Vec<String> = read.findings.iter().map(|f| format!("{}{}", if f.is_absent() { "!" } else { "" }, kb.findings[f.finding as usize].id)).collect();
+            let got: Vec<String> = read
+                .findings
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}{}",
+                        if f.is_absent() { "!" } else { "" },
+                        kb.findings[f.finding as usize].id
+                    )
+                })
+                .collect();
             println!("{p}\t{}\t{}", gold.join(" "), got.join(" "));
         }
     }

@@ -6,12 +6,16 @@ use std::sync::Arc;
 fn main() {
     let kb = Arc::new(kb::load_dir(&kb::default_dir()).expect("kb"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).expect("device");
-    let models = triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("models");
+    let models =
+        triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("models");
     let runner = triage::Runner::of(Arc::new(models));
     let vs = eval::load_vignettes(&eval::default_vignettes_path(), &kb).expect("vignettes");
     let test = synth::splits(&kb, 20261123, 0, 0, 6000).test;
-    let mut items: Vec<(String, eval::Item)> = vs.iter().map(|v| (v.id.clone(), eval::Item::from_vignette(v))).collect();
-    items.extend(test.iter().enumerate().map(|(i, c)| (format!("s{i}"), eval::Item::from_case(&kb, c))));
+    let mut items: Vec<(String, eval::Item)> =
+        vs.iter().map(|v| (v.id.clone(), eval::Item::from_vignette(v))).collect();
+    items.extend(
+        test.iter().enumerate().map(|(i, c)| (format!("s{i}"), eval::Item::from_case(&kb, c))),
+    );
     for (id, item) in &items {
         // Every condition the merge weighs (the matcher's top `triage::MAX_CONDITIONS`).
         let t = runner.run(&item.input, triage::MAX_CONDITIONS, 0);

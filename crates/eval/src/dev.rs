@@ -42,7 +42,13 @@ pub fn default_absent_map_path() -> PathBuf {
 
 pub fn load_dev(path: &Path) -> Result<Vec<DevVignette>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines().filter(|l| !l.trim().is_empty()).enumerate().map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("{} line {}: {e}", path.display(), i + 1))
+        })
+        .collect()
 }
 
 fn filled(s: &str) -> Option<&str> {
@@ -60,23 +66,39 @@ impl DevVignette {
         for i in 0..bytes.len() {
             // A new phrase starts at "No" after a comma or full stop.
             let word_end = !bytes.get(i + 2).is_some_and(|b| b.is_ascii_alphanumeric());
-            if i > 0 && s.is_char_boundary(i) && s[i..].starts_with("No") && word_end && s[..i].trim_end().ends_with([',', '.']) {
+            if i > 0
+                && s.is_char_boundary(i)
+                && s[i..].starts_with("No")
+                && word_end
+                && s[..i].trim_end().ends_with([',', '.'])
+            {
                 out.push(s[start..i].to_string());
                 start = i;
             }
         }
         out.push(s[start..].to_string());
-        out.into_iter().map(|p| p.trim_matches(|c: char| c == ' ' || c == '.' || c == ',').trim().to_string()).filter(|p| !p.is_empty()).collect()
+        out.into_iter()
+            .map(|p| p.trim_matches(|c: char| c == ' ' || c == '.' || c == ',').trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect()
     }
 
     /// The usual request: the chief complaint, the presentation, each absent finding as its own
     /// sentence, then the histories.
     pub fn request_text(&self) -> String {
-        let mut t = format!("Chief complaint: {}. {}", self.chief_complaints.trim(), self.presentation.trim());
+        let mut t = format!(
+            "Chief complaint: {}. {}",
+            self.chief_complaints.trim(),
+            self.presentation.trim()
+        );
         for p in self.absent_phrases() {
             let _ = write!(t, " {p}.");
         }
-        for (label, h) in [("Past history", &self.physical_history), ("Family history", &self.family_history), ("Social history", &self.social_history)] {
+        for (label, h) in [
+            ("Past history", &self.physical_history),
+            ("Family history", &self.family_history),
+            ("Social history", &self.social_history),
+        ] {
             if let Some(h) = filled(h) {
                 let _ = write!(t, " {label}: {h}");
             }
@@ -98,7 +120,13 @@ impl DevVignette {
     pub fn item(&self) -> Item {
         let (age, sex) = self.demographics();
         Item {
-            input: CaseInput { text: self.request_text(), age, sex, findings: Vec::new(), vitals: Default::default() },
+            input: CaseInput {
+                text: self.request_text(),
+                age,
+                sex,
+                findings: Vec::new(),
+                vitals: Default::default(),
+            },
             gold_codes: self.gold_icd10.clone(),
             gold_level: TriageLevel::Consultation,
         }
@@ -129,12 +157,22 @@ struct MapEntry {
 
 /// Which findings each "No ..." phrase denies, keyed by `phrase_key` (the map file holds only
 /// the keys, so the dev set's wording is not copied into the repository).
-pub fn load_absent_map(path: &Path, kb: &KnowledgeBase) -> Result<HashMap<String, Vec<usize>>, String> {
+pub fn load_absent_map(
+    path: &Path,
+    kb: &KnowledgeBase,
+) -> Result<HashMap<String, Vec<usize>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file: MapFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = HashMap::new();
     for e in file.phrase {
-        let ids = e.findings.iter().map(|f| kb.finding_idx(f).ok_or_else(|| format!("{}: unknown finding '{f}'", path.display()))).collect::<Result<Vec<_>, _>>()?;
+        let ids = e
+            .findings
+            .iter()
+            .map(|f| {
+                kb.finding_idx(f)
+                    .ok_or_else(|| format!("{}: unknown finding '{f}'", path.display()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         out.insert(e.key, ids);
     }
     Ok(out)
@@ -143,7 +181,9 @@ pub fn load_absent_map(path: &Path, kb: &KnowledgeBase) -> Result<HashMap<String
 /// A phrase's key: 64-bit FNV-1a of the phrase lower-cased with single spaces, in hex.
 pub fn phrase_key(p: &str) -> String {
     let norm = p.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
-    let hash = norm.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = norm
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("{hash:016x}")
 }
 
@@ -165,7 +205,12 @@ pub struct AbsentScore {
 }
 
 /// Reads each "No ..." phrase alone, as the sentence it is in the request.
-pub fn score_absent(kb: &KnowledgeBase, reader: &reading::Reader, cases: &[DevVignette], map: &HashMap<String, Vec<usize>>) -> AbsentScore {
+pub fn score_absent(
+    kb: &KnowledgeBase,
+    reader: &reading::Reader,
+    cases: &[DevVignette],
+    map: &HashMap<String, Vec<usize>>,
+) -> AbsentScore {
     let mut s = AbsentScore::default();
     for v in cases {
         for p in v.absent_phrases() {
@@ -176,7 +221,8 @@ pub fn score_absent(kb: &KnowledgeBase, reader: &reading::Reader, cases: &[DevVi
             };
             let sentence = format!("{p}.");
             let read = reader.read(&sentence, &textfeat::tokenize(&sentence));
-            let present: Vec<&str> = read.present().map(|f| kb.findings[f.finding as usize].id.as_str()).collect();
+            let present: Vec<&str> =
+                read.present().map(|f| kb.findings[f.finding as usize].id.as_str()).collect();
             if !present.is_empty() {
                 s.with_present += 1;
             }
@@ -188,7 +234,17 @@ pub fn score_absent(kb: &KnowledgeBase, reader: &reading::Reader, cases: &[DevVi
             if all && present.is_empty() {
                 s.read_absent += 1;
             } else if s.misses.len() < 40 {
-                let got: Vec<String> = read.findings.iter().map(|f| format!("{}{}", if f.is_absent() { "!" } else { "" }, kb.findings[f.finding as usize].id)).collect();
+                let got: Vec<String> = read
+                    .findings
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{}{}",
+                            if f.is_absent() { "!" } else { "" },
+                            kb.findings[f.finding as usize].id
+                        )
+                    })
+                    .collect();
                 s.misses.push((p.clone(), got.join(" ")));
             }
         }
@@ -209,23 +265,52 @@ pub struct DevScore {
 
 /// The reach: cases some knowledge-base condition's code answers.
 pub fn dev_reach(kb: &KnowledgeBase, cases: &[DevVignette]) -> f64 {
-    let hit = cases.iter().filter(|v| kb.conditions.iter().any(|c| v.gold_icd10.iter().any(|g| dev_code_matches(&c.icd10, g)))).count();
+    let hit = cases
+        .iter()
+        .filter(|v| {
+            kb.conditions.iter().any(|c| v.gold_icd10.iter().any(|g| dev_code_matches(&c.icd10, g)))
+        })
+        .count();
     hit as f64 / cases.len().max(1) as f64
 }
 
 /// Scores ranked code lists (one per case) against the gold.
-pub fn score_dev(name: &str, kb: &KnowledgeBase, cases: &[DevVignette], ranked: &[Vec<String>]) -> DevScore {
+pub fn score_dev(
+    name: &str,
+    kb: &KnowledgeBase,
+    cases: &[DevVignette],
+    ranked: &[Vec<String>],
+) -> DevScore {
     let n = cases.len().max(1) as f64;
-    let within = |k: usize| cases.iter().zip(ranked).filter(|(v, c)| v.gold_rank(c).is_some_and(|r| r < k)).count() as f64 / n;
-    DevScore { name: name.to_string(), n: cases.len(), top1: within(1), top3: within(3), top10: within(10), reach: dev_reach(kb, cases) }
+    let within = |k: usize| {
+        cases.iter().zip(ranked).filter(|(v, c)| v.gold_rank(c).is_some_and(|r| r < k)).count()
+            as f64
+            / n
+    };
+    DevScore {
+        name: name.to_string(),
+        n: cases.len(),
+        top1: within(1),
+        top3: within(3),
+        top10: within(10),
+        reach: dev_reach(kb, cases),
+    }
 }
 
 pub fn dev_markdown(scores: &[DevScore], absent: &AbsentScore) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "## Development vignettes ({} physician-written cases, measured only)\n", scores.first().map_or(0, |d| d.n));
+    let _ = writeln!(
+        s,
+        "## Development vignettes ({} physician-written cases, measured only)\n",
+        scores.first().map_or(0, |d| d.n)
+    );
     let _ = writeln!(s, "| | top-1 | top-3 | top-10 | reach |\n|---|---|---|---|---|");
     for d in scores {
-        let _ = writeln!(s, "| {} | {:.3} | {:.3} | {:.3} | {:.3} |", d.name, d.top1, d.top3, d.top10, d.reach);
+        let _ = writeln!(
+            s,
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            d.name, d.top1, d.top3, d.top10, d.reach
+        );
     }
     let _ = writeln!(
         s,

@@ -10,12 +10,19 @@ mod vignettes;
 
 use domain::{CaseInput, Sex, TriageLevel};
 use kb::{KnowledgeBase, icd10_category};
-use triage::{Models, Runner};
 use std::fmt::Write as _;
 use std::path::Path;
+use triage::{Models, Runner};
 
-pub use dev::{AbsentScore, DevScore, DevVignette, default_absent_map_path, default_dev_path, dev_code_matches, dev_markdown, dev_reach, load_absent_map, load_dev, phrase_key, score_absent, score_dev};
-pub use reading::{Counts, Read, ReadingReport, ReadingScore, ReadingText, default_reading_dir, load_reading, read_with, read_with_lexicon, reading_markdown, score_reading};
+pub use dev::{
+    AbsentScore, DevScore, DevVignette, default_absent_map_path, default_dev_path,
+    dev_code_matches, dev_markdown, dev_reach, load_absent_map, load_dev, phrase_key, score_absent,
+    score_dev,
+};
+pub use reading::{
+    Counts, Read, ReadingReport, ReadingScore, ReadingText, default_reading_dir, load_reading,
+    read_with, read_with_lexicon, reading_markdown, score_reading,
+};
 pub use vignettes::{Vignette, VignetteError, default_vignettes_path, load_vignettes};
 
 /// One evaluation item: the request and what counts as right.
@@ -29,7 +36,11 @@ pub struct Item {
 
 impl Item {
     pub fn from_case(kb: &KnowledgeBase, c: &synth::Case) -> Item {
-        Item { input: c.input(), gold_codes: vec![kb.conditions[c.patient.condition].icd10.clone()], gold_level: c.patient.level }
+        Item {
+            input: c.input(),
+            gold_codes: vec![kb.conditions[c.patient.condition].icd10.clone()],
+            gold_level: c.patient.level,
+        }
     }
 
     pub fn from_vignette(v: &Vignette) -> Item {
@@ -86,9 +97,12 @@ pub struct Report {
 
 pub fn answer(kb: &KnowledgeBase, item: &Item, t: &triage::Outcome) -> Answer {
     let conditions = t.conditions.as_deref().unwrap_or_default();
-    let codes: Vec<&str> = conditions.iter().map(|r| kb.conditions[r.condition].icd10.as_str()).collect();
+    let codes: Vec<&str> =
+        conditions.iter().map(|r| kb.conditions[r.condition].icd10.as_str()).collect();
     let code_rank = codes.iter().position(|c| item.gold_codes.iter().any(|g| g == c));
-    let category_rank = codes.iter().position(|c| item.gold_codes.iter().any(|g| icd10_category(g) == icd10_category(c)));
+    let category_rank = codes
+        .iter()
+        .position(|c| item.gold_codes.iter().any(|g| icd10_category(g) == icd10_category(c)));
     Answer {
         code_rank,
         category_rank,
@@ -126,7 +140,8 @@ pub fn score(name: &str, answers: &[Answer]) -> Report {
             per_level[g] = Some((row[g] as f64 / total as f64, total));
         }
     }
-    let emergencies: Vec<&Answer> = answers.iter().filter(|a| a.gold_level.is_emergency()).collect();
+    let emergencies: Vec<&Answer> =
+        answers.iter().filter(|a| a.gold_level.is_emergency()).collect();
     let missed = emergencies.iter().filter(|a| !a.level.is_emergency()).count();
     let bins = 10;
     let mut rel = vec![(0.0f64, 0.0f64, 0usize); bins];
@@ -136,8 +151,15 @@ pub fn score(name: &str, answers: &[Answer]) -> Report {
         rel[b].1 += f64::from(a.top_correct);
         rel[b].2 += 1;
     }
-    let ece = rel.iter().filter(|r| r.2 > 0).map(|(c, k, m)| (*m as f64 / n) * ((c - k) / *m as f64).abs()).sum();
-    let reliability = rel.into_iter().map(|(c, k, m)| if m > 0 { (c / m as f64, k / m as f64, m) } else { (0.0, 0.0, 0) }).collect();
+    let ece = rel
+        .iter()
+        .filter(|r| r.2 > 0)
+        .map(|(c, k, m)| (*m as f64 / n) * ((c - k) / *m as f64).abs())
+        .sum();
+    let reliability = rel
+        .into_iter()
+        .map(|(c, k, m)| if m > 0 { (c / m as f64, k / m as f64, m) } else { (0.0, 0.0, 0) })
+        .collect();
     Report {
         name: name.to_string(),
         n: answers.len(),
@@ -166,13 +188,28 @@ impl Report {
         let _ = writeln!(s, "| top-1 accuracy (ICD-10 code) | {:.3} |", self.top1);
         let _ = writeln!(s, "| top-3 accuracy (ICD-10 code) | {:.3} |", self.top3);
         let _ = writeln!(s, "| top-10 accuracy (ICD-10 code) | {:.3} |", self.top10);
-        let _ = writeln!(s, "| top-1 / top-3 accuracy (ICD-10 category) | {:.3} / {:.3} |", self.category_top1, self.category_top3);
+        let _ = writeln!(
+            s,
+            "| top-1 / top-3 accuracy (ICD-10 category) | {:.3} / {:.3} |",
+            self.category_top1, self.category_top3
+        );
         let _ = writeln!(s, "| triage accuracy | {:.3} |", self.triage_accuracy);
-        let _ = writeln!(s, "| under-triaged emergencies | {:.3} ({} emergencies) |", self.under_triaged_emergencies, self.emergencies);
+        let _ = writeln!(
+            s,
+            "| under-triaged emergencies | {:.3} ({} emergencies) |",
+            self.under_triaged_emergencies, self.emergencies
+        );
         let _ = writeln!(s, "| over-triage (any level too urgent) | {:.3} |", self.over_triage);
-        let _ = writeln!(s, "| under-triage (any level not urgent enough) | {:.3} |", self.under_triage);
+        let _ = writeln!(
+            s,
+            "| under-triage (any level not urgent enough) | {:.3} |",
+            self.under_triage
+        );
         let _ = writeln!(s, "| expected calibration error (top-1 condition) | {:.3} |\n", self.ece);
-        let _ = writeln!(s, "Triage accuracy per gold level:\n\n| level | accuracy | cases |\n|---|---|---|");
+        let _ = writeln!(
+            s,
+            "Triage accuracy per gold level:\n\n| level | accuracy | cases |\n|---|---|---|"
+        );
         for (i, l) in TriageLevel::ALL.iter().enumerate() {
             match self.per_level[i] {
                 Some((a, n)) => {
@@ -184,27 +221,46 @@ impl Report {
             }
         }
         let _ = writeln!(s, "\nConfusion (rows gold, columns predicted, most urgent first):\n");
-        let _ = writeln!(s, "| gold \\ predicted | {} |", TriageLevel::ALL.map(|l| l.as_str()).join(" | "));
+        let _ = writeln!(
+            s,
+            "| gold \\ predicted | {} |",
+            TriageLevel::ALL.map(|l| l.as_str()).join(" | ")
+        );
         let _ = writeln!(s, "|---|---|---|---|---|---|");
         for (g, row) in self.confusion.iter().enumerate() {
-            let _ = writeln!(s, "| {} | {} |", TriageLevel::ALL[g], row.map(|x| x.to_string()).join(" | "));
+            let _ = writeln!(
+                s,
+                "| {} | {} |",
+                TriageLevel::ALL[g],
+                row.map(|x| x.to_string()).join(" | ")
+            );
         }
         s
     }
 }
 
 /// Writes `report.md` and the plots of each report into `out`.
-pub fn write_reports(out: &Path, header: &str, reports: &[Report], extra: &str) -> std::io::Result<()> {
+pub fn write_reports(
+    out: &Path,
+    header: &str,
+    reports: &[Report],
+    extra: &str,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(out)?;
     let mut md = format!("# Triagent evaluation\n\n{header}\n\n");
     for r in reports {
         md.push_str(&r.markdown());
-        let slug: String = r.name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+        let slug: String = r
+            .name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .collect();
         let rel = format!("{slug}-reliability.png");
         let conf = format!("{slug}-confusion.png");
         plots::reliability(&out.join(&rel), r).map_err(std::io::Error::other)?;
         plots::confusion(&out.join(&conf), r).map_err(std::io::Error::other)?;
-        let _ = writeln!(md, "\n![reliability diagram]({rel})\n\n![triage confusion matrix]({conf})\n");
+        let _ =
+            writeln!(md, "\n![reliability diagram]({rel})\n\n![triage confusion matrix]({conf})\n");
     }
     md.push_str(extra);
     std::fs::write(out.join("report.md"), md)
@@ -216,9 +272,25 @@ pub fn write_reports(out: &Path, header: &str, reports: &[Report], extra: &str) 
 pub fn reading_section(models: &Models, texts: &[ReadingText]) -> (String, Vec<ReadingReport>) {
     let kb = &models.kb;
     let base: Vec<Read> = texts.iter().map(|t| read_with_lexicon(kb, &t.text)).collect();
-    let prepared: Vec<kb::Case> = texts.iter().map(|t| kb.prepare(CaseInput { text: t.text.clone(), age: t.age, sex: t.sex.unwrap_or(Sex::Unknown), findings: Vec::new(), vitals: Default::default() })).collect();
+    let prepared: Vec<kb::Case> = texts
+        .iter()
+        .map(|t| {
+            kb.prepare(CaseInput {
+                text: t.text.clone(),
+                age: t.age,
+                sex: t.sex.unwrap_or(Sex::Unknown),
+                findings: Vec::new(),
+                vitals: Default::default(),
+            })
+        })
+        .collect();
     let refs: Vec<&kb::Case> = prepared.iter().collect();
-    let model: Vec<Read> = models.symptoms.predict_batch(&refs).into_iter().map(|fs| fs.into_iter().map(|f| (kb.findings[f.finding].id.clone(), f.present)).collect()).collect();
+    let model: Vec<Read> = models
+        .symptoms
+        .predict_batch(&refs)
+        .into_iter()
+        .map(|fs| fs.into_iter().map(|f| (kb.findings[f.finding].id.clone(), f.present)).collect())
+        .collect();
     let phrases = kb.reader().without_semantic();
     let layer: Vec<Read> = texts.iter().map(|t| read_with(kb, &phrases, &t.text)).collect();
     let shipped: Vec<Read> = texts.iter().map(|t| read_with(kb, kb.reader(), &t.text)).collect();
@@ -234,7 +306,11 @@ pub fn reading_section(models: &Models, texts: &[ReadingText]) -> (String, Vec<R
 /// The development vignettes' section: the pipeline's differential, the naive-Bayes baseline
 /// beside it, the levels given, the differential's calibration, and the reading of their
 /// negatives.
-pub fn dev_section(runner: &Runner, cases: &[DevVignette], map: &std::collections::HashMap<String, Vec<usize>>) -> DevSection {
+pub fn dev_section(
+    runner: &Runner,
+    cases: &[DevVignette],
+    map: &std::collections::HashMap<String, Vec<usize>>,
+) -> DevSection {
     let kb = runner.kb();
     let items: Vec<Item> = cases.iter().map(DevVignette::item).collect();
     let mut ranked = Vec::with_capacity(items.len());
@@ -244,7 +320,8 @@ pub fn dev_section(runner: &Runner, cases: &[DevVignette], map: &std::collection
         let inputs: Vec<&CaseInput> = chunk.iter().map(|i| &i.input).collect();
         for (t, v) in runner.run_batch(&inputs, 10, 3).into_iter().zip(vs) {
             let conditions = t.conditions.as_deref().unwrap_or_default();
-            let codes: Vec<String> = conditions.iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect();
+            let codes: Vec<String> =
+                conditions.iter().map(|r| kb.conditions[r.condition].icd10.clone()).collect();
             let rank = v.gold_rank(&codes);
             levels[t.decision.level.index()] += 1;
             // The dev set has no gold level: the level fields only fill the shape.
@@ -260,22 +337,41 @@ pub fn dev_section(runner: &Runner, cases: &[DevVignette], map: &std::collection
         }
     }
     let score = score_dev("pipeline", kb, cases, &ranked);
-    let nb: Vec<Vec<String>> = items.iter().map(|i| bayes_top(kb, &i.input, 10).into_iter().map(|c| kb.conditions[c].icd10.clone()).collect()).collect();
+    let nb: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            bayes_top(kb, &i.input, 10)
+                .into_iter()
+                .map(|c| kb.conditions[c].icd10.clone())
+                .collect()
+        })
+        .collect();
     let nb_score = score_dev("naive Bayes over the reading (baseline)", kb, cases, &nb);
     let absent = score_absent(kb, kb.reader(), cases, map);
     let calibration = self::score("Development vignettes", &answers);
     let mut md = dev_markdown(&[score.clone(), nb_score.clone()], &absent);
-    let _ = writeln!(md, "
+    let _ = writeln!(
+        md,
+        "
 Levels given (no gold level in this set), most urgent first:
 
 | emergency_ambulance | emergency | consultation_24 | consultation | self_care |
-|---|---|---|---|---|");
-    let _ = writeln!(md, "| {} | {} | {} | {} | {} |", levels[0], levels[1], levels[2], levels[3], levels[4]);
-    let _ = writeln!(md, "
+|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        md,
+        "| {} | {} | {} | {} | {} |",
+        levels[0], levels[1], levels[2], levels[3], levels[4]
+    );
+    let _ = writeln!(
+        md,
+        "
 Calibration of the top condition's probability (ECE {:.3}):
 
 | mean probability | share right | cases |
-|---|---|---|", calibration.ece);
+|---|---|---|",
+        calibration.ece
+    );
     for &(c, k, m) in calibration.reliability.iter().filter(|r| r.2 > 0) {
         let _ = writeln!(md, "| {c:.2} | {k:.2} | {m} |");
     }

@@ -37,9 +37,17 @@ pub fn reliability(path: &Path, r: &Report) -> Res {
             continue;
         }
         let x0 = i as f64 / 10.0;
-        chart.draw_series(std::iter::once(Rectangle::new([(x0 + 0.01, 0.0), (x0 + 0.09, acc)], BLUE.mix(0.6).filled())))?;
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(x0 + 0.01, 0.0), (x0 + 0.09, acc)],
+            BLUE.mix(0.6).filled(),
+        )))?;
     }
-    chart.draw_series(r.reliability.iter().filter(|b| b.2 > 0).map(|&(c, a, _)| Circle::new((c, a), 4, RED.filled())))?;
+    chart.draw_series(
+        r.reliability
+            .iter()
+            .filter(|b| b.2 > 0)
+            .map(|&(c, a, _)| Circle::new((c, a), 4, RED.filled())),
+    )?;
     root.present()?;
     Ok(())
 }
@@ -61,7 +69,9 @@ pub fn confusion(path: &Path, r: &Report) -> Res {
         .x_labels(5)
         .y_labels(5)
         .x_label_formatter(&|x| match x {
-            SegmentValue::CenterOf(x) => names.get(*x as usize).map_or(String::new(), |s| s.to_string()),
+            SegmentValue::CenterOf(x) => {
+                names.get(*x as usize).map_or(String::new(), |s| s.to_string())
+            }
             _ => String::new(),
         })
         .y_label_formatter(&|y| match y {
@@ -74,10 +84,19 @@ pub fn confusion(path: &Path, r: &Report) -> Res {
         for p in 0..5 {
             let share = r.confusion[g][p] as f64 / total as f64;
             let y = 4 - g as i32;
-            let colour = if g == p { GREEN } else if p > g { RED } else { BLUE };
+            let colour = if g == p {
+                GREEN
+            } else if p > g {
+                RED
+            } else {
+                BLUE
+            };
             let x = p as i32;
             chart.draw_series(std::iter::once(Rectangle::new(
-                [(SegmentValue::Exact(x), SegmentValue::Exact(y)), (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1))],
+                [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ],
                 colour.mix(0.1 + 0.8 * share).filled(),
             )))?;
             chart.draw_series(std::iter::once(Text::new(

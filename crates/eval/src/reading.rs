@@ -63,7 +63,11 @@ pub fn default_reading_dir() -> PathBuf {
 /// Every text of every `*.toml` in `dir`, checked: unique ids, known registers, known finding
 /// ids, no finding in two lists.
 pub fn load_reading(dir: &Path, kb: &KnowledgeBase) -> Result<Vec<ReadingText>, String> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
     files.sort();
     let mut out: Vec<ReadingText> = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -84,7 +88,9 @@ pub fn load_reading(dir: &Path, kb: &KnowledgeBase) -> Result<Vec<ReadingText>, 
                     return Err(bad(format!("unknown finding '{id}'")));
                 }
             }
-            if t.present.iter().any(|p| t.absent.contains(p) || t.uncertain.contains(p)) || t.absent.iter().any(|a| t.uncertain.contains(a)) {
+            if t.present.iter().any(|p| t.absent.contains(p) || t.uncertain.contains(p))
+                || t.absent.iter().any(|a| t.uncertain.contains(a))
+            {
                 return Err(bad("a finding in two lists".into()));
             }
             let mut t = t;
@@ -156,7 +162,10 @@ pub struct ReadingReport {
     pub false_absent: Vec<(String, usize)>,
 }
 
-fn score_one(t: &ReadingText, read: &Read) -> (Counts, Counts, Vec<String>, Vec<String>, Vec<String>) {
+fn score_one(
+    t: &ReadingText,
+    read: &Read,
+) -> (Counts, Counts, Vec<String>, Vec<String>, Vec<String>) {
     let (mut p, mut a) = (Counts::default(), Counts::default());
     let (mut fp, mut miss, mut fa) = (Vec::new(), Vec::new(), Vec::new());
     for (id, present) in read {
@@ -200,7 +209,11 @@ pub fn score_reading(name: &str, texts: &[ReadingText], reads: &[Read]) -> Readi
     for (t, read) in texts.iter().zip(reads) {
         let (p, a, f, m, x) = score_one(t, read);
         let false_present = !f.is_empty();
-        for s in [&mut r.all, r.by_register.entry(t.register.clone()).or_default(), r.by_half.entry(t.half().to_string()).or_default()] {
+        for s in [
+            &mut r.all,
+            r.by_register.entry(t.register.clone()).or_default(),
+            r.by_half.entry(t.half().to_string()).or_default(),
+        ] {
             s.n += 1;
             s.present.add(p);
             s.absent.add(a);
@@ -247,7 +260,8 @@ const HEADER: &str = "| | texts | present precision | present recall | absent pr
 /// One table comparing readers, then each reader's detail.
 pub fn reading_markdown(reports: &[ReadingReport]) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "## Reading benchmark ({} texts)\n", reports.first().map_or(0, |r| r.all.n));
+    let _ =
+        writeln!(s, "## Reading benchmark ({} texts)\n", reports.first().map_or(0, |r| r.all.n));
     let _ = writeln!(s, "{HEADER}");
     for r in reports {
         let _ = writeln!(s, "{}", r.all.row(&r.name));
@@ -260,7 +274,9 @@ pub fn reading_markdown(reports: &[ReadingReport]) -> String {
         for (g, sc) in &r.by_register {
             let _ = writeln!(s, "{}", sc.row(&format!("register: {g}")));
         }
-        let list = |v: &[(String, usize)]| v.iter().map(|(id, n)| format!("{id} ({n})")).collect::<Vec<_>>().join(", ");
+        let list = |v: &[(String, usize)]| {
+            v.iter().map(|(id, n)| format!("{id} ({n})")).collect::<Vec<_>>().join(", ")
+        };
         let _ = writeln!(s, "\nMost common false present findings: {}.\n", list(&r.false_present));
         let _ = writeln!(s, "Most common missed present findings: {}.\n", list(&r.missed_present));
         let _ = writeln!(s, "Most common false absent findings: {}.", list(&r.false_absent));
@@ -270,11 +286,20 @@ pub fn reading_markdown(reports: &[ReadingReport]) -> String {
 
 /// What the plain phrase matcher reads (exact phrases, the tokeniser's negation).
 pub fn read_with_lexicon(kb: &KnowledgeBase, text: &str) -> Read {
-    kb.lexicon().findings(text).into_iter().map(|(i, p)| (kb.findings[i as usize].id.clone(), p)).collect()
+    kb.lexicon()
+        .findings(text)
+        .into_iter()
+        .map(|(i, p)| (kb.findings[i as usize].id.clone(), p))
+        .collect()
 }
 
 /// What a reader reads: findings asserted for the patient, present or absent.
 pub fn read_with(kb: &KnowledgeBase, reader: &reading::Reader, text: &str) -> Read {
     let tokens = textfeat::tokenize(text);
-    reader.read(text, &tokens).asserted().into_iter().map(|(i, p)| (kb.findings[i as usize].id.clone(), p)).collect()
+    reader
+        .read(text, &tokens)
+        .asserted()
+        .into_iter()
+        .map(|(i, p)| (kb.findings[i as usize].id.clone(), p))
+        .collect()
 }

@@ -45,10 +45,12 @@ pub fn default_vignettes_path() -> PathBuf {
 pub fn load_vignettes(path: &Path, kb: &kb::KnowledgeBase) -> Result<Vec<Vignette>, VignetteError> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| VignetteError::Io(name.clone(), e))?;
-    let file: File = toml::from_str(&text).map_err(|e| VignetteError::Parse(name.clone(), e.to_string()))?;
+    let file: File =
+        toml::from_str(&text).map_err(|e| VignetteError::Parse(name.clone(), e.to_string()))?;
     let mut seen = std::collections::HashSet::new();
     for v in &file.vignette {
-        let bad = |m: String| VignetteError::Invalid { file: name.clone(), id: v.id.clone(), message: m };
+        let bad =
+            |m: String| VignetteError::Invalid { file: name.clone(), id: v.id.clone(), message: m };
         if !seen.insert(v.id.clone()) {
             return Err(bad("duplicate id".into()));
         }
@@ -60,7 +62,9 @@ pub fn load_vignettes(path: &Path, kb: &kb::KnowledgeBase) -> Result<Vec<Vignett
         }
         for code in &v.gold_icd10 {
             if !kb.conditions.iter().any(|c| &c.icd10 == code) {
-                return Err(bad(format!("gold code {code} is not the code of any condition in the knowledge base")));
+                return Err(bad(format!(
+                    "gold code {code} is not the code of any condition in the knowledge base"
+                )));
             }
         }
     }

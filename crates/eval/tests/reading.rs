@@ -25,13 +25,41 @@ fn reading_benchmark_stays_above_the_floor_and_beats_the_phrase_matcher() {
     assert!(a.recall() >= FLOOR_ABSENT_RECALL, "absent recall {:.3}", a.recall());
     // The sealed fresh half, which nothing was tuned on.
     let fresh = &r.by_half["fresh"];
-    assert!(fresh.present.precision() >= FLOOR_FRESH_PRESENT_PRECISION, "fresh half present precision {:.3}", fresh.present.precision());
-    assert!(fresh.present.recall() >= FLOOR_FRESH_PRESENT_RECALL, "fresh half present recall {:.3}", fresh.present.recall());
+    assert!(
+        fresh.present.precision() >= FLOOR_FRESH_PRESENT_PRECISION,
+        "fresh half present precision {:.3}",
+        fresh.present.precision()
+    );
+    assert!(
+        fresh.present.recall() >= FLOOR_FRESH_PRESENT_RECALL,
+        "fresh half present recall {:.3}",
+        fresh.present.recall()
+    );
     // The reading must be more precise than the phrase matcher it replaces, and find more.
-    assert!(p.precision() > b.all.present.precision(), "present precision {:.3} vs the matcher's {:.3}", p.precision(), b.all.present.precision());
-    assert!(a.precision() > b.all.absent.precision(), "absent precision {:.3} vs the matcher's {:.3}", a.precision(), b.all.absent.precision());
-    assert!(p.recall() > b.all.present.recall() + 0.1, "recall {:.3} vs the matcher's {:.3}", p.recall(), b.all.present.recall());
-    assert!(a.recall() > b.all.absent.recall(), "absent recall {:.3} vs the matcher's {:.3}", a.recall(), b.all.absent.recall());
+    assert!(
+        p.precision() > b.all.present.precision(),
+        "present precision {:.3} vs the matcher's {:.3}",
+        p.precision(),
+        b.all.present.precision()
+    );
+    assert!(
+        a.precision() > b.all.absent.precision(),
+        "absent precision {:.3} vs the matcher's {:.3}",
+        a.precision(),
+        b.all.absent.precision()
+    );
+    assert!(
+        p.recall() > b.all.present.recall() + 0.1,
+        "recall {:.3} vs the matcher's {:.3}",
+        p.recall(),
+        b.all.present.recall()
+    );
+    assert!(
+        a.recall() > b.all.absent.recall(),
+        "absent recall {:.3} vs the matcher's {:.3}",
+        a.recall(),
+        b.all.absent.recall()
+    );
 }
 
 #[test]
@@ -43,13 +71,21 @@ fn development_vignettes_negatives_are_read_absent() {
     }
     let kb = kb::load_dir(kb::default_dir()).expect("knowledge base");
     let cases = eval::load_dev(&path).expect("dev vignettes load");
-    let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb).expect("absent map loads");
+    let map =
+        eval::load_absent_map(&eval::default_absent_map_path(), &kb).expect("absent map loads");
     let s = eval::score_absent(&kb, kb.reader(), &cases, &map);
     let share = s.read_absent as f64 / s.in_kb.max(1) as f64;
-    println!("{} of {} read absent ({share:.3}); {} with a finding read present; {} unmapped", s.read_absent, s.in_kb, s.with_present, s.unmapped);
+    println!(
+        "{} of {} read absent ({share:.3}); {} with a finding read present; {} unmapped",
+        s.read_absent, s.in_kb, s.with_present, s.unmapped
+    );
     assert_eq!(s.unmapped, 0, "every phrase is in the map");
     assert!(share >= FLOOR_DEV_NEGATIVES, "negatives read absent {share:.3}");
-    assert!(s.with_present <= CEILING_DEV_NEGATIVES_PRESENT, "{} negatives read a finding present", s.with_present);
+    assert!(
+        s.with_present <= CEILING_DEV_NEGATIVES_PRESENT,
+        "{} negatives read a finding present",
+        s.with_present
+    );
 }
 
 // Floors just under the measured figures (docs/eval/report.md, "Reading benchmark"; their

@@ -8,7 +8,8 @@ use std::sync::Arc;
 fn committed_runner() -> (Arc<kb::KnowledgeBase>, triage::Runner) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-    let models = triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("committed models load");
+    let models = triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device)
+        .expect("committed models load");
     (kb, triage::Runner::of(Arc::new(models)))
 }
 
@@ -24,9 +25,21 @@ fn hand_written_vignettes_stay_above_the_floor() {
     assert!(r.top1 >= FLOOR_TOP1, "top-1 {:.3} < {FLOOR_TOP1}", r.top1);
     assert!(r.top3 >= FLOOR_TOP3, "top-3 {:.3} < {FLOOR_TOP3}", r.top3);
     assert!(r.top10 >= FLOOR_TOP10, "top-10 {:.3} < {FLOOR_TOP10}", r.top10);
-    assert!(r.triage_accuracy >= FLOOR_TRIAGE, "triage accuracy {:.3} < {FLOOR_TRIAGE}", r.triage_accuracy);
-    assert!(r.under_triaged_emergencies <= CEILING_UNDER_TRIAGED_EMERGENCIES, "under-triaged emergencies {:.3} > {CEILING_UNDER_TRIAGED_EMERGENCIES}", r.under_triaged_emergencies);
-    assert!(r.over_triage <= CEILING_OVER_TRIAGE, "over-triage {:.3} > {CEILING_OVER_TRIAGE}", r.over_triage);
+    assert!(
+        r.triage_accuracy >= FLOOR_TRIAGE,
+        "triage accuracy {:.3} < {FLOOR_TRIAGE}",
+        r.triage_accuracy
+    );
+    assert!(
+        r.under_triaged_emergencies <= CEILING_UNDER_TRIAGED_EMERGENCIES,
+        "under-triaged emergencies {:.3} > {CEILING_UNDER_TRIAGED_EMERGENCIES}",
+        r.under_triaged_emergencies
+    );
+    assert!(
+        r.over_triage <= CEILING_OVER_TRIAGE,
+        "over-triage {:.3} > {CEILING_OVER_TRIAGE}",
+        r.over_triage
+    );
 }
 
 // Measured with the committed models (docs/eval/report.md): top-1 0.828, top-3 0.939, top-10
@@ -61,7 +74,12 @@ fn development_vignettes_stay_above_the_floor() {
     assert!(d.top10 >= DEV_FLOOR_TOP10, "top-10 {:.3} < {DEV_FLOOR_TOP10}", d.top10);
     assert!(d.reach >= DEV_FLOOR_REACH, "reach {:.3} < {DEV_FLOOR_REACH}", d.reach);
     // The learned differential must earn its place against the knowledge base read plainly.
-    assert!(d.top3 + 1e-9 >= baseline.top3 + 0.05, "top-3 {:.3} is not 5 points above the naive-Bayes baseline's {:.3}", d.top3, baseline.top3);
+    assert!(
+        d.top3 + 1e-9 >= baseline.top3 + 0.05,
+        "top-3 {:.3} is not 5 points above the naive-Bayes baseline's {:.3}",
+        d.top3,
+        baseline.top3
+    );
 }
 
 // Measured with the committed models: top-1 0.485, top-3 0.650, top-10 0.830, reach 0.985;
@@ -77,11 +95,26 @@ const DEV_FLOOR_REACH: f64 = 0.95;
 fn plain_self_limiting_problems_reach_self_care() {
     let (_, runner) = committed_runner();
     for (text, age) in [
-        ("Runny nose, sneezing and a bit of a sore throat for two days. No fever, eating and drinking fine.", 30.0),
-        ("Sore throat since yesterday, it hurts a bit to swallow but I can eat and drink. No fever, no rash.", 25.0),
-        ("Small red painful lump on the edge of my eyelid, like a spot. My vision is fine and the eye is not red.", 35.0),
+        (
+            "Runny nose, sneezing and a bit of a sore throat for two days. No fever, eating and drinking fine.",
+            30.0,
+        ),
+        (
+            "Sore throat since yesterday, it hurts a bit to swallow but I can eat and drink. No fever, no rash.",
+            25.0,
+        ),
+        (
+            "Small red painful lump on the edge of my eyelid, like a spot. My vision is fine and the eye is not red.",
+            35.0,
+        ),
     ] {
-        let input = domain::CaseInput { text: text.into(), age: Some(age), sex: domain::Sex::Unknown, findings: Vec::new(), vitals: Default::default() };
+        let input = domain::CaseInput {
+            text: text.into(),
+            age: Some(age),
+            sex: domain::Sex::Unknown,
+            findings: Vec::new(),
+            vitals: Default::default(),
+        };
         let t = runner.run(&input, 5, 3);
         assert_eq!(t.decision.level, domain::TriageLevel::SelfCare, "{text}: {:?}", t.decision);
     }

@@ -28,9 +28,19 @@ struct Text {
 /// The texts of every `*.toml` of the reading benchmark, files in name order.
 fn texts() -> Vec<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vignettes/reading");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("reading benchmark").map(|e| e.expect("entry").path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("reading benchmark")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
     files.sort();
-    files.iter().flat_map(|f| toml::from_str::<File>(&std::fs::read_to_string(f).expect("read")).expect("parse").text).map(|t| t.text).collect()
+    files
+        .iter()
+        .flat_map(|f| {
+            toml::from_str::<File>(&std::fs::read_to_string(f).expect("read")).expect("parse").text
+        })
+        .map(|t| t.text)
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {

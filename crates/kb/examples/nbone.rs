@@ -4,7 +4,13 @@ use domain::{CaseInput, Sex};
 
 fn show(kb: &kb::KnowledgeBase, text: &str) {
     let d = textfeat::read_demographics(text);
-    let input = CaseInput { text: text.to_string(), age: d.age, sex: d.sex.unwrap_or(Sex::Unknown), findings: Vec::new(), vitals: Default::default() };
+    let input = CaseInput {
+        text: text.to_string(),
+        age: d.age,
+        sex: d.sex.unwrap_or(Sex::Unknown),
+        findings: Vec::new(),
+        vitals: Default::default(),
+    };
     let case = kb.prepare(input);
     let read: Vec<String> = case
         .evidence
@@ -14,7 +20,8 @@ fn show(kb: &kb::KnowledgeBase, text: &str) {
     let post = kb::posterior(&case.prior);
     let mut ranked: Vec<(usize, f32)> = post.iter().copied().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let top: Vec<String> = ranked.iter().take(5).map(|&(c, p)| format!("{} {:.3}", kb.conditions[c].id, p)).collect();
+    let top: Vec<String> =
+        ranked.iter().take(5).map(|&(c, p)| format!("{} {:.3}", kb.conditions[c].id, p)).collect();
     println!("{text}\n  read: {}\n  top5: {}", read.join(" "), top.join(" | "));
 }
 

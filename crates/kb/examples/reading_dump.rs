@@ -22,14 +22,20 @@ fn main() {
     let kb = kb::load_dir(kb::default_dir()).expect("knowledge base");
     let plain = kb.reader().without_semantic();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../vignettes/reading");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("reading benchmark").map(|e| e.expect("entry").path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("reading benchmark")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
     files.sort();
     for f in files {
-        let file: File = toml::from_str(&std::fs::read_to_string(&f).expect("read")).expect("parse");
+        let file: File =
+            toml::from_str(&std::fs::read_to_string(&f).expect("read")).expect("parse");
         for t in file.text {
             // Twice with the semantic layer (the second time through its filled cache of words
             // seen), once with the phrases alone.
-            for (pass, reader) in [("cold", kb.reader()), ("warm", kb.reader()), ("plain", &plain)] {
+            for (pass, reader) in [("cold", kb.reader()), ("warm", kb.reader()), ("plain", &plain)]
+            {
                 let reading = reader.read(&t.text, &textfeat::tokenize(&t.text));
                 println!("{} {pass} {}", t.id, reading.findings.len());
                 for r in &reading.findings {

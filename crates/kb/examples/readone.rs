@@ -6,7 +6,8 @@ fn main() {
     if text == "-" {
         for line in std::io::stdin().lines().map_while(Result::ok) {
             let r = kb.reader().read(&line, &textfeat::tokenize(&line));
-            let present: Vec<&str> = r.present().map(|f| kb.findings[f.finding as usize].id.as_str()).collect();
+            let present: Vec<&str> =
+                r.present().map(|f| kb.findings[f.finding as usize].id.as_str()).collect();
             if !present.is_empty() {
                 println!("{line} -> {present:?}");
             }
@@ -15,6 +16,13 @@ fn main() {
     }
     let r = kb.reader().read(&text, &textfeat::tokenize(&text));
     for f in &r.findings {
-        println!("{} {:?} {:?} {:.2} {:?}", kb.findings[f.finding as usize].id, f.assertion, f.via, f.confidence, text.get(f.start as usize..f.end as usize));
+        println!(
+            "{} {:?} {:?} {:.2} {:?}",
+            kb.findings[f.finding as usize].id,
+            f.assertion,
+            f.via,
+            f.confidence,
+            text.get(f.start as usize..f.end as usize)
+        );
     }
 }

@@ -60,7 +60,11 @@ impl Bayes {
     pub fn new(kb: &KnowledgeBase) -> Bayes {
         let nf = kb.findings.len();
         let nc = kb.conditions.len();
-        let log_prior: Vec<f32> = kb.conditions.iter().map(|c| -(c.prevalence as u8 as f32) * PREVALENCE_STEP.ln()).collect();
+        let log_prior: Vec<f32> = kb
+            .conditions
+            .iter()
+            .map(|c| -(c.prevalence as u8 as f32) * PREVALENCE_STEP.ln())
+            .collect();
         // How often each finding occurs under each condition: as listed, and at least as
         // often as any finding it is implied by (a thunderclap headache is a headache).
         let implies: Vec<Vec<usize>> = (0..nf).map(|f| kb.implied(f)).collect();
@@ -96,12 +100,17 @@ impl Bayes {
         let who = kb.conditions.iter().map(Who::of).collect();
         // A condition of pregnancy requires the pregnancy: a pregnant woman says she is, or
         // that her period is late or her test positive.
-        let pregnancy: Vec<usize> = ["pregnant", "missed_period", "positive_pregnancy_test"].iter().filter_map(|f| kb.finding_idx(f)).collect();
+        let pregnancy: Vec<usize> = ["pregnant", "missed_period", "positive_pregnancy_test"]
+            .iter()
+            .filter_map(|f| kb.finding_idx(f))
+            .collect();
         let mut requires = Vec::new();
         for (c, cond) in kb.conditions.iter().enumerate() {
             let pregnancy = (cond.pregnancy && !pregnancy.is_empty()).then_some(&pregnancy);
             for group in cond.requires.iter().chain(pregnancy) {
-                let widened: Vec<usize> = (0..nf).filter(|&f| group.contains(&f) || implies[f].iter().any(|g| group.contains(g))).collect();
+                let widened: Vec<usize> = (0..nf)
+                    .filter(|&f| group.contains(&f) || implies[f].iter().any(|g| group.contains(g)))
+                    .collect();
                 requires.push((c, widened));
             }
         }
@@ -142,7 +151,12 @@ impl Bayes {
     pub fn log_scores(&self, known: &[(usize, bool)], age: Option<f32>, sex: Sex) -> Vec<f32> {
         let nc = self.log_prior.len();
         let band = age.map(|a| 1u8 << AgeBand::of_age(a) as u8);
-        let mut s: Vec<f32> = self.who.iter().zip(&self.log_prior).map(|(who, &l)| l + who.demographic(age, band, sex)).collect();
+        let mut s: Vec<f32> = self
+            .who
+            .iter()
+            .zip(&self.log_prior)
+            .map(|(who, &l)| l + who.demographic(age, band, sex))
+            .collect();
         for &(f, p) in known.iter().filter(|(f, _)| *f < self.findings) {
             let table = if p { &self.present } else { &self.absent };
             for (x, &t) in s.iter_mut().zip(&table[f * nc..(f + 1) * nc]) {
@@ -220,22 +234,39 @@ mod tests {
     #[test]
     fn who_admits_whom_the_condition_does() {
         let kb = kb();
-        let ages = [0.01, 0.5, 0.99, 1.0, 5.0, 11.99, 12.0, 15.0, 17.99, 18.0, 30.0, 45.0, 50.0, 64.99, 65.0, 80.0, 110.0];
+        let ages = [
+            0.01, 0.5, 0.99, 1.0, 5.0, 11.99, 12.0, 15.0, 17.99, 18.0, 30.0, 45.0, 50.0, 64.99,
+            65.0, 80.0, 110.0,
+        ];
         for c in &kb.conditions {
             let who = Who::of(c);
             for sex in [Sex::Female, Sex::Male, Sex::Unknown] {
                 for age in ages.iter().copied().map(Some).chain([None]) {
-                    let outside = |admitted: bool| if admitted { 0.0 } else { OUTSIDE_DEMOGRAPHIC.ln() };
-                    let want = age.map_or(0.0, |a| outside(c.admits_age(a))) + outside(c.sex.admits(sex));
+                    let outside =
+                        |admitted: bool| if admitted { 0.0 } else { OUTSIDE_DEMOGRAPHIC.ln() };
+                    let want =
+                        age.map_or(0.0, |a| outside(c.admits_age(a))) + outside(c.sex.admits(sex));
                     let band = age.map(|a| 1u8 << AgeBand::of_age(a) as u8);
-                    assert_eq!(who.demographic(age, band, sex), want, "{} at {age:?} {sex:?}", c.id);
+                    assert_eq!(
+                        who.demographic(age, band, sex),
+                        want,
+                        "{} at {age:?} {sex:?}",
+                        c.id
+                    );
                 }
             }
         }
     }
 
-    fn top(kb: &KnowledgeBase, b: &Bayes, known: &[(&str, bool)], age: f32, sex: Sex) -> Vec<String> {
-        let known: Vec<(usize, bool)> = known.iter().map(|&(f, p)| (kb.finding_idx(f).expect(f), p)).collect();
+    fn top(
+        kb: &KnowledgeBase,
+        b: &Bayes,
+        known: &[(&str, bool)],
+        age: f32,
+        sex: Sex,
+    ) -> Vec<String> {
+        let known: Vec<(usize, bool)> =
+            known.iter().map(|&(f, p)| (kb.finding_idx(f).expect(f), p)).collect();
         let p = b.probabilities(&known, Some(age), sex);
         let mut idx: Vec<usize> = (0..p.len()).collect();
         idx.sort_by(|&x, &y| p[y].total_cmp(&p[x]));
@@ -246,7 +277,13 @@ mod tests {
     fn findings_rank_the_condition_that_explains_them() {
         let kb = kb();
         let b = Bayes::new(&kb);
-        let t = top(&kb, &b, &[("painful_urination", true), ("frequent_urination", true), ("fever", false)], 28.0, Sex::Female);
+        let t = top(
+            &kb,
+            &b,
+            &[("painful_urination", true), ("frequent_urination", true), ("fever", false)],
+            28.0,
+            Sex::Female,
+        );
         assert_eq!(t[0], "cystitis", "{t:?}");
         let p = b.probabilities(&[], None, Sex::Unknown);
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-4);
@@ -256,9 +293,20 @@ mod tests {
     fn a_condition_needs_what_it_requires() {
         let kb = kb();
         let b = Bayes::new(&kb);
-        let joints = top(&kb, &b, &[("joint_pain", true), ("joint_swelling", true)], 60.0, Sex::Female);
+        let joints =
+            top(&kb, &b, &[("joint_pain", true), ("joint_swelling", true)], 60.0, Sex::Female);
         assert!(!joints.iter().any(|c| c == "ankle_sprain"), "{joints:?}");
-        let twisted = top(&kb, &b, &[("joint_pain", true), ("joint_swelling", true), ("swollen_ankle_after_twisting", true)], 30.0, Sex::Female);
+        let twisted = top(
+            &kb,
+            &b,
+            &[
+                ("joint_pain", true),
+                ("joint_swelling", true),
+                ("swollen_ankle_after_twisting", true),
+            ],
+            30.0,
+            Sex::Female,
+        );
         assert_eq!(twisted[0], "ankle_sprain", "{twisted:?}");
         let headache = top(&kb, &b, &[("headache", true), ("dizziness", true)], 45.0, Sex::Male);
         assert!(!headache.iter().any(|c| c == "concussion"), "{headache:?}");
@@ -280,8 +328,19 @@ mod tests {
         let kb = kb();
         let b = Bayes::new(&kb);
         let fever = kb.finding_idx("fever").unwrap();
-        let lists = kb.conditions.iter().position(|c| c.findings.iter().any(|f| f.finding == fever && f.freq > 0.5)).unwrap();
-        let silent = kb.conditions.iter().position(|c| !c.findings.iter().any(|f| f.finding == fever) && !c.findings.iter().any(|f| kb.findings[f.finding].implies.contains(&fever))).unwrap();
+        let lists = kb
+            .conditions
+            .iter()
+            .position(|c| c.findings.iter().any(|f| f.finding == fever && f.freq > 0.5))
+            .unwrap();
+        let silent = kb
+            .conditions
+            .iter()
+            .position(|c| {
+                !c.findings.iter().any(|f| f.finding == fever)
+                    && !c.findings.iter().any(|f| kb.findings[f.finding].implies.contains(&fever))
+            })
+            .unwrap();
         assert!(b.effect(lists, fever, false) < -0.5);
         assert_eq!(b.effect(silent, fever, false), 0.0);
         assert!(b.effect(lists, fever, true) > 0.0);
@@ -299,7 +358,12 @@ mod tests {
             .enumerate()
             .find_map(|(c, cond)| {
                 cond.findings.iter().find_map(|f| {
-                    kb.findings[f.finding].implies.iter().copied().find(|g| !cond.findings.iter().any(|h| h.finding == *g)).map(|g| (c, g))
+                    kb.findings[f.finding]
+                        .implies
+                        .iter()
+                        .copied()
+                        .find(|g| !cond.findings.iter().any(|h| h.finding == *g))
+                        .map(|g| (c, g))
                 })
             })
             .expect("a condition listing only the specific finding");

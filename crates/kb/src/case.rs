@@ -47,7 +47,9 @@ impl KnowledgeBase {
         let reading = self.reader.read(&input.text, &analysis.tokens);
         let evidence = self.evidence(&input, &reading);
         let mut prior = self.bayes().log_scores(&evidence, input.age, input.sex);
-        if input.age.is_none() && textfeat::self_report(analysis.tokens.iter().map(|t| t.text.as_str())) {
+        if input.age.is_none()
+            && textfeat::self_report(analysis.tokens.iter().map(|t| t.text.as_str()))
+        {
             self.bayes().not_a_young_child(&mut prior);
         }
         let posterior = crate::posterior(&prior);
@@ -79,20 +81,33 @@ impl KnowledgeBase {
 }
 
 /// Words that introduce the presenting complaint in a clinical history.
-const PRESENTING_MARKERS: [&str; 7] =
-    ["chief complaint", "presenting complaint", "complains of", "complaining of", "presents with", "presenting with", "c/o"];
+const PRESENTING_MARKERS: [&str; 7] = [
+    "chief complaint",
+    "presenting complaint",
+    "complains of",
+    "complaining of",
+    "presents with",
+    "presenting with",
+    "c/o",
+];
 
 /// The first symptom or sign read present for the patient after a presenting-complaint marker,
 /// before the end of its sentence (see [`Case::chief`]). Risk factors never are one.
 pub fn presenting_complaint(kb: &KnowledgeBase, text: &str, reading: &Reading) -> Option<usize> {
     let lower = text.to_ascii_lowercase();
-    let start = PRESENTING_MARKERS.iter().filter_map(|m| lower.find(m).map(|i| i + m.len())).min()?;
+    let start =
+        PRESENTING_MARKERS.iter().filter_map(|m| lower.find(m).map(|i| i + m.len())).min()?;
     let rest = &lower[start..];
     // The sentence ends at a full stop followed by a space (not "2.5 cm"), or a line break.
     let end = start
         + rest
             .char_indices()
-            .find(|&(i, c)| c == '\n' || (c == '.' && rest[i + 1..].starts_with(|n: char| n.is_whitespace() || n == '\0')) || (c == '.' && i + 1 == rest.len()))
+            .find(|&(i, c)| {
+                c == '\n'
+                    || (c == '.'
+                        && rest[i + 1..].starts_with(|n: char| n.is_whitespace() || n == '\0'))
+                    || (c == '.' && i + 1 == rest.len())
+            })
             .map_or(rest.len(), |(i, _)| i);
     reading
         .present()

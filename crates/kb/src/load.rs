@@ -229,7 +229,13 @@ struct RawExample {
 struct Issues(Vec<KbIssue>);
 
 impl Issues {
-    fn push(&mut self, file: &str, entry: Option<&str>, field: Option<&str>, message: impl Into<String>) {
+    fn push(
+        &mut self,
+        file: &str,
+        entry: Option<&str>,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) {
         self.0.push(KbIssue {
             file: file.to_string(),
             entry: entry.map(str::to_string),
@@ -240,7 +246,8 @@ impl Issues {
 }
 
 fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, KbError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| KbError::Io { path: dir.display().to_string(), source: e })?;
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| KbError::Io { path: dir.display().to_string(), source: e })?;
     let mut files: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -257,13 +264,19 @@ fn valid_id(id: &str) -> bool {
 
 fn valid_icd10(code: &str) -> bool {
     let b = code.as_bytes();
-    if b.len() < 3 || !b[0].is_ascii_uppercase() || !b[1].is_ascii_digit() || !(b[2].is_ascii_digit()) {
+    if b.len() < 3
+        || !b[0].is_ascii_uppercase()
+        || !b[1].is_ascii_digit()
+        || !(b[2].is_ascii_digit())
+    {
         return false;
     }
     match code.split_once('.') {
         None => b.len() == 3,
         Some((head, tail)) => {
-            head.len() == 3 && (1..=4).contains(&tail.len()) && tail.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+            head.len() == 3
+                && (1..=4).contains(&tail.len())
+                && tail.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
         }
     }
 }
@@ -284,7 +297,8 @@ fn parse_section<T: for<'de> Deserialize<'de>>(
     let mut out = Vec::new();
     for path in toml_files(&sub)? {
         let name = rel(dir, &path);
-        let text = std::fs::read_to_string(&path).map_err(|e| KbError::Io { path: path.display().to_string(), source: e })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| KbError::Io { path: path.display().to_string(), source: e })?;
         for b in name.bytes().chain(text.bytes()) {
             *hasher ^= u64::from(b);
             *hasher = hasher.wrapping_mul(0x0000_0100_0000_01b3);
@@ -307,13 +321,25 @@ fn starts_with_negation(key: &str) -> bool {
     key.split(' ').next().is_some_and(|w| matches!(w, "no" | "not" | "never" | "without" | "nil"))
 }
 
-fn check_phrases(file: &str, id: &str, field: &str, phrases: &[String], min: usize, issues: &mut Issues) {
+fn check_phrases(
+    file: &str,
+    id: &str,
+    field: &str,
+    phrases: &[String],
+    min: usize,
+    issues: &mut Issues,
+) {
     if phrases.len() < min {
         issues.push(file, Some(id), Some(field), format!("needs at least {min} phrase(s)"));
     }
     for p in phrases {
         if p.trim().is_empty() || p.chars().any(|c| c.is_uppercase()) {
-            issues.push(file, Some(id), Some(field), format!("phrase '{p}' must be non-empty lower case"));
+            issues.push(
+                file,
+                Some(id),
+                Some(field),
+                format!("phrase '{p}' must be non-empty lower case"),
+            );
         }
     }
 }
@@ -334,13 +360,19 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
     let mut finding_index: HashMap<String, usize> = HashMap::new();
     let mut finding_file: Vec<String> = Vec::new();
     let mut phrase_owner: HashMap<String, String> = HashMap::new();
-    for (file, parsed) in parse_section::<FindingsFile>(dir, "findings", &mut issues, &mut hasher)? {
+    for (file, parsed) in parse_section::<FindingsFile>(dir, "findings", &mut issues, &mut hasher)?
+    {
         for f in parsed.finding {
             if !valid_id(&f.id) {
                 issues.push(&file, Some(&f.id), Some("id"), "ids are lower_snake_case ASCII");
             }
             if let Some(&prev) = finding_index.get(&f.id) {
-                issues.push(&file, Some(&f.id), Some("id"), format!("duplicate finding id (also in {})", finding_file[prev]));
+                issues.push(
+                    &file,
+                    Some(&f.id),
+                    Some("id"),
+                    format!("duplicate finding id (also in {})", finding_file[prev]),
+                );
                 continue;
             }
             if f.name.trim().is_empty() {
@@ -352,7 +384,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             for p in f.clinical.iter().chain(&f.lay).chain(&f.variants) {
                 let key = phrase_key(p);
                 match phrase_owner.get(&key) {
-                    Some(owner) if owner != &f.id => issues.push(&file, Some(&f.id), Some("lay/clinical"), format!("phrase '{p}' is also a phrase of '{owner}'")),
+                    Some(owner) if owner != &f.id => issues.push(
+                        &file,
+                        Some(&f.id),
+                        Some("lay/clinical"),
+                        format!("phrase '{p}' is also a phrase of '{owner}'"),
+                    ),
                     _ => {
                         phrase_owner.insert(key, f.id.clone());
                     }
@@ -362,7 +399,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             for p in &f.negatives {
                 let key = phrase_key(p);
                 if let Some(owner) = phrase_owner.get(&key) {
-                    issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' is also a phrase of '{owner}'"));
+                    issues.push(
+                        &file,
+                        Some(&f.id),
+                        Some("negatives"),
+                        format!("phrase '{p}' is also a phrase of '{owner}'"),
+                    );
                 } else if starts_with_negation(&key) {
                     issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' starts with a negation (say what is there: 'afebrile', 'eating normally')"));
                 } else {
@@ -372,7 +414,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             if let Some(v) = &f.vital
                 && v.above.is_none() == v.below.is_none()
             {
-                issues.push(&file, Some(&f.id), Some("vital"), "give exactly one of 'above' or 'below'");
+                issues.push(
+                    &file,
+                    Some(&f.id),
+                    Some("vital"),
+                    "give exactly one of 'above' or 'below'",
+                );
             }
             finding_index.insert(f.id.clone(), findings.len());
             finding_file.push(file.clone());
@@ -401,39 +448,67 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
         }
     }
 
-    let resolve = |ids: &[String], file: &str, entry: &str, field: &str, issues: &mut Issues| -> Vec<usize> {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            match finding_index.get(id) {
-                Some(&i) => {
-                    if out.contains(&i) {
-                        issues.push(file, Some(entry), Some(field), format!("finding '{id}' is listed twice"));
-                    } else {
-                        out.push(i);
+    let resolve =
+        |ids: &[String], file: &str, entry: &str, field: &str, issues: &mut Issues| -> Vec<usize> {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                match finding_index.get(id) {
+                    Some(&i) => {
+                        if out.contains(&i) {
+                            issues.push(
+                                file,
+                                Some(entry),
+                                Some(field),
+                                format!("finding '{id}' is listed twice"),
+                            );
+                        } else {
+                            out.push(i);
+                        }
                     }
+                    None => issues.push(
+                        file,
+                        Some(entry),
+                        Some(field),
+                        format!("unknown finding '{id}'"),
+                    ),
                 }
-                None => issues.push(file, Some(entry), Some(field), format!("unknown finding '{id}'")),
             }
-        }
-        out
-    };
+            out
+        };
 
     // Synonyms from open vocabularies (optional folder): more phrases for the reader.
     if dir.join("synonyms").is_dir() {
-        for (file, parsed) in parse_section::<SynonymsFile>(dir, "synonyms", &mut issues, &mut hasher)? {
+        for (file, parsed) in
+            parse_section::<SynonymsFile>(dir, "synonyms", &mut issues, &mut hasher)?
+        {
             for syn in parsed.synonym {
                 let Some(&i) = finding_index.get(&syn.finding) else {
-                    issues.push(&file, Some(&syn.term), Some("finding"), format!("unknown finding '{}'", syn.finding));
+                    issues.push(
+                        &file,
+                        Some(&syn.term),
+                        Some("finding"),
+                        format!("unknown finding '{}'", syn.finding),
+                    );
                     continue;
                 };
                 if syn.term.trim().is_empty() {
-                    issues.push(&file, Some(&syn.finding), Some("term"), "name the vocabulary's term");
+                    issues.push(
+                        &file,
+                        Some(&syn.finding),
+                        Some("term"),
+                        "name the vocabulary's term",
+                    );
                 }
                 check_phrases(&file, &syn.finding, "phrases", &syn.phrases, 1, &mut issues);
                 for p in &syn.phrases {
                     let key = phrase_key(p);
                     match phrase_owner.get(&key) {
-                        Some(owner) if owner != &syn.finding => issues.push(&file, Some(&syn.finding), Some("phrases"), format!("phrase '{p}' is also a phrase of '{owner}'")),
+                        Some(owner) if owner != &syn.finding => issues.push(
+                            &file,
+                            Some(&syn.finding),
+                            Some("phrases"),
+                            format!("phrase '{p}' is also a phrase of '{owner}'"),
+                        ),
                         Some(_) => {}
                         None => {
                             phrase_owner.insert(key, syn.finding.clone());
@@ -447,7 +522,9 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
 
     // Umbrella terms (optional folder): broad phrases read only when denied.
     if dir.join("umbrellas").is_dir() {
-        for (file, parsed) in parse_section::<UmbrellasFile>(dir, "umbrellas", &mut issues, &mut hasher)? {
+        for (file, parsed) in
+            parse_section::<UmbrellasFile>(dir, "umbrellas", &mut issues, &mut hasher)?
+        {
             for u in parsed.umbrella {
                 let name = u.phrases.first().cloned().unwrap_or_default();
                 check_phrases(&file, &name, "phrases", &u.phrases, 1, &mut issues);
@@ -465,7 +542,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 for id in &u.denies {
                     match finding_index.get(id) {
                         Some(&i) => findings[i].denied_by.extend(u.phrases.iter().cloned()),
-                        None => issues.push(&file, Some(&name), Some("denies"), format!("unknown finding '{id}'")),
+                        None => issues.push(
+                            &file,
+                            Some(&name),
+                            Some("denies"),
+                            format!("unknown finding '{id}'"),
+                        ),
                     }
                 }
             }
@@ -482,12 +564,23 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
     }
     for (file, i, groups) in composed {
         let id = findings[i].id.clone();
-        let resolved: Vec<Vec<usize>> = groups.iter().map(|g| resolve(g, &file, &id, "composed_of", &mut issues)).collect();
+        let resolved: Vec<Vec<usize>> =
+            groups.iter().map(|g| resolve(g, &file, &id, "composed_of", &mut issues)).collect();
         if groups.len() < 2 || groups.iter().any(Vec::is_empty) {
-            issues.push(&file, Some(&id), Some("composed_of"), "give at least two non-empty groups");
+            issues.push(
+                &file,
+                Some(&id),
+                Some("composed_of"),
+                "give at least two non-empty groups",
+            );
         }
         if resolved.iter().flatten().any(|&p| p == i) {
-            issues.push(&file, Some(&id), Some("composed_of"), "a finding cannot be a part of itself");
+            issues.push(
+                &file,
+                Some(&id),
+                Some("composed_of"),
+                "a finding cannot be a part of itself",
+            );
         }
         findings[i].composed_of = resolved;
     }
@@ -495,7 +588,9 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
     // Conditions.
     let mut conditions: Vec<Condition> = Vec::new();
     let mut condition_index: HashMap<String, usize> = HashMap::new();
-    for (file, parsed) in parse_section::<ConditionsFile>(dir, "conditions", &mut issues, &mut hasher)? {
+    for (file, parsed) in
+        parse_section::<ConditionsFile>(dir, "conditions", &mut issues, &mut hasher)?
+    {
         for c in parsed.condition {
             let e = c.id.as_str();
             if !valid_id(e) {
@@ -506,7 +601,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 continue;
             }
             if !valid_icd10(&c.icd10) {
-                issues.push(&file, Some(e), Some("icd10"), format!("'{}' is not an ICD-10 code like 'J18.9'", c.icd10));
+                issues.push(
+                    &file,
+                    Some(e),
+                    Some("icd10"),
+                    format!("'{}' is not an ICD-10 code like 'J18.9'", c.icd10),
+                );
             }
             if c.ages.is_empty() {
                 issues.push(&file, Some(e), Some("ages"), "name at least one age band");
@@ -515,7 +615,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 issues.push(&file, Some(e), Some("source"), "every condition names its source");
             }
             if !(4..=14).contains(&c.findings.len()) {
-                issues.push(&file, Some(e), Some("findings"), format!("has {} findings; 4 to 14 expected", c.findings.len()));
+                issues.push(
+                    &file,
+                    Some(e),
+                    Some("findings"),
+                    format!("has {} findings; 4 to 14 expected", c.findings.len()),
+                );
             }
             if let (Some(lo), Some(hi)) = (c.min_age, c.max_age)
                 && lo > hi
@@ -523,14 +628,24 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 issues.push(&file, Some(e), Some("min_age"), "min_age is above max_age");
             }
             if c.pregnancy && c.sex == SexFilter::Male {
-                issues.push(&file, Some(e), Some("sex"), "a pregnancy condition cannot be male-only");
+                issues.push(
+                    &file,
+                    Some(e),
+                    Some("sex"),
+                    "a pregnancy condition cannot be male-only",
+                );
             }
             let ids: Vec<String> = c.findings.iter().map(|f| f.id.clone()).collect();
             let idx = resolve(&ids, &file, e, "findings", &mut issues);
             let mut cf = Vec::new();
             for f in &c.findings {
                 if !(f.freq > 0.0 && f.freq <= 1.0) {
-                    issues.push(&file, Some(e), Some("findings.freq"), format!("frequency of '{}' must be in (0, 1]", f.id));
+                    issues.push(
+                        &file,
+                        Some(e),
+                        Some("findings.freq"),
+                        format!("frequency of '{}' must be in (0, 1]", f.id),
+                    );
                 }
                 if let Some(&i) = finding_index.get(&f.id) {
                     if !cf.iter().any(|x: &ConditionFinding| x.finding == i) {
@@ -542,7 +657,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             let opposing = resolve(&c.opposing, &file, e, "opposing", &mut issues);
             for o in &opposing {
                 if cf.iter().any(|x| x.finding == *o) {
-                    issues.push(&file, Some(e), Some("opposing"), format!("'{}' is both a finding and an opposing finding", findings[*o].id));
+                    issues.push(
+                        &file,
+                        Some(e),
+                        Some("opposing"),
+                        format!("'{}' is both a finding and an opposing finding", findings[*o].id),
+                    );
                 }
             }
             let mut requires = Vec::new();
@@ -557,7 +677,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                     issues.push(&file, Some(e), Some("requires"), format!("the first finding of a group ('{}') must be one of the condition's findings", findings[first].id));
                 }
                 if g.iter().any(|f| opposing.contains(f)) {
-                    issues.push(&file, Some(e), Some("requires"), "a required finding is also an opposing one");
+                    issues.push(
+                        &file,
+                        Some(e),
+                        Some("requires"),
+                        "a required finding is also an opposing one",
+                    );
                 }
                 requires.push(g);
             }
@@ -570,7 +695,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                     lo <= hi
                 });
                 if !possible {
-                    issues.push(&file, Some(e), Some("ages"), "age bands and min_age/max_age leave no possible age");
+                    issues.push(
+                        &file,
+                        Some(e),
+                        Some("ages"),
+                        "age bands and min_age/max_age leave no possible age",
+                    );
                 }
             }
             condition_index.insert(c.id.clone(), conditions.len());
@@ -608,10 +738,20 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 continue;
             }
             if a.conditions.is_empty() && a.findings.is_empty() {
-                issues.push(&file, Some(e), Some("conditions"), "link the advice to at least one condition or finding");
+                issues.push(
+                    &file,
+                    Some(e),
+                    Some("conditions"),
+                    "link the advice to at least one condition or finding",
+                );
             }
             if a.warning_signs.is_empty() {
-                issues.push(&file, Some(e), Some("warning_signs"), "advice always says when to seek help");
+                issues.push(
+                    &file,
+                    Some(e),
+                    Some("warning_signs"),
+                    "advice always says when to seek help",
+                );
             }
             if a.title.trim().is_empty() || a.advice.trim().is_empty() {
                 issues.push(&file, Some(e), Some("advice"), "title and advice must not be empty");
@@ -623,7 +763,12 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             for c in &a.conditions {
                 match condition_index.get(c) {
                     Some(&i) => conds.push(i),
-                    None => issues.push(&file, Some(e), Some("conditions"), format!("unknown condition '{c}'")),
+                    None => issues.push(
+                        &file,
+                        Some(e),
+                        Some("conditions"),
+                        format!("unknown condition '{c}'"),
+                    ),
                 }
             }
             let fnd = resolve(&a.findings, &file, e, "findings", &mut issues);
@@ -655,13 +800,23 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                 continue;
             }
             if r.all.is_empty() && r.any.is_empty() && r.vitals_any.is_empty() {
-                issues.push(&file, Some(e), Some("all"), "a rule needs at least one of 'all', 'any' or 'vitals_any'");
+                issues.push(
+                    &file,
+                    Some(e),
+                    Some("all"),
+                    "a rule needs at least one of 'all', 'any' or 'vitals_any'",
+                );
             }
             if r.source.trim().is_empty() {
                 issues.push(&file, Some(e), Some("source"), "every rule names its source");
             }
             if !r.example.iter().any(|x| x.fires) || !r.example.iter().any(|x| !x.fires) {
-                issues.push(&file, Some(e), Some("example"), "every rule needs at least one firing and one not-firing example");
+                issues.push(
+                    &file,
+                    Some(e),
+                    Some("example"),
+                    "every rule needs at least one firing and one not-firing example",
+                );
             }
             let all = resolve(&r.all, &file, e, "all", &mut issues);
             let any = resolve(&r.any, &file, e, "any", &mut issues);
@@ -669,7 +824,8 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
             for (k, x) in r.example.iter().enumerate() {
                 let field = format!("example[{k}].findings");
                 let present = resolve(&x.findings, &file, e, &field, &mut issues);
-                let absent = resolve(&x.absent, &file, e, &format!("example[{k}].absent"), &mut issues);
+                let absent =
+                    resolve(&x.absent, &file, e, &format!("example[{k}].absent"), &mut issues);
                 examples.push(RuleExample {
                     fires: x.fires,
                     findings: present,
@@ -733,24 +889,44 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
     }
     let vectors_path = dir.join("vectors").join("word_vectors.bin");
     let vectors = if vectors_path.exists() {
-        Some(reading::WordVectors::load(&vectors_path).map_err(|e| KbError::Vectors(e.to_string()))?)
+        Some(
+            reading::WordVectors::load(&vectors_path)
+                .map_err(|e| KbError::Vectors(e.to_string()))?,
+        )
     } else {
         None
     };
     let entries = findings
         .iter()
         .map(|f| reading::FindingEntry {
-            phrases: f.clinical.iter().chain(&f.lay).chain(&f.variants).chain(&f.synonyms).cloned().collect(),
+            phrases: f
+                .clinical
+                .iter()
+                .chain(&f.lay)
+                .chain(&f.variants)
+                .chain(&f.synonyms)
+                .cloned()
+                .collect(),
             red_flag: f.red_flag,
             risk_factor: f.kind == FindingKind::RiskFactor,
             recent: f.kind == FindingKind::RiskFactor && f.id.starts_with("recent_"),
             // An exposure to someone ill is said of the one who is ill ("his brother had the
             // same last week"): said of a relative, it is the patient's too.
             family_history: f.id.starts_with("family_history")
-                || matches!(f.id.as_str(), "sick_contacts" | "household_members_same_symptoms" | "meningitis_contact" | "tb_exposure"),
+                || matches!(
+                    f.id.as_str(),
+                    "sick_contacts"
+                        | "household_members_same_symptoms"
+                        | "meningitis_contact"
+                        | "tb_exposure"
+                ),
             vital: f.vital.map(|v| (v.sign, v.above, v.below)),
             implies: f.implies.iter().map(|&p| p as u32).collect(),
-            composed_of: f.composed_of.iter().map(|g| g.iter().map(|&p| p as u32).collect()).collect(),
+            composed_of: f
+                .composed_of
+                .iter()
+                .map(|g| g.iter().map(|&p| p as u32).collect())
+                .collect(),
             negatives: f.negatives.clone(),
             denials: f.denied_by.clone(),
         })

@@ -185,7 +185,8 @@ pub enum AdviceKind {
 }
 
 impl AdviceKind {
-    pub const ALL: [AdviceKind; 4] = [AdviceKind::SelfCare, AdviceKind::Otc, AdviceKind::SeekCare, AdviceKind::Emergency];
+    pub const ALL: [AdviceKind; 4] =
+        [AdviceKind::SelfCare, AdviceKind::Otc, AdviceKind::SeekCare, AdviceKind::Emergency];
 
     pub fn as_str(self) -> &'static str {
         match self {

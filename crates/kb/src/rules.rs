@@ -68,14 +68,26 @@ impl KnowledgeBase {
     /// reader reads as asserted present for the patient in the text, extra findings, and
     /// findings shown by the vitals. A finding present by any route counts as present; a
     /// finding the text only hedges, denies, gives to a relative or supposes counts for nothing.
-    pub fn present_mask(&self, text: &str, structured: &[(usize, bool)], extra: &[usize], vitals: &Vitals) -> Vec<bool> {
+    pub fn present_mask(
+        &self,
+        text: &str,
+        structured: &[(usize, bool)],
+        extra: &[usize],
+        vitals: &Vitals,
+    ) -> Vec<bool> {
         let tokens = textfeat::tokenize(text);
         let read: Vec<u32> = self.reader.read(text, &tokens).present().map(|f| f.finding).collect();
         self.mask_of(&read, structured, extra, vitals)
     }
 
     /// The mask from findings read present in the text.
-    pub(crate) fn mask_of(&self, read: &[u32], structured: &[(usize, bool)], extra: &[usize], vitals: &Vitals) -> Vec<bool> {
+    pub(crate) fn mask_of(
+        &self,
+        read: &[u32],
+        structured: &[(usize, bool)],
+        extra: &[usize],
+        vitals: &Vitals,
+    ) -> Vec<bool> {
         let mut mask = vec![false; self.findings.len()];
         for &id in read {
             mask[id as usize] = true;

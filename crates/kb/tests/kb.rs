@@ -16,16 +16,26 @@ fn shipped() -> &'static kb::KnowledgeBase {
 #[test]
 fn broken_fixture_reports_every_problem_with_file_entry_and_field() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/broken");
-    let Err(KbError::Invalid(issues)) = load_dir(&dir) else { panic!("broken fixture must not load") };
+    let Err(KbError::Invalid(issues)) = load_dir(&dir) else {
+        panic!("broken fixture must not load")
+    };
     let text: Vec<String> = issues.iter().map(ToString::to_string).collect();
     let has = |needle: &str| {
-        assert!(text.iter().any(|t| t.contains(needle)), "expected an issue containing {needle:?} in:\n{}", text.join("\n"))
+        assert!(
+            text.iter().any(|t| t.contains(needle)),
+            "expected an issue containing {needle:?} in:\n{}",
+            text.join("\n")
+        )
     };
     has("findings/a.toml: entry 'fever', field 'id': duplicate finding id");
-    has("findings/a.toml: entry 'cough', field 'lay/clinical': phrase 'temperature' is also a phrase of 'fever'");
+    has(
+        "findings/a.toml: entry 'cough', field 'lay/clinical': phrase 'temperature' is also a phrase of 'fever'",
+    );
     has("conditions/a.toml: entry 'flu', field 'findings': unknown finding 'sneezing'");
     has("conditions/a.toml: entry 'flu', field 'findings': finding 'cough' is listed twice");
-    has("conditions/a.toml: entry 'flu', field 'findings.freq': frequency of 'cough' must be in (0, 1]");
+    has(
+        "conditions/a.toml: entry 'flu', field 'findings.freq': frequency of 'cough' must be in (0, 1]",
+    );
     has("conditions/b.toml: TOML parse error at line 6");
     has("unknown variant `sometimes`, expected one of `emergency_ambulance`");
     has("conditions/c.toml: entry 'bad_code', field 'icd10': 'flu' is not an ICD-10 code");
@@ -35,13 +45,18 @@ fn broken_fixture_reports_every_problem_with_file_entry_and_field() {
     has("advice/b.toml: entry 'fluids', field 'conditions': unknown condition 'no_such_condition'");
     has("advice/b.toml: entry 'fluids', field 'warning_signs'");
     has("rules/a.toml: entry 'hot', field 'all': unknown finding 'stiff_neck'");
-    has("rules/a.toml: entry 'hot', field 'example': every rule needs at least one firing and one not-firing example");
+    has(
+        "rules/a.toml: entry 'hot', field 'example': every rule needs at least one firing and one not-firing example",
+    );
 }
 
 #[test]
 fn missing_directory_is_a_clear_io_error() {
     let err = load_dir("/nonexistent/kb").unwrap_err();
-    assert!(err.to_string().contains("cannot read knowledge base at /nonexistent/kb/findings"), "{err}");
+    assert!(
+        err.to_string().contains("cannot read knowledge base at /nonexistent/kb/findings"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -100,16 +115,37 @@ fn every_red_flag_rule_passes_its_examples() {
         for (k, ex) in rule.examples.iter().enumerate() {
             let structured: Vec<(usize, bool)> = ex.findings.iter().map(|&i| (i, true)).collect();
             let mask = kb.present_mask("", &structured, &[], &ex.vitals);
-            let input = RuleInput { present: &mask, age: ex.age, sex: ex.sex.unwrap_or(Sex::Unknown), vitals: &ex.vitals };
+            let input = RuleInput {
+                present: &mask,
+                age: ex.age,
+                sex: ex.sex.unwrap_or(Sex::Unknown),
+                vitals: &ex.vitals,
+            };
             if rule.fires(&input) != ex.fires {
-                failures.push(format!("{} example {k} (structured): expected fires={}", rule.id, ex.fires));
+                failures.push(format!(
+                    "{} example {k} (structured): expected fires={}",
+                    rule.id, ex.fires
+                ));
             }
             if let Some(text) = &ex.text {
                 let mask = kb.present_mask(text, &[], &[], &ex.vitals);
-                let input = RuleInput { present: &mask, age: ex.age, sex: ex.sex.unwrap_or(Sex::Unknown), vitals: &ex.vitals };
+                let input = RuleInput {
+                    present: &mask,
+                    age: ex.age,
+                    sex: ex.sex.unwrap_or(Sex::Unknown),
+                    vitals: &ex.vitals,
+                };
                 if rule.fires(&input) != ex.fires {
-                    let read: Vec<&str> = mask.iter().enumerate().filter(|(_, p)| **p).map(|(i, _)| kb.findings[i].id.as_str()).collect();
-                    failures.push(format!("{} example {k} (text {text:?}, read {read:?}): expected fires={}", rule.id, ex.fires));
+                    let read: Vec<&str> = mask
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| **p)
+                        .map(|(i, _)| kb.findings[i].id.as_str())
+                        .collect();
+                    failures.push(format!(
+                        "{} example {k} (text {text:?}, read {read:?}): expected fires={}",
+                        rule.id, ex.fires
+                    ));
                 }
             }
         }
@@ -121,7 +157,8 @@ fn every_red_flag_rule_passes_its_examples() {
 fn vitals_imply_findings() {
     let kb = shipped();
     let v = Vitals { temperature_c: Some(39.2), spo2: Some(88.0), ..Default::default() };
-    let ids: Vec<&str> = kb.findings_from_vitals(&v).into_iter().map(|i| kb.findings[i].id.as_str()).collect();
+    let ids: Vec<&str> =
+        kb.findings_from_vitals(&v).into_iter().map(|i| kb.findings[i].id.as_str()).collect();
     assert!(ids.contains(&"fever"), "{ids:?}");
     assert!(ids.contains(&"low_oxygen_saturation"), "{ids:?}");
     assert!(!ids.contains(&"high_fever"), "{ids:?}");
@@ -130,8 +167,11 @@ fn vitals_imply_findings() {
 #[test]
 fn phrase_matcher_reads_negations() {
     let kb = shipped();
-    let f = kb.lexicon().findings("I've had a pounding headache and a stiff neck since yesterday, no rash");
-    let by_id = |id: &str| f.iter().find(|(i, _)| kb.findings[*i as usize].id == id).map(|(_, p)| *p);
+    let f = kb
+        .lexicon()
+        .findings("I've had a pounding headache and a stiff neck since yesterday, no rash");
+    let by_id =
+        |id: &str| f.iter().find(|(i, _)| kb.findings[*i as usize].id == id).map(|(_, p)| *p);
     assert_eq!(by_id("headache"), Some(true));
     assert_eq!(by_id("neck_stiffness"), Some(true));
     assert_eq!(by_id("rash"), Some(false));
@@ -145,7 +185,8 @@ fn minimal_fixture_loads() {
     let rule = &kb.rules[0];
     for ex in &rule.examples {
         let mask = kb.present_mask("", &[], &[], &ex.vitals);
-        let input = RuleInput { present: &mask, age: ex.age, sex: Sex::Unknown, vitals: &ex.vitals };
+        let input =
+            RuleInput { present: &mask, age: ex.age, sex: Sex::Unknown, vitals: &ex.vitals };
         assert_eq!(rule.fires(&input), ex.fires);
     }
 }

@@ -12,7 +12,13 @@ fn kb() -> &'static KnowledgeBase {
 }
 
 fn case(text: &str) -> kb::Case {
-    kb().prepare(CaseInput { text: text.into(), age: Some(40.0), sex: Sex::Unknown, findings: Vec::new(), vitals: Vitals::default() })
+    kb().prepare(CaseInput {
+        text: text.into(),
+        age: Some(40.0),
+        sex: Sex::Unknown,
+        findings: Vec::new(),
+        vitals: Vitals::default(),
+    })
 }
 
 fn present(text: &str) -> Vec<String> {
@@ -24,9 +30,23 @@ fn absent(text: &str) -> Vec<String> {
 }
 
 fn rules(text: &str, age: f32) -> Vec<String> {
-    let c = kb().prepare(CaseInput { text: text.into(), age: Some(age), sex: Sex::Unknown, findings: Vec::new(), vitals: Vitals::default() });
+    let c = kb().prepare(CaseInput {
+        text: text.into(),
+        age: Some(age),
+        sex: Sex::Unknown,
+        findings: Vec::new(),
+        vitals: Vitals::default(),
+    });
     let mask = kb().case_mask(&c, &[]);
-    kb().red_flags(&RuleInput { present: &mask, age: Some(age), sex: Sex::Unknown, vitals: &Vitals::default() }).iter().map(|h| kb().rules[h.rule].id.clone()).collect()
+    kb().red_flags(&RuleInput {
+        present: &mask,
+        age: Some(age),
+        sex: Sex::Unknown,
+        vitals: &Vitals::default(),
+    })
+    .iter()
+    .map(|h| kb().rules[h.rule].id.clone())
+    .collect()
 }
 
 #[test]
@@ -44,7 +64,11 @@ fn negation_scope_reaches_a_list_and_stops_at_a_new_clause() {
 
 #[test]
 fn pseudo_negations_assert() {
-    for (text, id) in [("not only a headache but also vomiting", "vomiting"), ("I cant stop coughing", "cough"), ("no change in the back pain", "back_pain")] {
+    for (text, id) in [
+        ("not only a headache but also vomiting", "vomiting"),
+        ("I cant stop coughing", "cough"),
+        ("no change in the back pain", "back_pain"),
+    ] {
         assert!(present(text).contains(&id.to_string()), "{text}: {:?}", present(text));
     }
 }
@@ -61,7 +85,10 @@ fn not_wanting_to_hurt_oneself_denies_it_and_not_wanting_to_feed_asserts_poor_fe
 fn a_marked_presenting_complaint_is_the_first_finding_after_its_marker() {
     let chief = |t: &str| case(t).chief.map(|f| kb().findings[f].id.clone());
     assert_eq!(chief("Chief complaint: Cough, fever. She is tired.").as_deref(), Some("cough"));
-    assert_eq!(chief("Smoker. Presents with a 2-month productive cough and night sweats.").as_deref(), Some("productive_cough"));
+    assert_eq!(
+        chief("Smoker. Presents with a 2-month productive cough and night sweats.").as_deref(),
+        Some("productive_cough")
+    );
     assert_eq!(chief("Cough and fever for a week."), None);
 }
 
@@ -87,13 +114,22 @@ fn a_relatives_history_is_not_the_patients() {
     assert!(!p.iter().any(|f| f == "asthma_history" || f.contains("chest_pain")), "{p:?}");
     assert!(p.contains(&"cough".to_string()));
     // A text about the mother: her findings are the patient's.
-    assert!(present("my mum is 72 and has been short of breath since lunch").contains(&"shortness_of_breath".to_string()));
+    assert!(
+        present("my mum is 72 and has been short of breath since lunch")
+            .contains(&"shortness_of_breath".to_string())
+    );
 }
 
 #[test]
 fn hypothetical_and_hedged_findings_are_not_present() {
-    assert!(!present("call back if she gets a rash or a stiff neck").iter().any(|f| f == "rash" || f == "neck_stiffness"));
-    assert!(!present("should I worry if I get chest pain?").iter().any(|f| f.contains("chest_pain")));
+    assert!(
+        !present("call back if she gets a rash or a stiff neck")
+            .iter()
+            .any(|f| f == "rash" || f == "neck_stiffness")
+    );
+    assert!(
+        !present("should I worry if I get chest pain?").iter().any(|f| f.contains("chest_pain"))
+    );
     assert!(!present("maybe a slight temperature").contains(&"fever".to_string()));
 }
 
@@ -107,8 +143,16 @@ fn written_measurements_are_read() {
 
 #[test]
 fn everyday_words_do_not_read_as_findings() {
-    assert!(!present("my new shoes are fitting into my shoes badly").iter().any(|f| f.contains("seizure")));
-    assert!(!present("sneezing fits every spring").iter().any(|f| f.contains("seizure")), "{:?}", present("sneezing fits every spring"));
+    assert!(
+        !present("my new shoes are fitting into my shoes badly")
+            .iter()
+            .any(|f| f.contains("seizure"))
+    );
+    assert!(
+        !present("sneezing fits every spring").iter().any(|f| f.contains("seizure")),
+        "{:?}",
+        present("sneezing fits every spring")
+    );
 }
 
 #[test]
@@ -128,7 +172,8 @@ fn no_red_flag_rule_fires_on_what_the_text_does_not_assert() {
 
 #[test]
 fn every_finding_read_has_its_span_in_the_text() {
-    let text = "I'm 34, had a pounding headache and a stiff neck since yesterday, no rash, temp 39.2";
+    let text =
+        "I'm 34, had a pounding headache and a stiff neck since yesterday, no rash, temp 39.2";
     let c = case(text);
     assert!(!c.reading.findings.is_empty());
     for f in &c.reading.findings {
@@ -172,7 +217,10 @@ fn a_negative_phrase_reads_its_finding_absent_unless_it_is_denied() {
 
 #[test]
 fn a_red_flag_inside_a_longer_benign_phrase_is_not_read() {
-    for t in ["my wife says i stop breathing at night", "i sometimes stop breathing for a few seconds then snort"] {
+    for t in [
+        "my wife says i stop breathing at night",
+        "i sometimes stop breathing for a few seconds then snort",
+    ] {
         assert!(!present(t).contains(&"not_breathing".to_string()), "{t}: {:?}", present(t));
         assert!(present(t).contains(&"witnessed_apnoea".to_string()), "{t}: {:?}", present(t));
         assert!(rules(t, 50.0).is_empty(), "{t}: {:?}", rules(t, 50.0));
@@ -182,17 +230,34 @@ fn a_red_flag_inside_a_longer_benign_phrase_is_not_read() {
 
 #[test]
 fn a_phrase_led_by_a_negation_word_is_read_as_said() {
-    for (t, id) in [("my baby is not breathing", "not_breathing"), ("no cough, not breathing", "not_breathing"), ("he has no appetite", "loss_of_appetite"), ("absent foot pulses", "absent_foot_pulses")] {
+    for (t, id) in [
+        ("my baby is not breathing", "not_breathing"),
+        ("no cough, not breathing", "not_breathing"),
+        ("he has no appetite", "loss_of_appetite"),
+        ("absent foot pulses", "absent_foot_pulses"),
+    ] {
         assert!(present(t).contains(&id.to_string()), "{t}: {:?}", present(t));
     }
     assert!(absent("no cough, not breathing").contains(&"cough".to_string()));
-    assert!(rules("my baby is not breathing", 0.5).iter().any(|r| r.contains("breath")), "{:?}", rules("my baby is not breathing", 0.5));
+    assert!(
+        rules("my baby is not breathing", 0.5).iter().any(|r| r.contains("breath")),
+        "{:?}",
+        rules("my baby is not breathing", 0.5)
+    );
 }
 
 #[test]
 fn a_negation_led_phrase_that_runs_on_is_a_denial_unless_a_red_flag() {
-    assert!(!present("no appetite loss").contains(&"loss_of_appetite".to_string()), "{:?}", present("no appetite loss"));
-    assert!(present("baby not breathing blue lips").contains(&"not_breathing".to_string()), "{:?}", present("baby not breathing blue lips"));
+    assert!(
+        !present("no appetite loss").contains(&"loss_of_appetite".to_string()),
+        "{:?}",
+        present("no appetite loss")
+    );
+    assert!(
+        present("baby not breathing blue lips").contains(&"not_breathing".to_string()),
+        "{:?}",
+        present("baby not breathing blue lips")
+    );
     let t = "no change in urine colour or smell";
     assert!(present(t).is_empty(), "{:?}", present(t));
 }
@@ -257,7 +322,11 @@ fn a_denial_goes_on_over_or_and_a_led_phrase_holds_no_other_finding() {
 
 #[test]
 fn an_action_that_brings_a_symptom_on_is_not_a_symptom() {
-    for t in ["lump in groin pops out when i cough", "lower right hurts to walk or cough", "it appears when I stand or cough"] {
+    for t in [
+        "lump in groin pops out when i cough",
+        "lower right hurts to walk or cough",
+        "it appears when I stand or cough",
+    ] {
         assert!(!has(&present(t), "cough"), "{t}: {:?}", present(t));
     }
     assert!(has(&present("a cough for 5 days and it hurts when I breathe"), "cough"));
@@ -268,13 +337,19 @@ fn an_action_that_brings_a_symptom_on_is_not_a_symptom() {
 fn a_question_hedges_what_it_asks_about_not_what_was_said_before_it() {
     let t = "tired breathless craving ice anemia?";
     let p = present(t);
-    assert!(p.contains(&"fatigue".to_string()) && p.contains(&"shortness_of_breath".to_string()), "{p:?}");
+    assert!(
+        p.contains(&"fatigue".to_string()) && p.contains(&"shortness_of_breath".to_string()),
+        "{p:?}"
+    );
     // A clause that opens as a question asks about all of it.
     assert!(present("is it a rash?").is_empty());
     assert!(present("could this be chest pain from my heart?").is_empty());
     // A comparison neither asserts nor denies.
     let t = "sharp pain in my chest, it feels different to heartburn";
-    assert!(!present(t).contains(&"heartburn".to_string()) && !absent(t).contains(&"heartburn".to_string()));
+    assert!(
+        !present(t).contains(&"heartburn".to_string())
+            && !absent(t).contains(&"heartburn".to_string())
+    );
 }
 
 #[test]
@@ -291,7 +366,10 @@ fn no_temperature_denies_a_fever_and_an_unchecked_one_says_nothing() {
 #[test]
 fn a_phrase_led_by_a_negation_is_said_when_another_finding_follows_it() {
     let p = present("baby 4 months not feeding floppy");
-    assert!(p.contains(&"poor_feeding".to_string()) && p.contains(&"floppy_baby".to_string()), "{p:?}");
+    assert!(
+        p.contains(&"poor_feeding".to_string()) && p.contains(&"floppy_baby".to_string()),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -327,7 +405,12 @@ fn a_list_item_that_opens_with_an_inability_is_said_not_denied() {
 
 #[test]
 fn a_former_smoker_is_not_a_smoker() {
-    for t in ["ex-smoker, quit 10 years ago", "former smoker", "never smoked", "used to smoke but gave up"] {
+    for t in [
+        "ex-smoker, quit 10 years ago",
+        "former smoker",
+        "never smoked",
+        "used to smoke but gave up",
+    ] {
         assert!(absent(t).contains(&"smoker".to_string()), "{t}: {:?}", case(t).reading);
         assert!(!present(t).contains(&"smoker".to_string()), "{t}");
     }
@@ -355,14 +438,25 @@ fn a_relative_who_has_the_symptoms_in_a_text_about_them_is_the_patient() {
     let p = present("My mother has a cough and a fever since Tuesday");
     assert!(p.contains(&"cough".to_string()) && p.contains(&"fever".to_string()), "{p:?}");
     // The writer speaks of themself: the relative's is a family history.
-    assert!(!present("My dad has diabetes and I am always thirsty").contains(&"diabetes".to_string()));
+    assert!(
+        !present("My dad has diabetes and I am always thirsty").contains(&"diabetes".to_string())
+    );
 }
 
 #[test]
 fn a_recent_exposure_said_of_long_ago_is_not_recent() {
-    assert!(!present("I was in India ten years ago, now I have a fever").contains(&"recent_travel_tropics".to_string()));
-    assert!(present("back from India 2 weeks ago with a fever").contains(&"recent_travel_tropics".to_string()));
-    assert!(present("my BP was 165 over 100 at the chemist").contains(&"raised_blood_pressure_reading".to_string()));
+    assert!(
+        !present("I was in India ten years ago, now I have a fever")
+            .contains(&"recent_travel_tropics".to_string())
+    );
+    assert!(
+        present("back from India 2 weeks ago with a fever")
+            .contains(&"recent_travel_tropics".to_string())
+    );
+    assert!(
+        present("my BP was 165 over 100 at the chemist")
+            .contains(&"raised_blood_pressure_reading".to_string())
+    );
 }
 
 #[test]
@@ -377,7 +471,10 @@ fn misspelt_words_and_shared_predicates_are_read_but_never_as_red_flags() {
     assert!(present("headacke and temperture").contains(&"headache".to_string()));
     assert!(present("my head and my stomach hurt").contains(&"headache".to_string()));
     let p = present("crushng chest pain");
-    assert!(p.contains(&"chest_pain".to_string()) && !p.contains(&"crushing_chest_pain".to_string()), "{p:?}");
+    assert!(
+        p.contains(&"chest_pain".to_string()) && !p.contains(&"crushing_chest_pain".to_string()),
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -389,13 +486,18 @@ fn a_gapped_phrase_does_not_take_another_nouns_linking_verb() {
 #[test]
 fn words_one_finding_says_exactly_are_not_another_turned_round() {
     let p = present("her tummy looks swollen");
-    assert!(p.contains(&"abdominal_distension".to_string()) && !p.contains(&"bloating".to_string()), "{p:?}");
+    assert!(
+        p.contains(&"abdominal_distension".to_string()) && !p.contains(&"bloating".to_string()),
+        "{p:?}"
+    );
     assert!(present("my tummy feels swollen").contains(&"bloating".to_string()));
 }
 
 #[test]
 fn a_phrase_saying_a_finding_is_fine_asserts_none_it_starts_with() {
-    assert!(!present("feeding well and gaining weight nicely").contains(&"weight_gain".to_string()));
+    assert!(
+        !present("feeding well and gaining weight nicely").contains(&"weight_gain".to_string())
+    );
     assert!(present("I keep gaining weight").contains(&"weight_gain".to_string()));
 }
 
@@ -411,7 +513,10 @@ fn being_due_or_expecting_is_a_pregnancy_only_with_a_baby() {
 #[test]
 fn a_named_skin_condition_is_not_its_symptoms() {
     let p = present("he has eczema but not asthma");
-    assert!(!p.iter().any(|f| f == "rash" || f == "itching" || f == "dry_itchy_skin_patches"), "{p:?}");
+    assert!(
+        !p.iter().any(|f| f == "rash" || f == "itching" || f == "dry_itchy_skin_patches"),
+        "{p:?}"
+    );
     assert!(present("her eczema has flared up").contains(&"dry_itchy_skin_patches".to_string()));
 }
 
@@ -423,7 +528,9 @@ fn going_red_in_the_face_is_no_flushing() {
 
 #[test]
 fn pack_years_alone_say_no_current_smoking() {
-    assert!(!present("she is an ex-smoker (50 pack-years, quit 2018)").contains(&"smoker".to_string()));
+    assert!(
+        !present("she is an ex-smoker (50 pack-years, quit 2018)").contains(&"smoker".to_string())
+    );
     assert!(present("current smoker, 20 pack-years").contains(&"smoker".to_string()));
 }
 
@@ -431,13 +538,21 @@ fn pack_years_alone_say_no_current_smoking() {
 fn a_named_infection_is_not_its_rash() {
     let p = present("she's just had chickenpox");
     assert!(!p.iter().any(|f| f == "rash" || f == "vesicular_itchy_rash"), "{p:?}");
-    assert!(present("red bumps that go into blisters").contains(&"vesicular_itchy_rash".to_string()));
+    assert!(
+        present("red bumps that go into blisters").contains(&"vesicular_itchy_rash".to_string())
+    );
 }
 
 #[test]
 fn an_expanding_red_ring_is_no_spreading_redness() {
-    assert!(!present("an expanding red ring with central clearing").contains(&"spreading_redness_of_skin".to_string()));
-    assert!(present("the redness is expanding up his leg").contains(&"spreading_redness_of_skin".to_string()));
+    assert!(
+        !present("an expanding red ring with central clearing")
+            .contains(&"spreading_redness_of_skin".to_string())
+    );
+    assert!(
+        present("the redness is expanding up his leg")
+            .contains(&"spreading_redness_of_skin".to_string())
+    );
 }
 
 #[test]
@@ -455,7 +570,10 @@ fn capitalised_clinical_abbreviations_are_read_and_lower_case_words_are_not() {
 
 #[test]
 fn a_history_led_phrase_is_read_whatever_follows_it() {
-    assert!(has(&present("78-year-old with previous MI presents with progressive DOE"), "heart_disease_history"));
+    assert!(has(
+        &present("78-year-old with previous MI presents with progressive DOE"),
+        "heart_disease_history"
+    ));
     assert!(has(&present("history of gallstones presents with RUQ pain"), "gallstones_history"));
     // A negation that runs on still denies the longer thing.
     assert!(!has(&present("no appetite loss"), "loss_of_appetite"));
@@ -472,7 +590,13 @@ fn a_negation_inside_a_phrase_opens_no_scope_after_it() {
 
 /// The posterior of condition `id` for a text of unknown age.
 fn posterior_of(text: &str, id: &str) -> f32 {
-    let c = kb().prepare(CaseInput { text: text.into(), age: None, sex: Sex::Unknown, findings: Vec::new(), vitals: Vitals::default() });
+    let c = kb().prepare(CaseInput {
+        text: text.into(),
+        age: None,
+        sex: Sex::Unknown,
+        findings: Vec::new(),
+        vitals: Vitals::default(),
+    });
     c.posterior[kb().conditions.iter().position(|c| c.id == id).expect(id)]
 }
 
@@ -480,8 +604,14 @@ fn posterior_of(text: &str, id: &str) -> f32 {
 fn a_writer_about_themselves_is_no_young_child() {
     // Written in the first person with no age, a condition of infants only (neonatal jaundice)
     // falls away; written by a parent about the same signs, it does not.
-    let own = posterior_of("My skin has become yellow and the whites of my eyes too", "neonatal_jaundice");
-    let babys = posterior_of("My baby's skin has become yellow and the whites of his eyes too", "neonatal_jaundice");
+    let own = posterior_of(
+        "My skin has become yellow and the whites of my eyes too",
+        "neonatal_jaundice",
+    );
+    let babys = posterior_of(
+        "My baby's skin has become yellow and the whites of his eyes too",
+        "neonatal_jaundice",
+    );
     assert!(own < 1e-3 && babys > 10.0 * own, "own {own}, baby's {babys}");
 }
 
@@ -506,7 +636,9 @@ fn a_colour_names_what_follows_it_not_the_patient() {
 fn a_relative_who_brings_the_patient_has_none_of_the_findings() {
     let t = "A 17-year-old girl is brought in by her mother with a 9 kg weight loss over 6 months.";
     assert!(present(t).contains(&"weight_loss".to_string()), "{:?}", present(t));
-    assert!(!present("her mother had a weight loss from cancer").contains(&"weight_loss".to_string()));
+    assert!(
+        !present("her mother had a weight loss from cancer").contains(&"weight_loss".to_string())
+    );
 }
 
 #[test]

@@ -69,7 +69,8 @@ const STALLED_SUBSCRIBERS: usize = 200;
 
 /// Runs the whole benchmark and writes the report; returns it.
 pub fn run(opts: &Options) -> Result<Report> {
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
     let mut opts = opts.clone();
     if opts.port == 0 {
         // Any free port: asked of the kernel, then released for the service to take.
@@ -87,26 +88,38 @@ pub fn run(opts: &Options) -> Result<Report> {
 
     // The ceiling: a route that does no work.
     let healthz = format!("{base}/healthz");
-    report.runs.push(service.measure_around("GET /healthz, saturation", None, || oha.run(&healthz, false, None, SATURATE_CONNECTIONS))?);
+    report.runs.push(service.measure_around("GET /healthz, saturation", None, || {
+        oha.run(&healthz, false, None, SATURATE_CONNECTIONS)
+    })?);
     eprintln!("  healthz: {:.0} requests/s", report.runs.last().map_or(0.0, |r| r.achieved_rps));
 
     let triage = format!("{base}/v1/triage");
-    let sat = service.measure_around("POST /v1/triage, saturation", None, || oha.run(&triage, true, None, SATURATE_CONNECTIONS))?;
+    let sat = service.measure_around("POST /v1/triage, saturation", None, || {
+        oha.run(&triage, true, None, SATURATE_CONNECTIONS)
+    })?;
     let saturation = sat.achieved_rps;
     eprintln!("  triage saturation: {saturation:.0} requests/s");
     report.runs.push(sat);
 
     for &rate in if opts.smoke { &SMOKE_RATES[..] } else { &RATES[..] } {
-        let run = service.measure_around(&format!("POST /v1/triage, {rate}/s"), Some(rate), || oha.run(&triage, true, Some(rate), OPEN_CONNECTIONS))?;
+        let run =
+            service.measure_around(&format!("POST /v1/triage, {rate}/s"), Some(rate), || {
+                oha.run(&triage, true, Some(rate), OPEN_CONNECTIONS)
+            })?;
         eprintln!("  triage at {rate}/s: p99 {:.2} ms", run.p99_ms);
         report.runs.push(run);
     }
 
     // The top fixed rate again with event subscribers that never read: triage must not notice
     // them (the bus never waits for a subscriber, and a stalled stream costs nothing).
-    let (rate, stalled) = if opts.smoke { (SMOKE_RATES[1], 5) } else { (RATES[1], STALLED_SUBSCRIBERS) };
+    let (rate, stalled) =
+        if opts.smoke { (SMOKE_RATES[1], 5) } else { (RATES[1], STALLED_SUBSCRIBERS) };
     let subscribers = stalled_subscribers(opts.port, stalled)?;
-    let run = service.measure_around(&format!("POST /v1/triage, {rate}/s, {stalled} stalled event subscribers"), Some(rate), || oha.run(&triage, true, Some(rate), OPEN_CONNECTIONS))?;
+    let run = service.measure_around(
+        &format!("POST /v1/triage, {rate}/s, {stalled} stalled event subscribers"),
+        Some(rate),
+        || oha.run(&triage, true, Some(rate), OPEN_CONNECTIONS),
+    )?;
     eprintln!("  triage at {rate}/s with {stalled} stalled subscribers: p99 {:.2} ms", run.p99_ms);
     report.runs.push(run);
     drop(subscribers);
@@ -115,12 +128,23 @@ pub fn run(opts: &Options) -> Result<Report> {
     let candidates: Vec<u32> = if opts.smoke {
         vec![150]
     } else {
-        (0..8).map(|i| ((saturation * (1.0 - 0.05 * f64::from(i))) / 100.0).floor() as u32 * 100).filter(|&r| r > 0).collect()
+        (0..8)
+            .map(|i| ((saturation * (1.0 - 0.05 * f64::from(i))) / 100.0).floor() as u32 * 100)
+            .filter(|&r| r > 0)
+            .collect()
     };
     for rate in candidates {
-        let run = service.measure_around(&format!("POST /v1/triage, {rate}/s"), Some(rate), || oha.run(&triage, true, Some(rate), OPEN_CONNECTIONS))?;
+        let run =
+            service.measure_around(&format!("POST /v1/triage, {rate}/s"), Some(rate), || {
+                oha.run(&triage, true, Some(rate), OPEN_CONNECTIONS)
+            })?;
         let held = run.sustained();
-        eprintln!("  triage at {rate}/s: {:.0} answered/s, p99 {:.2} ms{}", run.achieved_rps, run.p99_ms, if held { " (sustained)" } else { "" });
+        eprintln!(
+            "  triage at {rate}/s: {:.0} answered/s, p99 {:.2} ms{}",
+            run.achieved_rps,
+            run.p99_ms,
+            if held { " (sustained)" } else { "" }
+        );
         report.runs.push(run);
         if held {
             report.max_sustainable = Some(rate);
@@ -140,7 +164,9 @@ fn stalled_subscribers(port: u16, n: usize) -> Result<Vec<TcpStream>> {
     let mut streams = Vec::with_capacity(n);
     for _ in 0..n {
         let mut s = TcpStream::connect(("127.0.0.1", port)).context("opening an event stream")?;
-        s.write_all(b"GET /v1/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")?;
+        s.write_all(
+            b"GET /v1/events HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
+        )?;
         streams.push(s);
     }
     // Long enough for every request to be read and subscribed.
@@ -179,7 +205,11 @@ fn write_request_mix(kb_dir: &Path, path: &Path) -> Result<report::Mix> {
             body.insert("sex".into(), serde_json::to_value(sex)?);
         }
         if !case.findings.is_empty() {
-            let f: Vec<Value> = case.findings.iter().map(|&(i, present)| json!({"id": kb.findings[i].id, "present": present})).collect();
+            let f: Vec<Value> = case
+                .findings
+                .iter()
+                .map(|&(i, present)| json!({"id": kb.findings[i].id, "present": present}))
+                .collect();
             body.insert("findings".into(), Value::Array(f));
             mix.with_findings += 1;
         }
@@ -208,7 +238,8 @@ impl Oha<'_> {
     /// One oha run; its JSON summary.
     fn run(&self, url: &str, post: bool, rate: Option<u32>, connections: usize) -> Result<Value> {
         let mut cmd = Command::new(self.bin);
-        cmd.args(["--no-tui", "--output-format", "json", "-z"]).arg(format!("{}s", self.step.as_secs()));
+        cmd.args(["--no-tui", "--output-format", "json", "-z"])
+            .arg(format!("{}s", self.step.as_secs()));
         cmd.arg("-c").arg(connections.to_string());
         if let Some(q) = rate {
             cmd.arg("-q").arg(q.to_string()).arg("--latency-correction");
@@ -238,15 +269,25 @@ impl Service {
         let t0 = Instant::now();
         let mut cmd = Command::new(&opts.binary);
         cmd.args(["serve", "--port"]).arg(opts.port.to_string());
-        cmd.env("TRIAGENT_ENV", "development").env_remove("TRIAGENT__DATABASE__URL").env("TRIAGENT_LOG", "warn");
+        cmd.env("TRIAGENT_ENV", "development")
+            .env_remove("TRIAGENT__DATABASE__URL")
+            .env("TRIAGENT_LOG", "warn");
         for (k, v) in &opts.service_env {
             cmd.env(k, v);
         }
-        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().with_context(|| format!("starting {}", opts.binary.display()))?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", opts.binary.display()))?;
         let mut service = Service { child, port: opts.port, ready_after: Duration::ZERO };
         loop {
             if let Some(status) = service.child.try_wait()? {
-                bail!("the service exited before it was ready ({status}); see {}", opts.out.join("service.log").display());
+                bail!(
+                    "the service exited before it was ready ({status}); see {}",
+                    opts.out.join("service.log").display()
+                );
             }
             if matches!(http_get(service.port, "/readyz"), Ok((200, _))) {
                 break;
@@ -268,7 +309,8 @@ impl Service {
         let f: Vec<&str> = rest.split_whitespace().collect();
         // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; in
         // USER_HZ, which is 100 on Linux.
-        let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0) + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+        let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0)
+            + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
         Ok(ticks as f64 / 100.0)
     }
 
@@ -292,7 +334,12 @@ impl Service {
     }
 
     /// A run with CPU time and batch sizes measured around it.
-    fn measure_around(&mut self, name: &str, rate: Option<u32>, f: impl FnOnce() -> Result<Value>) -> Result<Run> {
+    fn measure_around(
+        &mut self,
+        name: &str,
+        rate: Option<u32>,
+        f: impl FnOnce() -> Result<Value>,
+    ) -> Result<Run> {
         let batches = self.batch_sizes()?;
         let cpu = self.cpu_seconds()?;
         let oha = f()?;
@@ -330,7 +377,11 @@ fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
     write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).context("no HTTP status line")?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no HTTP status line")?;
     let body = buf.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
     Ok((status, body))
 }

@@ -19,7 +19,9 @@ pub fn histogram(text: &str, name: &str) -> Histogram {
         let Some((series, value)) = line.rsplit_once(' ') else { continue };
         let Ok(value) = value.parse::<f64>() else { continue };
         if let Some(labels) = series.strip_prefix(&bucket) {
-            let Some(le) = labels.split("le=\"").nth(1).and_then(|x| x.split('"').next()) else { continue };
+            let Some(le) = labels.split("le=\"").nth(1).and_then(|x| x.split('"').next()) else {
+                continue;
+            };
             let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
             match h.buckets.iter_mut().find(|(b, _)| *b == le) {
                 Some((_, c)) => *c += value,

@@ -53,8 +53,16 @@ fn ms(v: &Value) -> f64 {
 }
 
 impl Run {
-    pub fn from_oha(name: &str, offered: Option<u32>, oha: &Value, cpu_seconds: f64, batches: Option<Histogram>) -> Result<Run> {
-        let codes = oha["statusCodeDistribution"].as_object().context("oha output without statusCodeDistribution")?;
+    pub fn from_oha(
+        name: &str,
+        offered: Option<u32>,
+        oha: &Value,
+        cpu_seconds: f64,
+        batches: Option<Histogram>,
+    ) -> Result<Run> {
+        let codes = oha["statusCodeDistribution"]
+            .as_object()
+            .context("oha output without statusCodeDistribution")?;
         let mut answered = 0u64;
         let mut errors = 0u64;
         for (code, n) in codes {
@@ -76,8 +84,12 @@ impl Run {
         let percentiles = p
             .as_object()
             .map(|m| {
-                let mut v: Vec<(f64, f64)> =
-                    m.iter().filter_map(|(k, s)| Some((k.trim_start_matches('p').parse::<f64>().ok()?, s.as_f64()?))).collect();
+                let mut v: Vec<(f64, f64)> = m
+                    .iter()
+                    .filter_map(|(k, s)| {
+                        Some((k.trim_start_matches('p').parse::<f64>().ok()?, s.as_f64()?))
+                    })
+                    .collect();
                 v.sort_by(|a, b| a.0.total_cmp(&b.0));
                 v
             })
@@ -103,7 +115,9 @@ impl Run {
     /// An open-loop step the service kept up with: at least 99% of the offered rate answered,
     /// no errors, p99 under [`SUSTAINABLE_P99_MS`].
     pub fn sustained(&self) -> bool {
-        self.offered_rps.is_some_and(|r| self.achieved_rps >= 0.99 * f64::from(r)) && self.errors == 0 && self.p99_ms < SUSTAINABLE_P99_MS
+        self.offered_rps.is_some_and(|r| self.achieved_rps >= 0.99 * f64::from(r))
+            && self.errors == 0
+            && self.p99_ms < SUSTAINABLE_P99_MS
     }
 }
 
@@ -126,7 +140,12 @@ pub struct Report {
 impl Report {
     pub fn new(smoke: bool, step: Duration, mix: Mix, ready_after: Duration) -> Report {
         let sh = |cmd: &str, args: &[&str]| {
-            std::process::Command::new(cmd).args(args).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+            std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .ok()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default()
         };
         Report {
             smoke,
@@ -137,7 +156,12 @@ impl Report {
             max_sustainable: None,
             peak_rss_bytes: 0,
             cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            load_before: std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+            load_before: std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
             date: sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
             commit: sh("git", &["rev-parse", "--short", "HEAD"]),
         }
@@ -147,13 +171,22 @@ impl Report {
     pub fn write(&self, out: &Path) -> Result<()> {
         std::fs::write(out.join("REPORT.md"), self.markdown())?;
         std::fs::write(out.join("results.json"), serde_json::to_string_pretty(self)?)?;
-        plot::latency(&out.join("latency.png"), self).map_err(|e| anyhow::anyhow!("plotting: {e}"))?;
+        plot::latency(&out.join("latency.png"), self)
+            .map_err(|e| anyhow::anyhow!("plotting: {e}"))?;
         Ok(())
     }
 
     pub fn markdown(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# Load benchmark{}\n", if self.smoke { " (smoke run: checks the benchmark works, measures nothing)" } else { "" });
+        let _ = writeln!(
+            s,
+            "# Load benchmark{}\n",
+            if self.smoke {
+                " (smoke run: checks the benchmark works, measures nothing)"
+            } else {
+                ""
+            }
+        );
         let _ = writeln!(
             s,
             "{} on commit {}, {} cores (load average before: {}); the load generator (oha, open loop with \
@@ -183,11 +216,20 @@ impl Report {
         let _ = writeln!(
             s,
             "| maximum sustainable `POST /v1/triage` | {} |",
-            self.max_sustainable.map_or("not reached in this run".to_string(), |r| format!("**{r} requests/s** (p99 under {SUSTAINABLE_P99_MS} ms, ≥ 99% answered, no errors)"))
+            self.max_sustainable.map_or("not reached in this run".to_string(), |r| format!(
+                "**{r} requests/s** (p99 under {SUSTAINABLE_P99_MS} ms, ≥ 99% answered, no errors)"
+            ))
         );
         let _ = writeln!(s, "| time from start to ready | {:.0} ms |", self.ready_ms);
-        let _ = writeln!(s, "| peak resident memory | {:.1} MiB |\n", self.peak_rss_bytes as f64 / (1024.0 * 1024.0));
-        let _ = writeln!(s, "| step | offered/s | answered/s | errors | p50 | p90 | p99 | p99.9 | service CPU per request | mean batch |");
+        let _ = writeln!(
+            s,
+            "| peak resident memory | {:.1} MiB |\n",
+            self.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+        );
+        let _ = writeln!(
+            s,
+            "| step | offered/s | answered/s | errors | p50 | p90 | p99 | p99.9 | service CPU per request | mean batch |"
+        );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|");
         for r in &self.runs {
             let _ = writeln!(
@@ -205,15 +247,28 @@ impl Report {
                 r.batch_sizes.as_ref().map_or("-".to_string(), |h| format!("{:.1}", h.mean()))
             );
         }
-        let _ = writeln!(s, "\nMicro-batch sizes (requests per forward pass, the four agents together), share of forward passes:\n");
-        let with_batches: Vec<&Run> = self.runs.iter().filter(|r| r.batch_sizes.is_some()).collect();
+        let _ = writeln!(
+            s,
+            "\nMicro-batch sizes (requests per forward pass, the four agents together), share of forward passes:\n"
+        );
+        let with_batches: Vec<&Run> =
+            self.runs.iter().filter(|r| r.batch_sizes.is_some()).collect();
         if let Some(first) = with_batches.first().and_then(|r| r.batch_sizes.as_ref()) {
             let labels: Vec<String> = first.shares().into_iter().map(|x| x.0).collect();
             let _ = writeln!(s, "| step | {} |", labels.join(" | "));
             let _ = writeln!(s, "|---|{}", "---|".repeat(labels.len()));
             for r in with_batches {
                 let shares = r.batch_sizes.as_ref().map(Histogram::shares).unwrap_or_default();
-                let _ = writeln!(s, "| {} | {} |", r.name, shares.iter().map(|x| format!("{:.0}%", x.1 * 100.0)).collect::<Vec<_>>().join(" | "));
+                let _ = writeln!(
+                    s,
+                    "| {} | {} |",
+                    r.name,
+                    shares
+                        .iter()
+                        .map(|x| format!("{:.0}%", x.1 * 100.0))
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                );
             }
         }
         let _ = writeln!(s, "\n![latency percentiles](latency.png)");

@@ -11,14 +11,17 @@
 //! exporters and dashboards can be checked against it.
 
 use prometheus::core::Collector;
-use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 // The handle types the recorders hold, so they need not depend on `prometheus` themselves.
-pub use prometheus::{Histogram, IntCounter, IntGauge};
 /// The gathered families ([`Metrics::gather`]), for exporters other than `/metrics`.
 pub use prometheus::proto;
+pub use prometheus::{Histogram, IntCounter, IntGauge};
 
 pub const HTTP_REQUESTS: &str = "triagent_http_requests_total";
 pub const HTTP_DURATION: &str = "triagent_http_request_duration_seconds";
@@ -80,8 +83,11 @@ const CACHED_STATUSES: [u16; 11] = [200, 400, 401, 404, 405, 413, 415, 422, 429,
 
 // Seconds. HTTP spans a cached vocabulary read to a slow triage; agents run in tens of
 // microseconds to a deadline of seconds.
-const HTTP_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-const AGENT_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const HTTP_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const AGENT_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 type Hook = Box<dyn Fn(&Metrics) + Send + Sync>;
@@ -132,7 +138,8 @@ fn gauge_vec(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
 }
 
 fn histogram_vec(name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
-    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels).expect("valid metric definition")
+    HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets.to_vec()), labels)
+        .expect("valid metric definition")
 }
 
 impl Metrics {
@@ -224,7 +231,10 @@ impl Metrics {
         let routes: Vec<RouteMetrics> = routes
             .into_iter()
             .chain([UNMATCHED_ROUTE])
-            .map(|route| RouteMetrics { route, by_status: std::array::from_fn(|_| OnceLock::new()) })
+            .map(|route| RouteMetrics {
+                route,
+                by_status: std::array::from_fn(|_| OnceLock::new()),
+            })
             .collect();
         HttpMetrics { metrics: self.clone(), routes: routes.into() }
     }
@@ -262,7 +272,8 @@ impl Metrics {
     /// at gather time (added as a difference, as in [`Metrics::set_bus`]).
     pub fn set_connections(&self, open: usize, refused: u64) {
         self.http_connections.set(i64::try_from(open).unwrap_or(i64::MAX));
-        self.http_connections_refused.inc_by(refused.saturating_sub(self.http_connections_refused.get()));
+        self.http_connections_refused
+            .inc_by(refused.saturating_sub(self.http_connections_refused.get()));
     }
 
     /// Runs `hook` before every gather, to copy values kept elsewhere into gauges.
@@ -282,7 +293,9 @@ impl Metrics {
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
         let mut out = Vec::new();
-        TextEncoder::new().encode(&self.gather(), &mut out).expect("text encoding into memory does not fail");
+        TextEncoder::new()
+            .encode(&self.gather(), &mut out)
+            .expect("text encoding into memory does not fail");
         String::from_utf8(out).expect("the text encoder writes UTF-8")
     }
 
@@ -336,12 +349,19 @@ impl HttpMetrics {
     pub fn observe(&self, route: Option<&str>, status: u16, status_str: &str, elapsed: Duration) {
         let route = route.unwrap_or(UNMATCHED_ROUTE);
         let secs = elapsed.as_secs_f64();
-        let cached = self.routes.iter().find(|r| r.route == route).zip(CACHED_STATUSES.iter().position(|&s| s == status));
+        let cached = self
+            .routes
+            .iter()
+            .find(|r| r.route == route)
+            .zip(CACHED_STATUSES.iter().position(|&s| s == status));
         match cached {
             Some((r, i)) => {
                 let (count, time) = r.by_status[i].get_or_init(|| {
                     let l = &[r.route, status_str];
-                    (self.metrics.http_requests.with_label_values(l), self.metrics.http_duration.with_label_values(l))
+                    (
+                        self.metrics.http_requests.with_label_values(l),
+                        self.metrics.http_duration.with_label_values(l),
+                    )
                 });
                 count.inc();
                 time.observe(secs);
@@ -385,10 +405,24 @@ mod tests {
         h.observe(None, 418, "418", Duration::from_millis(1));
         h.observe(Some("/v1/elsewhere"), 200, "200", Duration::from_millis(1));
         let text = m.render();
-        assert!(text.contains("triagent_http_requests_total{route=\"/v1/triage/{id}\",status=\"404\"} 2"), "{text}");
-        assert!(text.contains("triagent_http_requests_total{route=\"unmatched\",status=\"404\"} 1"), "{text}");
-        assert!(text.contains("triagent_http_requests_total{route=\"unmatched\",status=\"418\"} 1"), "{text}");
-        assert!(text.contains("triagent_http_requests_total{route=\"/v1/elsewhere\",status=\"200\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "triagent_http_requests_total{route=\"/v1/triage/{id}\",status=\"404\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("triagent_http_requests_total{route=\"unmatched\",status=\"404\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("triagent_http_requests_total{route=\"unmatched\",status=\"418\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("triagent_http_requests_total{route=\"/v1/elsewhere\",status=\"200\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("triagent_http_request_duration_seconds_count{route=\"/v1/triage/{id}\",status=\"404\"} 2"), "{text}");
     }
 
@@ -401,7 +435,10 @@ mod tests {
         for total in [5, 5, 12] {
             source.store(total, std::sync::atomic::Ordering::Relaxed);
             let text = m.render();
-            assert!(text.contains(&format!("triagent_bus_events_published_total {total}\n")), "{text}");
+            assert!(
+                text.contains(&format!("triagent_bus_events_published_total {total}\n")),
+                "{text}"
+            );
             assert!(text.contains("triagent_bus_events_dropped_total 2\n"), "{text}");
             assert!(text.contains("triagent_bus_subscribers 3\n"), "{text}");
         }

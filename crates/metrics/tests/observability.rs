@@ -21,7 +21,8 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut rest = expr;
     while let Some(i) = rest.find("triagent_") {
         let tail = &rest[i..];
-        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        let end =
+            tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
         let mut name = &tail[..end];
         for suffix in ["_bucket", "_sum", "_count"] {
             if let Some(base) = name.strip_suffix(suffix)
@@ -62,7 +63,11 @@ fn yaml_exprs(text: &str) -> Vec<String> {
         let indent = line.len() - line.trim_start().len();
         let value = value.trim();
         if value == "|" || value == ">" {
-            let block: Vec<&str> = lines[i + 1..].iter().take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent).map(|l| l.trim()).collect();
+            let block: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+                .map(|l| l.trim())
+                .collect();
             out.push(block.join(" "));
         } else {
             out.push(value.to_string());
@@ -77,25 +82,57 @@ fn known() -> BTreeSet<String> {
 
 #[test]
 fn the_name_extraction_finds_unknown_names() {
-    let names = metric_names(r#"sum(rate(triagent_http_requests_total[1m])) / triagent_agent_latency_seconds_bucket + triagent_made_up_total"#);
-    assert_eq!(names, ["triagent_agent_latency_seconds", "triagent_http_requests_total", "triagent_made_up_total"].map(String::from).into());
+    let names = metric_names(
+        r#"sum(rate(triagent_http_requests_total[1m])) / triagent_agent_latency_seconds_bucket + triagent_made_up_total"#,
+    );
+    assert_eq!(
+        names,
+        [
+            "triagent_agent_latency_seconds",
+            "triagent_http_requests_total",
+            "triagent_made_up_total"
+        ]
+        .map(String::from)
+        .into()
+    );
     assert!(!known().contains("triagent_made_up_total"));
-    assert_eq!(yaml_exprs("  - alert: A\n    expr: up == 0\n  - alert: B\n    expr: |\n      sum(x)\n        / y\n    for: 1m\n"), vec!["up == 0".to_string(), "sum(x) / y".to_string()]);
+    assert_eq!(
+        yaml_exprs(
+            "  - alert: A\n    expr: up == 0\n  - alert: B\n    expr: |\n      sum(x)\n        / y\n    for: 1m\n"
+        ),
+        vec!["up == 0".to_string(), "sum(x) / y".to_string()]
+    );
 }
 
 #[test]
 fn every_dashboard_queries_only_exported_metrics_and_covers_them_all() {
     let dir = root().join("grafana/dashboards");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     files.sort();
     assert_eq!(files.len(), 3, "service overview, agents and breakers, triage outcomes: {files:?}");
     let mut used = BTreeSet::new();
     for file in &files {
-        let doc: serde_json::Value = serde_json::from_str(&read(file)).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        assert!(doc["uid"].as_str().is_some_and(|u| !u.is_empty()) && doc["title"].is_string(), "{}", file.display());
-        let panels = doc["panels"].as_array().unwrap_or_else(|| panic!("{} has no panels", file.display()));
+        let doc: serde_json::Value =
+            serde_json::from_str(&read(file)).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert!(
+            doc["uid"].as_str().is_some_and(|u| !u.is_empty()) && doc["title"].is_string(),
+            "{}",
+            file.display()
+        );
+        let panels =
+            doc["panels"].as_array().unwrap_or_else(|| panic!("{} has no panels", file.display()));
         for p in panels {
-            assert_eq!(p["datasource"]["uid"], "prometheus", "{}: panel {}", file.display(), p["title"]);
+            assert_eq!(
+                p["datasource"]["uid"],
+                "prometheus",
+                "{}: panel {}",
+                file.display(),
+                p["title"]
+            );
         }
         let mut exprs = Vec::new();
         json_exprs(&doc, &mut exprs);
@@ -104,7 +141,11 @@ fn every_dashboard_queries_only_exported_metrics_and_covers_them_all() {
             let names = metric_names(e);
             assert!(!names.is_empty(), "{}: a query on no Triagent metric: {e}", file.display());
             for n in names {
-                assert!(known().contains(&n), "{}: {n} is not exported by the service (metrics::NAMES): {e}", file.display());
+                assert!(
+                    known().contains(&n),
+                    "{}: {n} is not exported by the service (metrics::NAMES): {e}",
+                    file.display()
+                );
                 used.insert(n);
             }
         }
@@ -117,17 +158,29 @@ fn every_dashboard_queries_only_exported_metrics_and_covers_them_all() {
 fn every_alert_rule_queries_only_exported_metrics() {
     let text = read(&root().join("prometheus/alerts.yml"));
     let exprs = yaml_exprs(&text);
-    assert!(exprs.len() >= 5, "breaker open, error rate, latency, spool backlog, emergency rate: {exprs:?}");
+    assert!(
+        exprs.len() >= 5,
+        "breaker open, error rate, latency, spool backlog, emergency rate: {exprs:?}"
+    );
     let mut used = BTreeSet::new();
     for e in &exprs {
         let names = metric_names(e);
         assert!(!names.is_empty(), "a rule on no Triagent metric: {e}");
         for n in names {
-            assert!(known().contains(&n), "{n} is not exported by the service (metrics::NAMES): {e}");
+            assert!(
+                known().contains(&n),
+                "{n} is not exported by the service (metrics::NAMES): {e}"
+            );
             used.insert(n);
         }
     }
-    for needed in [metrics::AGENT_BREAKER_STATE, metrics::HTTP_REQUESTS, metrics::HTTP_DURATION, metrics::STORE_BACKLOG, metrics::TRIAGE_LEVELS] {
+    for needed in [
+        metrics::AGENT_BREAKER_STATE,
+        metrics::HTTP_REQUESTS,
+        metrics::HTTP_DURATION,
+        metrics::STORE_BACKLOG,
+        metrics::TRIAGE_LEVELS,
+    ] {
         assert!(used.contains(needed), "no alert on {needed}");
     }
 }
@@ -137,12 +190,22 @@ fn prometheus_and_grafana_wiring_points_at_what_exists() {
     let prom = read(&root().join("prometheus/prometheus.yml"));
     for line in prom.lines().map(str::trim).filter(|l| l.starts_with("- /etc/prometheus/")) {
         let file = line.trim_start_matches("- /etc/prometheus/");
-        assert!(root().join("prometheus").join(file).is_file(), "rule file {file} is not in observability/prometheus");
+        assert!(
+            root().join("prometheus").join(file).is_file(),
+            "rule file {file} is not in observability/prometheus"
+        );
     }
     // The service's port, as config/base.toml sets it.
     let base = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/base.toml"));
-    let port = base.lines().find_map(|l| l.trim().strip_prefix("port = ")).expect("server.port in base.toml").trim();
-    assert!(prom.contains(&format!("triagent:{port}")), "Prometheus scrapes the port the service listens on ({port})");
+    let port = base
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("port = "))
+        .expect("server.port in base.toml")
+        .trim();
+    assert!(
+        prom.contains(&format!("triagent:{port}")),
+        "Prometheus scrapes the port the service listens on ({port})"
+    );
     let sources = read(&root().join("grafana/provisioning/datasources/datasources.yaml"));
     assert!(sources.contains("uid: prometheus"), "the dashboards' data source uid is provisioned");
     let collector = read(&root().join("otel-collector.yaml"));

@@ -62,17 +62,32 @@ pub fn map_rows<T>(t: Tensor<2>, mut f: impl FnMut(&[f32]) -> T) -> Vec<T> {
 /// The inputs of a case batch as tensors: the text's feature bags, the structured findings
 /// (present and absent slots), and the other structured inputs (demographics, then vitals when
 /// `with_vitals`).
-pub fn case_batch(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], with_vitals: bool, device: &Device) -> (BagBatch, Tensor<2>, Tensor<2>) {
+pub fn case_batch(
+    featurizer: &Featurizer,
+    n_findings: usize,
+    inputs: &[&CaseInput],
+    with_vitals: bool,
+    device: &Device,
+) -> (BagBatch, Tensor<2>, Tensor<2>) {
     let (bags, f, o) = case_inputs(featurizer, n_findings, inputs, with_vitals, device);
     let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
     (BagBatch::new(&refs, device), f, o)
 }
 
 /// As [`case_batch`], with the feature bags left as ids for [`crate::encoder::PooledEncoder`].
-pub fn case_inputs(featurizer: &Featurizer, n_findings: usize, inputs: &[&CaseInput], with_vitals: bool, device: &Device) -> (Vec<Vec<u32>>, Tensor<2>, Tensor<2>) {
-    use crate::inputs::{DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, structured_findings, vitals};
+pub fn case_inputs(
+    featurizer: &Featurizer,
+    n_findings: usize,
+    inputs: &[&CaseInput],
+    with_vitals: bool,
+    device: &Device,
+) -> (Vec<Vec<u32>>, Tensor<2>, Tensor<2>) {
+    use crate::inputs::{
+        DEMOGRAPHIC_WIDTH, VITAL_WIDTH, demographics, structured_findings, vitals,
+    };
     let bags: Vec<Vec<u32>> = inputs.iter().map(|c| featurizer.features(&c.text)).collect();
-    let f: Vec<Vec<f32>> = inputs.iter().map(|c| structured_findings(&c.findings, n_findings)).collect();
+    let f: Vec<Vec<f32>> =
+        inputs.iter().map(|c| structured_findings(&c.findings, n_findings)).collect();
     let width = DEMOGRAPHIC_WIDTH + if with_vitals { VITAL_WIDTH } else { 0 };
     let o: Vec<Vec<f32>> = inputs
         .iter()
@@ -112,7 +127,8 @@ mod tests {
         let t = dense(&[vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]], 3, &device);
         assert_eq!(map_rows(t.clone(), |r| r.iter().sum::<f32>()), vec![6.0, 15.0]);
         assert_eq!(rows(t), vec![vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]]);
-        let none: Tensor<2> = Tensor::from_data(TensorData::new(Vec::<f32>::new(), [2, 0]), &device);
+        let none: Tensor<2> =
+            Tensor::from_data(TensorData::new(Vec::<f32>::new(), [2, 0]), &device);
         assert_eq!(map_rows(none, <[f32]>::len), vec![0, 0]);
     }
 }

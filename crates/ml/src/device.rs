@@ -43,7 +43,9 @@ pub fn select_device(choice: DeviceChoice) -> Result<Device, String> {
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(n) => Ok(Device::cuda(n)),
         #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda(_) => Err("this build has no CUDA support: rebuild with `--features cuda`".into()),
+        DeviceChoice::Cuda(_) => {
+            Err("this build has no CUDA support: rebuild with `--features cuda`".into())
+        }
     }
 }
 

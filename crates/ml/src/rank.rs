@@ -41,7 +41,8 @@ mod tests {
 
     /// The reference: every accepted index sorted by score (highest first, then index).
     fn by_sorting(scores: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> Vec<(usize, f32)> {
-        let mut all: Vec<(usize, f32)> = scores.iter().copied().enumerate().filter(|&(i, _)| keep(i)).collect();
+        let mut all: Vec<(usize, f32)> =
+            scores.iter().copied().enumerate().filter(|&(i, _)| keep(i)).collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         all.truncate(k);
         all
@@ -62,9 +63,14 @@ mod tests {
             scores[i] = v;
         }
         // Compared by bits: NaN equals itself there.
-        let bits = |v: Vec<(usize, f32)>| v.into_iter().map(|(i, s)| (i, s.to_bits())).collect::<Vec<_>>();
+        let bits =
+            |v: Vec<(usize, f32)>| v.into_iter().map(|(i, s)| (i, s.to_bits())).collect::<Vec<_>>();
         for k in [0, 1, 3, 5, 20, 299, 300, 400] {
-            assert_eq!(bits(top_k(&scores, k, |_| true)), bits(by_sorting(&scores, k, |_| true)), "k = {k}");
+            assert_eq!(
+                bits(top_k(&scores, k, |_| true)),
+                bits(by_sorting(&scores, k, |_| true)),
+                "k = {k}"
+            );
             assert_eq!(
                 bits(top_k(&scores, k, |i| i % 3 != 0)),
                 bits(by_sorting(&scores, k, |i| i % 3 != 0)),

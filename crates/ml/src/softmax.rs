@@ -125,15 +125,15 @@ mod tests {
     #[test]
     fn softmax_rows_match_a_double_precision_reference() {
         let width = 37; // not a multiple of 8: the remainder path too
-        let rows: Vec<f32> = (0..5 * width)
-            .map(|i| ((i * 7919) % 1009) as f32 / 50.0 - 10.0)
-            .collect();
+        let rows: Vec<f32> =
+            (0..5 * width).map(|i| ((i * 7919) % 1009) as f32 / 50.0 - 10.0).collect();
         for t in [1.0f32, 1.47, 0.5] {
             let mut got = rows.clone();
             softmax_rows(&mut got, width, t);
             for (row, out) in rows.chunks(width).zip(got.chunks(width)) {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let e: Vec<f64> = row.iter().map(|&z| ((z as f64 - max) / t as f64).exp()).collect();
+                let e: Vec<f64> =
+                    row.iter().map(|&z| ((z as f64 - max) / t as f64).exp()).collect();
                 let s: f64 = e.iter().sum();
                 for (p, q) in out.iter().zip(&e) {
                     let want = q / s;

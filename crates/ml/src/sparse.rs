@@ -23,19 +23,10 @@ impl SparseLinear {
         let [inputs, outputs] = w.dims();
         let weight = w.into_data().try_into_vec::<f32>().expect("float weight");
         let bias = match &linear.bias {
-            Some(b) => b
-                .val()
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("float bias"),
+            Some(b) => b.val().into_data().try_into_vec::<f32>().expect("float bias"),
             None => vec![0.0; outputs],
         };
-        SparseLinear {
-            inputs,
-            outputs,
-            weight,
-            bias,
-        }
+        SparseLinear { inputs, outputs, weight, bias }
     }
 
     /// One output row per entry of `active`, each the list of input slots that are 1.
@@ -52,9 +43,8 @@ impl SparseLinear {
             let acc = &mut out[start..];
             for &s in slots {
                 if s < self.inputs {
-                    for (a, w) in acc
-                        .iter_mut()
-                        .zip(&self.weight[s * self.outputs..(s + 1) * self.outputs])
+                    for (a, w) in
+                        acc.iter_mut().zip(&self.weight[s * self.outputs..(s + 1) * self.outputs])
                     {
                         *a += *w;
                     }
@@ -88,10 +78,7 @@ mod tests {
         let findings = [(1usize, true), (3, false), (4, true)];
         let slots = finding_slots(&findings, 5);
         let dense = crate::batch::dense(
-            &[
-                crate::inputs::structured_findings(&findings, 5),
-                vec![0.0; 10],
-            ],
+            &[crate::inputs::structured_findings(&findings, 5), vec![0.0; 10]],
             10,
             &device,
         );

@@ -32,7 +32,14 @@ impl Progress for Quiet {}
 /// Trains `model` for `cfg.epochs` over `n` examples in shuffled mini-batches. `loss` builds the
 /// loss of one batch of example indices. The learning rate decays linearly to a tenth.
 /// The model must live on an autodiff device.
-pub fn fit<M: Module>(mut model: M, n: usize, cfg: &TrainConfig, progress: &mut dyn Progress, phase: &str, loss: impl Fn(&M, &[usize]) -> Tensor<1>) -> (M, Vec<f32>) {
+pub fn fit<M: Module>(
+    mut model: M,
+    n: usize,
+    cfg: &TrainConfig,
+    progress: &mut dyn Progress,
+    phase: &str,
+    loss: impl Fn(&M, &[usize]) -> Tensor<1>,
+) -> (M, Vec<f32>) {
     let mut optim = AdamConfig::new().init();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();
@@ -60,6 +67,9 @@ pub fn fit<M: Module>(mut model: M, n: usize, cfg: &TrainConfig, progress: &mut 
         epoch_losses.push((sum / count.max(1) as f64) as f32);
         progress.epoch(epoch_losses.len(), *epoch_losses.last().expect("just pushed"));
     }
-    progress.finish(&format!("final epoch loss {:.4}", epoch_losses.last().copied().unwrap_or(f32::NAN)));
+    progress.finish(&format!(
+        "final epoch loss {:.4}",
+        epoch_losses.last().copied().unwrap_or(f32::NAN)
+    ));
     (model, epoch_losses)
 }

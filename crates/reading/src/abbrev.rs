@@ -34,14 +34,16 @@ pub(crate) fn expand(text: &str, tokens: &[Token]) -> Option<Vec<Token>> {
     let is_caps = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_uppercase());
     // Whether tokens `a` and `b` are joined by one "/", "&" or "+" and nothing else.
     let joined = |a: &Token, b: &Token| {
-        text.get(a.end as usize..b.start as usize).is_some_and(|g| matches!(g.trim(), "/" | "&" | "+") && g.trim().len() == g.len())
+        text.get(a.end as usize..b.start as usize)
+            .is_some_and(|g| matches!(g.trim(), "/" | "&" | "+") && g.trim().len() == g.len())
     };
     let mut out: Option<Vec<Token>> = None;
     let mut i = 0;
     while i < tokens.len() {
         let s = span(&tokens[i]);
         // "SI joint" is the sacroiliac joint, not suicidal ideation.
-        let joint = tokens.get(i + 1).is_some_and(|t| matches!(t.text.as_str(), "joint" | "joints" | "jt"));
+        let joint =
+            tokens.get(i + 1).is_some_and(|t| matches!(t.text.as_str(), "joint" | "joints" | "jt"));
         if is_caps(s)
             && let Some(w) = capitals(s)
             && !(s == "SI" && joint)

@@ -33,7 +33,12 @@ pub(crate) fn fold_both<'a>(word: &'a str, stemmed: &mut String) -> Cow<'a, str>
 /// The light suffix stripper on a word already spelled (see [`fold_light`]).
 pub(crate) fn light(w: &str) -> &str {
     let mut w = w;
-    if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+    if w.len() > 3
+        && w.ends_with('s')
+        && !w.ends_with("ss")
+        && !w.ends_with("us")
+        && !w.ends_with("is")
+    {
         w = &w[..w.len() - 1];
     }
     if w.len() > 3 && w.ends_with('e') {
@@ -76,7 +81,16 @@ fn spelling(word: &str) -> Cow<'_, str> {
         return Cow::Borrowed(word);
     }
     let mut w = word.replace("aem", "em").replace("oea", "ea");
-    for (uk, us) in [("oede", "ede"), ("oeso", "eso"), ("oest", "est"), ("paed", "ped"), ("faec", "fec"), ("foet", "fet"), ("coel", "cel"), ("anaes", "anes")] {
+    for (uk, us) in [
+        ("oede", "ede"),
+        ("oeso", "eso"),
+        ("oest", "est"),
+        ("paed", "ped"),
+        ("faec", "fec"),
+        ("foet", "fet"),
+        ("coel", "cel"),
+        ("anaes", "anes"),
+    ] {
         if w.starts_with(uk) {
             w = format!("{us}{}", &w[uk.len()..]);
         }
@@ -100,13 +114,20 @@ fn has_vowel(s: &str) -> bool {
 fn undouble(w: &mut String) {
     let b = w.as_bytes();
     let n = b.len();
-    if n >= 3 && b[n - 1] == b[n - 2] && !is_vowel(b[n - 1]) && !matches!(b[n - 1], b'l' | b's' | b'z') {
+    if n >= 3
+        && b[n - 1] == b[n - 2]
+        && !is_vowel(b[n - 1])
+        && !matches!(b[n - 1], b'l' | b's' | b'z')
+    {
         w.pop();
     }
 }
 
 fn strip(w: &mut String, suffix: &str, min_stem: usize) -> bool {
-    if w.len() >= suffix.len() + min_stem && w.ends_with(suffix) && has_vowel(&w[..w.len() - suffix.len()]) {
+    if w.len() >= suffix.len() + min_stem
+        && w.ends_with(suffix)
+        && has_vowel(&w[..w.len() - suffix.len()])
+    {
         w.truncate(w.len() - suffix.len());
         true
     } else {
@@ -140,7 +161,13 @@ fn stem(w: &mut String) {
             undouble(w);
             return;
         }
-    } else if w.ends_with("es") && (w.ends_with("shes") || w.ends_with("ches") || w.ends_with("xes") || w.ends_with("sses") || w.ends_with("zes")) {
+    } else if w.ends_with("es")
+        && (w.ends_with("shes")
+            || w.ends_with("ches")
+            || w.ends_with("xes")
+            || w.ends_with("sses")
+            || w.ends_with("zes"))
+    {
         w.truncate(w.len() - 2);
     } else if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
         w.pop();
@@ -226,7 +253,9 @@ mod tests {
 
     #[test]
     fn short_and_distinct_words_stay_apart() {
-        for (a, b) in [("red", "reed"), ("bed", "bleed"), ("need", "ne"), ("fever", "feet"), ("toe", "to")] {
+        for (a, b) in
+            [("red", "reed"), ("bed", "bleed"), ("need", "ne"), ("fever", "feet"), ("toe", "to")]
+        {
             assert_ne!(fold_word(a), fold_word(b), "{a} / {b}");
         }
         assert_eq!(fold_word("no"), "no");
@@ -236,7 +265,20 @@ mod tests {
     #[test]
     fn both_folds_at_once_are_the_two_folds() {
         let mut stemmed = String::new();
-        for w in ["vomiting", "rashes", "diarrhoea", "haemorrhoids", "tumours", "oedematous", "spots", "fits", "bruise", "us", "no", "38"] {
+        for w in [
+            "vomiting",
+            "rashes",
+            "diarrhoea",
+            "haemorrhoids",
+            "tumours",
+            "oedematous",
+            "spots",
+            "fits",
+            "bruise",
+            "us",
+            "no",
+            "38",
+        ] {
             let spelled = fold_both(w, &mut stemmed);
             assert_eq!(stemmed, fold_word(w), "{w}");
             assert_eq!(light(&spelled), fold_light(w), "{w}");

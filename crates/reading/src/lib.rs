@@ -27,5 +27,5 @@ pub use fold::{fold_light, fold_word};
 pub use phrases::{PhraseHit, PhraseIndex, Via, WordIds};
 pub use reader::{Assertion, FindingEntry, Polarity, ReadFinding, Reader, Reading, Subject, Time};
 pub use semantic::{MIN_COSINE, SemanticIndex, is_stop};
-pub use vitals::{TextVital, vitals_in_text};
 pub use vectors::{VectorsError, WordVectors, default_vectors_path, dot};
+pub use vitals::{TextVital, vitals_in_text};

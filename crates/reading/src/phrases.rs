@@ -47,7 +47,22 @@ const MAX_GAP: usize = 2;
 /// Not "behind": a pain behind
 /// the ear is not an earache.
 fn is_connector(w: &str) -> bool {
-    matches!(w, "in" | "on" | "of" | "around" | "under" | "at" | "over" | "across" | "to" | "from" | "near" | "inside" | "down" | "with")
+    matches!(
+        w,
+        "in" | "on"
+            | "of"
+            | "around"
+            | "under"
+            | "at"
+            | "over"
+            | "across"
+            | "to"
+            | "from"
+            | "near"
+            | "inside"
+            | "down"
+            | "with"
+    )
 }
 
 /// The side of the body, as a note writes it between a word and the part it is said of.
@@ -58,13 +73,47 @@ fn is_side(w: &str) -> bool {
 fn is_filler(w: &str) -> bool {
     matches!(
         w,
-        "my" | "the" | "his" | "her" | "their" | "your" | "a" | "both" | "left" | "right" | "lower" | "upper" | "middle" | "top" | "bottom" | "front" | "back" | "side" | "whole" | "one"
+        "my" | "the"
+            | "his"
+            | "her"
+            | "their"
+            | "your"
+            | "a"
+            | "both"
+            | "left"
+            | "right"
+            | "lower"
+            | "upper"
+            | "middle"
+            | "top"
+            | "bottom"
+            | "front"
+            | "back"
+            | "side"
+            | "whole"
+            | "one"
     )
 }
 
 /// Words that deny what follows them.
 pub(crate) fn is_negation_word(w: &str) -> bool {
-    matches!(w, "no" | "not" | "never" | "isnt" | "wasnt" | "arent" | "werent" | "dont" | "doesnt" | "didnt" | "hasnt" | "havent" | "hadnt" | "wont" | "cannot")
+    matches!(
+        w,
+        "no" | "not"
+            | "never"
+            | "isnt"
+            | "wasnt"
+            | "arent"
+            | "werent"
+            | "dont"
+            | "doesnt"
+            | "didnt"
+            | "hasnt"
+            | "havent"
+            | "hadnt"
+            | "wont"
+            | "cannot"
+    )
 }
 
 pub(crate) fn is_conjunction(w: &str) -> bool {
@@ -75,21 +124,94 @@ pub(crate) fn is_conjunction(w: &str) -> bool {
 fn is_copula(w: &str) -> bool {
     matches!(
         w,
-        "is" | "was" | "are" | "were" | "been" | "be" | "feels" | "feel" | "felt" | "feeling" | "looks" | "look" | "looked" | "looking" | "seems" | "seem" | "seemed" | "gets" | "get" | "got" | "getting" | "went" | "gone" | "goes" | "turned" | "became" | "become" | "becoming" | "isnt" | "wasnt" | "arent" | "werent"
+        "is" | "was"
+            | "are"
+            | "were"
+            | "been"
+            | "be"
+            | "feels"
+            | "feel"
+            | "felt"
+            | "feeling"
+            | "looks"
+            | "look"
+            | "looked"
+            | "looking"
+            | "seems"
+            | "seem"
+            | "seemed"
+            | "gets"
+            | "get"
+            | "got"
+            | "getting"
+            | "went"
+            | "gone"
+            | "goes"
+            | "turned"
+            | "became"
+            | "become"
+            | "becoming"
+            | "isnt"
+            | "wasnt"
+            | "arent"
+            | "werent"
     )
 }
 
 /// Linking verbs that cannot be a noun or a participle ("a tight feeling", "winded getting
 /// dressed"): what stands right before one is its subject.
 pub(crate) fn is_finite_copula(w: &str) -> bool {
-    matches!(w, "is" | "was" | "are" | "were" | "isnt" | "wasnt" | "arent" | "werent" | "feels" | "felt" | "looks" | "looked" | "seems" | "seemed" | "gets" | "got" | "went" | "turned" | "became")
+    matches!(
+        w,
+        "is" | "was"
+            | "are"
+            | "were"
+            | "isnt"
+            | "wasnt"
+            | "arent"
+            | "werent"
+            | "feels"
+            | "felt"
+            | "looks"
+            | "looked"
+            | "seems"
+            | "seemed"
+            | "gets"
+            | "got"
+            | "went"
+            | "turned"
+            | "became"
+    )
 }
 
 /// Words that say how a part of the body is: "throat sore", "knee swollen".
 fn is_state(w: &str) -> bool {
     matches!(
         w,
-        "sore" | "swollen" | "stiff" | "painful" | "itchy" | "numb" | "tender" | "puffy" | "blocked" | "runny" | "bloated" | "hot" | "red" | "tight" | "weak" | "blurry" | "blurred" | "dry" | "raw" | "aching" | "achy" | "throbbing" | "pounding" | "racing"
+        "sore"
+            | "swollen"
+            | "stiff"
+            | "painful"
+            | "itchy"
+            | "numb"
+            | "tender"
+            | "puffy"
+            | "blocked"
+            | "runny"
+            | "bloated"
+            | "hot"
+            | "red"
+            | "tight"
+            | "weak"
+            | "blurry"
+            | "blurred"
+            | "dry"
+            | "raw"
+            | "aching"
+            | "achy"
+            | "throbbing"
+            | "pounding"
+            | "racing"
     )
 }
 
@@ -97,7 +219,40 @@ fn is_state(w: &str) -> bool {
 fn is_degree(w: &str) -> bool {
     matches!(
         w,
-        "very" | "really" | "so" | "quite" | "super" | "extremely" | "incredibly" | "a" | "bit" | "little" | "all" | "still" | "now" | "also" | "more" | "too" | "pretty" | "has" | "have" | "had" | "not" | "doesnt" | "dont" | "didnt" | "hasnt" | "havent" | "never" | "always" | "constantly" | "properly" | "kind" | "of" | "kinda" | "abit"
+        "very"
+            | "really"
+            | "so"
+            | "quite"
+            | "super"
+            | "extremely"
+            | "incredibly"
+            | "a"
+            | "bit"
+            | "little"
+            | "all"
+            | "still"
+            | "now"
+            | "also"
+            | "more"
+            | "too"
+            | "pretty"
+            | "has"
+            | "have"
+            | "had"
+            | "not"
+            | "doesnt"
+            | "dont"
+            | "didnt"
+            | "hasnt"
+            | "havent"
+            | "never"
+            | "always"
+            | "constantly"
+            | "properly"
+            | "kind"
+            | "of"
+            | "kinda"
+            | "abit"
     )
 }
 
@@ -122,7 +277,9 @@ fn predicate_end(raw: &[&str], mut j: usize) -> Option<usize> {
 fn said_at(ids: &[Option<u32>], raw: &[&str], at: usize, head: u32) -> Option<usize> {
     if ids.get(at) == Some(&Some(head)) {
         Some(at)
-    } else if matches!(raw.get(at + 1), Some(&"and" | &"or")) && ids.get(at + 2) == Some(&Some(head)) {
+    } else if matches!(raw.get(at + 1), Some(&"and" | &"or"))
+        && ids.get(at + 2) == Some(&Some(head))
+    {
         Some(at + 2)
     } else {
         None
@@ -132,7 +289,21 @@ fn said_at(ids: &[Option<u32>], raw: &[&str], at: usize, head: u32) -> Option<us
 /// Words a gap may not hold: clause ends and words that join or change what follows. A
 /// negation in a gap ("speech isnt slurred") is allowed: the reader reads the finding absent.
 fn blocks_gap(w: &str) -> bool {
-    matches!(w, "." | "and" | "or" | "but" | "if" | "without" | "denies" | "nor" | "with" | "after" | "before" | "when" | "since")
+    matches!(
+        w,
+        "." | "and"
+            | "or"
+            | "but"
+            | "if"
+            | "without"
+            | "denies"
+            | "nor"
+            | "with"
+            | "after"
+            | "before"
+            | "when"
+            | "since"
+    )
 }
 
 /// The word numbers of a text: stemmed, and lightly folded (for phrases of one word).
@@ -231,7 +402,8 @@ impl PhraseIndex {
     }
 
     pub fn insert(&mut self, phrase: &str, finding: u32) {
-        let raw: Vec<String> = tokenize(phrase).into_iter().filter(|t| t.text != ".").map(|t| t.text).collect();
+        let raw: Vec<String> =
+            tokenize(phrase).into_iter().filter(|t| t.text != ".").map(|t| t.text).collect();
         let words: Vec<u32> = raw
             .iter()
             .map(|t| {
@@ -276,7 +448,10 @@ impl PhraseIndex {
     /// already another phrase ("heart racing" is not "heart is racing"), nor for a red flag,
     /// read only as written. Call once every phrase is in and the red flags are marked.
     pub fn add_unlinked(&mut self) {
-        let linking: Vec<u32> = ["is", "are", "was", "were", "am"].iter().filter_map(|w| self.words.get(&fold_word(w)).copied()).collect();
+        let linking: Vec<u32> = ["is", "are", "was", "were", "am"]
+            .iter()
+            .filter_map(|w| self.words.get(&fold_word(w)).copied())
+            .collect();
         let mut new = Vec::new();
         for e in &self.entries {
             let n = e.words.len();
@@ -286,18 +461,29 @@ impl PhraseIndex {
             if let Some(k) = (1..n - 1).find(|&k| linking.contains(&e.words[k])) {
                 let mut words = e.words.to_vec();
                 words.remove(k);
-                if !self.by_first[words[0] as usize].iter().any(|&x| *self.entries[x as usize].words == *words) {
+                if !self.by_first[words[0] as usize]
+                    .iter()
+                    .any(|&x| *self.entries[x as usize].words == *words)
+                {
                     new.push((e.finding, words, k));
                 }
             }
         }
         for (finding, words, k) in new {
             let first = words[0];
-            if self.by_first[first as usize].iter().any(|&x| *self.entries[x as usize].words == *words) {
+            if self.by_first[first as usize]
+                .iter()
+                .any(|&x| *self.entries[x as usize].words == *words)
+            {
                 continue;
             }
             self.by_first[first as usize].push(self.entries.len() as u32);
-            self.entries.push(Entry { finding, light: None, words: words.into_boxed_slice(), unlinked_at: Some(k as u8) });
+            self.entries.push(Entry {
+                finding,
+                light: None,
+                words: words.into_boxed_slice(),
+                unlinked_at: Some(k as u8),
+            });
         }
         self.by_rarest.take();
     }
@@ -314,14 +500,22 @@ impl PhraseIndex {
     /// caller asks only about words that are not English words and picks among the answers;
     /// the reader reads no red flag through such a word.
     pub fn misspellings<'a>(&'a self, w: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        let ok = w.len() >= 5 && w.len() <= 20 && w.bytes().all(|b| b.is_ascii_lowercase()) && !crate::semantic::is_stop(w);
+        let ok = w.len() >= 5
+            && w.len() <= 20
+            && w.bytes().all(|b| b.is_ascii_lowercase())
+            && !crate::semantic::is_stop(w);
         let found = if ok { self.spellable().near(w) } else { Vec::new() };
         found.into_iter().map(|i| self.spellable().words[i as usize].0.as_str())
     }
 
     fn spellable(&self) -> &Spellable {
         self.spellable.get_or_init(|| {
-            let mut words: Vec<(String, u32)> = self.spelled.iter().filter(|&(f, _)| f.len() >= 4 && f.bytes().all(|b| b.is_ascii_lowercase())).map(|(f, &i)| (f.clone(), i)).collect();
+            let mut words: Vec<(String, u32)> = self
+                .spelled
+                .iter()
+                .filter(|&(f, _)| f.len() >= 4 && f.bytes().all(|b| b.is_ascii_lowercase()))
+                .map(|(f, &i)| (f.clone(), i))
+                .collect();
             words.sort_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
             let mut by_key: WordMap<Vec<u32>> = WordMap::default();
             for (i, (f, _)) in words.iter().enumerate() {
@@ -371,10 +565,18 @@ impl PhraseIndex {
                     for (slot, &w) in inline.iter_mut().zip(&words) {
                         *slot = w;
                     }
-                    under[rarest as usize].push(Candidate { entry: i as u32, first: e.words[0], len: words.len() as u32, rarest: inline });
+                    under[rarest as usize].push(Candidate {
+                        entry: i as u32,
+                        first: e.words[0],
+                        len: words.len() as u32,
+                        rarest: inline,
+                    });
                 }
             }
-            let mut table = ByRarest { start: Vec::with_capacity(under.len() + 1), items: Vec::with_capacity(self.entries.len()) };
+            let mut table = ByRarest {
+                start: Vec::with_capacity(under.len() + 1),
+                items: Vec::with_capacity(self.entries.len()),
+            };
             for list in under {
                 table.start.push(table.items.len() as u32);
                 table.items.extend(list);
@@ -399,7 +601,8 @@ impl PhraseIndex {
                 for c in &table.items[from..to] {
                     // The rarest words first: the text most often lacks them.
                     if c.rarest.iter().all(|&x| in_text(x))
-                        && (c.len as usize <= INLINE_WORDS || self.entries[c.entry as usize].words.iter().all(|&x| in_text(x)))
+                        && (c.len as usize <= INLINE_WORDS
+                            || self.entries[c.entry as usize].words.iter().all(|&x| in_text(x)))
                     {
                         out.push((c.first, c.entry));
                     }
@@ -412,10 +615,16 @@ impl PhraseIndex {
 
     /// The word numbers of the text's words (`None` for words in no phrase).
     pub fn word_ids(&self, raw: &[&str]) -> WordIds {
-        let mut ids = WordIds { stem: Vec::with_capacity(raw.len()), light: Vec::with_capacity(raw.len()), alt: Vec::new(), fixed: Vec::new() };
+        let mut ids = WordIds {
+            stem: Vec::with_capacity(raw.len()),
+            light: Vec::with_capacity(raw.len()),
+            alt: Vec::new(),
+            fixed: Vec::new(),
+        };
         let mut stemmed = String::new();
         for w in raw {
-            let (stem, light) = if *w == "." { (None, None) } else { self.word_id(w, &mut stemmed) };
+            let (stem, light) =
+                if *w == "." { (None, None) } else { self.word_id(w, &mut stemmed) };
             ids.stem.push(stem);
             ids.light.push(light);
         }
@@ -453,8 +662,15 @@ impl PhraseIndex {
         // The candidates starting with `first`, in the order inserted.
         let starting = |first: u32| {
             let some = starts[first as usize / 64] & (1 << (first % 64)) != 0;
-            let from = if some { candidates.partition_point(|&(f, _)| f < first) } else { candidates.len() };
-            candidates[from..].iter().take_while(move |&&(f, _)| f == first).map(|&(_, e)| &self.entries[e as usize])
+            let from = if some {
+                candidates.partition_point(|&(f, _)| f < first)
+            } else {
+                candidates.len()
+            };
+            candidates[from..]
+                .iter()
+                .take_while(move |&&(f, _)| f == first)
+                .map(|&(_, e)| &self.entries[e as usize])
         };
         for i in 0..n {
             // A phrase whose first word is a near synonym of the text's word.
@@ -463,7 +679,14 @@ impl PhraseIndex {
                     if e.words.len() >= 2
                         && let Some((end, _, _, _)) = match_from(ids, None, raw, i, &e.words)
                     {
-                        out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Semantic, head: i, negated_inside: false });
+                        out.push(PhraseHit {
+                            finding: e.finding,
+                            start: i,
+                            end,
+                            via: Via::Semantic,
+                            head: i,
+                            negated_inside: false,
+                        });
                     }
                 }
             }
@@ -477,8 +700,17 @@ impl PhraseIndex {
                     if i > 0 && matches!(raw[i - 1], "a" | "an") {
                         continue;
                     }
-                    if let Some((end, negated_inside)) = match_unlinked(ids, raw, i, &e.words, k as usize) {
-                        out.push(PhraseHit { finding: e.finding, start: i, end, via: Via::Variant, head: i, negated_inside });
+                    if let Some((end, negated_inside)) =
+                        match_unlinked(ids, raw, i, &e.words, k as usize)
+                    {
+                        out.push(PhraseHit {
+                            finding: e.finding,
+                            start: i,
+                            end,
+                            via: Via::Variant,
+                            head: i,
+                            negated_inside,
+                        });
                     }
                     continue;
                 }
@@ -488,17 +720,44 @@ impl PhraseIndex {
                     // the one word it may hold: "swollen left calf", "stiff R shoulder".
                     && (gaps == 0 || e.words.len() >= 3 || (gaps == 1 && is_side(raw[i + 1])))
                 {
-                    let via = if subs > 0 { Via::Semantic } else if gaps == 0 { Via::Phrase } else { Via::Variant };
-                    out.push(PhraseHit { finding: e.finding, start: i, end, via, head: i, negated_inside });
+                    let via = if subs > 0 {
+                        Via::Semantic
+                    } else if gaps == 0 {
+                        Via::Phrase
+                    } else {
+                        Via::Variant
+                    };
+                    out.push(PhraseHit {
+                        finding: e.finding,
+                        start: i,
+                        end,
+                        via,
+                        head: i,
+                        negated_inside,
+                    });
                 }
             }
             // "swollen and painful knee": the word after the list goes with each word in it.
             // Not past an article: "a cough and a headache" is two things, no cough headache.
-            if i + 3 < n && is_conjunction(raw[i + 1]) && ids[i + 2].is_some() && !matches!(raw[i + 2], "a" | "an" | "the") {
+            if i + 3 < n
+                && is_conjunction(raw[i + 1])
+                && ids[i + 2].is_some()
+                && !matches!(raw[i + 2], "a" | "an" | "the")
+            {
                 for &e in &self.by_first[first as usize] {
                     let e = &self.entries[e as usize];
-                    if e.words.len() == 2 && e.unlinked_at.is_none() && ids[i + 3] == Some(e.words[1]) {
-                        out.push(PhraseHit { finding: e.finding, start: i, end: i + 4, via: Via::Variant, head: i, negated_inside: false });
+                    if e.words.len() == 2
+                        && e.unlinked_at.is_none()
+                        && ids[i + 3] == Some(e.words[1])
+                    {
+                        out.push(PhraseHit {
+                            finding: e.finding,
+                            start: i,
+                            end: i + 4,
+                            via: Via::Variant,
+                            head: i,
+                            negated_inside: false,
+                        });
                     }
                 }
             }
@@ -507,7 +766,12 @@ impl PhraseIndex {
             // article before the second thing, or a linking verb after it, and only where the
             // second thing with what is said is itself a phrase ("stomach hurt").
             if i + 3 < n && is_conjunction(raw[i + 1]) {
-                let z = i + 2 + usize::from(matches!(raw[i + 2], "my" | "his" | "her" | "their" | "the" | "your" | "our"));
+                let z = i
+                    + 2
+                    + usize::from(matches!(
+                        raw[i + 2],
+                        "my" | "his" | "her" | "their" | "the" | "your" | "our"
+                    ));
                 let said_of_z = |k: usize| z + 1 < n && (k > z + 1 || raw[i + 2] != raw[z]);
                 if z + 1 < n && ids[z].is_some() {
                     // The thing first: "head hurts" said as "head and my stomach hurt".
@@ -521,7 +785,14 @@ impl PhraseIndex {
                             && said_of_z(at)
                             && self.exactly(&[ids[z].unwrap(), e.words[1]]).next().is_some()
                         {
-                            out.push(PhraseHit { finding: e.finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside: false });
+                            out.push(PhraseHit {
+                                finding: e.finding,
+                                start: i,
+                                end: at + 1,
+                                via: Via::Variant,
+                                head: i,
+                                negated_inside: false,
+                            });
                         }
                     }
                     // What is said first: "sore throat" said as "throat and ears are sore".
@@ -529,10 +800,19 @@ impl PhraseIndex {
                         for &(head, finding) in &self.by_second[first as usize] {
                             if !self.strict.contains(&finding)
                                 && ids.get(at) == Some(&Some(head))
-                                && (self.exactly(&[head, ids[z].unwrap()]).next().is_some() || self.exactly(&[ids[z].unwrap(), head]).next().is_some())
+                                && (self.exactly(&[head, ids[z].unwrap()]).next().is_some()
+                                    || self.exactly(&[ids[z].unwrap(), head]).next().is_some())
                             {
-                                let negated_inside = raw[z + 1..at].iter().any(|w| is_negation_word(w));
-                                out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
+                                let negated_inside =
+                                    raw[z + 1..at].iter().any(|w| is_negation_word(w));
+                                out.push(PhraseHit {
+                                    finding,
+                                    start: i,
+                                    end: at + 1,
+                                    via: Via::Variant,
+                                    head: i,
+                                    negated_inside,
+                                });
                             }
                         }
                     }
@@ -541,10 +821,21 @@ impl PhraseIndex {
             // "ear pain or discharge": the first word of "ear pain" also goes with the word
             // after the conjunction, so "ear discharge" is said too; but not a word that is a
             // finding by itself ("chest pain or cough" is no chesty cough).
-            if i >= 3 && is_conjunction(raw[i - 1]) && ids[i - 2].is_some() && !self.is_phrase_alone(first) {
+            if i >= 3
+                && is_conjunction(raw[i - 1])
+                && ids[i - 2].is_some()
+                && !self.is_phrase_alone(first)
+            {
                 for &(head, finding) in &self.by_second[first as usize] {
                     if ids[i - 3] == Some(head) && ids[i - 2] != Some(first) {
-                        out.push(PhraseHit { finding, start: i - 3, end: i + 1, via: Via::Variant, head: i - 3, negated_inside: false });
+                        out.push(PhraseHit {
+                            finding,
+                            start: i - 3,
+                            end: i + 1,
+                            via: Via::Variant,
+                            head: i - 3,
+                            negated_inside: false,
+                        });
                     }
                 }
             }
@@ -567,27 +858,84 @@ impl PhraseIndex {
                 let predicate = if fillers > 0 && place < n && is_copula(raw[place]) {
                     predicate_end(raw, place)
                 } else {
-                    (place < n && !blocks_gap(raw[place])).then(|| predicate_end(raw, place + 1)).flatten()
+                    (place < n && !blocks_gap(raw[place]))
+                        .then(|| predicate_end(raw, place + 1))
+                        .flatten()
                 };
                 // "ache in the middle of my chest", "pain at the back of my head": a part of a
                 // place ("middle", "back", "top"), "of", up to two fillers, the place.
-                let of_the_place = (fillers > 0 && place + 1 < n && raw[place] == "of" && matches!(raw[place - 1], "middle" | "back" | "top" | "bottom" | "front" | "side" | "sides" | "base" | "centre" | "center" | "rest" | "inside" | "outside" | "part" | "area"))
-                    .then(|| {
-                        let from = place + 1;
-                        from..(from + 3).min(n)
-                    });
+                let of_the_place = (fillers > 0
+                    && place + 1 < n
+                    && raw[place] == "of"
+                    && matches!(
+                        raw[place - 1],
+                        "middle"
+                            | "back"
+                            | "top"
+                            | "bottom"
+                            | "front"
+                            | "side"
+                            | "sides"
+                            | "base"
+                            | "centre"
+                            | "center"
+                            | "rest"
+                            | "inside"
+                            | "outside"
+                            | "part"
+                            | "area"
+                    ))
+                .then(|| {
+                    let from = place + 1;
+                    from..(from + 3).min(n)
+                });
                 for &(head, finding) in turned {
                     // "pain at the back of my head" names where the pain is, not a back pain;
                     // so does "pain at my back passage".
                     if let Some(k) = tail.iter().position(|&id| id == Some(head))
-                        && !matches!(raw.get(from + k + 1), Some(&"of" | &"passage" | &"teeth" | &"tooth" | &"infection" | &"infections"))
+                        && !matches!(
+                            raw.get(from + k + 1),
+                            Some(
+                                &"of"
+                                    | &"passage"
+                                    | &"teeth"
+                                    | &"tooth"
+                                    | &"infection"
+                                    | &"infections"
+                            )
+                        )
                     {
-                        out.push(PhraseHit { finding, start: i, end: from + k + 1, via: Via::Variant, head: i, negated_inside: false });
+                        out.push(PhraseHit {
+                            finding,
+                            start: i,
+                            end: from + k + 1,
+                            via: Via::Variant,
+                            head: i,
+                            negated_inside: false,
+                        });
                     } else if let Some(at) = predicate.and_then(|at| said_at(ids, raw, at, head)) {
                         let negated_inside = raw[place..at].iter().any(|w| is_negation_word(w));
-                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
-                    } else if let Some(at) = of_the_place.clone().and_then(|mut r| r.find(|&at| ids[at] == Some(head) && raw[place + 1..at].iter().all(|w| is_filler(w)))) {
-                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside: false });
+                        out.push(PhraseHit {
+                            finding,
+                            start: i,
+                            end: at + 1,
+                            via: Via::Variant,
+                            head: i,
+                            negated_inside,
+                        });
+                    } else if let Some(at) = of_the_place.clone().and_then(|mut r| {
+                        r.find(|&at| {
+                            ids[at] == Some(head) && raw[place + 1..at].iter().all(|w| is_filler(w))
+                        })
+                    }) {
+                        out.push(PhraseHit {
+                            finding,
+                            start: i,
+                            end: at + 1,
+                            via: Via::Variant,
+                            head: i,
+                            negated_inside: false,
+                        });
                     }
                 }
             } else if let Some(at) = predicate_end(raw, i + 1) {
@@ -596,7 +944,14 @@ impl PhraseIndex {
                 for &(head, finding) in turned {
                     if let Some(at) = said_at(ids, raw, at, head) {
                         let negated_inside = raw[i + 1..at].iter().any(|w| is_negation_word(w));
-                        out.push(PhraseHit { finding, start: i, end: at + 1, via: Via::Variant, head: i, negated_inside });
+                        out.push(PhraseHit {
+                            finding,
+                            start: i,
+                            end: at + 1,
+                            via: Via::Variant,
+                            head: i,
+                            negated_inside,
+                        });
                     }
                 }
             }
@@ -612,7 +967,11 @@ impl PhraseIndex {
 
     /// The findings whose phrase is exactly `words`.
     fn exactly<'a>(&'a self, words: &'a [u32]) -> impl Iterator<Item = u32> + 'a {
-        self.by_first[words[0] as usize].iter().map(|&e| &self.entries[e as usize]).filter(move |e| *e.words == *words).map(|e| e.finding)
+        self.by_first[words[0] as usize]
+            .iter()
+            .map(|&e| &self.entries[e as usize])
+            .filter(move |e| *e.words == *words)
+            .map(|e| e.finding)
     }
 
     /// A phrase said once for two words in a list: "loss of appetite or weight" is also a
@@ -622,32 +981,59 @@ impl PhraseIndex {
     /// and not with a word that is a finding by itself ("chest pain or cough").
     fn elided(&self, ids: &[Option<u32>], raw: &[&str], out: &mut Vec<PhraseHit>) {
         let n = ids.len();
-        let usable = |j: usize| ids[j].filter(|&w| !self.is_phrase_alone(w) && !crate::semantic::is_stop(raw[j]));
+        let usable = |j: usize| {
+            ids[j].filter(|&w| !self.is_phrase_alone(w) && !crate::semantic::is_stop(raw[j]))
+        };
         let mut seq: Vec<u32> = Vec::new();
         let found = out.len();
         for k in 0..found {
             let h = out[k];
-            if h.via != Via::Phrase || h.end - h.start < 2 || ids[h.start..h.end].iter().any(Option::is_none) {
+            if h.via != Via::Phrase
+                || h.end - h.start < 2
+                || ids[h.start..h.end].iter().any(Option::is_none)
+            {
                 continue;
             }
-            if h.end + 1 < n && is_conjunction(raw[h.end])
+            if h.end + 1 < n
+                && is_conjunction(raw[h.end])
                 && let Some(w) = usable(h.end + 1)
             {
                 seq.clear();
                 seq.extend(ids[h.start..h.end - 1].iter().flatten());
                 seq.push(w);
                 for finding in self.exactly(&seq) {
-                    push_new(out, PhraseHit { finding, start: h.start, end: h.end + 2, via: Via::Variant, head: h.start, negated_inside: false });
+                    push_new(
+                        out,
+                        PhraseHit {
+                            finding,
+                            start: h.start,
+                            end: h.end + 2,
+                            via: Via::Variant,
+                            head: h.start,
+                            negated_inside: false,
+                        },
+                    );
                 }
             }
-            if h.start >= 2 && is_conjunction(raw[h.start - 1])
+            if h.start >= 2
+                && is_conjunction(raw[h.start - 1])
                 && let Some(w) = usable(h.start - 2)
             {
                 seq.clear();
                 seq.push(w);
                 seq.extend(ids[h.start + 1..h.end].iter().flatten());
                 for finding in self.exactly(&seq) {
-                    push_new(out, PhraseHit { finding, start: h.start - 2, end: h.end, via: Via::Variant, head: h.start - 2, negated_inside: false });
+                    push_new(
+                        out,
+                        PhraseHit {
+                            finding,
+                            start: h.start - 2,
+                            end: h.end,
+                            via: Via::Variant,
+                            head: h.start - 2,
+                            negated_inside: false,
+                        },
+                    );
                 }
             }
         }
@@ -697,7 +1083,11 @@ fn one_edit_apart(a: &[u8], b: &[u8]) -> bool {
     let p = a.iter().zip(b).take_while(|(x, y)| x == y).count();
     let (x, y) = (&a[p..], &b[p..]);
     match x.len() as isize - y.len() as isize {
-        0 => x.len() >= 1 && (x[1..] == y[1..] || (x.len() >= 2 && x[0] == y[1] && x[1] == y[0] && x[2..] == y[2..])),
+        0 => {
+            x.len() >= 1
+                && (x[1..] == y[1..]
+                    || (x.len() >= 2 && x[0] == y[1] && x[1] == y[0] && x[2..] == y[2..]))
+        }
         1 => x[1..] == *y,
         -1 => *x == y[1..],
         _ => false,
@@ -713,13 +1103,23 @@ fn push_new(out: &mut Vec<PhraseHit>, hit: PhraseHit) {
 /// Matches `words` from token `i` side by side, except that up to three linking and degree
 /// words may stand before `words[k]` ("my stomach has been killing me"). Returns the end
 /// (exclusive) and whether those words hold a negation.
-fn match_unlinked(ids: &[Option<u32>], raw: &[&str], i: usize, words: &[u32], k: usize) -> Option<(usize, bool)> {
+fn match_unlinked(
+    ids: &[Option<u32>],
+    raw: &[&str],
+    i: usize,
+    words: &[u32],
+    k: usize,
+) -> Option<(usize, bool)> {
     let mut at = i;
     let mut negated = false;
     for (m, &w) in words.iter().enumerate().skip(1) {
         let mut j = at + 1;
         if m == k {
-            while j < ids.len() && j <= at + 3 && ids[j] != Some(w) && (is_copula(raw[j]) || is_degree(raw[j])) {
+            while j < ids.len()
+                && j <= at + 3
+                && ids[j] != Some(w)
+                && (is_copula(raw[j]) || is_degree(raw[j]))
+            {
                 negated |= is_negation_word(raw[j]);
                 j += 1;
             }
@@ -742,7 +1142,13 @@ fn match_unlinked(ids: &[Option<u32>], raw: &[&str], i: usize, words: &[u32], k:
 /// gap holding no blocking word; with `alt`, one word of the phrase may be matched by a near
 /// synonym. Returns the end (exclusive), the number of gap tokens and of substitutions, and
 /// whether a gap holds a negation.
-fn match_from(ids: &[Option<u32>], alt: Option<&[Option<u32>]>, raw: &[&str], i: usize, words: &[u32]) -> Option<(usize, usize, usize, bool)> {
+fn match_from(
+    ids: &[Option<u32>],
+    alt: Option<&[Option<u32>]>,
+    raw: &[&str],
+    i: usize,
+    words: &[u32],
+) -> Option<(usize, usize, usize, bool)> {
     let mut at = i;
     let mut gaps = 0;
     let mut subs = 0;
@@ -757,7 +1163,10 @@ fn match_from(ids: &[Option<u32>], alt: Option<&[Option<u32>]>, raw: &[&str], i:
             if ids[j] == Some(w) {
                 // "back tooth is throbbing" is no "back is throbbing": before a linking verb
                 // a gap may hold only degree words, or it holds the verb's own subject.
-                if skipped > 0 && is_finite_copula(raw[j]) && !raw[j - skipped..j].iter().all(|g| is_degree(g) || is_negation_word(g)) {
+                if skipped > 0
+                    && is_finite_copula(raw[j])
+                    && !raw[j - skipped..j].iter().all(|g| is_degree(g) || is_negation_word(g))
+                {
                     return None;
                 }
                 break;
@@ -813,7 +1222,8 @@ mod tests {
     fn a_gap_before_a_linking_verb_holds_no_subject() {
         let mut p = index();
         p.insert("back is throbbing", 10);
-        let read = |text: &str| hits_in(&p, text).into_iter().map(|h| h.finding).collect::<Vec<_>>();
+        let read =
+            |text: &str| hits_in(&p, text).into_iter().map(|h| h.finding).collect::<Vec<_>>();
         assert!(read("my back tooth is throbbing").is_empty());
         assert_eq!(read("my back really is throbbing"), [10]);
         assert_eq!(read("my back is throbbing"), [10]);
@@ -856,13 +1266,15 @@ mod tests {
         let mut p = index();
         p.insert("chest cough", 11);
         p.insert("cough", 12);
-        let hits: Vec<u32> = hits_in(&p, "chest pain or cough").into_iter().map(|h| h.finding).collect();
+        let hits: Vec<u32> =
+            hits_in(&p, "chest pain or cough").into_iter().map(|h| h.finding).collect();
         assert_eq!(hits, [2, 12]);
         // Past an article the list is of two things: "a cough and a headache".
         let mut p = index();
         p.insert("a", 13);
         p.insert("cough headache", 14);
-        let hits: Vec<u32> = hits_in(&p, "a cough and a headache").into_iter().map(|h| h.finding).collect();
+        let hits: Vec<u32> =
+            hits_in(&p, "a cough and a headache").into_iter().map(|h| h.finding).collect();
         assert!(!hits.contains(&14));
     }
 
@@ -905,11 +1317,19 @@ mod tests {
         p.insert("fevers", 3);
         assert_eq!(p.misspelt("temperture"), Some("temperature"));
         assert_eq!(p.misspelt("pnuemonia"), Some("pneumonia"));
-        assert!(matches!(p.misspelt("feverr"), Some("fever" | "fevers")), "{:?}", p.misspelt("feverr"));
+        assert!(
+            matches!(p.misspelt("feverr"), Some("fever" | "fevers")),
+            "{:?}",
+            p.misspelt("feverr")
+        );
         assert_eq!(p.misspelt("siezure"), Some("seizure"));
         // Not a short word.
         assert_eq!(p.misspelt("fevr"), None);
-        assert!(one_edit_apart(b"abcd", b"abdc") && one_edit_apart(b"abcd", b"abd") && !one_edit_apart(b"abcd", b"abcd"));
+        assert!(
+            one_edit_apart(b"abcd", b"abdc")
+                && one_edit_apart(b"abcd", b"abd")
+                && !one_edit_apart(b"abcd", b"abcd")
+        );
     }
 
     #[test]
@@ -985,7 +1405,8 @@ mod tests {
         let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(p.find(&p.word_ids(&raw), &raw).len(), 1);
         p.insert("sore throat", 10);
-        let hits: Vec<u32> = p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
+        let hits: Vec<u32> =
+            p.find(&p.word_ids(&raw), &raw).into_iter().map(|h| h.finding).collect();
         assert_eq!(hits, [10, 2]);
     }
 }

@@ -2,7 +2,9 @@
 //! layer, each mention asserted by its context, gathered into one reading per request.
 
 use crate::context::{TokenContext, contexts, contexts_except};
-use crate::phrases::{PhraseHit, PhraseIndex, Via, is_conjunction, is_finite_copula, is_negation_word};
+use crate::phrases::{
+    PhraseHit, PhraseIndex, Via, is_conjunction, is_finite_copula, is_negation_word,
+};
 use crate::semantic::SemanticIndex;
 use crate::vectors::WordVectors;
 use crate::vitals::vitals_in_text;
@@ -114,12 +116,16 @@ impl ReadFinding {
     /// The patient has it now (or, for a risk factor, has had it: the reader reads a risk
     /// factor's past as current).
     pub fn is_present(&self) -> bool {
-        self.assertion.polarity == Polarity::Present && self.assertion.subject == Subject::Patient && self.assertion.time == Time::Current
+        self.assertion.polarity == Polarity::Present
+            && self.assertion.subject == Subject::Patient
+            && self.assertion.time == Time::Current
     }
 
     /// The patient is said not to have it.
     pub fn is_absent(&self) -> bool {
-        self.assertion.polarity == Polarity::Absent && self.assertion.subject == Subject::Patient && self.assertion.time != Time::Hypothetical
+        self.assertion.polarity == Polarity::Absent
+            && self.assertion.subject == Subject::Patient
+            && self.assertion.time != Time::Hypothetical
     }
 }
 
@@ -146,7 +152,17 @@ impl Reading {
     }
 
     fn asserted_of<'a>(&self, findings: impl Iterator<Item = &'a ReadFinding>) -> Vec<(u32, bool)> {
-        findings.filter_map(|f| if f.is_present() { Some((f.finding, true)) } else if f.is_absent() { Some((f.finding, false)) } else { None }).collect()
+        findings
+            .filter_map(|f| {
+                if f.is_present() {
+                    Some((f.finding, true))
+                } else if f.is_absent() {
+                    Some((f.finding, false))
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 }
 
@@ -189,13 +205,18 @@ impl Reader {
                 phrases.insert(p, (2 * entries.len() + i) as u32);
             }
         }
-        phrases.set_strict((0..entries.len() as u32).filter(|&i| entries[i as usize].red_flag).collect());
+        phrases.set_strict(
+            (0..entries.len() as u32).filter(|&i| entries[i as usize].red_flag).collect(),
+        );
         phrases.add_unlinked();
         phrases.prepare();
         let semantic = vectors.map(|v| SemanticIndex::new(v, &phrases));
-        let with_vital = (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
+        let with_vital =
+            (0..entries.len() as u32).filter(|&i| entries[i as usize].vital.is_some()).collect();
         let implied = implied_closure(&entries);
-        let composed = (0..entries.len() as u32).filter(|&i| !entries[i as usize].composed_of.is_empty()).collect();
+        let composed = (0..entries.len() as u32)
+            .filter(|&i| !entries[i as usize].composed_of.is_empty())
+            .collect();
         Reader { phrases, entries, with_vital, implied, composed, semantic }
     }
 
@@ -214,7 +235,14 @@ impl Reader {
 
     /// The phrase layer alone (no semantic layer), for comparison.
     pub fn without_semantic(&self) -> Reader {
-        Reader { phrases: self.phrases.clone(), entries: self.entries.clone(), with_vital: self.with_vital.clone(), implied: self.implied.clone(), composed: self.composed.clone(), semantic: None }
+        Reader {
+            phrases: self.phrases.clone(),
+            entries: self.entries.clone(),
+            with_vital: self.with_vital.clone(),
+            implied: self.implied.clone(),
+            composed: self.composed.clone(),
+            semantic: None,
+        }
     }
 
     /// Reads `tokens` (of `text`, whose byte offsets they carry).
@@ -235,7 +263,10 @@ impl Reader {
         // A misspelt word stands for the phrase word it is a letter away from, but a red flag
         // is read only from its phrase as written.
         if !ids.fixed.is_empty() {
-            found.retain(|h| !(self.is_red_flag(h.finding % self.entries.len() as u32) && ids.fixed.iter().any(|&p| h.start <= p && p < h.end)));
+            found.retain(|h| {
+                !(self.is_red_flag(h.finding % self.entries.len() as u32)
+                    && ids.fixed.iter().any(|&p| h.start <= p && p < h.end))
+            });
             for h in &mut found {
                 if h.via == Via::Phrase && ids.fixed.iter().any(|&p| h.start <= p && p < h.end) {
                     h.via = Via::Variant;
@@ -255,14 +286,26 @@ impl Reader {
         // "history of gallstones") says the same whatever follows it ("previous MI presents
         // with").
         let runs_on = |h: &PhraseHit| {
-            ids.stem.get(h.end).is_some_and(|w| w.is_some()) && !crate::semantic::is_stop(raw[h.end]) && !found.iter().any(|g| g.start == h.end && g.via != Via::Semantic)
+            ids.stem.get(h.end).is_some_and(|w| w.is_some())
+                && !crate::semantic::is_stop(raw[h.end])
+                && !found.iter().any(|g| g.start == h.end && g.via != Via::Semantic)
         };
         // Nor when another finding is said between its words ("no tingling sensation in" is
         // no "no sensation in").
-        let holds_another = |h: &PhraseHit| found.iter().any(|g| g.finding != h.finding && g.start > h.start && g.end < h.end);
+        let holds_another = |h: &PhraseHit| {
+            found.iter().any(|g| g.finding != h.finding && g.start > h.start && g.end < h.end)
+        };
         let led: Vec<(usize, usize)> = found
             .iter()
-            .filter(|h| ctx[h.head].trigger && h.via != Via::Semantic && !raw[h.start..h.end].iter().any(|w| is_conjunction(w)) && !holds_another(h) && (self.is_red_flag(h.finding) || !is_negation_word(raw[h.start]) || !runs_on(h)))
+            .filter(|h| {
+                ctx[h.head].trigger
+                    && h.via != Via::Semantic
+                    && !raw[h.start..h.end].iter().any(|w| is_conjunction(w))
+                    && !holds_another(h)
+                    && (self.is_red_flag(h.finding)
+                        || !is_negation_word(raw[h.start])
+                        || !runs_on(h))
+            })
             .map(|h| (h.start, h.end))
             .collect();
         // A trigger that is a word of a phrase, not its first ("blackouts without warning",
@@ -271,9 +314,21 @@ impl Reader {
         let inner: Vec<usize> = found
             .iter()
             .filter(|h| h.via != Via::Semantic && self.is_finding(h.finding) && !h.negated_inside)
-            .flat_map(|h| (h.start + 1..h.end).filter(|&k| ctx[k].trigger && (is_negation_word(raw[k]) || raw[k] == "without")))
+            .flat_map(|h| {
+                (h.start + 1..h.end).filter(|&k| {
+                    ctx[k].trigger && (is_negation_word(raw[k]) || raw[k] == "without")
+                })
+            })
             .collect();
-        let outer = if led.is_empty() && inner.is_empty() { None } else { Some(contexts_except(text, tokens, &led.iter().map(|l| l.0).chain(inner.iter().copied()).collect::<Vec<_>>())) };
+        let outer = if led.is_empty() && inner.is_empty() {
+            None
+        } else {
+            Some(contexts_except(
+                text,
+                tokens,
+                &led.iter().map(|l| l.0).chain(inner.iter().copied()).collect::<Vec<_>>(),
+            ))
+        };
         let ctx_of = |h: &PhraseHit| -> &[TokenContext] {
             match &outer {
                 Some(o) if !led.iter().any(|&(s, e)| s < h.start && h.end <= e) => o,
@@ -285,7 +340,10 @@ impl Reader {
             .filter(|h| !ctx_of(h)[h.head].trigger)
             // A red-flag finding is never read through a substitute word.
             // (Nor a negative phrase.)
-            .filter(|h| h.via != Via::Semantic || (self.is_finding(h.finding) && !self.is_red_flag(h.finding)))
+            .filter(|h| {
+                h.via != Via::Semantic
+                    || (self.is_finding(h.finding) && !self.is_red_flag(h.finding))
+            })
             .map(|h| {
                 let c = match h.via {
                     Via::Phrase => PHRASE_CONFIDENCE,
@@ -303,9 +361,37 @@ impl Reader {
         if !measured.is_empty() {
             let at_token = |byte: u32| tokens.iter().position(|t| t.start >= byte);
             hits.retain(|(h, _)| {
-                let Some((sign, Some(above), None)) = self.entries.get(h.finding as usize).and_then(|e| e.vital) else { return true };
-                let names_it = h.end > 0 && matches!(raw[h.end - 1], "temperature" | "temp" | "temps" | "temperatures" | "pulse" | "rate" | "hr");
-                !(names_it && measured.iter().any(|v| v.sign == sign && v.value < above - 0.5 && at_token(v.start).is_some_and(|k| k >= h.end && k <= h.end + 2 && raw[h.end..k].iter().all(|w| matches!(*w, "of" | "is" | "was" | "at" | "around" | "about" | "only" | "just")))))
+                let Some((sign, Some(above), None)) =
+                    self.entries.get(h.finding as usize).and_then(|e| e.vital)
+                else {
+                    return true;
+                };
+                let names_it = h.end > 0
+                    && matches!(
+                        raw[h.end - 1],
+                        "temperature" | "temp" | "temps" | "temperatures" | "pulse" | "rate" | "hr"
+                    );
+                !(names_it
+                    && measured.iter().any(|v| {
+                        v.sign == sign
+                            && v.value < above - 0.5
+                            && at_token(v.start).is_some_and(|k| {
+                                k >= h.end
+                                    && k <= h.end + 2
+                                    && raw[h.end..k].iter().all(|w| {
+                                        matches!(
+                                            *w,
+                                            "of" | "is"
+                                                | "was"
+                                                | "at"
+                                                | "around"
+                                                | "about"
+                                                | "only"
+                                                | "just"
+                                        )
+                                    })
+                            })
+                    }))
             });
         }
         for v in measured {
@@ -316,7 +402,17 @@ impl Reader {
                     && above.is_none_or(|a| v.value > a)
                     && below.is_none_or(|b| v.value < b)
                 {
-                    hits.push((PhraseHit { finding: i, start: at, end: at + 1, via: Via::Phrase, head: at, negated_inside: false }, PHRASE_CONFIDENCE));
+                    hits.push((
+                        PhraseHit {
+                            finding: i,
+                            start: at,
+                            end: at + 1,
+                            via: Via::Phrase,
+                            head: at,
+                            negated_inside: false,
+                        },
+                        PHRASE_CONFIDENCE,
+                    ));
                 }
             }
         }
@@ -395,16 +491,45 @@ impl Reader {
         let colour_of_a_thing = |h: &PhraseHit| {
             h.end - h.start == 1
                 && raw.get(h.start).is_some_and(|w| is_colour(w))
-                && raw.get(h.end).is_some_and(|w| w.len() > 1 && !w.starts_with(|c: char| c.is_ascii_digit()) && !matches!(*w, "and" | "or" | "but" | "with" | "in" | "at" | "since" | "today" | "now" | "too" | "as" | "for" | "when" | "all" | "lately" | "recently" | "looking"))
+                && raw.get(h.end).is_some_and(|w| {
+                    w.len() > 1
+                        && !w.starts_with(|c: char| c.is_ascii_digit())
+                        && !matches!(
+                            *w,
+                            "and"
+                                | "or"
+                                | "but"
+                                | "with"
+                                | "in"
+                                | "at"
+                                | "since"
+                                | "today"
+                                | "now"
+                                | "too"
+                                | "as"
+                                | "for"
+                                | "when"
+                                | "all"
+                                | "lately"
+                                | "recently"
+                                | "looking"
+                        )
+                })
         };
-        let keep: Vec<bool> = hits.iter().map(|(h, _)| !covered(h) && !colour_of_a_thing(h)).collect();
+        let keep: Vec<bool> =
+            hits.iter().map(|(h, _)| !covered(h) && !colour_of_a_thing(h)).collect();
         hits.into_iter().zip(keep).filter_map(|(h, k)| k.then_some(h)).collect()
     }
 
     /// One entry per finding: present if any mention of the patient's asserts it now (the
     /// safer reading when a text says both), else absent, else hedged, else the mention's own
     /// (family, past or hypothetical), which counts for neither.
-    fn gather<'c>(&self, tokens: &[Token], ctx_of: impl Fn(&PhraseHit) -> &'c [TokenContext], hits: Vec<(PhraseHit, f32)>) -> Reading {
+    fn gather<'c>(
+        &self,
+        tokens: &[Token],
+        ctx_of: impl Fn(&PhraseHit) -> &'c [TokenContext],
+        hits: Vec<(PhraseHit, f32)>,
+    ) -> Reading {
         let mut out: Vec<ReadFinding> = Vec::with_capacity(hits.len());
         let mut implied: Vec<ReadFinding> = Vec::new();
         let n = self.entries.len() as u32;
@@ -416,7 +541,8 @@ impl Reader {
             let mut assertion = Assertion::of(&ctx[h.head]);
             // A pseudo-negation opens no scope ("no change in the pain"), but a phrase that
             // starts straight after it is denied all the same ("no change in bowel habit").
-            if h.head > 0 && !ctx[h.head - 1].trigger && is_negation_word(&tokens[h.head - 1].text) {
+            if h.head > 0 && !ctx[h.head - 1].trigger && is_negation_word(&tokens[h.head - 1].text)
+            {
                 assertion.polarity = Polarity::Absent;
             }
             // A negation between a phrase's words denies it ("speech isnt slurred").
@@ -436,13 +562,20 @@ impl Reader {
             }
             let entry = &self.entries[h.finding as usize];
             // A recent exposure said of long ago ("in India ten years ago") is not recent.
-            if entry.risk_factor && assertion.time == Time::Past && !(entry.recent && ctx[h.head].long_ago) {
+            if entry.risk_factor
+                && assertion.time == Time::Past
+                && !(entry.recent && ctx[h.head].long_ago)
+            {
                 assertion.time = Time::Current;
             }
             if entry.family_history && assertion.subject == Subject::Family {
                 assertion.subject = Subject::Patient;
             }
-            let confidence = if assertion.polarity == Polarity::Uncertain { confidence * HEDGE } else { confidence };
+            let confidence = if assertion.polarity == Polarity::Uncertain {
+                confidence * HEDGE
+            } else {
+                confidence
+            };
             let f = ReadFinding {
                 finding: h.finding,
                 assertion,
@@ -452,7 +585,11 @@ impl Reader {
                 via: if kind == 2 { Via::Umbrella } else { h.via },
             };
             if f.assertion.polarity != Polarity::Absent {
-                implied.extend(self.implied[f.finding as usize].iter().map(|&p| ReadFinding { finding: p, ..f }));
+                implied.extend(
+                    self.implied[f.finding as usize]
+                        .iter()
+                        .map(|&p| ReadFinding { finding: p, ..f }),
+                );
             }
             merge(&mut out, f);
         }
@@ -474,7 +611,8 @@ impl Reader {
             if said(c).is_some() {
                 continue;
             }
-            let parts: Option<Vec<ReadFinding>> = entry.composed_of.iter().map(|g| g.iter().find_map(|&f| said(f))).collect();
+            let parts: Option<Vec<ReadFinding>> =
+                entry.composed_of.iter().map(|g| g.iter().find_map(|&f| said(f))).collect();
             let Some(parts) = parts else { continue };
             let last = parts.iter().max_by_key(|p| p.start).copied().expect("two parts or more");
             let confidence = parts.iter().map(|p| p.confidence).fold(f32::INFINITY, f32::min);
@@ -485,7 +623,10 @@ impl Reader {
 
 /// A colour word, which names the colour of the word after it when one follows.
 fn is_colour(w: &str) -> bool {
-    matches!(w, "pale" | "yellow" | "white" | "grey" | "gray" | "blue" | "red" | "green" | "black" | "dark")
+    matches!(
+        w,
+        "pale" | "yellow" | "white" | "grey" | "gray" | "blue" | "red" | "green" | "black" | "dark"
+    )
 }
 
 /// Adds a mention to the reading, or keeps the better of it and the finding's earlier one.
@@ -518,14 +659,14 @@ fn implied_closure(entries: &[FindingEntry]) -> Vec<Vec<u32>> {
         .collect()
 }
 
-
 /// Which of two mentions of a finding wins: present, then absent, then hedged, then the rest.
 fn rank(f: &ReadFinding) -> u8 {
     if f.is_present() {
         0
     } else if f.is_absent() {
         1
-    } else if f.assertion.polarity == Polarity::Uncertain && f.assertion.subject == Subject::Patient {
+    } else if f.assertion.polarity == Polarity::Uncertain && f.assertion.subject == Subject::Patient
+    {
         2
     } else {
         3

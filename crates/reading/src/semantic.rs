@@ -27,29 +27,246 @@ pub const MIN_COSINE: f32 = 0.83;
 pub fn is_stop(w: &str) -> bool {
     matches!(
         w,
-        "a" | "an" | "the" | "and" | "or" | "of" | "in" | "on" | "at" | "to" | "for" | "with" | "by" | "from"
-        | "up" | "as" | "is" | "am" | "are" | "was" | "were" | "be" | "been" | "being" | "it" | "its" | "this"
-        | "that" | "these" | "those" | "i" | "im" | "ive" | "id" | "me" | "my" | "mine" | "you" | "your"
-        | "he" | "him" | "his" | "she" | "her" | "hers" | "we" | "our" | "they" | "them" | "their" | "theyre"
-        | "hes" | "shes" | "has" | "have" | "had" | "having" | "do" | "does" | "did" | "doing" | "get"
-        | "gets" | "got" | "getting" | "go" | "goes" | "going" | "went" | "keep" | "keeps" | "kept" | "feel"
-        | "feels" | "felt" | "feeling" | "like" | "really" | "very" | "so" | "too" | "quite" | "bit"
-        | "little" | "lot" | "lots" | "some" | "any" | "all" | "just" | "also" | "still" | "now" | "then"
-        | "than" | "there" | "here" | "what" | "which" | "who" | "when" | "where" | "why" | "how" | "can"
-        | "could" | "would" | "will" | "shall" | "should" | "may" | "might" | "must" | "day" | "days" | "week"
-        | "weeks" | "month" | "months" | "year" | "years" | "hour" | "hours" | "today" | "yesterday"
-        | "tonight" | "night" | "morning" | "evening" | "since" | "ago" | "last" | "past" | "recently"
-        | "about" | "around" | "after" | "before" | "again" | "ever" | "always" | "sometimes" | "often"
-        | "usually" | "time" | "times" | "because" | "but" | "if" | "though" | "although" | "while" | "until"
-        | "into" | "out" | "off" | "over" | "under" | "more" | "most" | "less" | "much" | "many" | "one"
-        | "two" | "three" | "first" | "started" | "start" | "starting" | "thing" | "things" | "something"
-        | "anything" | "nothing" | "everything" | "think" | "thought" | "know" | "said" | "says" | "say"
-        | "tell" | "told" | "want" | "wanted" | "need" | "needs" | "make" | "makes" | "made" | "back" | "well"
-        | "good" | "bad" | "worse" | "better" | "new" | "old" | "yo" | "y" | "mum" | "mom" | "dad" | "son"
-        | "daughter" | "baby" | "husband" | "wife" | "partner" | "doctor" | "gp" | "please" | "help"
-        | "thanks" | "hi" | "hello" | "ok" | "okay" | "yes" | "no" | "not" | "dont" | "cant" | "wont"
-        | "didnt" | "doesnt" | "isnt" | "wasnt" | "havent" | "right" | "left" | "side" | "both" | "every"
-        | "each" | "other" | "another" | "same" | "way" | "even"
+        "a" | "an"
+            | "the"
+            | "and"
+            | "or"
+            | "of"
+            | "in"
+            | "on"
+            | "at"
+            | "to"
+            | "for"
+            | "with"
+            | "by"
+            | "from"
+            | "up"
+            | "as"
+            | "is"
+            | "am"
+            | "are"
+            | "was"
+            | "were"
+            | "be"
+            | "been"
+            | "being"
+            | "it"
+            | "its"
+            | "this"
+            | "that"
+            | "these"
+            | "those"
+            | "i"
+            | "im"
+            | "ive"
+            | "id"
+            | "me"
+            | "my"
+            | "mine"
+            | "you"
+            | "your"
+            | "he"
+            | "him"
+            | "his"
+            | "she"
+            | "her"
+            | "hers"
+            | "we"
+            | "our"
+            | "they"
+            | "them"
+            | "their"
+            | "theyre"
+            | "hes"
+            | "shes"
+            | "has"
+            | "have"
+            | "had"
+            | "having"
+            | "do"
+            | "does"
+            | "did"
+            | "doing"
+            | "get"
+            | "gets"
+            | "got"
+            | "getting"
+            | "go"
+            | "goes"
+            | "going"
+            | "went"
+            | "keep"
+            | "keeps"
+            | "kept"
+            | "feel"
+            | "feels"
+            | "felt"
+            | "feeling"
+            | "like"
+            | "really"
+            | "very"
+            | "so"
+            | "too"
+            | "quite"
+            | "bit"
+            | "little"
+            | "lot"
+            | "lots"
+            | "some"
+            | "any"
+            | "all"
+            | "just"
+            | "also"
+            | "still"
+            | "now"
+            | "then"
+            | "than"
+            | "there"
+            | "here"
+            | "what"
+            | "which"
+            | "who"
+            | "when"
+            | "where"
+            | "why"
+            | "how"
+            | "can"
+            | "could"
+            | "would"
+            | "will"
+            | "shall"
+            | "should"
+            | "may"
+            | "might"
+            | "must"
+            | "day"
+            | "days"
+            | "week"
+            | "weeks"
+            | "month"
+            | "months"
+            | "year"
+            | "years"
+            | "hour"
+            | "hours"
+            | "today"
+            | "yesterday"
+            | "tonight"
+            | "night"
+            | "morning"
+            | "evening"
+            | "since"
+            | "ago"
+            | "last"
+            | "past"
+            | "recently"
+            | "about"
+            | "around"
+            | "after"
+            | "before"
+            | "again"
+            | "ever"
+            | "always"
+            | "sometimes"
+            | "often"
+            | "usually"
+            | "time"
+            | "times"
+            | "because"
+            | "but"
+            | "if"
+            | "though"
+            | "although"
+            | "while"
+            | "until"
+            | "into"
+            | "out"
+            | "off"
+            | "over"
+            | "under"
+            | "more"
+            | "most"
+            | "less"
+            | "much"
+            | "many"
+            | "one"
+            | "two"
+            | "three"
+            | "first"
+            | "started"
+            | "start"
+            | "starting"
+            | "thing"
+            | "things"
+            | "something"
+            | "anything"
+            | "nothing"
+            | "everything"
+            | "think"
+            | "thought"
+            | "know"
+            | "said"
+            | "says"
+            | "say"
+            | "tell"
+            | "told"
+            | "want"
+            | "wanted"
+            | "need"
+            | "needs"
+            | "make"
+            | "makes"
+            | "made"
+            | "back"
+            | "well"
+            | "good"
+            | "bad"
+            | "worse"
+            | "better"
+            | "new"
+            | "old"
+            | "yo"
+            | "y"
+            | "mum"
+            | "mom"
+            | "dad"
+            | "son"
+            | "daughter"
+            | "baby"
+            | "husband"
+            | "wife"
+            | "partner"
+            | "doctor"
+            | "gp"
+            | "please"
+            | "help"
+            | "thanks"
+            | "hi"
+            | "hello"
+            | "ok"
+            | "okay"
+            | "yes"
+            | "no"
+            | "not"
+            | "dont"
+            | "cant"
+            | "wont"
+            | "didnt"
+            | "doesnt"
+            | "isnt"
+            | "wasnt"
+            | "havent"
+            | "right"
+            | "left"
+            | "side"
+            | "both"
+            | "every"
+            | "each"
+            | "other"
+            | "another"
+            | "same"
+            | "way"
+            | "even"
     )
 }
 
@@ -161,7 +378,12 @@ impl SemanticIndex {
     /// For each content word (not a stop word, number or clause end), the phrase word it may
     /// stand for: the nearest other than its own, when its cosine reaches the bar.
     pub fn substitutes(&self, raw: &[&str], stem: &[Option<u32>]) -> Vec<Option<u32>> {
-        raw.iter().zip(stem).map(|(w, s)| if *w == "." { None } else { self.substitute(w, self.vectors.row(w), *s) }).collect()
+        raw.iter()
+            .zip(stem)
+            .map(
+                |(w, s)| if *w == "." { None } else { self.substitute(w, self.vectors.row(w), *s) },
+            )
+            .collect()
     }
 
     /// The text's word numbers with their substitutes: what [`PhraseIndex::word_ids`] and then
@@ -170,7 +392,12 @@ impl SemanticIndex {
     /// phrase index, and has no substitute.
     pub fn word_ids(&self, phrases: &PhraseIndex, raw: &[&str]) -> WordIds {
         let n = raw.len();
-        let mut ids = WordIds { stem: Vec::with_capacity(n), light: Vec::with_capacity(n), alt: Vec::with_capacity(n), fixed: Vec::new() };
+        let mut ids = WordIds {
+            stem: Vec::with_capacity(n),
+            light: Vec::with_capacity(n),
+            alt: Vec::with_capacity(n),
+            fixed: Vec::new(),
+        };
         let mut stemmed = String::new();
         for w in raw {
             let (stem, light, alt) = if *w == "." {
@@ -257,15 +484,32 @@ mod tests {
         phrases.insert("blurred vision", 0);
         phrases.insert("rash", 1);
         phrases.insert("the shakes", 2);
-        let vectors = table(&[("blurred", [9, 1, 0]), ("hazy", [9, 2, 0]), ("vision", [0, 9, 0]), ("rashes", [0, 0, 9]), ("the", [9, 1, 0]), ("blurry", [9, 1, 1])]);
+        let vectors = table(&[
+            ("blurred", [9, 1, 0]),
+            ("hazy", [9, 2, 0]),
+            ("vision", [0, 9, 0]),
+            ("rashes", [0, 0, 9]),
+            ("the", [9, 1, 0]),
+            ("blurry", [9, 1, 1]),
+        ]);
         let sem = SemanticIndex::new(&vectors, &phrases);
-        for text in ["hazy vision", "blurry vision and rashes", "the hazy 2 shakes. blurred", "unknown words only", "diarrhoea"] {
+        for text in [
+            "hazy vision",
+            "blurry vision and rashes",
+            "the hazy 2 shakes. blurred",
+            "unknown words only",
+            "diarrhoea",
+        ] {
             let tokens = tokenize(text);
             let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();
             let mut two_steps = phrases.word_ids(&raw);
             two_steps.alt = sem.substitutes(&raw, &two_steps.stem);
             let at_once = sem.word_ids(&phrases, &raw);
-            assert_eq!((&at_once.stem, &at_once.light, &at_once.alt), (&two_steps.stem, &two_steps.light, &two_steps.alt), "{text}");
+            assert_eq!(
+                (&at_once.stem, &at_once.light, &at_once.alt),
+                (&two_steps.stem, &two_steps.light, &two_steps.alt),
+                "{text}"
+            );
         }
         let tokens = tokenize("hazy vision");
         let raw: Vec<&str> = tokens.iter().map(|t| t.text.as_str()).collect();

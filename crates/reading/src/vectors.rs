@@ -34,12 +34,18 @@ pub struct WordVectors {
 
 impl WordVectors {
     pub fn load(path: &Path) -> Result<WordVectors, VectorsError> {
-        let bytes = std::fs::read(path).map_err(|source| VectorsError::Io { path: path.to_path_buf(), source })?;
-        Self::from_bytes(&bytes).map_err(|what| VectorsError::Format { path: path.to_path_buf(), what })
+        let bytes = std::fs::read(path)
+            .map_err(|source| VectorsError::Io { path: path.to_path_buf(), source })?;
+        Self::from_bytes(&bytes)
+            .map_err(|what| VectorsError::Format { path: path.to_path_buf(), what })
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<WordVectors, String> {
-        let u32_at = |at: usize| -> Result<u32, String> { b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]])).ok_or_else(|| "truncated header".to_string()) };
+        let u32_at = |at: usize| -> Result<u32, String> {
+            b.get(at..at + 4)
+                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+                .ok_or_else(|| "truncated header".to_string())
+        };
         if b.get(..4) != Some(b"TRWV".as_slice()) {
             return Err("no TRWV magic".into());
         }
@@ -161,7 +167,8 @@ mod tests {
 
     #[test]
     fn reads_and_normalises() {
-        let v = WordVectors::from_bytes(&file(&[("ache", [3, 4, 0]), ("pain", [0, 0, 7])])).unwrap();
+        let v =
+            WordVectors::from_bytes(&file(&[("ache", [3, 4, 0]), ("pain", [0, 0, 7])])).unwrap();
         assert_eq!(v.dim(), 3);
         let a = v.get("ache").unwrap();
         assert!((a[0] - 0.6).abs() < 1e-6 && (a[1] - 0.8).abs() < 1e-6);

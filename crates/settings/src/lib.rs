@@ -286,17 +286,28 @@ pub struct SettingsError(String);
 /// The configuration folder: `TRIAGENT_CONFIG_DIR` when set (an installed binary, such as the
 /// Docker image's, lives far from the source tree), the repository's `config/` otherwise.
 pub fn default_dir() -> PathBuf {
-    std::env::var_os("TRIAGENT_CONFIG_DIR").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"))
+    std::env::var_os("TRIAGENT_CONFIG_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"))
 }
 
 impl Settings {
     /// Loads `dir/base.toml`, `dir/{environment}.toml` (when present), `extra` (when given) and
     /// the `TRIAGENT__…` environment variables. `environment` defaults to `TRIAGENT_ENV` or
     /// "development".
-    pub fn load(dir: &Path, environment: Option<&str>, extra: Option<&Path>) -> Result<Settings, SettingsError> {
-        let env = environment.map(str::to_string).or_else(|| std::env::var("TRIAGENT_ENV").ok()).unwrap_or_else(|| "development".into());
+    pub fn load(
+        dir: &Path,
+        environment: Option<&str>,
+        extra: Option<&Path>,
+    ) -> Result<Settings, SettingsError> {
+        let env = environment
+            .map(str::to_string)
+            .or_else(|| std::env::var("TRIAGENT_ENV").ok())
+            .unwrap_or_else(|| "development".into());
         if !["development", "production", "test"].contains(&env.as_str()) {
-            return Err(SettingsError(format!("unknown environment '{env}': use development, production or test")));
+            return Err(SettingsError(format!(
+                "unknown environment '{env}': use development, production or test"
+            )));
         }
         let mut b = config::Config::builder()
             .add_source(config::File::from(dir.join("base.toml")).required(true))
@@ -304,8 +315,16 @@ impl Settings {
         if let Some(extra) = extra {
             b = b.add_source(config::File::from(extra).required(true));
         }
-        b = b.add_source(config::Environment::with_prefix("TRIAGENT").prefix_separator("__").separator("__").try_parsing(true));
-        let settings: Settings = b.build().and_then(|c| c.try_deserialize()).map_err(|e| SettingsError(e.to_string()))?;
+        b = b.add_source(
+            config::Environment::with_prefix("TRIAGENT")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let settings: Settings = b
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| SettingsError(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -322,21 +341,48 @@ impl Settings {
             return bad("store.capacity and bus.capacity must be at least 1");
         }
         let db = &self.database;
-        if !db.url.is_empty() && (db.pool_size == 0 || db.batch_size == 0 || db.timeout_ms == 0 || db.replay_batch == 0 || db.spool_path.is_empty()) {
-            return bad("database: pool_size, batch_size, timeout_ms and replay_batch must be at least 1 and spool_path must be set");
+        if !db.url.is_empty()
+            && (db.pool_size == 0
+                || db.batch_size == 0
+                || db.timeout_ms == 0
+                || db.replay_batch == 0
+                || db.spool_path.is_empty())
+        {
+            return bad(
+                "database: pool_size, batch_size, timeout_ms and replay_batch must be at least 1 and spool_path must be set",
+            );
         }
         let t = &self.telemetry;
-        if !(0.0..=1.0).contains(&t.sample_ratio) || !["http/protobuf", "http/json"].contains(&t.protocol.as_str()) {
-            return bad("telemetry: sample_ratio must be between 0 and 1 and protocol http/protobuf or http/json");
+        if !(0.0..=1.0).contains(&t.sample_ratio)
+            || !["http/protobuf", "http/json"].contains(&t.protocol.as_str())
+        {
+            return bad(
+                "telemetry: sample_ratio must be between 0 and 1 and protocol http/protobuf or http/json",
+            );
         }
         let a = &self.auth;
-        if a.rate_per_second == 0 || a.burst == 0 || a.audit_flush_ms == 0 || (self.database.url.is_empty() && a.keys_file.is_empty()) {
-            return bad("auth: rate_per_second, burst and audit_flush_ms must be at least 1 and keys_file must be set without a database");
+        if a.rate_per_second == 0
+            || a.burst == 0
+            || a.audit_flush_ms == 0
+            || (self.database.url.is_empty() && a.keys_file.is_empty())
+        {
+            return bad(
+                "auth: rate_per_second, burst and audit_flush_ms must be at least 1 and keys_file must be set without a database",
+            );
         }
-        for name in ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"] {
+        for name in
+            ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"]
+        {
             let a = self.agents.get(name);
-            if a.workers == 0 || a.queue == 0 || a.max_batch == 0 || a.deadline_ms == 0 || a.breaker_failures == 0 {
-                return Err(SettingsError(format!("agents.{name}: workers, queue, max_batch, deadline_ms and breaker_failures must be at least 1")));
+            if a.workers == 0
+                || a.queue == 0
+                || a.max_batch == 0
+                || a.deadline_ms == 0
+                || a.breaker_failures == 0
+            {
+                return Err(SettingsError(format!(
+                    "agents.{name}: workers, queue, max_batch, deadline_ms and breaker_failures must be at least 1"
+                )));
             }
         }
         Ok(())
@@ -363,7 +409,11 @@ mod tests {
     fn extra_file_and_per_agent_overrides() {
         let dir = tempfile::tempdir().unwrap();
         let extra = dir.path().join("extra.toml");
-        std::fs::write(&extra, "[agents.condition_matcher]\ndeadline_ms = 900\n[server]\nport = 9999\n").unwrap();
+        std::fs::write(
+            &extra,
+            "[agents.condition_matcher]\ndeadline_ms = 900\n[server]\nport = 9999\n",
+        )
+        .unwrap();
         let s = Settings::load(&default_dir(), Some("development"), Some(&extra)).unwrap();
         assert_eq!(s.server.port, 9999);
         assert_eq!(s.agents.get("condition_matcher").deadline_ms, 900);
@@ -396,7 +446,10 @@ mod tests {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("probe url=postgres://postgres@127.0.0.1:5432/x batch=7"), "{stdout}");
+        assert!(
+            stdout.contains("probe url=postgres://postgres@127.0.0.1:5432/x batch=7"),
+            "{stdout}"
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ fn read(p: &Path) -> String {
 }
 
 fn compose() -> Yaml {
-    let docs = YamlLoader::load_from_str(&read(&repo().join("docker/compose.yaml"))).expect("docker/compose.yaml parses as YAML");
+    let docs = YamlLoader::load_from_str(&read(&repo().join("docker/compose.yaml")))
+        .expect("docker/compose.yaml parses as YAML");
     docs.into_iter().next().expect("one document")
 }
 
@@ -34,7 +35,16 @@ fn is_setting(var: &str, base: &toml::Table) -> bool {
             _ => None,
         };
         // Per-agent overrides take any key of agents.default.
-        let next = next.or_else(|| matches!(key.as_str(), "symptom_classifier" | "condition_matcher" | "treatment_retriever" | "emergency_detector").then(|| base["agents"]["default"].clone()));
+        let next = next.or_else(|| {
+            matches!(
+                key.as_str(),
+                "symptom_classifier"
+                    | "condition_matcher"
+                    | "treatment_retriever"
+                    | "emergency_detector"
+            )
+            .then(|| base["agents"]["default"].clone())
+        });
         match next {
             Some(n) => node = n,
             None => return false,
@@ -62,7 +72,9 @@ fn compose_mounts_existing_paths_and_sets_only_real_settings() {
     let doc = compose();
     let services = doc["services"].as_hash().expect("services");
     let names: Vec<&str> = services.keys().filter_map(Yaml::as_str).collect();
-    for needed in ["triagent", "postgres", "nats", "otel-collector", "jaeger", "prometheus", "grafana"] {
+    for needed in
+        ["triagent", "postgres", "nats", "otel-collector", "jaeger", "prometheus", "grafana"]
+    {
         assert!(names.contains(&needed), "compose lacks {needed}: {names:?}");
     }
     let docker = repo().join("docker");
@@ -73,9 +85,19 @@ fn compose_mounts_existing_paths_and_sets_only_real_settings() {
             let host = spec.split(':').next().unwrap();
             if host.starts_with('.') {
                 let path = docker.join(host);
-                assert!(path.exists(), "{name} mounts {host}, which does not exist ({})", path.display());
+                assert!(
+                    path.exists(),
+                    "{name} mounts {host}, which does not exist ({})",
+                    path.display()
+                );
             } else {
-                assert!(doc["volumes"][host].is_null() || doc["volumes"].as_hash().is_some_and(|v| v.contains_key(&Yaml::String(host.into()))), "{name}: unknown named volume {host}");
+                assert!(
+                    doc["volumes"][host].is_null()
+                        || doc["volumes"]
+                            .as_hash()
+                            .is_some_and(|v| v.contains_key(&Yaml::String(host.into()))),
+                    "{name}: unknown named volume {host}"
+                );
             }
         }
         if let Some(build) = service["build"].as_hash() {
@@ -89,11 +111,17 @@ fn compose_mounts_existing_paths_and_sets_only_real_settings() {
     let env = triagent["environment"].as_hash().expect("triagent environment as a map");
     for key in env.keys() {
         let var = key.as_str().unwrap();
-        assert!(OTHER_VARIABLES.contains(&var) || is_setting(var, &base), "the service does not read {var}");
+        assert!(
+            OTHER_VARIABLES.contains(&var) || is_setting(var, &base),
+            "the service does not read {var}"
+        );
     }
     let port = base["server"]["port"].as_integer().unwrap();
     let published = triagent["ports"].as_vec().expect("ports");
-    assert!(published.iter().filter_map(Yaml::as_str).any(|p| p.ends_with(&format!(":{port}"))), "the service listens on {port}: {published:?}");
+    assert!(
+        published.iter().filter_map(Yaml::as_str).any(|p| p.ends_with(&format!(":{port}"))),
+        "the service listens on {port}: {published:?}"
+    );
 }
 
 #[test]
@@ -101,16 +129,33 @@ fn the_images_point_the_binary_at_what_they_copy() {
     let base = base_toml();
     for file in ["docker/Dockerfile", "docker/Dockerfile.cuda"] {
         let text = read(&repo().join(file));
-        for needed in ["TRIAGENT_CONFIG_DIR=/app/config", "TRIAGENT__MODELS__DIR=/app/models", "TRIAGENT__MODELS__KB_DIR=/app/kb", "/app/models", "/app/kb", "/app/config", "--locked -p triagent"] {
+        for needed in [
+            "TRIAGENT_CONFIG_DIR=/app/config",
+            "TRIAGENT__MODELS__DIR=/app/models",
+            "TRIAGENT__MODELS__KB_DIR=/app/kb",
+            "/app/models",
+            "/app/kb",
+            "/app/config",
+            "--locked -p triagent",
+        ] {
             assert!(text.contains(needed), "{file} lacks {needed}");
         }
-        for var in text.split_whitespace().filter_map(|w| w.split('=').next()).filter(|w| w.starts_with("TRIAGENT")) {
-            assert!(OTHER_VARIABLES.contains(&var) || is_setting(var, &base), "{file}: the service does not read {var}");
+        for var in text
+            .split_whitespace()
+            .filter_map(|w| w.split('=').next())
+            .filter(|w| w.starts_with("TRIAGENT"))
+        {
+            assert!(
+                OTHER_VARIABLES.contains(&var) || is_setting(var, &base),
+                "{file}: the service does not read {var}"
+            );
         }
         let port = base["server"]["port"].as_integer().unwrap();
         assert!(text.contains(&format!("EXPOSE {port}")), "{file} exposes {port}");
         // Every agent's committed model is copied.
-        for agent in ["symptom-classifier", "condition-matcher", "treatment-retriever", "emergency-detector"] {
+        for agent in
+            ["symptom-classifier", "condition-matcher", "treatment-retriever", "emergency-detector"]
+        {
             assert!(text.contains(agent), "{file} does not copy {agent}'s model");
             assert!(repo().join("agents").join(agent).join("model/weights.bpk").is_file());
         }

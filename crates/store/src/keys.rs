@@ -43,7 +43,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::TriageWrite, Scope::ReportsRead, Scope::EventsRead, Scope::EventsReadAll];
+    pub const ALL: [Scope; 4] =
+        [Scope::TriageWrite, Scope::ReportsRead, Scope::EventsRead, Scope::EventsReadAll];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,20 +65,30 @@ impl fmt::Display for Scope {
 impl FromStr for Scope {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|x| x.as_str() == s.trim())
-            .ok_or_else(|| format!("unknown scope '{}': use {}", s.trim(), Scope::ALL.map(Scope::as_str).join(", ")))
+        Scope::ALL.into_iter().find(|x| x.as_str() == s.trim()).ok_or_else(|| {
+            format!(
+                "unknown scope '{}': use {}",
+                s.trim(),
+                Scope::ALL.map(Scope::as_str).join(", ")
+            )
+        })
     }
 }
 
 /// Parses `triage:write,reports:read`: at least one scope, each known, duplicates folded.
 pub fn parse_scopes(list: &str) -> Result<Vec<Scope>, String> {
-    let mut scopes: Vec<Scope> = list.split(',').filter(|s| !s.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+    let mut scopes: Vec<Scope> = list
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
     scopes.sort();
     scopes.dedup();
     if scopes.is_empty() {
-        return Err(format!("give at least one scope: {}", Scope::ALL.map(Scope::as_str).join(", ")));
+        return Err(format!(
+            "give at least one scope: {}",
+            Scope::ALL.map(Scope::as_str).join(", ")
+        ));
     }
     Ok(scopes)
 }
@@ -95,7 +106,8 @@ pub struct ApiKey {
 impl ApiKey {
     /// Whether the key has `scope`; `events:read_all` includes `events:read`.
     pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.contains(&scope) || (scope == Scope::EventsRead && self.scopes.contains(&Scope::EventsReadAll))
+        self.scopes.contains(&scope)
+            || (scope == Scope::EventsRead && self.scopes.contains(&Scope::EventsReadAll))
     }
 
     pub fn is_active(&self) -> bool {
@@ -199,10 +211,17 @@ impl AuditAction {
 impl FromStr for AuditAction {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [AuditAction::KeyCreated, AuditAction::KeyRevoked, AuditAction::KeyUsed, AuditAction::AuthFailed, AuditAction::ScopeDenied, AuditAction::RateLimited]
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown audit action '{s}'"))
+        [
+            AuditAction::KeyCreated,
+            AuditAction::KeyRevoked,
+            AuditAction::KeyUsed,
+            AuditAction::AuthFailed,
+            AuditAction::ScopeDenied,
+            AuditAction::RateLimited,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .ok_or_else(|| format!("unknown audit action '{s}'"))
     }
 }
 
@@ -273,12 +292,23 @@ pub(crate) fn new_key(name: &str, scopes: &[Scope]) -> Result<(ApiKey, KeySecret
     let mut scopes = scopes.to_vec();
     scopes.sort();
     scopes.dedup();
-    let key = ApiKey { id: Uuid::new_v4(), name: name.trim().to_string(), scopes, created_at: Utc::now(), revoked_at: None };
+    let key = ApiKey {
+        id: Uuid::new_v4(),
+        name: name.trim().to_string(),
+        scopes,
+        created_at: Utc::now(),
+        revoked_at: None,
+    };
     Ok((key, KeySecret::generate()))
 }
 
 pub(crate) fn admin_entry(action: AuditAction, key: &ApiKey) -> AuditEntry {
-    AuditEntry { at: Utc::now(), api_key_id: Some(key.id), action, detail: serde_json::json!({"name": key.name, "scopes": key.scopes}) }
+    AuditEntry {
+        at: Utc::now(),
+        api_key_id: Some(key.id),
+        action,
+        detail: serde_json::json!({"name": key.name, "scopes": key.scopes}),
+    }
 }
 
 /// Keys in a JSON file, for the embedded default: `{"keys": [{"key": ApiKey, "hash": ...}]}`,
@@ -322,7 +352,11 @@ impl FileKeys {
         let path = path.into();
         let mut audit = path.clone().into_os_string();
         audit.push(".audit.jsonl");
-        let keys = FileKeys { audit_path: PathBuf::from(audit), path, state: Mutex::new(FileState::default()) };
+        let keys = FileKeys {
+            audit_path: PathBuf::from(audit),
+            path,
+            state: Mutex::new(FileState::default()),
+        };
         keys.reload()?;
         Ok(keys)
     }
@@ -369,7 +403,8 @@ impl FileKeys {
         }
         let mut keys: Vec<FileEntry> = s.keys.values().cloned().collect();
         keys.sort_by_key(|e| (e.key.created_at, e.key.id));
-        let text = serde_json::to_string_pretty(&FileDoc { keys }).map_err(|e| io_err(&self.path, e))?;
+        let text =
+            serde_json::to_string_pretty(&FileDoc { keys }).map_err(|e| io_err(&self.path, e))?;
         let mut tmp = self.path.clone().into_os_string();
         tmp.push(".tmp");
         let tmp = PathBuf::from(tmp);
@@ -400,7 +435,11 @@ fn append_lines(path: &Path, entries: &[AuditEntry]) -> Result<(), StoreError> {
         text.push_str(&serde_json::to_string(e).map_err(|e| io_err(path, e))?);
         text.push('\n');
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| io_err(path, e))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
     f.write_all(text.as_bytes()).map_err(|e| io_err(path, e))?;
     f.sync_data().map_err(|e| io_err(path, e))
 }
@@ -430,7 +469,9 @@ impl KeyStore for FileKeys {
         self.reload()?;
         let revoked = {
             let mut s = self.lock();
-            let Some(entry) = s.keys.values_mut().find(|e| e.key.id == id) else { return Ok(Revoked::NotFound) };
+            let Some(entry) = s.keys.values_mut().find(|e| e.key.id == id) else {
+                return Ok(Revoked::NotFound);
+            };
             if entry.key.revoked_at.is_some() {
                 return Ok(Revoked::AlreadyRevoked);
             }
@@ -451,7 +492,9 @@ impl KeyStore for FileKeys {
     async fn audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
         // The service's periodic flush: the fsync runs off the async threads.
         let path = self.audit_path.clone();
-        tokio::task::spawn_blocking(move || append_lines(&path, &entries)).await.map_err(|e| StoreError::Other(format!("audit writer: {e}")))?
+        tokio::task::spawn_blocking(move || append_lines(&path, &entries))
+            .await
+            .map_err(|e| StoreError::Other(format!("audit writer: {e}")))?
     }
 
     async fn recent_audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
@@ -460,7 +503,12 @@ impl KeyStore for FileKeys {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(io_err(&self.audit_path, e)),
         };
-        let entries: Vec<AuditEntry> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>().map_err(|e| io_err(&self.audit_path, e))?;
+        let entries: Vec<AuditEntry> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()
+            .map_err(|e| io_err(&self.audit_path, e))?;
         let skip = entries.len().saturating_sub(limit);
         Ok(entries.into_iter().skip(skip).collect())
     }
@@ -485,12 +533,18 @@ mod tests {
         assert_ne!(a.hash().as_str(), &a.expose()[4..]);
         assert!(!format!("{a:?} {:?}", a.hash()).contains(&a.expose()[4..12]));
         // SHA-256 of "abc", a published test vector.
-        assert_eq!(KeySecret::new("abc").hash().as_str(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            KeySecret::new("abc").hash().as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
     fn scopes_parse_strictly() {
-        assert_eq!(parse_scopes("reports:read, triage:write,triage:write").unwrap(), vec![Scope::TriageWrite, Scope::ReportsRead]);
+        assert_eq!(
+            parse_scopes("reports:read, triage:write,triage:write").unwrap(),
+            vec![Scope::TriageWrite, Scope::ReportsRead]
+        );
         assert!(parse_scopes("").is_err());
         assert!(parse_scopes("triage:read").unwrap_err().contains("unknown scope 'triage:read'"));
     }
@@ -516,9 +570,14 @@ mod tests {
         // The first handle notices the change on its next read.
         assert!(!keys.find(&created.secret.hash()).await.unwrap().unwrap().is_active());
         let audit = keys.recent_audit(10).await.unwrap();
-        assert_eq!(audit.iter().map(|a| a.action).collect::<Vec<_>>(), vec![AuditAction::KeyCreated, AuditAction::KeyRevoked]);
+        assert_eq!(
+            audit.iter().map(|a| a.action).collect::<Vec<_>>(),
+            vec![AuditAction::KeyCreated, AuditAction::KeyRevoked]
+        );
         let log = std::fs::read_to_string(dir.path().join("sub/keys.json.audit.jsonl")).unwrap();
-        assert!(!log.contains(created.secret.expose()) && !log.contains(created.secret.hash().as_str()));
+        assert!(
+            !log.contains(created.secret.expose()) && !log.contains(created.secret.hash().as_str())
+        );
         assert!(keys.create(" ", &[Scope::TriageWrite]).await.is_err());
         assert!(keys.create("x", &[]).await.is_err());
     }

@@ -16,8 +16,11 @@ mod sink;
 pub mod spool;
 
 pub use body::JsonBody;
+pub use keys::{
+    ApiKey, AuditAction, AuditEntry, CreatedKey, FileKeys, KeyHash, KeySecret, KeyStore, Revoked,
+    Scope,
+};
 pub use memory::MemoryStore;
-pub use keys::{ApiKey, AuditAction, AuditEntry, CreatedKey, FileKeys, KeyHash, KeySecret, KeyStore, Revoked, Scope};
 pub use postgres::{PgConfig, PgKeys, PgStore};
 pub use sink::{EventSink, spawn_event_sink};
 
@@ -169,7 +172,12 @@ pub trait ReportStore: Send + Sync {
     /// `limit`: what an event stream resuming from an id older than the bus's replay buffer
     /// missed (the bus numbers events from [`next_bus_seq`](Self::next_bus_seq), so ids stay
     /// unique across restarts of one service).
-    async fn events_by_bus_seq(&self, after: u64, before: u64, limit: usize) -> Result<Vec<DiagnosisEvent>, StoreError>;
+    async fn events_by_bus_seq(
+        &self,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<DiagnosisEvent>, StoreError>;
 
     /// The number the bus should give its first event, above every bus number this store has
     /// kept, so numbering continues across restarts. Called once, at start.

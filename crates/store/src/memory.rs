@@ -45,13 +45,18 @@ impl Inner {
     /// Numbers `events` in arrival order and puts them into the ring in bus order (reports
     /// finish out of order, but only by a few events, so the place is found from the back),
     /// forgetting the oldest past `capacity`. Returns the forgotten, to be dropped unlocked.
-    fn keep_events(&mut self, events: Vec<DiagnosisEvent>, capacity: usize) -> Vec<Arc<StoredEvent>> {
+    fn keep_events(
+        &mut self,
+        events: Vec<DiagnosisEvent>,
+        capacity: usize,
+    ) -> Vec<Arc<StoredEvent>> {
         let mut dropped = Vec::new();
         for event in events {
             self.next_event_seq = self.next_event_seq.max(1);
             let seq = self.next_event_seq;
             self.next_event_seq += 1;
-            let at = self.events.iter().rposition(|e| e.event.seq <= event.seq).map_or(0, |i| i + 1);
+            let at =
+                self.events.iter().rposition(|e| e.event.seq <= event.seq).map_or(0, |i| i + 1);
             self.events.insert(at, Arc::new(StoredEvent { seq, event }));
             if self.events.len() > capacity {
                 dropped.extend(self.events.pop_front());
@@ -76,11 +81,12 @@ impl MemoryStore {
         // so it never rehashes under the lock while requests wait; beyond a million reports it
         // grows as it fills.
         let room = capacity.min(1 << 20);
-        let inner = Inner { reports: HashMap::with_capacity(room), order: VecDeque::with_capacity(room), ..Inner::default() };
-        Ok(Self {
-            capacity,
-            inner: Mutex::new(inner),
-        })
+        let inner = Inner {
+            reports: HashMap::with_capacity(room),
+            order: VecDeque::with_capacity(room),
+            ..Inner::default()
+        };
+        Ok(Self { capacity, inner: Mutex::new(inner) })
     }
 
     pub fn capacity(&self) -> usize {
@@ -169,17 +175,30 @@ impl ReportStore for MemoryStore {
         Ok(())
     }
 
-    async fn events_by_bus_seq(&self, after: u64, before: u64, limit: usize) -> Result<Vec<DiagnosisEvent>, StoreError> {
+    async fn events_by_bus_seq(
+        &self,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<DiagnosisEvent>, StoreError> {
         let inner = self.lock();
         // The ring is kept sorted by bus seq (`keep_events`).
         let start = inner.events.partition_point(|e| e.event.seq <= after);
-        Ok(inner.events.iter().skip(start).take_while(|e| e.event.seq < before).take(limit).map(|e| e.event.clone()).collect())
+        Ok(inner
+            .events
+            .iter()
+            .skip(start)
+            .take_while(|e| e.event.seq < before)
+            .take(limit)
+            .map(|e| e.event.clone())
+            .collect())
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         // The ring is in bus order, and the store's numbers follow arrival, which concurrent
         // reports may interleave: a scan, which is fine for a ring this size read this rarely.
-        let mut found: Vec<Arc<StoredEvent>> = self.lock().events.iter().filter(|e| e.seq > after).cloned().collect();
+        let mut found: Vec<Arc<StoredEvent>> =
+            self.lock().events.iter().filter(|e| e.seq > after).cloned().collect();
         found.sort_unstable_by_key(|e| e.seq);
         found.truncate(limit);
         Ok(found.iter().map(|e| StoredEvent::clone(e)).collect())

@@ -170,7 +170,9 @@ impl Shared {
     fn spool_age(&self) -> Duration {
         match self.spooled_since.load(Ordering::Relaxed) {
             0 => Duration::ZERO,
-            since => Duration::from_micros(u64::try_from(Utc::now().timestamp_micros() - since).unwrap_or(0)),
+            since => Duration::from_micros(
+                u64::try_from(Utc::now().timestamp_micros() - since).unwrap_or(0),
+            ),
         }
     }
 }
@@ -299,8 +301,13 @@ impl DbError {
     }
 }
 
-async fn timed<T>(limit: Duration, f: impl Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
-    timeout(limit, f).await.unwrap_or_else(|_| Err(DbError::Transient(format!("database did not answer within {limit:?}"))))
+async fn timed<T>(
+    limit: Duration,
+    f: impl Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    timeout(limit, f).await.unwrap_or_else(|_| {
+        Err(DbError::Transient(format!("database did not answer within {limit:?}")))
+    })
 }
 
 impl PgStore {
@@ -310,7 +317,8 @@ impl PgStore {
     /// spool, and the replayer migrates and replays once the database answers. A malformed URL,
     /// an unusable spool or a failing migration are errors.
     pub async fn open(config: PgConfig) -> Result<PgStore, StoreError> {
-        let mut pg = tokio_postgres::Config::from_str(&config.url).map_err(|e| StoreError::Other(format!("database url: {e}")))?;
+        let mut pg = tokio_postgres::Config::from_str(&config.url)
+            .map_err(|e| StoreError::Other(format!("database url: {e}")))?;
         pg.connect_timeout(config.op_timeout);
         if pg.get_application_name().is_none() {
             pg.application_name("triagent");
@@ -330,14 +338,19 @@ impl PgStore {
         let path = config.spool_path.clone();
         let (spool, recovered, reports) = tokio::task::spawn_blocking(move || {
             let (spool, recovered) = Spool::open(&path)?;
-            let reports = if recovered.records > 0 { index_reports(&spool)? } else { HashMap::new() };
+            let reports =
+                if recovered.records > 0 { index_reports(&spool)? } else { HashMap::new() };
             std::io::Result::Ok((spool, recovered, reports))
         })
         .await
         .map_err(|e| StoreError::Other(format!("spool: {e}")))?
         .map_err(|e| StoreError::Other(format!("spool {}: {e}", config.spool_path.display())))?;
         if recovered.discarded_bytes > 0 {
-            tracing::warn!(bytes = recovered.discarded_bytes, records = recovered.records, "spool had a torn or corrupt tail; cut off and kept aside");
+            tracing::warn!(
+                bytes = recovered.discarded_bytes,
+                records = recovered.records,
+                "spool had a torn or corrupt tail; cut off and kept aside"
+            );
         }
 
         let migrated = match migrate(&pg, config.op_timeout).await {
@@ -361,7 +374,11 @@ impl PgStore {
             rejected: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             batches: AtomicU64::new(0),
-            spooled_since: AtomicI64::new(if spool.len() > 0 { Utc::now().timestamp_micros() } else { 0 }),
+            spooled_since: AtomicI64::new(if spool.len() > 0 {
+                Utc::now().timestamp_micros()
+            } else {
+                0
+            }),
         });
         let spool = Arc::new(Mutex::new(SpoolState { spool, spooling, rejected: None, reports }));
         let (tx, rx) = mpsc::channel(config.batch_size.max(1) * 4);
@@ -384,7 +401,10 @@ impl PgStore {
             migrated,
             config: config.clone(),
         };
-        let tasks = vec![tokio::spawn(writer.run(rx, cancelled.clone())), tokio::spawn(replayer.run(cancelled))];
+        let tasks = vec![
+            tokio::spawn(writer.run(rx, cancelled.clone())),
+            tokio::spawn(replayer.run(cancelled)),
+        ];
         if spooling {
             shared.replay_wake.notify_one();
         }
@@ -432,10 +452,12 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        timed(self.op_timeout, async { Ok::<_, DbError>(self.pool.get().await?) }).await.map_err(|e| {
-            self.shared.db_up.store(false, Ordering::Relaxed);
-            StoreError::Unavailable(e.message().to_owned())
-        })
+        timed(self.op_timeout, async { Ok::<_, DbError>(self.pool.get().await?) }).await.map_err(
+            |e| {
+                self.shared.db_up.store(false, Ordering::Relaxed);
+                StoreError::Unavailable(e.message().to_owned())
+            },
+        )
     }
 }
 
@@ -465,7 +487,8 @@ impl ReportStore for PgStore {
             && let Some(spool) = self.spool.upgrade()
         {
             // The lock is held through fsyncs, so it is taken off the async threads.
-            let spooled = tokio::task::spawn_blocking(move || lock(&spool).report(id)).await.ok().flatten();
+            let spooled =
+                tokio::task::spawn_blocking(move || lock(&spool).report(id)).await.ok().flatten();
             if let Some(mut report) = spooled {
                 if !self.store_free_text {
                     report.free_text = None;
@@ -493,7 +516,11 @@ impl ReportStore for PgStore {
             degraded: row.get(4),
             api_key_id: row.get(5),
             body: row.get(6),
-            free_text: if self.store_free_text { row.get::<_, Option<String>>(7).map(FreeText::new) } else { None },
+            free_text: if self.store_free_text {
+                row.get::<_, Option<String>>(7).map(FreeText::new)
+            } else {
+                None
+            },
             events: Vec::new(),
         }))
     }
@@ -509,9 +536,13 @@ impl ReportStore for PgStore {
         self.shared.db_up.store(up, Ordering::Relaxed);
         let backlog = self.backlog();
         if !up && self.shared.spool_failed.load(Ordering::Relaxed) {
-            StoreHealth::Down { reason: "database unreachable and the spool cannot be written".into() }
+            StoreHealth::Down {
+                reason: "database unreachable and the spool cannot be written".into(),
+            }
         } else if backlog > 0 {
-            StoreHealth::Degraded { reason: format!("{backlog} writes spooled, waiting for the database") }
+            StoreHealth::Degraded {
+                reason: format!("{backlog} writes spooled, waiting for the database"),
+            }
         } else if !up {
             StoreHealth::Degraded { reason: "database unreachable; writes go to the spool".into() }
         } else {
@@ -531,16 +562,27 @@ impl ReportStore for PgStore {
         self.submit(|ack| Item::Events(rows, ack)).await
     }
 
-    async fn events_by_bus_seq(&self, after: u64, before: u64, limit: usize) -> Result<Vec<DiagnosisEvent>, StoreError> {
+    async fn events_by_bus_seq(
+        &self,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<DiagnosisEvent>, StoreError> {
         let client = self.client().await?;
-        let (after, before) = (i64::try_from(after).unwrap_or(i64::MAX), i64::try_from(before).unwrap_or(i64::MAX));
+        let (after, before) =
+            (i64::try_from(after).unwrap_or(i64::MAX), i64::try_from(before).unwrap_or(i64::MAX));
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = timed(self.op_timeout, async {
             Ok::<_, DbError>(client.query("SELECT payload FROM events WHERE bus_seq > $1 AND bus_seq < $2 ORDER BY bus_seq LIMIT $3", &[&after, &before, &limit]).await?)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.message().to_owned()))?;
-        rows.into_iter().map(|row| serde_json::from_value(row.get(0)).map_err(|e| StoreError::Other(format!("stored event: {e}")))).collect()
+        rows.into_iter()
+            .map(|row| {
+                serde_json::from_value(row.get(0))
+                    .map_err(|e| StoreError::Other(format!("stored event: {e}")))
+            })
+            .collect()
     }
 
     /// Above the highest bus number in the database when it answers and the spool is empty.
@@ -555,7 +597,12 @@ impl ReportStore for PgStore {
         }
         let max = async {
             let client = self.pool.get().await?;
-            Ok::<_, DbError>(client.query_one("SELECT coalesce(max(bus_seq), 0) FROM events", &[]).await?.get::<_, i64>(0))
+            Ok::<_, DbError>(
+                client
+                    .query_one("SELECT coalesce(max(bus_seq), 0) FROM events", &[])
+                    .await?
+                    .get::<_, i64>(0),
+            )
         };
         match timed(self.op_timeout, max).await {
             Ok(max) => u64::try_from(max).unwrap_or(0) + 1,
@@ -568,14 +615,22 @@ impl ReportStore for PgStore {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = timed(self.op_timeout, async {
-            Ok::<_, DbError>(client.query("SELECT seq, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2", &[&after, &limit]).await?)
+            Ok::<_, DbError>(
+                client
+                    .query(
+                        "SELECT seq, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                        &[&after, &limit],
+                    )
+                    .await?,
+            )
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.message().to_owned()))?;
         rows.into_iter()
             .map(|row| {
                 let seq: i64 = row.get(0);
-                let event = serde_json::from_value(row.get(1)).map_err(|e| StoreError::Other(format!("event {seq}: {e}")))?;
+                let event = serde_json::from_value(row.get(1))
+                    .map_err(|e| StoreError::Other(format!("event {seq}: {e}")))?;
                 Ok(StoredEvent { seq: u64::try_from(seq).unwrap_or(0), event })
             })
             .collect()
@@ -611,7 +666,13 @@ impl OnRuntime {
 }
 
 impl deadpool_postgres::Connect for OnRuntime {
-    fn connect(&self, pg: &tokio_postgres::Config) -> futures_util::future::BoxFuture<'_, Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>> {
+    fn connect(
+        &self,
+        pg: &tokio_postgres::Config,
+    ) -> futures_util::future::BoxFuture<
+        '_,
+        Result<(tokio_postgres::Client, JoinHandle<()>), tokio_postgres::Error>,
+    > {
         let pg = pg.clone();
         let opened = self.0.spawn(async move {
             let (client, connection) = pg.connect(NoTls).await?;
@@ -623,14 +684,17 @@ impl deadpool_postgres::Connect for OnRuntime {
             Ok((client, driver))
         });
         // The runtime is shutting down: as the pool sees it, connecting timed out.
-        Box::pin(async move { opened.await.unwrap_or_else(|_| Err(tokio_postgres::Error::__private_api_timeout())) })
+        Box::pin(async move {
+            opened.await.unwrap_or_else(|_| Err(tokio_postgres::Error::__private_api_timeout()))
+        })
     }
 }
 
 /// Applies the migrations under a session advisory lock, on a connection of its own so the
 /// lock is released with it even if this task dies.
 pub(crate) async fn migrate(pg: &tokio_postgres::Config, limit: Duration) -> Result<(), DbError> {
-    let (mut client, connection) = timed(limit, async { Ok::<_, DbError>(pg.connect(NoTls).await?) }).await?;
+    let (mut client, connection) =
+        timed(limit, async { Ok::<_, DbError>(pg.connect(NoTls).await?) }).await?;
     let driver = tokio::spawn(connection);
     let result = async {
         // Not bounded by `limit`: another replica may hold the lock for as long as its
@@ -657,7 +721,11 @@ pub(crate) async fn migrate(pg: &tokio_postgres::Config, limit: Duration) -> Res
 /// returns the ids of reports that were already stored with other content (left as they were).
 /// A report's events are inserted only with the report's first insert: a retried or replayed
 /// report that is already there brought them the first time.
-async fn commit(pool: &Pool, reports: &[&StoredReport], events: &[&EventRow]) -> Result<Vec<Uuid>, DbError> {
+async fn commit(
+    pool: &Pool,
+    reports: &[&StoredReport],
+    events: &[&EventRow],
+) -> Result<Vec<Uuid>, DbError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let mut conflicts = Vec::new();
@@ -670,7 +738,8 @@ async fn commit(pool: &Pool, reports: &[&StoredReport], events: &[&EventRow]) ->
         let degraded: Vec<bool> = reports.iter().map(|r| r.degraded).collect();
         let keys: Vec<Option<Uuid>> = reports.iter().map(|r| r.api_key_id).collect();
         let bodies: Vec<&crate::JsonBody> = reports.iter().map(|r| &r.body).collect();
-        let texts: Vec<Option<&str>> = reports.iter().map(|r| r.free_text.as_ref().map(FreeText::expose)).collect();
+        let texts: Vec<Option<&str>> =
+            reports.iter().map(|r| r.free_text.as_ref().map(FreeText::expose)).collect();
         let inserted = tx
             .query(
                 "INSERT INTO reports (id, created_at, level, top_condition, degraded, api_key_id, body, free_text) \
@@ -717,12 +786,17 @@ async fn commit(pool: &Pool, reports: &[&StoredReport], events: &[&EventRow]) ->
         // In bus order, so the store's own numbering follows the bus within a transaction.
         rows.sort_by_key(|(_, e)| e.seq);
         let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-        let reports: Vec<Option<Uuid>> = rows.iter().map(|(_, e)| Some(e.report_id).filter(|id| !id.is_nil())).collect();
-        let seqs: Vec<i64> = rows.iter().map(|(_, e)| i64::try_from(e.seq).unwrap_or(i64::MAX)).collect();
+        let reports: Vec<Option<Uuid>> =
+            rows.iter().map(|(_, e)| Some(e.report_id).filter(|id| !id.is_nil())).collect();
+        let seqs: Vec<i64> =
+            rows.iter().map(|(_, e)| i64::try_from(e.seq).unwrap_or(i64::MAX)).collect();
         let kinds: Vec<&str> = rows.iter().map(|(_, e)| e.type_name()).collect();
         let levels: Vec<Option<&str>> = rows.iter().map(|(_, e)| e.level()).collect();
-        let payloads: Vec<serde_json::Value> =
-            rows.iter().map(|(_, e)| serde_json::to_value(e)).collect::<Result<_, _>>().map_err(|e| DbError::Refused(format!("event as JSON: {e}")))?;
+        let payloads: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(_, e)| serde_json::to_value(e))
+            .collect::<Result<_, _>>()
+            .map_err(|e| DbError::Refused(format!("event as JSON: {e}")))?;
         let at: Vec<DateTime<Utc>> = rows.iter().map(|(_, e)| e.at).collect();
         // ORDER BY the position so the global sequence follows the order events were given in.
         tx.execute(
@@ -851,8 +925,13 @@ impl Writer {
         let mut report_ids = Vec::new();
         for item in &batch {
             let encoded = match item {
-                Item::Report(r, _) => vec![(serde_json::to_vec(&SpoolRecord::Report(r.clone())), Some(r.id))],
-                Item::Events(e, _) => e.iter().map(|e| (serde_json::to_vec(&SpoolRecord::Event(e.clone())), None)).collect(),
+                Item::Report(r, _) => {
+                    vec![(serde_json::to_vec(&SpoolRecord::Report(r.clone())), Some(r.id))]
+                }
+                Item::Events(e, _) => e
+                    .iter()
+                    .map(|e| (serde_json::to_vec(&SpoolRecord::Event(e.clone())), None))
+                    .collect(),
             };
             for (p, id) in encoded {
                 match p {
@@ -875,7 +954,10 @@ impl Writer {
             let mut state = lock(&spool);
             let adding: u64 = payloads.iter().map(|p| p.len() as u64 + 8).sum();
             if state.spool.len().saturating_add(adding) > max {
-                return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, format!("the spool is at its limit of {max} bytes")));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!("the spool is at its limit of {max} bytes"),
+                ));
             }
             let was_empty = state.spool.len() == 0;
             let offsets = state.spool.append(&payloads)?;
@@ -904,12 +986,20 @@ impl Writer {
             }
             Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
                 tracing::warn!(error = %e, items = batch.len(), "spool full; writes refused until the database takes the backlog");
-                nack_all(batch, &StoreError::Unavailable(format!("database unreachable and spool full: {e}")));
+                nack_all(
+                    batch,
+                    &StoreError::Unavailable(format!("database unreachable and spool full: {e}")),
+                );
             }
             Err(e) => {
                 tracing::error!(error = %e, items = batch.len(), "spool write failed; writes refused");
                 self.shared.spool_failed.store(true, Ordering::Relaxed);
-                nack_all(batch, &StoreError::Unavailable(format!("database unreachable and spool not writable: {e}")));
+                nack_all(
+                    batch,
+                    &StoreError::Unavailable(format!(
+                        "database unreachable and spool not writable: {e}"
+                    )),
+                );
             }
         }
     }
@@ -919,7 +1009,9 @@ fn ack_all(batch: Vec<Item>, conflicts: &[Uuid]) {
     for item in batch {
         // A caller that gave up waiting is gone; its write is kept all the same.
         let _ = match item {
-            Item::Report(r, ack) if conflicts.contains(&r.id) => ack.send(Err(StoreError::Conflict(r.id))),
+            Item::Report(r, ack) if conflicts.contains(&r.id) => {
+                ack.send(Err(StoreError::Conflict(r.id)))
+            }
             Item::Report(_, ack) | Item::Events(_, ack) => ack.send(Ok(())),
         };
     }
@@ -1061,7 +1153,10 @@ impl Replayer {
             }
             Err(DbError::Refused(_)) => {
                 for (record, payload) in &decoded {
-                    match self.commit_records(std::slice::from_ref(&(record.clone(), *payload))).await {
+                    match self
+                        .commit_records(std::slice::from_ref(&(record.clone(), *payload)))
+                        .await
+                    {
                         Ok(conflicts) => self.note_conflicts(conflicts),
                         Err(DbError::Refused(_)) => refused.push((*payload).clone()),
                         Err(DbError::Transient(_)) => return Step::Failed,
@@ -1076,13 +1171,22 @@ impl Replayer {
         let n = records.len() as u64;
         let next = records.last().map_or(0, |r| r.next);
         self.read_from = next;
-        self.shared.backlog.fetch_sub(n.min(self.shared.backlog.load(Ordering::Relaxed)), Ordering::Relaxed);
+        self.shared
+            .backlog
+            .fetch_sub(n.min(self.shared.backlog.load(Ordering::Relaxed)), Ordering::Relaxed);
         self.shared.replayed.fetch_add(n, Ordering::Relaxed);
         *done += n;
-        if self.config.replay_stop_after.is_some_and(|stop| *done >= stop) { Step::Stop } else { Step::Progress }
+        if self.config.replay_stop_after.is_some_and(|stop| *done >= stop) {
+            Step::Stop
+        } else {
+            Step::Progress
+        }
     }
 
-    async fn commit_records(&self, records: &[(SpoolRecord, &Vec<u8>)]) -> Result<Vec<Uuid>, DbError> {
+    async fn commit_records(
+        &self,
+        records: &[(SpoolRecord, &Vec<u8>)],
+    ) -> Result<Vec<Uuid>, DbError> {
         let mut reports = Vec::new();
         let mut events = Vec::new();
         for (r, _) in records {
@@ -1128,7 +1232,11 @@ impl Replayer {
 /// `jsonb` (and `json`) straight from and to the answer's text: the binary `jsonb` format is a
 /// version byte (1) and the text, so nothing is parsed or re-encoded on our side.
 impl tokio_postgres::types::ToSql for crate::JsonBody {
-    fn to_sql(&self, ty: &tokio_postgres::types::Type, out: &mut bytes::BytesMut) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
         if *ty == tokio_postgres::types::Type::JSONB {
             out.extend_from_slice(&[1]);
         }
@@ -1141,7 +1249,10 @@ impl tokio_postgres::types::ToSql for crate::JsonBody {
 }
 
 impl<'a> tokio_postgres::types::FromSql<'a> for crate::JsonBody {
-    fn from_sql(ty: &tokio_postgres::types::Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(
+        ty: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         let text = if *ty == tokio_postgres::types::Type::JSONB {
             match raw.split_first() {
                 Some((1, rest)) => rest,

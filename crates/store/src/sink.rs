@@ -78,7 +78,9 @@ pub fn spawn_event_sink(bus: &Bus, store: Arc<dyn ReportStore>, batch: usize) ->
                         break;
                     }
                     // A report's events are kept with it, by `put`, in one write.
-                    Some(Item::Event(e)) if e.report_id.is_nil() => events.push(bus::DiagnosisEvent::clone(&e)),
+                    Some(Item::Event(e)) if e.report_id.is_nil() => {
+                        events.push(bus::DiagnosisEvent::clone(&e))
+                    }
                     Some(Item::Event(_)) => {}
                     Some(Item::Gap { missed }) => {
                         c.dropped.fetch_add(missed, Ordering::Relaxed);

@@ -54,9 +54,13 @@ impl Spool {
             std::fs::create_dir_all(dir)?;
         }
         let existed = path.exists();
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
         file.try_lock().map_err(|e| {
-            io::Error::new(io::ErrorKind::WouldBlock, format!("spool {} is in use by another store: {e}", path.display()))
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("spool {} is in use by another store: {e}", path.display()),
+            )
         })?;
         if !existed {
             // The new file's name must survive a crash too, or its records would vanish with it.
@@ -113,9 +117,13 @@ impl Spool {
         let mut offsets = Vec::with_capacity(payloads.len());
         for p in payloads {
             offsets.push(self.len + buf.len() as u64);
-            let len = u32::try_from(p.len()).ok().filter(|&l| l <= MAX_RECORD).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, format!("spool record of {} bytes is too large", p.len()))
-            })?;
+            let len =
+                u32::try_from(p.len()).ok().filter(|&l| l <= MAX_RECORD).ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("spool record of {} bytes is too large", p.len()),
+                    )
+                })?;
             buf.extend_from_slice(&len.to_le_bytes());
             buf.extend_from_slice(&crc32fast::hash(p).to_le_bytes());
             buf.extend_from_slice(p);

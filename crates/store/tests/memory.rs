@@ -16,7 +16,9 @@ fn report(n: u32) -> StoredReport {
         top_condition: Some("J06.9".to_owned()),
         degraded: false,
         api_key_id: None,
-        body: JsonBody::from(json!({ "n": n, "level": "consultation", "conditions": [{ "icd10": "J06.9", "p": 0.7 }] })),
+        body: JsonBody::from(
+            json!({ "n": n, "level": "consultation", "conditions": [{ "icd10": "J06.9", "p": 0.7 }] }),
+        ),
         free_text: None,
         events: Vec::new(),
     }
@@ -94,10 +96,7 @@ async fn same_id_with_other_content_is_a_conflict_and_keeps_the_first() {
     other_key.api_key_id = Some(Uuid::new_v4());
 
     for conflicting in [other_body, other_level, other_key] {
-        assert_eq!(
-            store.put(conflicting).await,
-            Err(StoreError::Conflict(first.id))
-        );
+        assert_eq!(store.put(conflicting).await, Err(StoreError::Conflict(first.id)));
     }
     assert_eq!(store.get(first.id).await.unwrap(), Some(first));
     assert_eq!(store.len(), 1);
@@ -208,10 +207,7 @@ async fn concurrent_puts_stay_bounded_and_keep_the_newest() {
 fn zero_capacity_is_refused() {
     let err = MemoryStore::new(0).unwrap_err();
     assert!(matches!(err, StoreError::Other(_)));
-    assert!(
-        err.to_string().contains("capacity must be at least 1"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("capacity must be at least 1"), "{err}");
     assert_eq!(store(1).capacity(), 1);
 }
 
@@ -224,10 +220,7 @@ async fn usable_as_a_shared_trait_object() {
     let r = report(7);
     let writer = Arc::clone(&store);
     let written = r.clone();
-    tokio::spawn(async move { writer.put(written).await })
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::spawn(async move { writer.put(written).await }).await.unwrap().unwrap();
     assert_eq!(store.get(r.id).await.unwrap(), Some(r));
 }
 
@@ -236,9 +229,7 @@ fn reports_and_health_round_trip_through_json() {
     let r = report(3);
     let back: StoredReport = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
     assert_eq!(back, r);
-    let down = StoreHealth::Down {
-        reason: "connection refused".to_owned(),
-    };
+    let down = StoreHealth::Down { reason: "connection refused".to_owned() };
     assert_eq!(
         serde_json::to_value(&down).unwrap(),
         json!({ "status": "down", "reason": "connection refused" })
@@ -250,7 +241,11 @@ fn event(seq: u64) -> bus::DiagnosisEvent {
         seq,
         report_id: Uuid::new_v4(),
         at: Utc::now(),
-        kind: bus::DiagnosisEventKind::TriageReceived { text_chars: 10, structured_findings: 0, has_vitals: false },
+        kind: bus::DiagnosisEventKind::TriageReceived {
+            text_chars: 10,
+            structured_findings: 0,
+            has_vitals: false,
+        },
         owner: None,
     }
 }
@@ -264,7 +259,10 @@ async fn events_are_numbered_bounded_and_resumable() {
     let kept = store.events_after(0, 10).await.unwrap();
     assert_eq!(kept.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
     assert_eq!(kept.iter().map(|e| e.event.seq).collect::<Vec<_>>(), [3, 4, 5]);
-    assert_eq!(store.events_after(3, 10).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+    assert_eq!(
+        store.events_after(3, 10).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [4, 5]
+    );
     assert_eq!(store.events_after(3, 1).await.unwrap().len(), 1);
     assert!(store.events_after(5, 10).await.unwrap().is_empty());
     assert!(store.events_after(u64::MAX, 10).await.unwrap().is_empty());
@@ -289,15 +287,29 @@ async fn the_event_sink_keeps_the_bus_events_of_no_report() {
     let sink = store::spawn_event_sink(&bus, store.clone(), 8);
     let report = Uuid::new_v4();
     for n in 0..20 {
-        bus.publish(Uuid::nil(), bus::DiagnosisEventKind::BreakerStateChanged { agent: "condition_matcher".into(), state: "open".into() });
+        bus.publish(
+            Uuid::nil(),
+            bus::DiagnosisEventKind::BreakerStateChanged {
+                agent: "condition_matcher".into(),
+                state: "open".into(),
+            },
+        );
         // A report's events go with its report, through `put`; the sink leaves them.
         if n % 2 == 0 {
-            bus.publish(report, bus::DiagnosisEventKind::AgentDegraded { agent: "condition_matcher".into(), status: "timeout".into() });
+            bus.publish(
+                report,
+                bus::DiagnosisEventKind::AgentDegraded {
+                    agent: "condition_matcher".into(),
+                    status: "timeout".into(),
+                },
+            );
         }
     }
     bus.close();
     // The sink ends once the bus is closed and everything published has been appended.
-    let counts = tokio::time::timeout(std::time::Duration::from_secs(30), sink.finished()).await.expect("the sink finishes");
+    let counts = tokio::time::timeout(std::time::Duration::from_secs(30), sink.finished())
+        .await
+        .expect("the sink finishes");
     assert_eq!(counts, (20, 0));
     let kept = store.events_after(0, 100).await.unwrap();
     assert_eq!(kept.len(), 20);
@@ -309,8 +321,14 @@ async fn a_report_brings_its_events_and_the_ring_stays_in_bus_order() {
     let store = store(100);
     let (mut a, mut b) = (report(1), report(2));
     // Two triages that ran at once: b finished first, with later bus numbers than a's start.
-    a.events = [1, 3, 6].into_iter().map(|seq| bus::DiagnosisEvent { report_id: a.id, ..event(seq) }).collect();
-    b.events = [2, 4, 5].into_iter().map(|seq| bus::DiagnosisEvent { report_id: b.id, ..event(seq) }).collect();
+    a.events = [1, 3, 6]
+        .into_iter()
+        .map(|seq| bus::DiagnosisEvent { report_id: a.id, ..event(seq) })
+        .collect();
+    b.events = [2, 4, 5]
+        .into_iter()
+        .map(|seq| bus::DiagnosisEvent { report_id: b.id, ..event(seq) })
+        .collect();
     store.put(b.clone()).await.unwrap();
     store.put(a.clone()).await.unwrap();
     // A retry brings no second copy.
@@ -318,7 +336,10 @@ async fn a_report_brings_its_events_and_the_ring_stays_in_bus_order() {
     let backfill = store.events_by_bus_seq(0, u64::MAX, 100).await.unwrap();
     assert_eq!(backfill.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
     assert_eq!(backfill.iter().filter(|e| e.report_id == a.id).count(), 3);
-    assert_eq!(store.events_by_bus_seq(2, 6, 100).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(
+        store.events_by_bus_seq(2, 6, 100).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [3, 4, 5]
+    );
     // Read back, a report carries none.
     assert!(store.get(a.id).await.unwrap().unwrap().events.is_empty());
 }

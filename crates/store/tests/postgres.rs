@@ -5,17 +5,19 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bus::{DiagnosisEvent, DiagnosisEventKind};
 use chrono::{DurationRound, Utc};
 use serde_json::json;
-use store::{FreeText, JsonBody, PgConfig, PgStore, ReportStore, StoreError, StoreHealth, StoredReport};
+use store::{
+    FreeText, JsonBody, PgConfig, PgStore, ReportStore, StoreError, StoreHealth, StoredReport,
+};
+use testkit::{Proxy, TestDb};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use testkit::{Proxy, TestDb};
 use uuid::Uuid;
 
 fn now() -> chrono::DateTime<Utc> {
@@ -31,7 +33,9 @@ fn report(n: u64) -> StoredReport {
         top_condition: if n.is_multiple_of(2) { Some("J06.9".to_owned()) } else { None },
         degraded: n.is_multiple_of(5),
         api_key_id: if n.is_multiple_of(7) { Some(Uuid::new_v4()) } else { None },
-        body: JsonBody::from(json!({ "n": n, "triage": { "level": "consultation" }, "conditions": [{ "icd10": "J06.9", "probability": 0.412 }] })),
+        body: JsonBody::from(
+            json!({ "n": n, "triage": { "level": "consultation" }, "conditions": [{ "icd10": "J06.9", "probability": 0.412 }] }),
+        ),
         free_text: Some(FreeText::new("my head hurts since yesterday")),
         events: Vec::new(),
     }
@@ -42,7 +46,11 @@ fn event(seq: u64, report_id: Uuid) -> DiagnosisEvent {
         seq,
         report_id,
         at: Utc::now(),
-        kind: DiagnosisEventKind::TriageCompleted { level: "consultation".into(), degraded: false, total_ms: 1.25 },
+        kind: DiagnosisEventKind::TriageCompleted {
+            level: "consultation".into(),
+            degraded: false,
+            total_ms: 1.25,
+        },
         owner: None,
     }
 }
@@ -84,7 +92,15 @@ fn with_events(mut r: StoredReport, seq: u64) -> StoredReport {
 
 /// Events stored for each report id.
 async fn events_per_report(db: &TestDb) -> std::collections::HashMap<Uuid, i64> {
-    let rows = db.client().await.query("SELECT report_id, count(*) FROM events WHERE report_id IS NOT NULL GROUP BY report_id", &[]).await.unwrap();
+    let rows = db
+        .client()
+        .await
+        .query(
+            "SELECT report_id, count(*) FROM events WHERE report_id IS NOT NULL GROUP BY report_id",
+            &[],
+        )
+        .await
+        .unwrap();
     rows.iter().map(|r| (r.get(0), r.get(1))).collect()
 }
 
@@ -137,7 +153,13 @@ async fn put_get_round_trip_and_free_text_only_when_enabled() {
     let r = report(1);
     store.put(r.clone()).await.unwrap();
     assert_eq!(store.get(r.id).await.unwrap(), Some(r.clone()));
-    let text: String = db.client().await.query_one("SELECT free_text FROM reports WHERE id = $1", &[&r.id]).await.unwrap().get(0);
+    let text: String = db
+        .client()
+        .await
+        .query_one("SELECT free_text FROM reports WHERE id = $1", &[&r.id])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(text, "my head hurts since yesterday");
     store.shutdown().await;
 }
@@ -250,7 +272,8 @@ async fn writes_spooled_while_down_reach_the_database_despite_a_torn_tail() {
     restarted.shutdown().await;
 
     let up = PgStore::open(config(db.url(None), &spool)).await.unwrap();
-    eventually("the backlog is replayed", Duration::from_secs(30), async || up.backlog() == 0).await;
+    eventually("the backlog is replayed", Duration::from_secs(30), async || up.backlog() == 0)
+        .await;
     assert_eq!(up.health().await, StoreHealth::Ok);
     let (all, set) = stored_ids(&db).await;
     assert_eq!(all.len(), 10);
@@ -271,7 +294,9 @@ async fn every_acknowledged_write_survives_a_database_outage_exactly_once() {
     let db = TestDb::create().await;
     let dir = tempfile::tempdir().unwrap();
     let proxy = Proxy::start(db.upstream()).await;
-    let store = Arc::new(PgStore::open(config(db.url(Some(proxy.port)), &dir.path().join("spool"))).await.unwrap());
+    let store = Arc::new(
+        PgStore::open(config(db.url(Some(proxy.port)), &dir.path().join("spool"))).await.unwrap(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<JoinHandle<(Vec<Uuid>, u64, usize)>> = (0..4)
         .map(|w| {
@@ -317,7 +342,8 @@ async fn every_acknowledged_write_survives_a_database_outage_exactly_once() {
         events += e;
         failed += f;
     }
-    eventually("the spool is replayed", Duration::from_secs(30), async || store.backlog() == 0).await;
+    eventually("the spool is replayed", Duration::from_secs(30), async || store.backlog() == 0)
+        .await;
     assert_eq!(store.health().await, StoreHealth::Ok);
 
     let stats = store.stats();
@@ -338,7 +364,10 @@ async fn every_acknowledged_write_survives_a_database_outage_exactly_once() {
     let missing = acked.iter().filter(|id| !set.contains(id)).count();
     assert_eq!(missing, 0, "{missing} acknowledged reports are not in the database");
     assert_eq!(db.count("SELECT count(*) FROM events").await, i64::try_from(events).unwrap());
-    assert_eq!(db.count("SELECT count(DISTINCT event_id) FROM events").await, i64::try_from(events).unwrap());
+    assert_eq!(
+        db.count("SELECT count(DISTINCT event_id) FROM events").await,
+        i64::try_from(events).unwrap()
+    );
     store.shutdown().await;
 }
 
@@ -360,14 +389,20 @@ async fn a_crash_in_the_middle_of_replay_loses_nothing_and_writes_nothing_twice(
     }
     assert_eq!(a.backlog(), 100);
     proxy.restore();
-    eventually("the first process replays 40 records", Duration::from_secs(30), async || a.stats().replayed == 40).await;
+    eventually("the first process replays 40 records", Duration::from_secs(30), async || {
+        a.stats().replayed == 40
+    })
+    .await;
     a.shutdown().await;
     assert_eq!(db.count("SELECT count(*) FROM reports").await, 40, "the replay stopped midway");
     assert_eq!(a.backlog(), 60);
 
     // The restarted process replays the whole spool again; the first 40 are recognised.
     let b = PgStore::open(config(db.url(None), &spool)).await.unwrap();
-    eventually("the restarted process replays the spool", Duration::from_secs(30), async || b.backlog() == 0).await;
+    eventually("the restarted process replays the spool", Duration::from_secs(30), async || {
+        b.backlog() == 0
+    })
+    .await;
     assert_eq!(b.stats().replayed, 100);
     let (all, set) = stored_ids(&db).await;
     assert_eq!(all.len(), 100);
@@ -385,21 +420,36 @@ async fn api_keys_keep_only_hashes_revoke_and_audit() {
     // `connect` applies the migrations itself (the `triagent keys` commands run before any
     // service has).
     let keys = PgKeys::connect(&db.url(None), Duration::from_secs(10)).await.expect("keys connect");
-    let created = keys.create("kiosk", &[Scope::ReportsRead, Scope::TriageWrite, Scope::TriageWrite]).await.unwrap();
+    let created = keys
+        .create("kiosk", &[Scope::ReportsRead, Scope::TriageWrite, Scope::TriageWrite])
+        .await
+        .unwrap();
     assert_eq!(created.key.scopes, vec![Scope::TriageWrite, Scope::ReportsRead]);
     let found = keys.find(&created.secret.hash()).await.unwrap().expect("found by hash");
     assert_eq!(found.id, created.key.id);
-    assert!(found.is_active() && found.allows(Scope::TriageWrite) && !found.allows(Scope::EventsRead));
+    assert!(
+        found.is_active() && found.allows(Scope::TriageWrite) && !found.allows(Scope::EventsRead)
+    );
     assert!(keys.find(&store::KeySecret::generate().hash()).await.unwrap().is_none());
     // Only the hash is in the table; the key itself is nowhere in the database.
     let client = db.client().await;
-    let row = client.query_one("SELECT hash, array_to_string(scopes, ',') FROM api_keys", &[]).await.unwrap();
+    let row = client
+        .query_one("SELECT hash, array_to_string(scopes, ',') FROM api_keys", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, String>(0), created.secret.hash().as_str());
     assert_eq!(row.get::<_, String>(1), "triage:write,reports:read");
     let dump: String = client.query_one("SELECT (SELECT coalesce(string_agg(t::text, ' '), '') FROM api_keys t) || (SELECT coalesce(string_agg(a::text, ' '), '') FROM audit_log a)", &[]).await.unwrap().get(0);
     assert!(!dump.contains(&created.secret.expose()[4..]), "the key is never stored");
 
-    keys.audit(vec![store::AuditEntry { at: now(), api_key_id: Some(created.key.id), action: AuditAction::KeyUsed, detail: serde_json::json!({"requests": 3}) }]).await.unwrap();
+    keys.audit(vec![store::AuditEntry {
+        at: now(),
+        api_key_id: Some(created.key.id),
+        action: AuditAction::KeyUsed,
+        detail: serde_json::json!({"requests": 3}),
+    }])
+    .await
+    .unwrap();
     assert_eq!(keys.revoke(created.key.id).await.unwrap(), Revoked::Revoked);
     assert_eq!(keys.revoke(created.key.id).await.unwrap(), Revoked::AlreadyRevoked);
     assert_eq!(keys.revoke(Uuid::new_v4()).await.unwrap(), Revoked::NotFound);
@@ -408,7 +458,10 @@ async fn api_keys_keep_only_hashes_revoke_and_audit() {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].revoked_at.is_some());
     let audit = keys.recent_audit(10).await.unwrap();
-    assert_eq!(audit.iter().map(|a| a.action).collect::<Vec<_>>(), vec![AuditAction::KeyCreated, AuditAction::KeyUsed, AuditAction::KeyRevoked]);
+    assert_eq!(
+        audit.iter().map(|a| a.action).collect::<Vec<_>>(),
+        vec![AuditAction::KeyCreated, AuditAction::KeyUsed, AuditAction::KeyRevoked]
+    );
     assert!(audit.iter().all(|a| a.api_key_id == Some(created.key.id)));
     assert_eq!(audit[1].detail["requests"], 3);
     // The key store also works on a database the report store migrated.
@@ -453,13 +506,20 @@ async fn a_full_spool_refuses_writes_and_keeps_what_it_acknowledged() {
     let mut c = config(db.url(None), &spool);
     c.spool_max_bytes = 3 * one;
     let up = PgStore::open(c).await.unwrap();
-    eventually("the backlog is replayed", Duration::from_secs(30), async || up.backlog() == 0).await;
+    eventually("the backlog is replayed", Duration::from_secs(30), async || up.backlog() == 0)
+        .await;
     let (all, set) = stored_ids(&db).await;
     assert_eq!(all.len(), kept.len());
     assert!(kept.iter().all(|r| set.contains(&r.id)));
     // The kept reports have all their events; the refused ones left none behind.
     let events = events_per_report(&db).await;
-    assert_eq!(events.len(), kept.len(), "events of {} reports for {} kept", events.len(), kept.len());
+    assert_eq!(
+        events.len(),
+        kept.len(),
+        "events of {} reports for {} kept",
+        events.len(),
+        kept.len()
+    );
     assert!(kept.iter().all(|r| events.get(&r.id) == Some(&2)), "{events:?}");
     up.put(report(99)).await.unwrap();
     assert_eq!(up.spool_bytes().0, 0, "an emptied spool shows 0 bytes");
@@ -482,12 +542,20 @@ async fn a_report_and_its_events_are_stored_together_or_not_at_all() {
     // One refused among good ones written at once: the group falls back to one by one and
     // the good ones keep their events.
     let good: Vec<StoredReport> = (2..8).map(|n| with_events(report(n), 10 * n)).collect();
-    let mut puts: Vec<JoinHandle<Result<(), StoreError>>> = good.iter().cloned().map(|r| { let s = store.clone(); tokio::spawn(async move { s.put(r).await }) }).collect();
+    let mut puts: Vec<JoinHandle<Result<(), StoreError>>> = good
+        .iter()
+        .cloned()
+        .map(|r| {
+            let s = store.clone();
+            tokio::spawn(async move { s.put(r).await })
+        })
+        .collect();
     let mut bad = with_events(report(9), 900);
     bad.free_text = Some(FreeText::new("\0"));
     let s = store.clone();
     puts.push(tokio::spawn(async move { s.put(bad).await }));
-    let results: Vec<_> = futures_util::future::join_all(puts).await.into_iter().map(Result::unwrap).collect();
+    let results: Vec<_> =
+        futures_util::future::join_all(puts).await.into_iter().map(Result::unwrap).collect();
     assert!(results[..good.len()].iter().all(Result::is_ok), "{results:?}");
     assert!(results[good.len()].is_err());
     // A retry of a stored report brings no second copy of its events.

@@ -7,7 +7,9 @@ use std::io::Write;
 use store::spool::{Recovered, Spool};
 
 fn payloads(n: usize) -> Vec<Vec<u8>> {
-    (0..n).map(|i| format!("{{\"record\":{i},\"pad\":\"{}\"}}", "x".repeat(i * 7)).into_bytes()).collect()
+    (0..n)
+        .map(|i| format!("{{\"record\":{i},\"pad\":\"{}\"}}", "x".repeat(i * 7)).into_bytes())
+        .collect()
 }
 
 fn read_all(spool: &Spool) -> Vec<Vec<u8>> {
@@ -15,7 +17,11 @@ fn read_all(spool: &Spool) -> Vec<Vec<u8>> {
 }
 
 fn aside_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().contains(".discarded-")).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".discarded-"))
+        .collect()
 }
 
 #[test]

@@ -100,7 +100,8 @@ pub struct Generator<'a> {
 impl<'a> Generator<'a> {
     pub fn new(kb: &'a KnowledgeBase, seed: u64) -> Self {
         let weights: Vec<f64> = kb.conditions.iter().map(|c| c.prevalence.weight()).collect();
-        let by_condition = WeightedIndex::new(&weights).expect("at least one condition with weight");
+        let by_condition =
+            WeightedIndex::new(&weights).expect("at least one condition with weight");
         // Noise: findings that many conditions share (a cough, tiredness), not rare signs.
         let noise = noise_pool(kb);
         let red_flags = (0..kb.findings.len()).filter(|&i| kb.findings[i].red_flag).collect();
@@ -143,8 +144,16 @@ impl<'a> Generator<'a> {
             lo = c.min_age.unwrap_or(lo);
             hi = c.max_age.unwrap_or(lo + 1.0).max(lo + 0.01);
         }
-        let age = if band == AgeBand::Older { lo + (hi - lo) * rng.random::<f32>().powi(2) } else { rng.random_range(lo..hi) };
-        let age = if age >= 2.0 { age.floor() } else { (age * 12.0).floor().max(0.0) / 12.0 + 1.0 / 48.0 };
+        let age = if band == AgeBand::Older {
+            lo + (hi - lo) * rng.random::<f32>().powi(2)
+        } else {
+            rng.random_range(lo..hi)
+        };
+        let age = if age >= 2.0 {
+            age.floor()
+        } else {
+            (age * 12.0).floor().max(0.0) / 12.0 + 1.0 / 48.0
+        };
         let sex = match c.sex {
             kb::SexFilter::Female => Sex::Female,
             kb::SexFilter::Male => Sex::Male,
@@ -159,7 +168,8 @@ impl<'a> Generator<'a> {
         };
 
         // Findings by frequency; at least two, so every case says something.
-        let mut present: Vec<usize> = c.findings.iter().filter(|f| rng.random::<f32>() < f.freq).map(|f| f.finding).collect();
+        let mut present: Vec<usize> =
+            c.findings.iter().filter(|f| rng.random::<f32>() < f.freq).map(|f| f.finding).collect();
         if present.len() < 2 {
             let mut by_freq: Vec<_> = c.findings.clone();
             by_freq.sort_by(|a, b| b.freq.total_cmp(&a.freq));
@@ -236,7 +246,17 @@ impl<'a> Generator<'a> {
             let age = rng.random_bool(0.8).then_some(patient.age);
             let sex = rng.random_bool(0.8).then_some(patient.sex);
             let vitals = if rng.random_bool(0.4) { patient.vitals } else { Vitals::default() };
-            return Case { patient, register: Register::Terse, text: String::new(), age, sex, findings, vitals, text_present: Vec::new(), text_absent: Vec::new() };
+            return Case {
+                patient,
+                register: Register::Terse,
+                text: String::new(),
+                age,
+                sex,
+                findings,
+                vitals,
+                text_present: Vec::new(),
+                text_absent: Vec::new(),
+            };
         }
         if rng.random_bool(0.2) {
             in_text_present.shuffle(rng);
@@ -270,12 +290,29 @@ impl<'a> Generator<'a> {
                 text_absent.push(id);
             }
         }
-        Case { patient, register, text: written.text, age, sex, findings, vitals, text_present, text_absent }
+        Case {
+            patient,
+            register,
+            text: written.text,
+            age,
+            sex,
+            findings,
+            vitals,
+            text_present,
+            text_absent,
+        }
     }
 }
 
 /// The condition's urgency raised by every red-flag rule the patient's facts meet.
-pub fn gold_level(kb: &KnowledgeBase, urgency: TriageLevel, present: &[usize], age: f32, sex: Sex, vitals: &Vitals) -> TriageLevel {
+pub fn gold_level(
+    kb: &KnowledgeBase,
+    urgency: TriageLevel,
+    present: &[usize],
+    age: f32,
+    sex: Sex,
+    vitals: &Vitals,
+) -> TriageLevel {
     let mut mask = vec![false; kb.findings.len()];
     for &p in present {
         mask[p] = true;
@@ -289,7 +326,13 @@ pub fn gold_level(kb: &KnowledgeBase, urgency: TriageLevel, present: &[usize], a
 
 /// Normal vitals for the age, then pushed past the threshold of every present finding that a
 /// vital shows (a fever gives a temperature over 38), and kept normal for denied ones.
-fn sample_vitals(kb: &KnowledgeBase, present: &[usize], _absent: &[usize], age: f32, rng: &mut ChaCha8Rng) -> Vitals {
+fn sample_vitals(
+    kb: &KnowledgeBase,
+    present: &[usize],
+    _absent: &[usize],
+    age: f32,
+    rng: &mut ChaCha8Rng,
+) -> Vitals {
     let (hr, rr) = if age < 1.0 {
         (rng.random_range(110.0..150.0), rng.random_range(30.0..45.0))
     } else if age < 5.0 {
@@ -304,7 +347,11 @@ fn sample_vitals(kb: &KnowledgeBase, present: &[usize], _absent: &[usize], age: 
         heart_rate: Some(hr),
         respiratory_rate: Some(rr),
         spo2: Some(rng.random_range(96.0..100.0)),
-        systolic_bp: Some(if age < 12.0 { rng.random_range(90.0..110.0) } else { rng.random_range(105.0..138.0) }),
+        systolic_bp: Some(if age < 12.0 {
+            rng.random_range(90.0..110.0)
+        } else {
+            rng.random_range(105.0..138.0)
+        }),
     };
     let mut pushed = [false; 5];
     for &p in present {
@@ -339,7 +386,8 @@ fn sample_vitals(kb: &KnowledgeBase, present: &[usize], _absent: &[usize], age: 
         if let Some(x) = v.get(s) {
             let (lo, hi) = s.valid_range();
             let x = x.clamp(lo, hi);
-            let rounded = if s == VitalSign::TemperatureC { (x * 10.0).round() / 10.0 } else { x.round() };
+            let rounded =
+                if s == VitalSign::TemperatureC { (x * 10.0).round() / 10.0 } else { x.round() };
             v.set(s, Some(rounded));
         }
     }
@@ -349,7 +397,12 @@ fn sample_vitals(kb: &KnowledgeBase, present: &[usize], _absent: &[usize], age: 
 /// What the findings models train on: each case as the shared reading finds it
 /// (`kb::Case::evidence` of its request), and a `sparse_share` of them cut to what a person
 /// would name ([`sparse_view`]), drawn from `seed`.
-pub fn training_views(kb: &KnowledgeBase, cases: &[Case], sparse_share: f32, seed: u64) -> Vec<Vec<(usize, bool)>> {
+pub fn training_views(
+    kb: &KnowledgeBase,
+    cases: &[Case],
+    sparse_share: f32,
+    seed: u64,
+) -> Vec<Vec<(usize, bool)>> {
     let pool = noise_pool(kb);
     let salience = salience(kb);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -400,7 +453,12 @@ fn listing_counts(kb: &KnowledgeBase) -> Vec<usize> {
 /// descriptions have and generated ones rarely do, sometimes a finding their condition does
 /// not explain and sometimes a review of systems denying several findings at random. `pool` is the findings that may be added
 /// (common, not red flags); one already known is never added the other way.
-pub fn sparse_view(known: &[(usize, bool)], pool: &[usize], salience: &[f32], rng: &mut ChaCha8Rng) -> Vec<(usize, bool)> {
+pub fn sparse_view(
+    known: &[(usize, bool)],
+    pool: &[usize],
+    salience: &[f32],
+    rng: &mut ChaCha8Rng,
+) -> Vec<(usize, bool)> {
     let mut present: Vec<(usize, bool)> = known.iter().copied().filter(|f| f.1).collect();
     let mut absent: Vec<(usize, bool)> = known.iter().copied().filter(|f| !f.1).collect();
     let keep = rng.random_range(2..=6usize).min(present.len());
@@ -442,7 +500,11 @@ pub fn sparse_view(known: &[(usize, bool)], pool: &[usize], salience: &[f32], rn
 pub fn noise_pool(kb: &KnowledgeBase) -> Vec<usize> {
     let count = listing_counts(kb);
     (0..kb.findings.len())
-        .filter(|&i| count[i] >= 6 && !kb.findings[i].red_flag && kb.findings[i].kind != FindingKind::RiskFactor)
+        .filter(|&i| {
+            count[i] >= 6
+                && !kb.findings[i].red_flag
+                && kb.findings[i].kind != FindingKind::RiskFactor
+        })
         .collect()
 }
 

@@ -3,8 +3,8 @@
 use crate::Patient;
 use domain::{Sex, VitalSign};
 use kb::{FindingKind, KnowledgeBase};
-use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
+use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::ChaCha8Rng;
 
 /// Who is writing, and how.
@@ -21,7 +21,8 @@ pub enum Register {
 }
 
 impl Register {
-    pub const ALL: [Register; 4] = [Register::Lay, Register::Carer, Register::Terse, Register::Clinical];
+    pub const ALL: [Register; 4] =
+        [Register::Lay, Register::Carer, Register::Terse, Register::Clinical];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -36,9 +37,23 @@ impl Register {
         let r: f32 = rng.random();
         if age < 12.0 {
             // Children do not write their own triage requests.
-            if r < 0.7 { Register::Carer } else if r < 0.85 { Register::Clinical } else { Register::Terse }
+            if r < 0.7 {
+                Register::Carer
+            } else if r < 0.85 {
+                Register::Clinical
+            } else {
+                Register::Terse
+            }
         } else if age >= 75.0 {
-            if r < 0.35 { Register::Carer } else if r < 0.6 { Register::Lay } else if r < 0.8 { Register::Clinical } else { Register::Terse }
+            if r < 0.35 {
+                Register::Carer
+            } else if r < 0.6 {
+                Register::Lay
+            } else if r < 0.8 {
+                Register::Clinical
+            } else {
+                Register::Terse
+            }
         } else if r < 0.45 {
             Register::Lay
         } else if r < 0.7 {
@@ -149,7 +164,8 @@ const DURATIONS_CLINICAL: &[&str] = &[
     "a 12-hour history",
 ];
 
-const DURATIONS_TERSE: &[&str] = &["2 days", "3d", "since yesterday", "1 week", "few hours", "2/7", "x5 days", "today", ""];
+const DURATIONS_TERSE: &[&str] =
+    &["2 days", "3d", "since yesterday", "1 week", "few hours", "2/7", "x5 days", "today", ""];
 
 fn person_noun(age: f32, sex: Sex) -> &'static str {
     match (age, sex) {
@@ -216,7 +232,8 @@ impl Writer {
             .map(|f| (f.lay.clone(), f.clinical.clone(), f.kind == FindingKind::RiskFactor))
             .collect();
         // A closing line must not itself read as a finding ("i'm worried" is anxiety).
-        let closings = LAY_CLOSINGS.iter().copied().filter(|c| kb.lexicon().find(c).is_empty()).collect();
+        let closings =
+            LAY_CLOSINGS.iter().copied().filter(|c| kb.lexicon().find(c).is_empty()).collect();
         let fillers = FILLERS.iter().copied().filter(|c| kb.lexicon().find(c).is_empty()).collect();
         Writer { phrases, closings, fillers }
     }
@@ -227,7 +244,14 @@ impl Writer {
         pool.choose(rng).cloned().unwrap_or_default()
     }
 
-    pub(crate) fn write(&self, p: &Patient, present: &[usize], absent: &[usize], reg: Register, rng: &mut ChaCha8Rng) -> Written {
+    pub(crate) fn write(
+        &self,
+        p: &Patient,
+        present: &[usize],
+        absent: &[usize],
+        reg: Register,
+        rng: &mut ChaCha8Rng,
+    ) -> Written {
         let mut present: Vec<usize> = present.to_vec();
         present.shuffle(rng);
         let mut absent: Vec<usize> = absent.to_vec();
@@ -241,13 +265,15 @@ impl Writer {
         if !keep_neg {
             absent.clear();
         }
-        let (symptoms, risks): (Vec<usize>, Vec<usize>) = present.iter().partition(|&&f| !self.phrases[f].2);
+        let (symptoms, risks): (Vec<usize>, Vec<usize>) =
+            present.iter().partition(|&&f| !self.phrases[f].2);
         let clinical_bias = match reg {
             Register::Clinical => 0.85,
             Register::Terse => 0.4,
             _ => 0.12,
         };
-        let sym: Vec<String> = symptoms.iter().map(|&f| self.phrase(f, clinical_bias, rng)).collect();
+        let sym: Vec<String> =
+            symptoms.iter().map(|&f| self.phrase(f, clinical_bias, rng)).collect();
         // Risk factors are phrased in the first person by lay writers ("im pregnant"), so a carer
         // uses the clinical words for them.
         let risk_bias = if reg == Register::Carer { 1.0 } else { clinical_bias };
@@ -261,7 +287,10 @@ impl Writer {
             Register::Clinical => self.clinical(p, &sym, &risk, &neg, rng),
         };
         let text = if matches!(reg, Register::Lay | Register::Carer | Register::Terse) {
-            text.split(' ').map(|w| if rng.random_bool(0.025) { typo(w, rng) } else { w.to_string() }).collect::<Vec<_>>().join(" ")
+            text.split(' ')
+                .map(|w| if rng.random_bool(0.025) { typo(w, rng) } else { w.to_string() })
+                .collect::<Vec<_>>()
+                .join(" ")
         } else {
             text
         };
@@ -275,24 +304,45 @@ impl Writer {
         (t > 37.8 && rng.random_bool(0.35)).then(|| format!("temp is {t:.1}"))
     }
 
-    fn lay(&self, p: &Patient, sym: &[String], risk: &[String], neg: &[String], rng: &mut ChaCha8Rng) -> String {
+    fn lay(
+        &self,
+        p: &Patient,
+        sym: &[String],
+        risk: &[String],
+        neg: &[String],
+        rng: &mut ChaCha8Rng,
+    ) -> String {
         let mut parts: Vec<String> = Vec::new();
         let intro = match rng.random_range(0..5) {
             0 => format!("i'm {} and", p.age as i32),
-            1 => format!("{} year old {} here,", p.age as i32, if p.sex == Sex::Female { "female" } else { "male" }),
-            2 => format!("hi, i'm a {}yo {}.", p.age as i32, if p.sex == Sex::Female { "f" } else { "m" }),
+            1 => format!(
+                "{} year old {} here,",
+                p.age as i32,
+                if p.sex == Sex::Female { "female" } else { "male" }
+            ),
+            2 => format!(
+                "hi, i'm a {}yo {}.",
+                p.age as i32,
+                if p.sex == Sex::Female { "f" } else { "m" }
+            ),
             _ => String::new(),
         };
         let dur = DURATIONS_LAY.choose(rng).copied().unwrap_or("");
         let (first, rest) = sym.split_at(sym.len().min(rng.random_range(1..=3)));
-        let opener = ["i've had", "i have", "i've got", "been having", "having", "i keep getting"].choose(rng).copied().unwrap_or("i have");
+        let opener = ["i've had", "i have", "i've got", "been having", "having", "i keep getting"]
+            .choose(rng)
+            .copied()
+            .unwrap_or("i have");
         if first.is_empty() {
             parts.push(format!("{intro} not feeling right {dur}"));
         } else {
             parts.push(format!("{intro} {opener} {} {dur}", list(first, "and")).trim().to_string());
         }
         if !rest.is_empty() {
-            let glue = ["also", "and now", "plus", "i also have", "there's also"].choose(rng).copied().unwrap_or("also");
+            let glue = ["also", "and now", "plus", "i also have", "there's also"]
+                .choose(rng)
+                .copied()
+                .unwrap_or("also");
             parts.push(format!("{glue} {}", list(rest, "and")));
         }
         if let Some(v) = self.vitals_lay(p, rng) {
@@ -325,7 +375,14 @@ impl Writer {
         parts.join(sep).trim().to_string()
     }
 
-    fn carer(&self, p: &Patient, sym: &[String], risk: &[String], neg: &[String], rng: &mut ChaCha8Rng) -> String {
+    fn carer(
+        &self,
+        p: &Patient,
+        sym: &[String],
+        risk: &[String],
+        neg: &[String],
+        rng: &mut ChaCha8Rng,
+    ) -> String {
         let (he, _his) = pronoun(p.sex);
         let who = if p.age < 1.0 {
             let a = age_words(p.age).replace('-', " ");
@@ -366,7 +423,10 @@ impl Writer {
         let dur = DURATIONS_LAY.choose(rng).copied().unwrap_or("");
         let mut parts = Vec::new();
         let (first, rest) = sym.split_at(sym.len().min(2));
-        parts.push(format!("{who} has had {} {dur}", if first.is_empty() { "something wrong".into() } else { list(first, "and") }));
+        parts.push(format!(
+            "{who} has had {} {dur}",
+            if first.is_empty() { "something wrong".into() } else { list(first, "and") }
+        ));
         if !rest.is_empty() {
             parts.push(format!("{he} also has {}", list(rest, "and")));
         }
@@ -393,7 +453,14 @@ impl Writer {
         parts.join(". ")
     }
 
-    fn terse(&self, p: &Patient, sym: &[String], risk: &[String], neg: &[String], rng: &mut ChaCha8Rng) -> String {
+    fn terse(
+        &self,
+        p: &Patient,
+        sym: &[String],
+        risk: &[String],
+        neg: &[String],
+        rng: &mut ChaCha8Rng,
+    ) -> String {
         let mut parts: Vec<String> = Vec::new();
         if rng.random_bool(0.5) {
             let s = match p.sex {
@@ -416,7 +483,14 @@ impl Writer {
         parts.join(sep)
     }
 
-    fn clinical(&self, p: &Patient, sym: &[String], risk: &[String], neg: &[String], rng: &mut ChaCha8Rng) -> String {
+    fn clinical(
+        &self,
+        p: &Patient,
+        sym: &[String],
+        risk: &[String],
+        neg: &[String],
+        rng: &mut ChaCha8Rng,
+    ) -> String {
         let (he, _his) = pronoun(p.sex);
         let he_cap = {
             let mut c = he.chars();
@@ -426,7 +500,11 @@ impl Writer {
         let mut parts = Vec::new();
         let (first, rest) = sym.split_at(sym.len().min(3));
         let who = format!("{} {}", age_words(p.age), person_noun(p.age, p.sex));
-        let art = if who.starts_with('8') || who.starts_with("11-") || who.starts_with("18-") { "An" } else { "A" };
+        let art = if who.starts_with('8') || who.starts_with("11-") || who.starts_with("18-") {
+            "An"
+        } else {
+            "A"
+        };
         match rng.random_range(0..3) {
             0 => parts.push(format!("{art} {who} presents with {dur} of {}", list(first, "and"))),
             1 => parts.push(format!("{art} {who} with {dur} of {}", list(first, "and"))),

@@ -32,7 +32,12 @@ fn cases_are_well_formed_and_varied() {
         let words = c.text.split_whitespace().count();
         assert!(words <= 160, "{words} words: {}", c.text);
         let cond = &kb.conditions[c.patient.condition];
-        assert!(cond.admits_age(c.patient.age) || cond.pregnancy, "{} age {}", cond.id, c.patient.age);
+        assert!(
+            cond.admits_age(c.patient.age) || cond.pregnancy,
+            "{} age {}",
+            cond.id,
+            c.patient.age
+        );
         assert!(c.patient.level <= cond.urgency, "rules only raise the level");
         registers.insert(c.register);
         conditions.insert(c.patient.condition);
@@ -41,7 +46,11 @@ fn cases_are_well_formed_and_varied() {
         }
     }
     assert_eq!(registers.len(), Register::ALL.len());
-    assert!(conditions.len() > kb.conditions.len() * 9 / 10, "{} conditions seen", conditions.len());
+    assert!(
+        conditions.len() > kb.conditions.len() * 9 / 10,
+        "{} conditions seen",
+        conditions.len()
+    );
     assert!(negated > 300, "{negated} cases with negations");
 }
 
@@ -49,6 +58,12 @@ fn cases_are_well_formed_and_varied() {
 fn print_samples() {
     let kb = kb();
     for c in Generator::new(&kb, 5).cases(12) {
-        println!("[{} | {} | {}] {}", c.register.as_str(), kb.conditions[c.patient.condition].id, c.patient.level, c.text);
+        println!(
+            "[{} | {} | {}] {}",
+            c.register.as_str(),
+            kb.conditions[c.patient.condition].id,
+            c.patient.level,
+            c.text
+        );
     }
 }

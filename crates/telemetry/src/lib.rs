@@ -28,8 +28,25 @@ use tracing_subscriber::prelude::*;
 /// Crates whose `debug` and `trace` lines may be printed, and whose spans are exported:
 /// Triagent's own.
 pub const OWN_TARGETS: [&str; 19] = [
-    "triagent", "api", "store", "coordinator", "bus", "triage", "ml", "kb", "settings", "metrics", "textfeat", "eval", "synth", "domain",
-    "symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector", "telemetry",
+    "triagent",
+    "api",
+    "store",
+    "coordinator",
+    "bus",
+    "triage",
+    "ml",
+    "kb",
+    "settings",
+    "metrics",
+    "textfeat",
+    "eval",
+    "synth",
+    "domain",
+    "symptom_classifier",
+    "condition_matcher",
+    "treatment_retriever",
+    "emergency_detector",
+    "telemetry",
 ];
 
 /// Whether `target` (a module path) belongs to one of [`OWN_TARGETS`].
@@ -76,11 +93,23 @@ fn env_set(name: &str) -> bool {
 
 /// A tracer provider exporting through `exporter`, batched or one span at a time (tests),
 /// sampled as configured.
-pub fn provider(exporter: impl SpanExporter + 'static, settings: &settings::Telemetry, batched: bool) -> SdkTracerProvider {
+pub fn provider(
+    exporter: impl SpanExporter + 'static,
+    settings: &settings::Telemetry,
+    batched: bool,
+) -> SdkTracerProvider {
     let ratio = settings.sample_ratio.clamp(0.0, 1.0);
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(settings.service_name.clone()).build();
-    let builder = SdkTracerProvider::builder().with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))).with_resource(resource);
-    let builder = if batched { builder.with_batch_exporter(exporter) } else { builder.with_simple_exporter(exporter) };
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .build();
+    let builder = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))))
+        .with_resource(resource);
+    let builder = if batched {
+        builder.with_batch_exporter(exporter)
+    } else {
+        builder.with_simple_exporter(exporter)
+    };
     builder.build()
 }
 
@@ -89,36 +118,59 @@ pub(crate) fn protocol(settings: &settings::Telemetry) -> Result<Protocol, Telem
     match settings.protocol.as_str() {
         "http/protobuf" => Ok(Protocol::HttpBinary),
         "http/json" => Ok(Protocol::HttpJson),
-        other => Err(TelemetryError::Config(format!("telemetry.protocol '{other}': use http/protobuf or http/json"))),
+        other => Err(TelemetryError::Config(format!(
+            "telemetry.protocol '{other}': use http/protobuf or http/json"
+        ))),
     }
 }
 
 /// The OTLP/HTTP span exporter the settings ask for, or `None` when telemetry is off.
-pub fn otlp_exporter(settings: &settings::Telemetry) -> Result<Option<opentelemetry_otlp::SpanExporter>, TelemetryError> {
+pub fn otlp_exporter(
+    settings: &settings::Telemetry,
+) -> Result<Option<opentelemetry_otlp::SpanExporter>, TelemetryError> {
     let configured = !settings.otlp_endpoint.is_empty();
-    if !configured && !env_set("OTEL_EXPORTER_OTLP_ENDPOINT") && !env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+    if !configured
+        && !env_set("OTEL_EXPORTER_OTLP_ENDPOINT")
+        && !env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    {
         return Ok(None);
     }
     let protocol = protocol(settings)?;
-    let mut builder = opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(protocol);
+    let mut builder =
+        opentelemetry_otlp::SpanExporter::builder().with_http().with_protocol(protocol);
     if configured {
-        builder = builder.with_endpoint(format!("{}/v1/traces", settings.otlp_endpoint.trim_end_matches('/')));
+        builder = builder
+            .with_endpoint(format!("{}/v1/traces", settings.otlp_endpoint.trim_end_matches('/')));
     }
     builder.build().map(Some).map_err(|e| TelemetryError::Config(e.to_string()))
 }
 
 /// Installs the process-wide subscriber: log lines to `writer` (standard error in the
 /// service) filtered by `log_filter`, and spans to `provider` when there is one.
-pub fn install<W>(log_filter: tracing_subscriber::EnvFilter, writer: W, ansi: bool, provider: Option<SdkTracerProvider>) -> Telemetry
+pub fn install<W>(
+    log_filter: tracing_subscriber::EnvFilter,
+    writer: W,
+    ansi: bool,
+    provider: Option<SdkTracerProvider>,
+) -> Telemetry
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     // `!is_span` rather than `is_event`: `tracing::enabled!` asks with a hint, which is neither,
     // and the access log is only built when that answer is yes.
-    let others_at_info = tracing_subscriber::filter::filter_fn(|m| !m.is_span() && (*m.level() <= tracing::Level::INFO || own(m.target())));
-    let logs = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi).with_target(true).with_filter(log_filter).with_filter(others_at_info);
+    let others_at_info = tracing_subscriber::filter::filter_fn(|m| {
+        !m.is_span() && (*m.level() <= tracing::Level::INFO || own(m.target()))
+    });
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_target(true)
+        .with_filter(log_filter)
+        .with_filter(others_at_info);
     let spans = provider.as_ref().map(|p| {
-        opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("triagent"))
             .with_filter(tracing_subscriber::filter::filter_fn(|m| m.is_span() && own(m.target())))
@@ -129,7 +181,8 @@ where
 
 /// Log lines to standard error, filtered by `TRIAGENT_LOG`, and spans to `provider`.
 fn install_on_stderr(provider: Option<SdkTracerProvider>) -> Telemetry {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIAGENT_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRIAGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     install(filter, std::io::stderr, ansi, provider)
 }
@@ -155,7 +208,10 @@ pub fn continue_trace<'h>(span: &tracing::Span, get: impl Fn(&str) -> Option<&'h
     if span.is_disabled() {
         return;
     }
-    let headers: std::collections::HashMap<String, String> = TRACE_HEADERS.iter().filter_map(|h| get(h).map(|v| (h.to_string(), v.to_string()))).collect();
+    let headers: std::collections::HashMap<String, String> = TRACE_HEADERS
+        .iter()
+        .filter_map(|h| get(h).map(|v| (h.to_string(), v.to_string())))
+        .collect();
     if headers.is_empty() {
         return;
     }
@@ -182,7 +238,9 @@ pub fn traceparent(span: &tracing::Span) -> Option<String> {
         return None;
     }
     let mut headers: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&span.context(), &mut headers));
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&span.context(), &mut headers)
+    });
     headers.remove("traceparent")
 }
 

@@ -11,7 +11,8 @@ use metrics::proto::{MetricFamily, MetricType};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use std::sync::mpsc;
@@ -19,7 +20,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn attr(key: &str, value: &str) -> KeyValue {
-    KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_string())) }), ..Default::default() }
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue { value: Some(any_value::Value::StringValue(value.to_string())) }),
+        ..Default::default()
+    }
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -29,12 +34,19 @@ fn nanos(t: SystemTime) -> u64 {
 /// The Prometheus families as one OTLP export: counters as cumulative monotonic sums, gauges
 /// as gauges, histograms as cumulative explicit-bucket histograms; names, help and labels
 /// unchanged. `start` is when the counters started (the process start).
-pub fn to_otlp(families: &[MetricFamily], service_name: &str, start: SystemTime, now: SystemTime) -> ExportMetricsServiceRequest {
+pub fn to_otlp(
+    families: &[MetricFamily],
+    service_name: &str,
+    start: SystemTime,
+    now: SystemTime,
+) -> ExportMetricsServiceRequest {
     let (start, now) = (nanos(start), nanos(now));
     let cumulative = AggregationTemporality::Cumulative as i32;
     let mut out = Vec::with_capacity(families.len());
     for f in families {
-        let attrs = |m: &metrics::proto::Metric| m.get_label().iter().map(|l| attr(l.name(), l.value())).collect::<Vec<_>>();
+        let attrs = |m: &metrics::proto::Metric| {
+            m.get_label().iter().map(|l| attr(l.name(), l.value())).collect::<Vec<_>>()
+        };
         let number = |m: &metrics::proto::Metric, v: f64| NumberDataPoint {
             attributes: attrs(m),
             start_time_unix_nano: start,
@@ -44,11 +56,21 @@ pub fn to_otlp(families: &[MetricFamily], service_name: &str, start: SystemTime,
         };
         let data = match f.get_field_type() {
             MetricType::COUNTER => metric::Data::Sum(Sum {
-                data_points: f.get_metric().iter().map(|m| number(m, m.get_counter().get_value())).collect(),
+                data_points: f
+                    .get_metric()
+                    .iter()
+                    .map(|m| number(m, m.get_counter().get_value()))
+                    .collect(),
                 aggregation_temporality: cumulative,
                 is_monotonic: true,
             }),
-            MetricType::GAUGE => metric::Data::Gauge(Gauge { data_points: f.get_metric().iter().map(|m| number(m, m.get_gauge().get_value())).collect() }),
+            MetricType::GAUGE => metric::Data::Gauge(Gauge {
+                data_points: f
+                    .get_metric()
+                    .iter()
+                    .map(|m| number(m, m.get_gauge().get_value()))
+                    .collect(),
+            }),
             MetricType::HISTOGRAM => metric::Data::Histogram(Histogram {
                 data_points: f
                     .get_metric()
@@ -83,13 +105,25 @@ pub fn to_otlp(families: &[MetricFamily], service_name: &str, start: SystemTime,
             // The service defines no summaries or untyped metrics.
             _ => continue,
         };
-        out.push(Metric { name: f.name().to_string(), description: f.help().to_string(), data: Some(data), ..Default::default() });
+        out.push(Metric {
+            name: f.name().to_string(),
+            description: f.help().to_string(),
+            data: Some(data),
+            ..Default::default()
+        });
     }
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource { attributes: vec![attr("service.name", service_name)], ..Default::default() }),
+            resource: Some(Resource {
+                attributes: vec![attr("service.name", service_name)],
+                ..Default::default()
+            }),
             scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope { name: "triagent".into(), version: env!("CARGO_PKG_VERSION").into(), ..Default::default() }),
+                scope: Some(InstrumentationScope {
+                    name: "triagent".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..Default::default()
+                }),
                 metrics: out,
                 ..Default::default()
             }],
@@ -123,23 +157,33 @@ fn endpoint(settings: &settings::Telemetry) -> Option<String> {
     } else if let Some(full) = var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") {
         Some(full)
     } else {
-        var("OTEL_EXPORTER_OTLP_ENDPOINT").map(|base| format!("{}/v1/metrics", base.trim_end_matches('/')))
+        var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|base| format!("{}/v1/metrics", base.trim_end_matches('/')))
     }
 }
 
 /// Starts pushing `gather()` every `telemetry.metrics_interval_ms` (or `OTEL_METRIC_EXPORT_INTERVAL`
 /// milliseconds) when an OTLP endpoint is configured; `None` when it is not, or the interval is 0.
-pub fn spawn_metrics_export<F>(settings: &settings::Telemetry, gather: F) -> Result<Option<MetricsExport>, TelemetryError>
+pub fn spawn_metrics_export<F>(
+    settings: &settings::Telemetry,
+    gather: F,
+) -> Result<Option<MetricsExport>, TelemetryError>
 where
     F: Fn() -> Vec<MetricFamily> + Send + 'static,
 {
     let Some(url) = endpoint(settings) else { return Ok(None) };
-    let interval_ms = std::env::var("OTEL_METRIC_EXPORT_INTERVAL").ok().and_then(|v| v.parse().ok()).unwrap_or(settings.metrics_interval_ms);
+    let interval_ms = std::env::var("OTEL_METRIC_EXPORT_INTERVAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(settings.metrics_interval_ms);
     if interval_ms == 0 {
         return Ok(None);
     }
     let json = crate::protocol(settings)? == opentelemetry_otlp::Protocol::HttpJson;
-    let service = std::env::var("OTEL_SERVICE_NAME").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| settings.service_name.clone());
+    let service = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| settings.service_name.clone());
     let started = SystemTime::now();
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -194,7 +238,8 @@ mod tests {
         for n in names.iter() {
             assert!(metrics::NAMES.contains(n), "{n} is not a name /metrics exports");
         }
-        let latency = metrics.iter().find(|x| x.name == metrics::AGENT_LATENCY).expect("agent latency");
+        let latency =
+            metrics.iter().find(|x| x.name == metrics::AGENT_LATENCY).expect("agent latency");
         let Some(metric::Data::Histogram(h)) = &latency.data else { panic!("a histogram") };
         let p = h.data_points.iter().find(|p| p.count == 2).expect("the observed agent");
         assert_eq!(p.bucket_counts.len(), p.explicit_bounds.len() + 1);
@@ -203,7 +248,12 @@ mod tests {
         assert_eq!(p.attributes[0].key, "agent");
         let levels = metrics.iter().find(|x| x.name == metrics::TRIAGE_LEVELS).expect("levels");
         let Some(metric::Data::Sum(s)) = &levels.data else { panic!("a sum") };
-        assert!(s.is_monotonic && s.aggregation_temporality == AggregationTemporality::Cumulative as i32);
-        assert!(s.data_points.iter().any(|p| p.value == Some(number_data_point::Value::AsDouble(1.0))));
+        assert!(
+            s.is_monotonic
+                && s.aggregation_temporality == AggregationTemporality::Cumulative as i32
+        );
+        assert!(
+            s.data_points.iter().any(|p| p.value == Some(number_data_point::Value::AsDouble(1.0)))
+        );
     }
 }

@@ -41,7 +41,11 @@ impl TestDb {
     pub async fn create() -> TestDb {
         let admin = admin_config();
         let name = format!("triagent_test_{}", Uuid::new_v4().simple());
-        connect(&admin).await.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+        connect(&admin)
+            .await
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create test database");
         TestDb { name, admin }
     }
 
@@ -60,14 +64,19 @@ impl TestDb {
             url.push_str(&format!(" user={user}"));
         }
         if let Some(pw) = c.get_password() {
-            url.push_str(&format!(" password='{}'", String::from_utf8_lossy(pw).replace('\'', "\\'")));
+            url.push_str(&format!(
+                " password='{}'",
+                String::from_utf8_lossy(pw).replace('\'', "\\'")
+            ));
         }
         url
     }
 
     pub fn upstream(&self) -> String {
         let url = self.url(None);
-        let field = |k: &str| url.split(' ').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap().to_owned();
+        let field = |k: &str| {
+            url.split(' ').find_map(|kv| kv.strip_prefix(&format!("{k}="))).unwrap().to_owned()
+        };
         format!("{}:{}", field("host"), field("port"))
     }
 
@@ -89,7 +98,9 @@ impl Drop for TestDb {
             rt.block_on(async move {
                 let (client, connection) = admin.connect(NoTls).await?;
                 tokio::spawn(connection);
-                client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
             })
         })
         .join();
@@ -98,7 +109,6 @@ impl Drop for TestDb {
         }
     }
 }
-
 
 impl TestDb {
     /// The server's host and port, or the port of a proxy in front of it.
@@ -118,7 +128,11 @@ impl TestDb {
         let (host, port) = self.host_port(via_port);
         let user = c.get_user().unwrap_or("postgres");
         match c.get_password() {
-            Some(pw) => format!("postgres://{user}:{}@{host}:{port}/{}", String::from_utf8_lossy(pw), self.name),
+            Some(pw) => format!(
+                "postgres://{user}:{}@{host}:{port}/{}",
+                String::from_utf8_lossy(pw),
+                self.name
+            ),
             None => format!("postgres://{user}@{host}:{port}/{}", self.name),
         }
     }
@@ -176,4 +190,3 @@ impl Drop for Proxy {
         self.cut();
     }
 }
-

@@ -21,7 +21,9 @@ fn words(text: &str) -> (String, Vec<(usize, usize)>) {
     let mut start = 0;
     for ch in text.chars() {
         let word = &buf[start..];
-        if ch.is_alphanumeric() || ch == '.' && !word.is_empty() && word.bytes().all(|c| c.is_ascii_digit()) {
+        if ch.is_alphanumeric()
+            || ch == '.' && !word.is_empty() && word.bytes().all(|c| c.is_ascii_digit())
+        {
             for l in ch.to_lowercase() {
                 buf.push(l);
             }
@@ -82,13 +84,47 @@ fn unit_years(w: &str) -> Option<f32> {
 }
 
 const FEMALE: &[&str] = &[
-    "woman", "female", "girl", "lady", "f", "daughter", "wife", "mother", "mum", "mom",
-    "grandmother", "grandma", "gran", "nan", "she", "her", "sister", "aunt", "pregnant",
+    "woman",
+    "female",
+    "girl",
+    "lady",
+    "f",
+    "daughter",
+    "wife",
+    "mother",
+    "mum",
+    "mom",
+    "grandmother",
+    "grandma",
+    "gran",
+    "nan",
+    "she",
+    "her",
+    "sister",
+    "aunt",
+    "pregnant",
     "girlfriend",
 ];
 const MALE: &[&str] = &[
-    "man", "male", "boy", "gentleman", "m", "son", "husband", "father", "dad", "grandfather",
-    "grandpa", "grandad", "he", "him", "his", "brother", "uncle", "boyfriend", "guy",
+    "man",
+    "male",
+    "boy",
+    "gentleman",
+    "m",
+    "son",
+    "husband",
+    "father",
+    "dad",
+    "grandfather",
+    "grandpa",
+    "grandad",
+    "he",
+    "him",
+    "his",
+    "brother",
+    "uncle",
+    "boyfriend",
+    "guy",
 ];
 
 /// Reads age and sex from text where a clear pattern gives them.
@@ -131,7 +167,12 @@ pub fn read_demographics(text: &str) -> Demographics {
             age = Some(n);
             break;
         }
-        if w[i].parse::<f32>().is_ok() && (next == "f" || next == "m") && n >= 1.0 && n <= 110.0 && i < 3 {
+        if w[i].parse::<f32>().is_ok()
+            && (next == "f" || next == "m")
+            && n >= 1.0
+            && n <= 110.0
+            && i < 3
+        {
             age = Some(n);
             break;
         }
@@ -145,7 +186,9 @@ pub fn read_demographics(text: &str) -> Demographics {
     // A relative who saw or speaks about the writer ("my girlfriend saw me", "my husband says
     // I") is a witness, not the patient; the pronouns then may be the witness's too, so none
     // count and the sex stays unknown: a wrong sex is worse than none.
-    let strong = |set: &[&str], x: &str| set.contains(&x) && !matches!(x, "she" | "her" | "he" | "him" | "his");
+    let strong = |set: &[&str], x: &str| {
+        set.contains(&x) && !matches!(x, "she" | "her" | "he" | "him" | "his")
+    };
     let mut sex = None;
     let mut witness = false;
     for (i, &x) in w.iter().enumerate() {
@@ -174,11 +217,54 @@ pub fn read_demographics(text: &str) -> Demographics {
 
 /// Nouns for someone a writer may be writing about instead of themselves.
 const OTHERS: &[&str] = &[
-    "baby", "babies", "toddler", "infant", "newborn", "child", "kid", "kids", "children", "son", "daughter",
-    "boy", "girl", "grandson", "granddaughter", "nephew", "niece", "brother", "sister", "mum", "mom", "mother",
-    "dad", "father", "husband", "wife", "partner", "boyfriend", "girlfriend", "friend", "grandma", "grandmother",
-    "grandpa", "grandfather", "grandad", "nan", "gran", "aunt", "uncle", "patient", "pt", "neighbour", "neighbor",
-    "flatmate", "roommate", "colleague", "fiance", "fiancee",
+    "baby",
+    "babies",
+    "toddler",
+    "infant",
+    "newborn",
+    "child",
+    "kid",
+    "kids",
+    "children",
+    "son",
+    "daughter",
+    "boy",
+    "girl",
+    "grandson",
+    "granddaughter",
+    "nephew",
+    "niece",
+    "brother",
+    "sister",
+    "mum",
+    "mom",
+    "mother",
+    "dad",
+    "father",
+    "husband",
+    "wife",
+    "partner",
+    "boyfriend",
+    "girlfriend",
+    "friend",
+    "grandma",
+    "grandmother",
+    "grandpa",
+    "grandfather",
+    "grandad",
+    "nan",
+    "gran",
+    "aunt",
+    "uncle",
+    "patient",
+    "pt",
+    "neighbour",
+    "neighbor",
+    "flatmate",
+    "roommate",
+    "colleague",
+    "fiance",
+    "fiancee",
 ];
 
 /// Whether the writer writes about their own illness: the text speaks in the first person ("I",
@@ -188,12 +274,14 @@ const OTHERS: &[&str] = &[
 /// for those. `words` are the text's normalised tokens (lower case, apostrophes folded away).
 pub fn self_report<'a>(words: impl IntoIterator<Item = &'a str>) -> bool {
     let w: Vec<&str> = words.into_iter().collect();
-    let first_person = w.iter().any(|&x| matches!(x, "i" | "im" | "ive" | "id" | "me" | "my" | "myself"));
+    let first_person =
+        w.iter().any(|&x| matches!(x, "i" | "im" | "ive" | "id" | "me" | "my" | "myself"));
     if !first_person {
         return false;
     }
     !w.iter().enumerate().any(|(i, &x)| {
-        OTHERS.contains(&x) && !(i > 0 && matches!(w[i - 1], "my" | "our") && is_witness(&w[i + 1..]))
+        OTHERS.contains(&x)
+            && !(i > 0 && matches!(w[i - 1], "my" | "our") && is_witness(&w[i + 1..]))
     })
 }
 
@@ -204,7 +292,9 @@ fn is_witness(after: &[&str]) -> bool {
     let near = &after[..after.len().min(4)];
     near.iter().enumerate().any(|(k, &x)| match x {
         "i" | "myself" => true,
-        "me" => !near.get(k + 1).is_some_and(|&n| matches!(n, "her" | "his" | "she" | "he" | "its" | "their" | "they")),
+        "me" => !near
+            .get(k + 1)
+            .is_some_and(|&n| matches!(n, "her" | "his" | "she" | "he" | "its" | "their" | "they")),
         _ => false,
     })
 }
@@ -261,7 +351,10 @@ mod tests {
     #[test]
     fn a_relative_who_saw_the_writer_is_not_the_patient() {
         let sex = |t: &str| read_demographics(t).sex;
-        assert_eq!(sex("I had a fit last night, my girlfriend saw me go stiff and I bit my tongue"), None);
+        assert_eq!(
+            sex("I had a fit last night, my girlfriend saw me go stiff and I bit my tongue"),
+            None
+        );
         assert_eq!(sex("my husband found me on the floor, he called an ambulance"), None);
         assert_eq!(sex("my wife says I snore and stop breathing"), None);
         assert_eq!(sex("my wife says I snore, I am a 50 year old man"), Some(Sex::Male));

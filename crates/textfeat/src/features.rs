@@ -17,11 +17,7 @@ pub struct FeatureConfig {
 
 impl Default for FeatureConfig {
     fn default() -> Self {
-        FeatureConfig {
-            buckets: 1 << 15,
-            max_features: 320,
-            seed: 0,
-        }
+        FeatureConfig { buckets: 1 << 15, max_features: 320, seed: 0 }
     }
 }
 
@@ -60,10 +56,7 @@ impl Modulus {
     fn new(d: u64) -> Self {
         assert!(d >= 1, "a modulus of at least 1");
         // For d = 1, m = 2^128 wraps to 0 and every remainder comes out 0, as it should.
-        Modulus {
-            d,
-            m: (u128::MAX / u128::from(d)).wrapping_add(1),
-        }
+        Modulus { d, m: (u128::MAX / u128::from(d)).wrapping_add(1) }
     }
 
     #[inline]
@@ -80,10 +73,7 @@ impl Modulus {
 impl Featurizer {
     pub fn new(cfg: FeatureConfig) -> Self {
         assert!(cfg.buckets >= 2, "at least one bucket besides padding");
-        Featurizer {
-            cfg,
-            modulus: Modulus::new(cfg.buckets as u64 - 1),
-        }
+        Featurizer { cfg, modulus: Modulus::new(cfg.buckets as u64 - 1) }
     }
 
     pub fn config(&self) -> FeatureConfig {
@@ -112,11 +102,7 @@ impl Featurizer {
         let (pos, neg) = scoped_hashes(&tokenize(text));
         (
             self.features_of_hashes(&pos),
-            if neg.is_empty() {
-                Vec::new()
-            } else {
-                self.features_of_hashes(&neg)
-            },
+            if neg.is_empty() { Vec::new() } else { self.features_of_hashes(&neg) },
         )
     }
 
@@ -132,11 +118,7 @@ impl Featurizer {
             // An empty bag would divide by zero downstream; one fixed "empty" feature instead.
             return vec![self.bucket(fnv(FNV_OFFSET, b"<empty>"))];
         }
-        hashes
-            .iter()
-            .take(self.cfg.max_features)
-            .map(|&h| self.bucket(h))
-            .collect()
+        hashes.iter().take(self.cfg.max_features).map(|&h| self.bucket(h)).collect()
     }
 }
 
@@ -299,12 +281,7 @@ impl TextAnalysis {
                 push(scope, h);
             });
         }
-        TextAnalysis {
-            tokens,
-            hashes: all,
-            outside_negation: outside,
-            inside_negation: inside,
-        }
+        TextAnalysis { tokens, hashes: all, outside_negation: outside, inside_negation: inside }
     }
 }
 
@@ -333,8 +310,24 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let edges = [0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1, 1 << 32, u32::MAX as u64];
-        let moduli = [1u64, 2, 3, 7, 8191, 16383, 32767, 65535, 1 << 14, 1_000_003, u32::MAX as u64, u64::MAX, u64::MAX - 1, 1 << 63];
+        let edges =
+            [0, 1, 2, 3, u64::MAX, u64::MAX - 1, 1 << 63, (1 << 63) - 1, 1 << 32, u32::MAX as u64];
+        let moduli = [
+            1u64,
+            2,
+            3,
+            7,
+            8191,
+            16383,
+            32767,
+            65535,
+            1 << 14,
+            1_000_003,
+            u32::MAX as u64,
+            u64::MAX,
+            u64::MAX - 1,
+            1 << 63,
+        ];
         for &d in &moduli {
             let m = Modulus::new(d);
             for &v in &edges {
@@ -360,11 +353,7 @@ mod tests {
 
     #[test]
     fn features_are_deterministic_and_in_range() {
-        let f = Featurizer::new(FeatureConfig {
-            buckets: 1000,
-            max_features: 64,
-            seed: 7,
-        });
+        let f = Featurizer::new(FeatureConfig { buckets: 1000, max_features: 64, seed: 7 });
         let a = f.features("Headache and a stiff neck, no rash");
         let b = f.features("Headache and a stiff neck, no rash");
         assert_eq!(a, b);
@@ -388,14 +377,9 @@ mod tests {
     fn hashing_once_gives_every_featuriser_its_own_features() {
         let text = "My head hurts, no fever and I have not been sick, since yesterday; stiff neck";
         let a = TextAnalysis::of(text);
-        for cfg in [
-            FeatureConfig::default(),
-            FeatureConfig {
-                buckets: 1000,
-                max_features: 16,
-                seed: 9,
-            },
-        ] {
+        for cfg in
+            [FeatureConfig::default(), FeatureConfig { buckets: 1000, max_features: 16, seed: 9 }]
+        {
             let f = Featurizer::new(cfg);
             assert_eq!(f.features(text), f.features_of_hashes(&a.hashes));
             let (p, n) = f.features_by_scope(text);
@@ -407,7 +391,9 @@ mod tests {
 
     #[test]
     fn scoped_hashes_read_the_other_scope_as_a_sentence_break() {
-        let tokens = crate::tokens::tokenize("no fever or rash but a bad cough, denies vomiting since monday");
+        let tokens = crate::tokens::tokenize(
+            "no fever or rash but a bad cough, denies vomiting since monday",
+        );
         let blanked = |negated: bool| -> Vec<Token> {
             tokens
                 .iter()
@@ -444,14 +430,8 @@ mod tests {
 
     #[test]
     fn seeds_give_different_spaces() {
-        let a = Featurizer::new(FeatureConfig {
-            seed: 1,
-            ..Default::default()
-        });
-        let b = Featurizer::new(FeatureConfig {
-            seed: 2,
-            ..Default::default()
-        });
+        let a = Featurizer::new(FeatureConfig { seed: 1, ..Default::default() });
+        let b = Featurizer::new(FeatureConfig { seed: 2, ..Default::default() });
         assert_ne!(a.features("cough"), b.features("cough"));
     }
 }

@@ -53,7 +53,12 @@ pub struct Lexicon {
 /// "s" and then a final "e" go. Applied to text and phrases alike, so both sides agree.
 fn fold(w: &str) -> &str {
     let mut w = w;
-    if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+    if w.len() > 3
+        && w.ends_with('s')
+        && !w.ends_with("ss")
+        && !w.ends_with("us")
+        && !w.ends_with("is")
+    {
         w = &w[..w.len() - 1];
     }
     if w.len() > 3 && w.ends_with('e') {
@@ -107,7 +112,8 @@ impl Lexicon {
 
     pub fn find_in_tokens(&self, tokens: &[Token]) -> Vec<LexiconMatch> {
         // The word number of each token; a word in no phrase cannot be part of a match.
-        let ids: Vec<Option<u32>> = tokens.iter().map(|t| self.words.get(fold(&t.text)).copied()).collect();
+        let ids: Vec<Option<u32>> =
+            tokens.iter().map(|t| self.words.get(fold(&t.text)).copied()).collect();
         let mut out = Vec::new();
         for (i, first) in ids.iter().enumerate() {
             let Some(first) = *first else { continue };

@@ -14,6 +14,8 @@ mod lexicon;
 mod tokens;
 
 pub use demographics::{Demographics, read_demographics, self_report};
-pub use features::{FeatureConfig, Featurizer, MAX_FEATURES, TextAnalysis, feature_hashes, scoped_hashes};
+pub use features::{
+    FeatureConfig, Featurizer, MAX_FEATURES, TextAnalysis, feature_hashes, scoped_hashes,
+};
 pub use lexicon::{Lexicon, LexiconMatch};
 pub use tokens::{Token, normalise, tokenize};

@@ -177,7 +177,10 @@ mod tests {
 
     #[test]
     fn normalises_punctuation_and_apostrophes() {
-        assert_eq!(normalise("Can't BREATHE!").split_whitespace().collect::<Vec<_>>(), ["cant", "breathe", "."]);
+        assert_eq!(
+            normalise("Can't BREATHE!").split_whitespace().collect::<Vec<_>>(),
+            ["cant", "breathe", "."]
+        );
         assert_eq!(normalise("a, b").split_whitespace().collect::<Vec<_>>(), ["a", ",", "b"]);
     }
 
@@ -196,12 +199,22 @@ mod tests {
 
     #[test]
     fn words_are_the_normalised_words_with_their_offsets() {
-        for text in ["Can't BREATHE!", "a, b", "  ...  ", "Crème brûlée, ÉCOLE; x'y z\u{2019}s (ok)?", "temp 38.9C, no-rash", ""] {
+        for text in [
+            "Can't BREATHE!",
+            "a, b",
+            "  ...  ",
+            "Crème brûlée, ÉCOLE; x'y z\u{2019}s (ok)?",
+            "temp 38.9C, no-rash",
+            "",
+        ] {
             let words = words_with_offsets(text);
             let texts: Vec<&str> = words.iter().map(|w| w.0.as_str()).collect();
             assert_eq!(texts, normalise(text).split_whitespace().collect::<Vec<_>>(), "{text}");
             for (w, s, e) in &words {
-                let original: String = text[*s as usize..*e as usize].chars().filter(|c| !matches!(c, '\'' | '\u{2019}' | '`')).collect();
+                let original: String = text[*s as usize..*e as usize]
+                    .chars()
+                    .filter(|c| !matches!(c, '\'' | '\u{2019}' | '`'))
+                    .collect();
                 assert_eq!(normalise(&original).trim(), w.as_str(), "{text}");
             }
         }
@@ -214,7 +227,10 @@ mod tests {
 
     #[test]
     fn negated_list_survives_commas() {
-        assert_eq!(negated_words("denies chest pain, palpitations or fever"), ["chest", "pain", "palpitations", "or", "fever"]);
+        assert_eq!(
+            negated_words("denies chest pain, palpitations or fever"),
+            ["chest", "pain", "palpitations", "or", "fever"]
+        );
     }
 
     #[test]
@@ -225,7 +241,9 @@ mod tests {
 
     #[test]
     fn sentence_ends_scope() {
-        let n = negated_words("No vomiting. The headache is terrible and it started suddenly this morning");
+        let n = negated_words(
+            "No vomiting. The headache is terrible and it started suddenly this morning",
+        );
         assert_eq!(n, ["vomiting"]);
     }
 

@@ -6,8 +6,8 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use ml::train::{Progress, TrainConfig};
 use mimalloc::MiMalloc;
+use ml::train::{Progress, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use triage::models::{care, conditions, emergency, symptoms};
@@ -48,7 +48,8 @@ fn main() -> Result<()> {
     train(&cli.kb, &cli.agent, cli.seed, cli.cases, cli.epochs, cli.lr, cli.out)
 }
 
-pub const AGENTS: [&str; 4] = ["symptom-classifier", "condition-matcher", "treatment-retriever", "emergency-detector"];
+pub const AGENTS: [&str; 4] =
+    ["symptom-classifier", "condition-matcher", "treatment-retriever", "emergency-detector"];
 
 /// A progress bar for a training phase.
 struct Bar {
@@ -65,7 +66,13 @@ impl Bar {
 impl Progress for Bar {
     fn start(&mut self, phase: &str, total: u64) {
         let bar = ProgressBar::new(total);
-        bar.set_style(ProgressStyle::with_template("{prefix:>20} [{bar:40}] {pos}/{len} {msg} ({elapsed}, eta {eta})").expect("template").progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>20} [{bar:40}] {pos}/{len} {msg} ({elapsed}, eta {eta})",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
         bar.set_prefix(phase.to_string());
         self.bar = Some(bar);
         self.started = Instant::now();
@@ -85,7 +92,10 @@ impl Progress for Bar {
     }
     fn finish(&mut self, summary: &str) {
         if let Some(b) = self.bar.take() {
-            b.finish_with_message(format!("{summary} in {:.1}s", self.started.elapsed().as_secs_f64()));
+            b.finish_with_message(format!(
+                "{summary} in {:.1}s",
+                self.started.elapsed().as_secs_f64()
+            ));
         }
     }
 }
@@ -100,62 +110,130 @@ fn default_cases(agent: &str) -> usize {
     if agent == "condition-matcher" { 60_000 } else { 120_000 }
 }
 
-fn train(kb_dir: &Path, agent: &str, seed: u64, cases: Option<usize>, epochs: Option<usize>, lr: Option<f64>, out: Option<PathBuf>) -> Result<()> {
+fn train(
+    kb_dir: &Path,
+    agent: &str,
+    seed: u64,
+    cases: Option<usize>,
+    epochs: Option<usize>,
+    lr: Option<f64>,
+    out: Option<PathBuf>,
+) -> Result<()> {
     let names: Vec<&str> = if agent == "all" { AGENTS.to_vec() } else { vec![agent] };
     for n in &names {
         if !AGENTS.contains(n) {
             bail!("unknown agent '{n}': use all or one of {}", AGENTS.join(", "));
         }
     }
-    let kb = std::sync::Arc::new(kb::load_dir(kb_dir).with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?);
+    let kb = std::sync::Arc::new(
+        kb::load_dir(kb_dir)
+            .with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?,
+    );
     // One data set per size asked for, generated once.
     let mut sets: Vec<(usize, synth::Splits)> = Vec::new();
-    let dir_for = |name: &str, default: PathBuf| out.as_ref().map(|o| o.join(name)).unwrap_or(default);
+    let dir_for =
+        |name: &str, default: PathBuf| out.as_ref().map(|o| o.join(name)).unwrap_or(default);
     for name in names {
         let cases = cases.unwrap_or_else(|| default_cases(name));
         if !sets.iter().any(|s| s.0 == cases) {
             let started = Instant::now();
             let spinner = ProgressBar::new_spinner();
-            spinner.set_message(format!("generating {} synthetic cases (seed {seed})", cases + cases / 5));
+            spinner.set_message(format!(
+                "generating {} synthetic cases (seed {seed})",
+                cases + cases / 5
+            ));
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
             sets.push((cases, synth::splits(&kb, seed, cases, cases / 10, cases / 10)));
-            spinner.finish_with_message(format!("generated {} cases in {:.1}s", cases + cases / 5, started.elapsed().as_secs_f64()));
+            spinner.finish_with_message(format!(
+                "generated {} cases in {:.1}s",
+                cases + cases / 5,
+                started.elapsed().as_secs_f64()
+            ));
         }
         let data = &sets.iter().find(|s| s.0 == cases).expect("generated above").1;
         let t = Instant::now();
         let mut bar = Bar::new();
         match name {
             "symptom-classifier" => {
-                let cfg = TrainConfig { epochs: epochs.unwrap_or(12), batch_size: 128, learning_rate: lr.unwrap_or(1e-2), seed };
+                let cfg = TrainConfig {
+                    epochs: epochs.unwrap_or(12),
+                    batch_size: 128,
+                    learning_rate: lr.unwrap_or(1e-2),
+                    seed,
+                };
                 let (model, m) = symptoms::train::train(&kb, data, cfg, &mut bar);
                 let dir = dir_for(name, symptoms::default_model_dir());
                 model.save(&dir)?;
                 ml::io::write_card(&dir, &symptoms::train::model_card(&model, &m, data))?;
-                println!("{name}: present F1 {:.3}, absent F1 {:.3} (test) -> {} [{:.0}s]", m.present_f1, m.absent_f1, dir.display(), t.elapsed().as_secs_f64());
+                println!(
+                    "{name}: present F1 {:.3}, absent F1 {:.3} (test) -> {} [{:.0}s]",
+                    m.present_f1,
+                    m.absent_f1,
+                    dir.display(),
+                    t.elapsed().as_secs_f64()
+                );
             }
             "condition-matcher" => {
-                let cfg = TrainConfig { epochs: epochs.unwrap_or(4), batch_size: 128, learning_rate: lr.unwrap_or(3e-3), seed };
+                let cfg = TrainConfig {
+                    epochs: epochs.unwrap_or(4),
+                    batch_size: 128,
+                    learning_rate: lr.unwrap_or(3e-3),
+                    seed,
+                };
                 let (model, m) = conditions::train::train(&kb, data, cfg, &mut bar);
                 let dir = dir_for(name, conditions::default_model_dir());
                 model.save(&dir)?;
                 ml::io::write_card(&dir, &conditions::train::model_card(&model, &m, data))?;
-                println!("{name}: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}, ECE {:.3}, T {:.2} (test) -> {} [{:.0}s]", m.top1, m.top3, m.top10, m.ece, model.temperature(), dir.display(), t.elapsed().as_secs_f64());
+                println!(
+                    "{name}: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}, ECE {:.3}, T {:.2} (test) -> {} [{:.0}s]",
+                    m.top1,
+                    m.top3,
+                    m.top10,
+                    m.ece,
+                    model.temperature(),
+                    dir.display(),
+                    t.elapsed().as_secs_f64()
+                );
             }
             "treatment-retriever" => {
-                let cfg = TrainConfig { epochs: epochs.unwrap_or(6), batch_size: 128, learning_rate: lr.unwrap_or(3e-3), seed };
+                let cfg = TrainConfig {
+                    epochs: epochs.unwrap_or(6),
+                    batch_size: 128,
+                    learning_rate: lr.unwrap_or(3e-3),
+                    seed,
+                };
                 let (model, m) = care::train::train(kb.clone(), data, cfg, &mut bar);
                 let dir = dir_for(name, care::default_model_dir());
                 model.save(&dir)?;
                 ml::io::write_card(&dir, &care::train::model_card(&model, &m, data))?;
-                println!("{name}: recall@1 {:.3}, recall@5 {:.3}, MRR {:.3} (test) -> {} [{:.0}s]", m.recall_at_1, m.recall_at_5, m.mrr, dir.display(), t.elapsed().as_secs_f64());
+                println!(
+                    "{name}: recall@1 {:.3}, recall@5 {:.3}, MRR {:.3} (test) -> {} [{:.0}s]",
+                    m.recall_at_1,
+                    m.recall_at_5,
+                    m.mrr,
+                    dir.display(),
+                    t.elapsed().as_secs_f64()
+                );
             }
             "emergency-detector" => {
-                let cfg = TrainConfig { epochs: epochs.unwrap_or(6), batch_size: 128, learning_rate: lr.unwrap_or(3e-3), seed };
+                let cfg = TrainConfig {
+                    epochs: epochs.unwrap_or(6),
+                    batch_size: 128,
+                    learning_rate: lr.unwrap_or(3e-3),
+                    seed,
+                };
                 let (model, m) = emergency::train::train(kb.clone(), data, cfg, &mut bar);
                 let dir = dir_for(name, emergency::default_model_dir());
                 model.save(&dir)?;
                 ml::io::write_card(&dir, &emergency::train::model_card(&model, &m, data))?;
-                println!("{name}: accuracy {:.3}, under-triaged emergencies {:.3}, over-triage {:.3} (test) -> {} [{:.0}s]", m.accuracy, m.under_triaged_emergencies, m.over_triage, dir.display(), t.elapsed().as_secs_f64());
+                println!(
+                    "{name}: accuracy {:.3}, under-triaged emergencies {:.3}, over-triage {:.3} (test) -> {} [{:.0}s]",
+                    m.accuracy,
+                    m.under_triaged_emergencies,
+                    m.over_triage,
+                    dir.display(),
+                    t.elapsed().as_secs_f64()
+                );
             }
             _ => unreachable!("checked above"),
         }

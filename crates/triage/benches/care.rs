@@ -12,7 +12,14 @@ fn bench(c: &mut Criterion) {
     benchkit::agent_inference(
         c,
         "treatment_retriever",
-        |kb, device| triage::models::care::TreatmentRetriever::load(&triage::models::care::default_model_dir(), kb, device).expect("committed model"),
+        |kb, device| {
+            triage::models::care::TreatmentRetriever::load(
+                &triage::models::care::default_model_dir(),
+                kb,
+                device,
+            )
+            .expect("committed model")
+        },
         |m, cases| m.retrieve_batch(cases, 3),
     );
 }

@@ -12,7 +12,14 @@ fn bench(c: &mut Criterion) {
     benchkit::agent_inference(
         c,
         "condition_matcher",
-        |kb, device| triage::models::conditions::ConditionMatcher::load(&triage::models::conditions::default_model_dir(), &kb, device).expect("committed model"),
+        |kb, device| {
+            triage::models::conditions::ConditionMatcher::load(
+                &triage::models::conditions::default_model_dir(),
+                &kb,
+                device,
+            )
+            .expect("committed model")
+        },
         |m, cases| m.predict_batch(cases, 10),
     );
 }

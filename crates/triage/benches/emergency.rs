@@ -12,7 +12,14 @@ fn bench(c: &mut Criterion) {
     benchkit::agent_inference(
         c,
         "emergency_detector",
-        |kb, device| triage::models::emergency::EmergencyDetector::load(&triage::models::emergency::default_model_dir(), kb, device).expect("committed model"),
+        |kb, device| {
+            triage::models::emergency::EmergencyDetector::load(
+                &triage::models::emergency::default_model_dir(),
+                kb,
+                device,
+            )
+            .expect("committed model")
+        },
         |m, cases| m.assess_batch(cases),
     );
 }

@@ -12,7 +12,14 @@ fn bench(c: &mut Criterion) {
     benchkit::agent_inference(
         c,
         "symptom_classifier",
-        |kb, device| triage::models::symptoms::SymptomClassifier::load(&triage::models::symptoms::default_model_dir(), &kb, device).expect("committed model"),
+        |kb, device| {
+            triage::models::symptoms::SymptomClassifier::load(
+                &triage::models::symptoms::default_model_dir(),
+                &kb,
+                device,
+            )
+            .expect("committed model")
+        },
         |m, cases| m.predict_batch(cases),
     );
 }

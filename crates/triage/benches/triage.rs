@@ -14,7 +14,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn bench(c: &mut Criterion) {
     // As the service: every matrix product on this one thread.
     let (kb, device) = benchkit::setup();
-    let models = triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("models");
+    let models =
+        triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("models");
     let runner = triage::Runner::of(Arc::new(models));
     let inputs = benchkit::sample_inputs(&kb, 256);
     let mut g = c.benchmark_group("all_four_models");

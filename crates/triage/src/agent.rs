@@ -16,7 +16,12 @@ pub enum AgentKind {
 }
 
 impl AgentKind {
-    pub const ALL: [AgentKind; 4] = [AgentKind::SymptomClassifier, AgentKind::ConditionMatcher, AgentKind::TreatmentRetriever, AgentKind::EmergencyDetector];
+    pub const ALL: [AgentKind; 4] = [
+        AgentKind::SymptomClassifier,
+        AgentKind::ConditionMatcher,
+        AgentKind::TreatmentRetriever,
+        AgentKind::EmergencyDetector,
+    ];
 
     /// The name used in the API (`agents.symptom_classifier`), events and metrics.
     pub fn as_str(self) -> &'static str {
@@ -57,7 +62,12 @@ pub struct ModelAgent {
 impl ModelAgent {
     /// The four real agents over one set of loaded models, in [`AgentKind::ALL`] order.
     pub fn all(models: Arc<Models>) -> Vec<Arc<dyn AgentModel>> {
-        AgentKind::ALL.iter().map(|&kind| Arc::new(ModelAgent { models: models.clone(), kind }) as Arc<dyn AgentModel>).collect()
+        AgentKind::ALL
+            .iter()
+            .map(|&kind| {
+                Arc::new(ModelAgent { models: models.clone(), kind }) as Arc<dyn AgentModel>
+            })
+            .collect()
     }
 }
 
@@ -80,10 +90,21 @@ impl AgentModel for ModelAgent {
     fn infer(&self, batch: &[&Case]) -> Vec<AgentOutput> {
         let m = &self.models;
         match self.kind {
-            AgentKind::SymptomClassifier => m.symptoms.refine_batch(batch).into_iter().map(AgentOutput::Findings).collect(),
-            AgentKind::ConditionMatcher => m.conditions.predict_batch(batch, MAX_CONDITIONS).into_iter().map(AgentOutput::Conditions).collect(),
-            AgentKind::TreatmentRetriever => m.care.retrieve_batch(batch, MAX_CARE).into_iter().map(AgentOutput::Care).collect(),
-            AgentKind::EmergencyDetector => m.emergency.assess_batch(batch).into_iter().map(AgentOutput::Emergency).collect(),
+            AgentKind::SymptomClassifier => {
+                m.symptoms.refine_batch(batch).into_iter().map(AgentOutput::Findings).collect()
+            }
+            AgentKind::ConditionMatcher => m
+                .conditions
+                .predict_batch(batch, MAX_CONDITIONS)
+                .into_iter()
+                .map(AgentOutput::Conditions)
+                .collect(),
+            AgentKind::TreatmentRetriever => {
+                m.care.retrieve_batch(batch, MAX_CARE).into_iter().map(AgentOutput::Care).collect()
+            }
+            AgentKind::EmergencyDetector => {
+                m.emergency.assess_batch(batch).into_iter().map(AgentOutput::Emergency).collect()
+            }
         }
     }
 }

@@ -117,7 +117,9 @@ pub struct AgentReport {
 /// halfway towards the symptom classifier's probability for the same assertion when the
 /// classifier answered.
 fn text_confidence(read: &ReadFinding, classifier: Option<&[ExtractedFinding]>) -> f32 {
-    let model = classifier.and_then(|c| c.iter().find(|e| e.finding == read.finding as usize)).map(|e| e.probability);
+    let model = classifier
+        .and_then(|c| c.iter().find(|e| e.finding == read.finding as usize))
+        .map(|e| e.probability);
     match model {
         Some(p) => 0.5 * (read.confidence + p),
         None => read.confidence,
@@ -135,19 +137,20 @@ fn char_span(text: &str, start: u32, end: u32) -> Option<[usize; 2]> {
 }
 
 /// The answer to a request, from its reading (the same the agents read) and the outcome.
-pub fn assemble<'kb>(kb: &'kb KnowledgeBase, request: &Request<'_>, reading: &Reading, o: &Outcome) -> Answer<'kb> {
+pub fn assemble<'kb>(
+    kb: &'kb KnowledgeBase,
+    request: &Request<'_>,
+    reading: &Reading,
+    o: &Outcome,
+) -> Answer<'kb> {
     let input = request.input;
     // Everything known to be present or absent, and where it came from. A measurement wins
     // over what was sent, which wins over what was read in the text: one state per finding.
     let mut present = vec![false; kb.findings.len()];
     let mut absent = vec![false; kb.findings.len()];
     let mut findings: Vec<AnsweredFinding> = Vec::new();
-    let finding = |i: usize, present: bool, probability: f32, source: FindingSource| AnsweredFinding {
-        finding: &kb.findings[i],
-        present,
-        probability,
-        source,
-        span: None,
+    let finding = |i: usize, present: bool, probability: f32, source: FindingSource| {
+        AnsweredFinding { finding: &kb.findings[i], present, probability, source, span: None }
     };
     for i in kb.findings_from_vitals(&input.vitals) {
         present[i] = true;
@@ -157,7 +160,11 @@ pub fn assemble<'kb>(kb: &'kb KnowledgeBase, request: &Request<'_>, reading: &Re
         if present[i] || absent[i] {
             continue;
         }
-        if p { present[i] = true } else { absent[i] = true }
+        if p {
+            present[i] = true
+        } else {
+            absent[i] = true
+        }
         findings.push(finding(i, p, 1.0, FindingSource::Structured));
     }
     // The text's findings are the reading's, whether or not the classifier answered.
@@ -173,7 +180,11 @@ pub fn assemble<'kb>(kb: &'kb KnowledgeBase, request: &Request<'_>, reading: &Re
         if present[i] || absent[i] {
             continue;
         }
-        if p { present[i] = true } else { absent[i] = true }
+        if p {
+            present[i] = true
+        } else {
+            absent[i] = true
+        }
         let mut f = finding(i, p, text_confidence(r, o.findings.as_deref()), FindingSource::Text);
         f.span = char_span(&input.text, r.start, r.end);
         findings.push(f);
@@ -181,7 +192,17 @@ pub fn assemble<'kb>(kb: &'kb KnowledgeBase, request: &Request<'_>, reading: &Re
 
     // Every finding this answer shows, once, for the explanations.
     let said: Vec<(usize, bool)> = if request.explain {
-        (0..kb.findings.len()).filter_map(|f| if present[f] { Some((f, true)) } else if absent[f] { Some((f, false)) } else { None }).collect()
+        (0..kb.findings.len())
+            .filter_map(|f| {
+                if present[f] {
+                    Some((f, true))
+                } else if absent[f] {
+                    Some((f, false))
+                } else {
+                    None
+                }
+            })
+            .collect()
     } else {
         Vec::new()
     };
@@ -207,11 +228,16 @@ pub fn assemble<'kb>(kb: &'kb KnowledgeBase, request: &Request<'_>, reading: &Re
         .iter()
         .map(|&a| {
             let advice = &kb.advice[a];
-            AnsweredCare { index: a, advice, applies_to: advice.conditions.iter().map(|&c| &kb.conditions[c]).collect() }
+            AnsweredCare {
+                index: a,
+                advice,
+                applies_to: advice.conditions.iter().map(|&c| &kb.conditions[c]).collect(),
+            }
         })
         .collect();
 
-    let mut reasons: Vec<String> = o.decision.red_flags.iter().map(|&r| kb.rules[r].reason.clone()).collect();
+    let mut reasons: Vec<String> =
+        o.decision.red_flags.iter().map(|&r| kb.rules[r].reason.clone()).collect();
     if let Some(e) = &o.emergency {
         reasons.push(format!("The emergency detector assessed this as {}.", e.model_level));
     }
@@ -220,11 +246,19 @@ pub fn assemble<'kb>(kb: &'kb KnowledgeBase, request: &Request<'_>, reading: &Re
     }
     // An agent the coordinator did not run (a service built with fewer agents) has failed.
     let agent = |kind: AgentKind| match o.runs.iter().find(|r| r.kind == kind) {
-        Some(r) => AgentReport { kind, status: r.status, latency_ms: r.latency_ms, model: r.version.clone() },
-        None => AgentReport { kind, status: AgentStatus::Failed, latency_ms: 0.0, model: String::new() },
+        Some(r) => AgentReport {
+            kind,
+            status: r.status,
+            latency_ms: r.latency_ms,
+            model: r.version.clone(),
+        },
+        None => {
+            AgentReport { kind, status: AgentStatus::Failed, latency_ms: 0.0, model: String::new() }
+        }
     };
     let agents = AgentKind::ALL.map(agent);
-    let differential_unavailable = agents.iter().any(|a| a.kind == AgentKind::ConditionMatcher && a.status != AgentStatus::Ok);
+    let differential_unavailable =
+        agents.iter().any(|a| a.kind == AgentKind::ConditionMatcher && a.status != AgentStatus::Ok);
     Answer {
         level: o.decision.level,
         reasons,
@@ -265,7 +299,9 @@ fn explain<'kb>(kb: &'kb KnowledgeBase, c: usize, said: &[(usize, bool)]) -> Exp
     }
     up.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     down.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let findings = |v: Vec<(f32, usize)>| v.into_iter().take(EXPLAIN_MAX).map(|(_, f)| &kb.findings[f]).collect();
+    let findings = |v: Vec<(f32, usize)>| {
+        v.into_iter().take(EXPLAIN_MAX).map(|(_, f)| &kb.findings[f]).collect()
+    };
     Explanation { supporting: findings(up), opposing: findings(down) }
 }
 
@@ -294,7 +330,11 @@ mod tests {
             conditions: Some(Vec::new()),
             care: Some(Vec::new()),
             emergency: None,
-            decision: Decision { level: TriageLevel::SelfCare, red_flags: Vec::new(), floor_applied: false },
+            decision: Decision {
+                level: TriageLevel::SelfCare,
+                red_flags: Vec::new(),
+                floor_applied: false,
+            },
             degraded: false,
             total_ms: 0.0,
         }
@@ -323,34 +363,66 @@ mod tests {
         let kb = kb();
         let mut vitals = Vitals::default();
         vitals.set(VitalSign::TemperatureC, Some(39.4));
-        let input = CaseInput { text: "no fever, but a headache and a cough".into(), findings: vec![(idx("fever"), false), (idx("cough"), false)], vitals, ..Default::default() };
+        let input = CaseInput {
+            text: "no fever, but a headache and a cough".into(),
+            findings: vec![(idx("fever"), false), (idx("cough"), false)],
+            vitals,
+            ..Default::default()
+        };
         let case = kb.prepare(input);
         let answer = assemble(kb, &request(&case.input), &case.reading, &outcome());
-        let of = |id: &str| answer.findings.iter().filter(|f| f.finding.id == id).collect::<Vec<_>>();
+        let of =
+            |id: &str| answer.findings.iter().filter(|f| f.finding.id == id).collect::<Vec<_>>();
         let fever = of("fever");
         assert_eq!(fever.len(), 1, "one state per finding");
-        assert!(fever[0].present && fever[0].source == FindingSource::Vitals && fever[0].probability == 1.0);
+        assert!(
+            fever[0].present
+                && fever[0].source == FindingSource::Vitals
+                && fever[0].probability == 1.0
+        );
         let cough = of("cough");
-        assert!(cough.len() == 1 && !cough[0].present && cough[0].source == FindingSource::Structured && cough[0].span.is_none());
+        assert!(
+            cough.len() == 1
+                && !cough[0].present
+                && cough[0].source == FindingSource::Structured
+                && cough[0].span.is_none()
+        );
         let headache = of("headache");
-        assert!(headache.len() == 1 && headache[0].present && headache[0].source == FindingSource::Text);
+        assert!(
+            headache.len() == 1 && headache[0].present && headache[0].source == FindingSource::Text
+        );
         let [s, e] = headache[0].span.expect("a text finding has its span");
-        assert!(case.input.text.chars().skip(s).take(e - s).collect::<String>().contains("headache"));
+        assert!(
+            case.input.text.chars().skip(s).take(e - s).collect::<String>().contains("headache")
+        );
     }
 
     #[test]
     fn the_classifier_moves_a_text_finding_halfway() {
         let kb = kb();
         let case = kb.prepare(CaseInput { text: "I have a headache".into(), ..Default::default() });
-        let read = case.reading.findings.iter().find(|r| r.finding as usize == idx("headache")).expect("read").confidence;
+        let read = case
+            .reading
+            .findings
+            .iter()
+            .find(|r| r.finding as usize == idx("headache"))
+            .expect("read")
+            .confidence;
         let mut o = outcome();
-        o.findings = Some(vec![ExtractedFinding { finding: idx("headache"), present: true, probability: 0.2 }]);
+        o.findings = Some(vec![ExtractedFinding {
+            finding: idx("headache"),
+            present: true,
+            probability: 0.2,
+        }]);
         let answer = assemble(kb, &request(&case.input), &case.reading, &o);
         let got = answer.findings.iter().find(|f| f.finding.id == "headache").unwrap().probability;
         assert_eq!(got, 0.5 * (read + 0.2));
         o.findings = None;
         let answer = assemble(kb, &request(&case.input), &case.reading, &o);
-        assert_eq!(answer.findings.iter().find(|f| f.finding.id == "headache").unwrap().probability, read);
+        assert_eq!(
+            answer.findings.iter().find(|f| f.finding.id == "headache").unwrap().probability,
+            read
+        );
     }
 
     #[test]
@@ -364,9 +436,15 @@ mod tests {
         o.degraded = true;
         let case = kb.prepare(input.clone());
         let answer = assemble(kb, &request(&input), &case.reading, &o);
-        assert_eq!(answer.agents.iter().map(|a| a.kind).collect::<Vec<_>>(), AgentKind::ALL.to_vec());
+        assert_eq!(
+            answer.agents.iter().map(|a| a.kind).collect::<Vec<_>>(),
+            AgentKind::ALL.to_vec()
+        );
         let matcher = &answer.agents[1];
-        assert_eq!((matcher.status, matcher.latency_ms, matcher.model.as_str()), (AgentStatus::Failed, 0.0, ""));
+        assert_eq!(
+            (matcher.status, matcher.latency_ms, matcher.model.as_str()),
+            (AgentStatus::Failed, 0.0, "")
+        );
         assert_eq!(answer.agents[0].status, AgentStatus::Overloaded);
         assert!(answer.differential_unavailable && answer.conditions.is_empty() && answer.degraded);
         let all_ok = assemble(kb, &request(&input), &case.reading, &outcome());
@@ -376,9 +454,13 @@ mod tests {
     #[test]
     fn conditions_are_cut_and_explained_only_on_request() {
         let kb = kb();
-        let case = kb.prepare(CaseInput { text: "fever, cough and a headache, no rash".into(), ..Default::default() });
+        let case = kb.prepare(CaseInput {
+            text: "fever, cough and a headache, no rash".into(),
+            ..Default::default()
+        });
         let mut o = outcome();
-        o.conditions = Some((0..5).map(|c| RankedCondition { condition: c, probability: 0.1 }).collect());
+        o.conditions =
+            Some((0..5).map(|c| RankedCondition { condition: c, probability: 0.1 }).collect());
         let mut r = request(&case.input);
         r.max_conditions = 3;
         let answer = assemble(kb, &r, &case.reading, &o);
@@ -394,15 +476,33 @@ mod tests {
     fn emergency_advice_comes_first_at_an_emergency_level_and_reasons_say_why() {
         let kb = kb();
         let case = kb.prepare(CaseInput { text: "cough".into(), ..Default::default() });
-        let emergency = kb.advice.iter().position(|a| a.kind == AdviceKind::Emergency).expect("emergency advice");
-        let other = kb.advice.iter().position(|a| a.kind != AdviceKind::Emergency).expect("other advice");
+        let emergency = kb
+            .advice
+            .iter()
+            .position(|a| a.kind == AdviceKind::Emergency)
+            .expect("emergency advice");
+        let other =
+            kb.advice.iter().position(|a| a.kind != AdviceKind::Emergency).expect("other advice");
         let mut o = outcome();
-        o.care = Some(vec![RetrievedAdvice { advice: other, score: 0.9 }, RetrievedAdvice { advice: emergency, score: 0.1 }]);
+        o.care = Some(vec![
+            RetrievedAdvice { advice: other, score: 0.9 },
+            RetrievedAdvice { advice: emergency, score: 0.1 },
+        ]);
         let kinds = |a: &Answer| a.care.iter().map(|c| c.advice.kind).collect::<Vec<_>>();
         let calm = assemble(kb, &request(&case.input), &case.reading, &o);
-        assert_eq!(kinds(&calm)[1], AdviceKind::Emergency, "in the retriever's order below an emergency");
-        o.decision = Decision { level: TriageLevel::Emergency, red_flags: vec![0], floor_applied: true };
-        o.emergency = Some(EmergencyAssessment { level: TriageLevel::Emergency, model_level: TriageLevel::Consultation, probabilities: [0.0, 0.0, 1.0, 0.0, 0.0], red_flags: vec![0] });
+        assert_eq!(
+            kinds(&calm)[1],
+            AdviceKind::Emergency,
+            "in the retriever's order below an emergency"
+        );
+        o.decision =
+            Decision { level: TriageLevel::Emergency, red_flags: vec![0], floor_applied: true };
+        o.emergency = Some(EmergencyAssessment {
+            level: TriageLevel::Emergency,
+            model_level: TriageLevel::Consultation,
+            probabilities: [0.0, 0.0, 1.0, 0.0, 0.0],
+            red_flags: vec![0],
+        });
         let urgent = assemble(kb, &request(&case.input), &case.reading, &o);
         assert_eq!(kinds(&urgent)[0], AdviceKind::Emergency);
         assert!(urgent.care.iter().all(|c| c.applies_to.len() == c.advice.conditions.len()));

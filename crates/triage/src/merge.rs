@@ -54,7 +54,9 @@ pub fn decide_level(
     conditions: Option<&[RankedCondition]>,
 ) -> Decision {
     let hits: Vec<kb::RuleHit> = match emergency {
-        Some(e) => e.red_flags.iter().map(|&r| kb::RuleHit { rule: r, level: kb.rules[r].level }).collect(),
+        Some(e) => {
+            e.red_flags.iter().map(|&r| kb::RuleHit { rule: r, level: kb.rules[r].level }).collect()
+        }
         None => crate::models::emergency::red_flags(kb, case, &[]),
     };
     let differential = conditions.map(|c| expected_urgency(kb, c));
@@ -62,7 +64,10 @@ pub fn decide_level(
         // The probability the listed conditions leave out goes to the detector's view.
         (Some(e), Some(d)) => {
             let left = (1.0 - d.iter().sum::<f32>()).max(0.0);
-            Some(std::array::from_fn(|l| DETECTOR_WEIGHT * e.probabilities[l] + (1.0 - DETECTOR_WEIGHT) * (d[l] + left * e.probabilities[l])))
+            Some(std::array::from_fn(|l| {
+                DETECTOR_WEIGHT * e.probabilities[l]
+                    + (1.0 - DETECTOR_WEIGHT) * (d[l] + left * e.probabilities[l])
+            }))
         }
         (Some(e), None) => Some(e.probabilities),
         (None, Some(d)) => {
@@ -71,7 +76,8 @@ pub fn decide_level(
         }
         (None, None) => None,
     };
-    let from_models = mixed.map(|p| crate::models::emergency::least_cost_level_at(&p, MERGE_UNDER_TRIAGE_COST));
+    let from_models =
+        mixed.map(|p| crate::models::emergency::least_cost_level_at(&p, MERGE_UNDER_TRIAGE_COST));
     let rules_level = hits.iter().map(|h| h.level).min();
     let red_flags: Vec<usize> = hits.iter().map(|h| h.rule).collect();
     let raised = |l: TriageLevel| rules_level.map_or(l, |r| r.most_urgent(l));

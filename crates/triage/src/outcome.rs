@@ -57,7 +57,11 @@ pub struct Outcome {
 impl Outcome {
     /// Each agent's run and output, merged with [`decide_level`] over the outputs of the agents
     /// that answered. `total_ms` is left at zero for the caller to set.
-    pub fn merge(kb: &KnowledgeBase, case: &Case, replies: impl IntoIterator<Item = (AgentRun, Option<AgentOutput>)>) -> Outcome {
+    pub fn merge(
+        kb: &KnowledgeBase,
+        case: &Case,
+        replies: impl IntoIterator<Item = (AgentRun, Option<AgentOutput>)>,
+    ) -> Outcome {
         let mut out = Outcome {
             runs: Vec::new(),
             findings: None,

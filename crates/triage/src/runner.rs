@@ -39,7 +39,12 @@ impl Runner {
 
     /// Every agent on a batch, one after another, then the merge; each text is read once
     /// ([`KnowledgeBase::prepare`]) for all of them.
-    pub fn run_batch(&self, inputs: &[&CaseInput], max_conditions: usize, max_care: usize) -> Vec<Outcome> {
+    pub fn run_batch(
+        &self,
+        inputs: &[&CaseInput],
+        max_conditions: usize,
+        max_care: usize,
+    ) -> Vec<Outcome> {
         let cases: Vec<Case> = inputs.iter().map(|i| self.kb.prepare((*i).clone())).collect();
         let refs: Vec<&Case> = cases.iter().collect();
         self.run_cases(&refs, max_conditions, max_care)
@@ -50,7 +55,12 @@ impl Runner {
     /// `max_conditions` conditions and `max_care` advice entries (which cannot be more than
     /// the agents return: [`crate::MAX_CONDITIONS`], [`crate::MAX_CARE`]). Each run's latency
     /// is its agent's time on the whole batch, and `total_ms` the whole batch's.
-    pub fn run_cases(&self, cases: &[&Case], max_conditions: usize, max_care: usize) -> Vec<Outcome> {
+    pub fn run_cases(
+        &self,
+        cases: &[&Case],
+        max_conditions: usize,
+        max_care: usize,
+    ) -> Vec<Outcome> {
         let started = Instant::now();
         let mut answers: Vec<(AgentRun, std::vec::IntoIter<_>)> = self
             .agents
@@ -58,14 +68,30 @@ impl Runner {
             .map(|(agent, version)| {
                 let t = Instant::now();
                 let out = agent.infer(cases);
-                assert_eq!(out.len(), cases.len(), "{} gave one output per request", agent.kind().as_str());
-                let run = AgentRun { kind: agent.kind(), version: version.clone(), status: AgentStatus::Ok, latency_ms: t.elapsed().as_secs_f64() * 1e3 };
+                assert_eq!(
+                    out.len(),
+                    cases.len(),
+                    "{} gave one output per request",
+                    agent.kind().as_str()
+                );
+                let run = AgentRun {
+                    kind: agent.kind(),
+                    version: version.clone(),
+                    status: AgentStatus::Ok,
+                    latency_ms: t.elapsed().as_secs_f64() * 1e3,
+                };
                 (run, out.into_iter())
             })
             .collect();
         let mut outcomes: Vec<Outcome> = cases
             .iter()
-            .map(|case| Outcome::merge(&self.kb, case, answers.iter_mut().map(|(run, out)| (run.clone(), out.next()))))
+            .map(|case| {
+                Outcome::merge(
+                    &self.kb,
+                    case,
+                    answers.iter_mut().map(|(run, out)| (run.clone(), out.next())),
+                )
+            })
             .collect();
         let total_ms = started.elapsed().as_secs_f64() * 1e3;
         for o in &mut outcomes {

@@ -20,10 +20,7 @@ fn save_load_round_trip_gives_identical_outputs() {
     model.save(dir.path()).unwrap();
     let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
     let again = TreatmentRetriever::load(dir.path(), kb.clone(), &device).unwrap();
-    let input = CaseInput {
-        text: "sore throat and a temperature".into(),
-        ..Default::default()
-    };
+    let input = CaseInput { text: "sore throat and a temperature".into(), ..Default::default() };
     let input = kb.prepare(input);
     assert_eq!(model.scores(&[&input]), again.scores(&[&input]));
 }
@@ -53,11 +50,7 @@ fn never_returns_advice_the_person_must_not_follow() {
     .map(|p| kb.prepare(p));
     for p in &people {
         let avoid = contraindications(&kb, p);
-        assert!(
-            !avoid.is_empty(),
-            "{}: no contraindication recognised",
-            p.text
-        );
+        assert!(!avoid.is_empty(), "{}: no contraindication recognised", p.text);
         for r in model.retrieve(p, 20) {
             let a = &kb.advice[r.advice];
             assert!(
@@ -87,18 +80,9 @@ fn retrieves_fitting_advice() {
         let a = &kb.advice[r.advice];
         a.findings.iter().any(|&f| {
             ["diarrhoea", "vomiting", "dehydration"].contains(&kb.findings[f].id.as_str())
-        }) || a
-            .conditions
-            .iter()
-            .any(|&c| kb.conditions[c].id == "gastroenteritis")
+        }) || a.conditions.iter().any(|&c| kb.conditions[c].id == "gastroenteritis")
     });
-    assert!(
-        fits,
-        "{:?}",
-        got.iter()
-            .map(|r| &kb.advice[r.advice].id)
-            .collect::<Vec<_>>()
-    );
+    assert!(fits, "{:?}", got.iter().map(|r| &kb.advice[r.advice].id).collect::<Vec<_>>());
 }
 
 /// Care covers only what is plausible for this person: nothing about an overdose, a pregnancy
@@ -108,12 +92,15 @@ fn retrieves_fitting_advice() {
 fn care_covers_only_plausible_problems() {
     let (kb, model) = setup();
     let input = CaseInput {
-        text: "I am 34 and I have had a pounding headache and a stiff neck since yesterday, no rash".into(),
+        text:
+            "I am 34 and I have had a pounding headache and a stiff neck since yesterday, no rash"
+                .into(),
         vitals: domain::Vitals { temperature_c: Some(39.2), ..Default::default() },
         ..Default::default()
     };
     let case = kb.prepare(input);
-    let got: Vec<&str> = model.retrieve(&case, 5).iter().map(|r| kb.advice[r.advice].id.as_str()).collect();
+    let got: Vec<&str> =
+        model.retrieve(&case, 5).iter().map(|r| kb.advice[r.advice].id.as_str()).collect();
     assert!(!got.is_empty());
     for a in &got {
         assert!(!a.contains("overdose") && !a.contains("pregnan") && !a.contains("eye"), "{got:?}");
@@ -127,6 +114,10 @@ fn care_covers_only_plausible_problems() {
     let case = kb.prepare(man);
     for r in model.retrieve(&case, 5) {
         let a = &kb.advice[r.advice];
-        assert!(a.conditions.is_empty() || a.conditions.iter().any(|&c| !kb.conditions[c].pregnancy), "{}", a.id);
+        assert!(
+            a.conditions.is_empty() || a.conditions.iter().any(|&c| !kb.conditions[c].pregnancy),
+            "{}",
+            a.id
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The committed condition-matcher model: loads, round-trips, gives calibrated rankings.
 
-use triage::models::conditions::{ConditionMatcher, default_model_dir};
 use domain::{CaseInput, Sex};
+use triage::models::conditions::{ConditionMatcher, default_model_dir};
 
 fn setup() -> (kb::KnowledgeBase, ConditionMatcher) {
     let kb = kb::load_dir(kb::default_dir()).expect("knowledge base");
@@ -25,10 +25,7 @@ fn save_load_round_trip_gives_identical_outputs() {
         ..Default::default()
     };
     let input = kb.prepare(input);
-    assert_eq!(
-        model.probabilities(&[&input]),
-        again.probabilities(&[&input])
-    );
+    assert_eq!(model.probabilities(&[&input]), again.probabilities(&[&input]));
     assert_eq!(model.temperature(), again.temperature());
 }
 
@@ -48,17 +45,9 @@ fn probabilities_are_a_distribution_and_ranked() {
     assert!((sum - 1.0).abs() < 1e-3, "{sum}");
     let top = model.predict(&input, 10);
     assert!(top.windows(2).all(|w| w[0].probability >= w[1].probability));
-    let codes: Vec<&str> = top
-        .iter()
-        .take(3)
-        .map(|r| kb.conditions[r.condition].icd10.as_str())
-        .collect();
-    assert!(
-        codes
-            .iter()
-            .any(|c| c.starts_with("I21") || c.starts_with("I20")),
-        "{codes:?}"
-    );
+    let codes: Vec<&str> =
+        top.iter().take(3).map(|r| kb.conditions[r.condition].icd10.as_str()).collect();
+    assert!(codes.iter().any(|c| c.starts_with("I21") || c.starts_with("I20")), "{codes:?}");
 }
 
 #[test]
@@ -78,9 +67,6 @@ fn structured_findings_count() {
     };
     let input = kb.prepare(input);
     let top = model.predict(&input, 3);
-    let ids: Vec<&str> = top
-        .iter()
-        .map(|r| kb.conditions[r.condition].id.as_str())
-        .collect();
+    let ids: Vec<&str> = top.iter().map(|r| kb.conditions[r.condition].id.as_str()).collect();
     assert!(ids.contains(&"cystitis"), "{ids:?}");
 }

@@ -1,8 +1,8 @@
 //! The committed emergency-detector model: loads, round-trips, and the rules only raise.
 
 use domain::{CaseInput, Sex, TriageLevel, Vitals};
-use triage::models::emergency::{EmergencyDetector, default_model_dir, least_cost_level};
 use std::sync::Arc;
+use triage::models::emergency::{EmergencyDetector, default_model_dir, least_cost_level};
 
 fn setup() -> (Arc<kb::KnowledgeBase>, EmergencyDetector) {
     let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("knowledge base"));
@@ -21,17 +21,11 @@ fn save_load_round_trip_gives_identical_outputs() {
     let again = EmergencyDetector::load(dir.path(), kb.clone(), &device).unwrap();
     let input = CaseInput {
         text: "short of breath and wheezy".into(),
-        vitals: Vitals {
-            spo2: Some(93.0),
-            ..Default::default()
-        },
+        vitals: Vitals { spo2: Some(93.0), ..Default::default() },
         ..Default::default()
     };
     let input = kb.prepare(input);
-    assert_eq!(
-        model.probabilities(&[&input]),
-        again.probabilities(&[&input])
-    );
+    assert_eq!(model.probabilities(&[&input]), again.probabilities(&[&input]));
 }
 
 #[test]
@@ -50,12 +44,7 @@ fn red_flags_raise_the_model_level() {
             TriageLevel::EmergencyAmbulance,
             "",
         ),
-        (
-            "i keep thinking about killing myself",
-            Some(30.0),
-            TriageLevel::Emergency,
-            "suicid",
-        ),
+        ("i keep thinking about killing myself", Some(30.0), TriageLevel::Emergency, "suicid"),
     ];
     for (text, age, floor, rule_part) in cases {
         let a = model.assess(&kb.prepare(CaseInput {
@@ -64,22 +53,13 @@ fn red_flags_raise_the_model_level() {
             sex: Sex::Unknown,
             ..Default::default()
         }));
-        assert!(
-            a.level <= floor,
-            "{text}: {} should be at least {floor}",
-            a.level
-        );
+        assert!(a.level <= floor, "{text}: {} should be at least {floor}", a.level);
         assert!(a.level <= a.model_level, "rules may only raise");
         assert!(!a.red_flags.is_empty(), "{text}: no red flag fired");
         assert!(
-            a.red_flags
-                .iter()
-                .any(|&r| kb.rules[r].id.contains(rule_part)),
+            a.red_flags.iter().any(|&r| kb.rules[r].id.contains(rule_part)),
             "{text}: {:?}",
-            a.red_flags
-                .iter()
-                .map(|&r| &kb.rules[r].id)
-                .collect::<Vec<_>>()
+            a.red_flags.iter().map(|&r| &kb.rules[r].id).collect::<Vec<_>>()
         );
     }
 }
@@ -90,10 +70,7 @@ fn low_oxygen_from_vitals_alone_is_an_emergency() {
     let a = model.assess(&kb.prepare(CaseInput {
         text: "feel a bit tired".into(),
         age: Some(50.0),
-        vitals: Vitals {
-            spo2: Some(86.0),
-            ..Default::default()
-        },
+        vitals: Vitals { spo2: Some(86.0), ..Default::default() },
         ..Default::default()
     }));
     assert!(a.level.is_emergency(), "{}", a.level);
@@ -104,8 +81,5 @@ fn least_cost_prefers_caution() {
     // 40% emergency, 60% self-care: under-triage costs three times more, so not self-care.
     let level = least_cost_level(&[0.0, 0.4, 0.0, 0.0, 0.6]);
     assert!(level < TriageLevel::SelfCare, "{level}");
-    assert_eq!(
-        least_cost_level(&[0.0, 0.0, 0.0, 0.0, 1.0]),
-        TriageLevel::SelfCare
-    );
+    assert_eq!(least_cost_level(&[0.0, 0.0, 0.0, 0.0, 1.0]), TriageLevel::SelfCare);
 }

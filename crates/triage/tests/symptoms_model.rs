@@ -12,10 +12,7 @@ fn setup() -> (kb::KnowledgeBase, SymptomClassifier) {
 }
 
 fn text(t: &str) -> CaseInput {
-    CaseInput {
-        text: t.into(),
-        ..Default::default()
-    }
+    CaseInput { text: t.into(), ..Default::default() }
 }
 
 #[test]
@@ -27,9 +24,7 @@ fn save_load_round_trip_gives_identical_outputs() {
     let again = SymptomClassifier::load(dir.path(), &kb, &device).unwrap();
     let inputs = [
         kb.prepare(text("crushing chest pain and sweating")),
-        kb.prepare(text(
-            "my 4 yo has had a temp of 39 since yesterday and won't eat",
-        )),
+        kb.prepare(text("my 4 yo has had a temp of 39 since yesterday and won't eat")),
     ];
     let refs: Vec<&kb::Case> = inputs.iter().collect();
     assert_eq!(model.probabilities(&refs), again.probabilities(&refs));
@@ -42,28 +37,17 @@ fn reads_negations() {
     let cases = [
         (
             "headache and a stiff neck since yesterday, no rash",
-            vec![
-                ("headache", true),
-                ("neck_stiffness", true),
-                ("rash", false),
-            ],
+            vec![("headache", true), ("neck_stiffness", true), ("rash", false)],
         ),
         (
             "I have had a pounding headache and a stiff neck since yesterday, no rash",
-            vec![
-                ("headache", true),
-                ("neck_stiffness", true),
-                ("rash", false),
-            ],
+            vec![("headache", true), ("neck_stiffness", true), ("rash", false)],
         ),
         (
             "denies chest pain. has a cough and a fever",
             vec![("chest_pain", false), ("cough", true), ("fever", true)],
         ),
-        (
-            "i have been vomiting but no diarrhoea",
-            vec![("vomiting", true), ("diarrhoea", false)],
-        ),
+        ("i have been vomiting but no diarrhoea", vec![("vomiting", true), ("diarrhoea", false)]),
         (
             "no fever, no cough, just a sore throat",
             vec![("fever", false), ("cough", false), ("sore_throat", true)],
@@ -73,8 +57,7 @@ fn reads_negations() {
         let got = model.predict(&kb.prepare(text(t)));
         for (f, present) in expected {
             assert!(
-                got.iter()
-                    .any(|x| x.finding == id(f) && x.present == present),
+                got.iter().any(|x| x.finding == id(f) && x.present == present),
                 "{t:?}: expected {f} present={present}, got {:?}",
                 got.iter()
                     .map(|x| (kb.findings[x.finding].id.as_str(), x.present))
@@ -96,8 +79,5 @@ fn rejects_a_model_for_another_knowledge_base() {
     let err = SymptomClassifier::load(dir.path(), &small, &device)
         .err()
         .expect("vocabulary mismatch is an error");
-    assert!(
-        err.to_string().contains("different knowledge base"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("different knowledge base"), "{err}");
 }

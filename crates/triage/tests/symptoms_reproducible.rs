@@ -7,12 +7,7 @@ use ml::train::{Quiet, TrainConfig};
 fn same_seed_same_model() {
     let kb = kb::load_dir(kb::default_dir()).expect("knowledge base");
     let data = synth::splits(&kb, 99, 300, 60, 60);
-    let cfg = TrainConfig {
-        epochs: 1,
-        batch_size: 64,
-        learning_rate: 1e-2,
-        seed: 99,
-    };
+    let cfg = TrainConfig { epochs: 1, batch_size: 64, learning_rate: 1e-2, seed: 99 };
     let (a, ma) = triage::models::symptoms::train::train(&kb, &data, cfg.clone(), &mut Quiet);
     let (b, mb) = triage::models::symptoms::train::train(&kb, &data, cfg, &mut Quiet);
     let input = domain::CaseInput {

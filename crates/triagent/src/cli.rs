@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Parser, Debug)]
-#[command(name = "triagent", version, about = "Open medical triage: knowledge base, models and service")]
+#[command(
+    name = "triagent",
+    version,
+    about = "Open medical triage: knowledge base, models and service"
+)]
 struct Cli {
     /// Knowledge-base folder.
     #[arg(long, global = true, default_value_os_t = kb::default_dir())]
@@ -126,14 +130,22 @@ enum KeysAction {
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
 }
 
 /// oha on PATH, else where `cargo install` puts it.
 fn find_oha() -> PathBuf {
-    let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).map(|d| d.join("oha")).find(|p| p.is_file());
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("oha"))
+        .find(|p| p.is_file());
     on_path.unwrap_or_else(|| {
-        let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+        let home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
         home.unwrap_or_default().join("bin").join("oha")
     })
 }
@@ -144,9 +156,15 @@ pub fn run() -> Result<()> {
         telemetry::init_logs();
     }
     match cli.command {
-        Command::Eval { out, vignettes, models, seed, cases, show_misses } => evaluate(&cli.kb, cli.device, &out, &vignettes, models, seed, cases, show_misses),
-        Command::Serve { port, config, env, database_url } => serve(port, config, env, database_url),
-        Command::Keys { action, config, env, database_url } => keys(action, config, env, database_url),
+        Command::Eval { out, vignettes, models, seed, cases, show_misses } => {
+            evaluate(&cli.kb, cli.device, &out, &vignettes, models, seed, cases, show_misses)
+        }
+        Command::Serve { port, config, env, database_url } => {
+            serve(port, config, env, database_url)
+        }
+        Command::Keys { action, config, env, database_url } => {
+            keys(action, config, env, database_url)
+        }
         Command::Bench { out, port, step_secs, smoke, oha, service_env, service_binary } => {
             let opts = loadbench::Options {
                 binary: match service_binary {
@@ -169,7 +187,14 @@ pub fn run() -> Result<()> {
             let kb = kb::load_dir(&cli.kb)?;
             for c in synth::Generator::new(&kb, seed).cases(n) {
                 let cond = &kb.conditions[c.patient.condition];
-                println!("[{} | {} {} | {}] {}", c.register.as_str(), cond.id, cond.icd10, c.patient.level, c.text);
+                println!(
+                    "[{} | {} {} | {}] {}",
+                    c.register.as_str(),
+                    cond.id,
+                    cond.icd10,
+                    c.patient.level,
+                    c.text
+                );
             }
             Ok(())
         }
@@ -190,17 +215,37 @@ pub fn model_dirs(root: Option<&PathBuf>) -> triage::ModelDirs {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes: &PathBuf, models: Option<PathBuf>, seed: u64, cases: usize, show_misses: bool) -> Result<()> {
-    let kb = std::sync::Arc::new(kb::load_dir(kb_dir).with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?);
+fn evaluate(
+    kb_dir: &PathBuf,
+    device: ml::DeviceChoice,
+    out: &PathBuf,
+    vignettes: &PathBuf,
+    models: Option<PathBuf>,
+    seed: u64,
+    cases: usize,
+    show_misses: bool,
+) -> Result<()> {
+    let kb = std::sync::Arc::new(
+        kb::load_dir(kb_dir)
+            .with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?,
+    );
     let device = ml::select_device(device).map_err(anyhow::Error::msg)?;
-    let models = std::sync::Arc::new(triage::Models::load(kb.clone(), &model_dirs(models.as_ref()), &device)?);
+    let models = std::sync::Arc::new(triage::Models::load(
+        kb.clone(),
+        &model_dirs(models.as_ref()),
+        &device,
+    )?);
     let runner = triage::Runner::of(models.clone());
     let vs = eval::load_vignettes(vignettes, &kb)?;
     let test = synth::splits(&kb, seed, 0, 0, cases).test;
     let synthetic: Vec<eval::Item> = test.iter().map(|c| eval::Item::from_case(&kb, c)).collect();
     let hand: Vec<eval::Item> = vs.iter().map(eval::Item::from_vignette).collect();
     let bar = ProgressBar::new(2);
-    bar.set_style(ProgressStyle::with_template("{prefix:>20} [{bar:40}] {pos}/{len} {msg}").expect("template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>20} [{bar:40}] {pos}/{len} {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
     bar.set_prefix("eval");
     bar.set_message(format!("synthetic test split ({} cases)", synthetic.len()));
     let r1 = eval::evaluate(&runner, "Synthetic test split", &synthetic);
@@ -215,30 +260,62 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
             if a.code_rank.is_some_and(|r| r < 3) && a.level == a.gold_level {
                 continue;
             }
-            let top: Vec<String> = conditions.iter().take(3).map(|r| format!("{} {:.2}", kb.conditions[r.condition].icd10, r.probability)).collect();
-            let flags: Vec<&str> = t.decision.red_flags.iter().map(|&r| kb.rules[r].id.as_str()).collect();
-            let found: Vec<String> = t.findings.iter().flatten().map(|f| format!("{}{}", if f.present { "" } else { "!" }, kb.findings[f.finding].id)).collect();
+            let top: Vec<String> = conditions
+                .iter()
+                .take(3)
+                .map(|r| format!("{} {:.2}", kb.conditions[r.condition].icd10, r.probability))
+                .collect();
+            let flags: Vec<&str> =
+                t.decision.red_flags.iter().map(|&r| kb.rules[r].id.as_str()).collect();
+            let found: Vec<String> = t
+                .findings
+                .iter()
+                .flatten()
+                .map(|f| {
+                    format!("{}{}", if f.present { "" } else { "!" }, kb.findings[f.finding].id)
+                })
+                .collect();
             let mut by_level = [0f32; 5];
             for r in conditions {
                 by_level[kb.conditions[r.condition].urgency.index()] += r.probability;
             }
-            let show = |p: &[f32]| p.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
+            let show =
+                |p: &[f32]| p.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" ");
             println!(
                 "{} gold {:?} {} | got [{}] {} (model {} [{}], differential [{}]) flags {:?}\n   findings {:?}\n   {}",
-                v.id, v.gold_icd10, v.gold_level, top.join(", "), t.decision.level,
+                v.id,
+                v.gold_icd10,
+                v.gold_level,
+                top.join(", "),
+                t.decision.level,
                 t.emergency.as_ref().map_or("-".into(), |e| e.model_level.to_string()),
                 t.emergency.as_ref().map_or(String::new(), |e| show(&e.probabilities)),
-                show(&by_level), flags, found, v.text
+                show(&by_level),
+                flags,
+                found,
+                v.text
             );
         }
     }
     {
         let ranks: Vec<Option<usize>> = hand
             .iter()
-            .map(|item| eval::bayes_top(&kb, &item.input, 10).iter().position(|&c| item.gold_codes.iter().any(|g| *g == kb.conditions[c].icd10)))
+            .map(|item| {
+                eval::bayes_top(&kb, &item.input, 10)
+                    .iter()
+                    .position(|&c| item.gold_codes.iter().any(|g| *g == kb.conditions[c].icd10))
+            })
             .collect();
-        let at = |k: usize| ranks.iter().filter(|r| r.is_some_and(|r| r < k)).count() as f64 / ranks.len().max(1) as f64;
-        println!("hand-written vignettes, naive Bayes over the reading: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}", at(1), at(3), at(10));
+        let at = |k: usize| {
+            ranks.iter().filter(|r| r.is_some_and(|r| r < k)).count() as f64
+                / ranks.len().max(1) as f64
+        };
+        println!(
+            "hand-written vignettes, naive Bayes over the reading: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}",
+            at(1),
+            at(3),
+            at(10)
+        );
     }
     bar.inc(1);
     bar.finish_with_message("done");
@@ -252,11 +329,14 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
         synthetic.len(),
         std::fs::canonicalize(vignettes)
             .ok()
-            .and_then(|v| std::env::current_dir().ok().and_then(|c| v.strip_prefix(c).ok().map(|p| p.display().to_string())))
+            .and_then(|v| std::env::current_dir()
+                .ok()
+                .and_then(|c| v.strip_prefix(c).ok().map(|p| p.display().to_string())))
             .unwrap_or_else(|| vignettes.display().to_string()),
         out.display()
     );
-    let texts = eval::load_reading(&eval::default_reading_dir(), &kb).map_err(anyhow::Error::msg)?;
+    let texts =
+        eval::load_reading(&eval::default_reading_dir(), &kb).map_err(anyhow::Error::msg)?;
     let (mut extra, readings) = eval::reading_section(&models, &texts);
     for r in &readings {
         println!(
@@ -271,17 +351,28 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
     let dev_path = eval::default_dev_path();
     if dev_path.exists() {
         let cases = eval::load_dev(&dev_path).map_err(anyhow::Error::msg)?;
-        let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb).map_err(anyhow::Error::msg)?;
+        let map = eval::load_absent_map(&eval::default_absent_map_path(), &kb)
+            .map_err(anyhow::Error::msg)?;
         let dev = eval::dev_section(&runner, &cases, &map);
         std::fs::create_dir_all(out)?;
-        eval::write_reliability_plot(&out.join("development-vignettes-reliability.png"), &dev.calibration)?;
+        eval::write_reliability_plot(
+            &out.join("development-vignettes-reliability.png"),
+            &dev.calibration,
+        )?;
         extra.push('\n');
         extra.push_str(&dev.markdown);
         extra.push_str("\n![reliability diagram](development-vignettes-reliability.png)\n");
         let (d, a) = (&dev.pipeline, &dev.absent);
         println!(
             "development vignettes: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}, reach {:.3}; negatives read absent {} of {} ({:.3}), phrases with a finding read present {}",
-            d.top1, d.top3, d.top10, d.reach, a.read_absent, a.in_kb, a.read_absent as f64 / a.in_kb.max(1) as f64, a.with_present
+            d.top1,
+            d.top3,
+            d.top10,
+            d.reach,
+            a.read_absent,
+            a.in_kb,
+            a.read_absent as f64 / a.in_kb.max(1) as f64,
+            a.with_present
         );
         if show_misses {
             for (p, got) in &a.misses {
@@ -289,28 +380,49 @@ fn evaluate(kb_dir: &PathBuf, device: ml::DeviceChoice, out: &PathBuf, vignettes
             }
         }
     } else {
-        extra.push_str(&format!("\nDevelopment vignettes not found at {}: not measured.\n", dev_path.display()));
+        extra.push_str(&format!(
+            "\nDevelopment vignettes not found at {}: not measured.\n",
+            dev_path.display()
+        ));
     }
     eval::write_reports(out, &header, &[r1.clone(), r2.clone()], &extra)?;
     for r in [&r1, &r2] {
         println!(
             "{}: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}; triage accuracy {:.3}; under-triaged emergencies {:.3} of {}; over-triage {:.3}; ECE {:.3}",
-            r.name, r.top1, r.top3, r.top10, r.triage_accuracy, r.under_triaged_emergencies, r.emergencies, r.over_triage, r.ece
+            r.name,
+            r.top1,
+            r.top3,
+            r.top10,
+            r.triage_accuracy,
+            r.under_triaged_emergencies,
+            r.emergencies,
+            r.over_triage,
+            r.ece
         );
     }
     println!("report: {}", out.join("report.md").display());
     Ok(())
 }
 
-fn load_settings(config: Option<PathBuf>, env: Option<String>, database_url: Option<String>) -> Result<settings::Settings> {
-    let mut settings = settings::Settings::load(&settings::default_dir(), env.as_deref(), config.as_deref())?;
+fn load_settings(
+    config: Option<PathBuf>,
+    env: Option<String>,
+    database_url: Option<String>,
+) -> Result<settings::Settings> {
+    let mut settings =
+        settings::Settings::load(&settings::default_dir(), env.as_deref(), config.as_deref())?;
     if let Some(url) = database_url {
         settings.database.url = settings::Secret::new(url);
     }
     Ok(settings)
 }
 
-fn keys(action: KeysAction, config: Option<PathBuf>, env: Option<String>, database_url: Option<String>) -> Result<()> {
+fn keys(
+    action: KeysAction,
+    config: Option<PathBuf>,
+    env: Option<String>,
+    database_url: Option<String>,
+) -> Result<()> {
     let settings = load_settings(config, env, database_url)?;
     actix_web::rt::System::new().block_on(async move {
         let db = &settings.database;
@@ -360,11 +472,18 @@ fn keys(action: KeysAction, config: Option<PathBuf>, env: Option<String>, databa
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
-        eprintln!("triagent: could not turn transparent huge pages off ({e}); latency may suffer under load");
+        eprintln!(
+            "triagent: could not turn transparent huge pages off ({e}); latency may suffer under load"
+        );
     }
 }
 
-fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>, database_url: Option<String>) -> Result<()> {
+fn serve(
+    port: Option<u16>,
+    config: Option<PathBuf>,
+    env: Option<String>,
+    database_url: Option<String>,
+) -> Result<()> {
     no_transparent_huge_pages();
     let mut settings = load_settings(config, env, database_url)?;
     if let Some(p) = port {
@@ -380,11 +499,19 @@ fn serve(port: Option<u16>, config: Option<PathBuf>, env: Option<String>, databa
         let app = api::Application::build(settings).await?;
         let metrics = app.metrics();
         // Dropped when the server has stopped: the last reading goes out then.
-        let metrics_export = telemetry::spawn_metrics_export(&telemetry_settings, move || metrics.gather())?;
+        let metrics_export =
+            telemetry::spawn_metrics_export(&telemetry_settings, move || metrics.gather())?;
         if metrics_export.is_some() {
-            tracing::info!(interval_ms = telemetry_settings.metrics_interval_ms, "OpenTelemetry metrics on");
+            tracing::info!(
+                interval_ms = telemetry_settings.metrics_interval_ms,
+                "OpenTelemetry metrics on"
+            );
         }
-        eprintln!("triagent: ready on port {} in {:.1}s", app.port(), started.elapsed().as_secs_f64());
+        eprintln!(
+            "triagent: ready on port {} in {:.1}s",
+            app.port(),
+            started.elapsed().as_secs_f64()
+        );
         app.run_until_stopped().await?;
         eprintln!("triagent: stopped");
         Ok::<(), anyhow::Error>(())

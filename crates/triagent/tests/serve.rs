@@ -37,7 +37,9 @@ impl Serve {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_triagent"));
         cmd.arg("serve").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-        for (k, _) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("TRIAGENT")) {
+        for (k, _) in
+            std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("TRIAGENT"))
+        {
             cmd.env_remove(k);
         }
         cmd.env("TRIAGENT_ENV", "development").env("TRIAGENT__SERVER__PORT", port.to_string());
@@ -71,7 +73,9 @@ impl Serve {
                         return;
                     }
                 }
-                Err(_) => panic!("triagent did not print the expected line; stderr: {:#?}", self.log),
+                Err(_) => {
+                    panic!("triagent did not print the expected line; stderr: {:#?}", self.log)
+                }
             }
         }
     }
@@ -81,7 +85,12 @@ impl Serve {
     }
 
     fn signal(&self, name: &str) {
-        let ok = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status().expect("kill runs").success();
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs")
+            .success();
         assert!(ok, "kill -{name} failed");
     }
 
@@ -106,7 +115,11 @@ impl Drop for Serve {
 }
 
 /// Posts a triage request; returns when the answer arrived with the answer.
-async fn post(client: reqwest::Client, base: String, text: String) -> (Instant, reqwest::Result<reqwest::Response>) {
+async fn post(
+    client: reqwest::Client,
+    base: String,
+    text: String,
+) -> (Instant, reqwest::Result<reqwest::Response>) {
     let r = client.post(format!("{base}/v1/triage")).json(&json!({"text": text})).send().await;
     (Instant::now(), r)
 }
@@ -120,14 +133,21 @@ async fn settings_come_from_environment_variables() {
         ("TRIAGENT__AGENTS__CONDITION_MATCHER__DEADLINE_MS", "30000".into()),
     ]);
     let client = reqwest::Client::new();
-    let health = client.get(format!("{}/healthz", serve.base())).send().await.expect("listening on the port from the environment");
+    let health = client
+        .get(format!("{}/healthz", serve.base()))
+        .send()
+        .await
+        .expect("listening on the port from the environment");
     assert_eq!(health.status(), 200);
     let r = post(client.clone(), serve.base(), "a sore throat and a cough".into()).await.1.unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["degraded"], false, "{body}");
     let waited = body["agents"]["condition_matcher"]["latency_ms"].as_f64().unwrap();
-    assert!(waited >= 300.0, "condition_matcher answered in {waited} ms: the override was not applied");
+    assert!(
+        waited >= 300.0,
+        "condition_matcher answered in {waited} ms: the override was not applied"
+    );
     serve.signal("INT");
     assert_eq!(serve.wait_exit().code(), Some(0), "{:#?}", serve.log);
 }
@@ -144,17 +164,33 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
     ]);
     let base = serve.base();
     let client = reqwest::Client::new();
-    let mut events = client.get(format!("{base}/v1/events?type=triage_received,triage_completed")).send().await.unwrap();
+    let mut events = client
+        .get(format!("{base}/v1/events?type=triage_received,triage_completed"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(events.status(), 200);
     const N: usize = 16;
-    let calls: Vec<_> = (0..N).map(|i| tokio::spawn(post(client.clone(), base.clone(), format!("a headache for {i} days")))).collect();
+    let calls: Vec<_> = (0..N)
+        .map(|i| {
+            tokio::spawn(post(client.clone(), base.clone(), format!("a headache for {i} days")))
+        })
+        .collect();
     // Wait until the service has taken every request (one `triage_received` event each).
     let mut text = String::new();
     while text.matches("event: triage_received").count() < N {
-        let chunk = tokio::time::timeout(WAIT, events.chunk()).await.expect("events in time").unwrap().expect("the stream is open");
+        let chunk = tokio::time::timeout(WAIT, events.chunk())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .expect("the stream is open");
         text.push_str(std::str::from_utf8(&chunk).unwrap());
     }
-    assert_eq!(text.matches("event: triage_completed").count(), 0, "the requests must still be in flight");
+    assert_eq!(
+        text.matches("event: triage_completed").count(),
+        0,
+        "the requests must still be in flight"
+    );
     let sent = Instant::now();
     serve.signal("TERM");
 
@@ -166,10 +202,16 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
         assert_eq!(r.status(), 200);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["degraded"], false, "{body}");
-        for agent in ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"] {
+        for agent in
+            ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"]
+        {
             assert_eq!(body["agents"][agent]["status"], "ok", "{body}");
         }
-        assert!(body["triage"]["level"].is_string() && !body["conditions"].as_array().unwrap().is_empty(), "{body}");
+        assert!(
+            body["triage"]["level"].is_string()
+                && !body["conditions"].as_array().unwrap().is_empty(),
+            "{body}"
+        );
     }
     assert!(answered_after_signal > 0, "no request was in flight at SIGTERM");
     // Their events were flushed before the stream ended, and it does end.
@@ -193,7 +235,11 @@ fn keys_cmd(args: &[&str]) -> (bool, String, String) {
         cmd.env_remove(k);
     }
     let out = cmd.output().expect("triagent keys runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The production setup end to end: keys created with the command line in PostgreSQL, the
@@ -203,17 +249,49 @@ fn keys_cmd(args: &[&str]) -> (bool, String, String) {
 async fn keys_from_the_command_line_guard_a_production_service_and_never_reach_a_log() {
     let db = TestDb::create().await;
     let url = db.postgres_url(None);
-    let (ok, writer, create_log) = keys_cmd(&["create", "--name", "clinic app", "--scopes", "triage:write,reports:read", "--database-url", &url]);
+    let (ok, writer, create_log) = keys_cmd(&[
+        "create",
+        "--name",
+        "clinic app",
+        "--scopes",
+        "triage:write,reports:read",
+        "--database-url",
+        &url,
+    ]);
     assert!(ok, "{create_log}");
     let writer = writer.trim().to_string();
-    assert!(writer.starts_with("tri_") && writer.len() == 68, "the key alone on stdout: {writer:?}");
-    let writer_id = create_log.split_whitespace().skip_while(|w| *w != "key").nth(1).expect("the key id on stderr").to_string();
-    let (ok, watcher, log2) = keys_cmd(&["create", "--name", "dashboard", "--scopes", "events:read", "--database-url", &url]);
+    assert!(
+        writer.starts_with("tri_") && writer.len() == 68,
+        "the key alone on stdout: {writer:?}"
+    );
+    let writer_id = create_log
+        .split_whitespace()
+        .skip_while(|w| *w != "key")
+        .nth(1)
+        .expect("the key id on stderr")
+        .to_string();
+    let (ok, watcher, log2) = keys_cmd(&[
+        "create",
+        "--name",
+        "dashboard",
+        "--scopes",
+        "events:read",
+        "--database-url",
+        &url,
+    ]);
     assert!(ok, "{log2}");
     let watcher = watcher.trim().to_string();
-    assert!(!keys_cmd(&["create", "--name", "x", "--scopes", "triage:read", "--database-url", &url]).0, "an unknown scope is refused");
+    assert!(
+        !keys_cmd(&["create", "--name", "x", "--scopes", "triage:read", "--database-url", &url]).0,
+        "an unknown scope is refused"
+    );
     let (ok, list, list_log) = keys_cmd(&["list", "--database-url", &url]);
-    assert!(ok && list.contains("clinic app") && list.contains("dashboard") && list.contains(&writer_id), "{list}{list_log}");
+    assert!(
+        ok && list.contains("clinic app")
+            && list.contains("dashboard")
+            && list.contains(&writer_id),
+        "{list}{list_log}"
+    );
 
     let spool = tempfile::tempdir().unwrap();
     let mut serve = Serve::start(&[
@@ -227,7 +305,9 @@ async fn keys_from_the_command_line_guard_a_production_service_and_never_reach_a
     let base = serve.base();
     let client = reqwest::Client::new();
     let triage = |key: Option<&str>| {
-        let mut r = client.post(format!("{base}/v1/triage")).json(&json!({"text": "a cough and a fever for three days", "age": 40}));
+        let mut r = client
+            .post(format!("{base}/v1/triage"))
+            .json(&json!({"text": "a cough and a fever for three days", "age": 40}));
         if let Some(k) = key {
             r = r.bearer_auth(k);
         }
@@ -239,7 +319,9 @@ async fn keys_from_the_command_line_guard_a_production_service_and_never_reach_a
     assert_eq!(triage(Some(&watcher)).await.unwrap().status(), 403);
     let answer: Value = triage(Some(&writer)).await.unwrap().json().await.unwrap();
     let id = answer["id"].as_str().expect("an answer").to_string();
-    let get = |key: &str| client.get(format!("{base}/v1/triage/{id}")).bearer_auth(key.to_string()).send();
+    let get = |key: &str| {
+        client.get(format!("{base}/v1/triage/{id}")).bearer_auth(key.to_string()).send()
+    };
     assert_eq!(get(&writer).await.unwrap().status(), 200);
     assert_eq!(get(&watcher).await.unwrap().status(), 403);
 
@@ -252,17 +334,43 @@ async fn keys_from_the_command_line_guard_a_production_service_and_never_reach_a
 
     // The report is kept under the key's id; the audit log has the admin actions and the use.
     let pg = db.client().await;
-    let owner: Option<uuid::Uuid> = pg.query_one("SELECT api_key_id FROM reports WHERE id = $1::text::uuid", &[&id]).await.unwrap().get(0);
+    let owner: Option<uuid::Uuid> = pg
+        .query_one("SELECT api_key_id FROM reports WHERE id = $1::text::uuid", &[&id])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(owner.map(|u| u.to_string()), Some(writer_id.clone()));
-    let actions: Vec<String> = pg.query("SELECT action FROM audit_log ORDER BY id", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let actions: Vec<String> = pg
+        .query("SELECT action FROM audit_log ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     for wanted in ["key_created", "key_revoked", "key_used", "auth_failed", "scope_denied"] {
-        assert!(actions.iter().any(|a| a == wanted), "{wanted} missing from {actions:?}; {:#?}", serve.log);
+        assert!(
+            actions.iter().any(|a| a == wanted),
+            "{wanted} missing from {actions:?}; {:#?}",
+            serve.log
+        );
     }
 
     // Every line either process printed: the access log is there (so the check below looks at
     // real log lines), and no key or hash is.
-    let lines: Vec<&str> = serve.log.iter().map(String::as_str).chain(create_log.lines()).chain(log2.lines()).chain(list_log.lines()).chain(revoke_log.lines()).chain(list.lines()).collect();
-    assert!(lines.iter().any(|l| l.contains("triagent::access") && l.contains(&writer_id)), "no access log line: {lines:#?}");
+    let lines: Vec<&str> = serve
+        .log
+        .iter()
+        .map(String::as_str)
+        .chain(create_log.lines())
+        .chain(log2.lines())
+        .chain(list_log.lines())
+        .chain(revoke_log.lines())
+        .chain(list.lines())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("triagent::access") && l.contains(&writer_id)),
+        "no access log line: {lines:#?}"
+    );
     for secret in [&writer, &watcher, &wrong.expose().to_string()] {
         let hash = store::KeySecret::new(secret.as_str()).hash();
         for l in &lines {
@@ -296,7 +404,16 @@ async fn killed_during_spool_replay_the_restarted_service_keeps_every_answered_r
     const N: usize = 120;
     let mut acked = Vec::new();
     for chunk in (0..N).collect::<Vec<_>>().chunks(8) {
-        let calls: Vec<_> = chunk.iter().map(|i| tokio::spawn(post(client.clone(), base.clone(), format!("a cough and a sore throat for {i} days")))).collect();
+        let calls: Vec<_> = chunk
+            .iter()
+            .map(|i| {
+                tokio::spawn(post(
+                    client.clone(),
+                    base.clone(),
+                    format!("a cough and a sore throat for {i} days"),
+                ))
+            })
+            .collect();
         for c in calls {
             let r = c.await.unwrap().1.expect("answered");
             assert_eq!(r.status(), 200, "answered during the outage");
@@ -304,11 +421,13 @@ async fn killed_during_spool_replay_the_restarted_service_keeps_every_answered_r
             acked.push(body["id"].as_str().unwrap().to_string());
         }
     }
-    let ready: Value = client.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
+    let ready: Value =
+        client.get(format!("{base}/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["store"]["status"], "degraded", "{ready}");
 
     let pg = db.client().await;
-    let count = async || -> i64 { pg.query_one("SELECT count(*) FROM reports", &[]).await.unwrap().get(0) };
+    let count =
+        async || -> i64 { pg.query_one("SELECT count(*) FROM reports", &[]).await.unwrap().get(0) };
     assert_eq!(count().await, 0);
     proxy.restore();
     let until = Instant::now() + WAIT;
@@ -320,25 +439,45 @@ async fn killed_during_spool_replay_the_restarted_service_keeps_every_answered_r
     first.child.wait().unwrap();
     let at_kill = count().await;
     println!("killed with {at_kill} of {N} reports replayed");
-    assert!(at_kill > 0 && (at_kill as usize) < N, "killed in the middle of the replay ({at_kill} of {N})");
+    assert!(
+        at_kill > 0 && (at_kill as usize) < N,
+        "killed in the middle of the replay ({at_kill} of {N})"
+    );
 
     // Started again, straight to the database, on the same spool.
     let second = Serve::start(&env(db.postgres_url(None)));
     let until = Instant::now() + WAIT;
     loop {
-        let ready: Value = client.get(format!("{}/readyz", second.base())).send().await.unwrap().json().await.unwrap();
+        let ready: Value = client
+            .get(format!("{}/readyz", second.base()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         if ready["store"]["status"] == "ok" {
             break;
         }
         assert!(Instant::now() < until, "the restarted service never replayed its spool: {ready}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let ids: Vec<String> = pg.query("SELECT id::text FROM reports", &[]).await.unwrap().iter().map(|r| r.get(0)).collect();
+    let ids: Vec<String> = pg
+        .query("SELECT id::text FROM reports", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
     let unique: std::collections::HashSet<&String> = ids.iter().collect();
     assert_eq!(ids.len(), N, "every answered report once");
     assert_eq!(unique.len(), N);
     assert!(acked.iter().all(|id| unique.contains(id)));
-    let dup: i64 = pg.query_one("SELECT count(*) - count(DISTINCT event_id) FROM events", &[]).await.unwrap().get(0);
+    let dup: i64 = pg
+        .query_one("SELECT count(*) - count(DISTINCT event_id) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(dup, 0, "an event is stored twice");
 }
 
@@ -360,7 +499,8 @@ fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>
                     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
                         return;
                     }
-                    let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
+                    let path =
+                        request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
                     let mut length = 0usize;
                     loop {
                         let mut line = String::new();
@@ -398,7 +538,11 @@ async fn traces_and_metrics_reach_an_otlp_receiver() {
         ("TRIAGENT__TELEMETRY__SAMPLE_RATIO", "1.0".into()),
         ("TRIAGENT__AGENTS__DEFAULT__DEADLINE_MS", "30000".into()),
     ]);
-    let r = post(reqwest::Client::new(), serve.base(), "a headache and a fever since yesterday".into()).await.1.unwrap();
+    let r =
+        post(reqwest::Client::new(), serve.base(), "a headache and a fever since yesterday".into())
+            .await
+            .1
+            .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("traceparent"), "the trace id is given back");
     // The batch exporter sends what it holds at shutdown.
@@ -407,12 +551,22 @@ async fn traces_and_metrics_reach_an_otlp_receiver() {
 
     let all = got.lock().unwrap().clone();
     assert!(!all.is_empty(), "nothing reached the receiver; {:#?}", serve.log);
-    assert!(all.iter().all(|(path, _)| path == "/v1/traces" || path == "/v1/metrics"), "{:?}", all.iter().map(|x| &x.0).collect::<Vec<_>>());
+    assert!(
+        all.iter().all(|(path, _)| path == "/v1/traces" || path == "/v1/metrics"),
+        "{:?}",
+        all.iter().map(|x| &x.0).collect::<Vec<_>>()
+    );
 
     // Metrics: the last reading is sent at shutdown, with the answered request counted.
-    let (metric_bodies, bodies): (Vec<_>, Vec<_>) = all.into_iter().partition(|(path, _)| path == "/v1/metrics");
-    let last: Value = serde_json::from_slice(&metric_bodies.last().expect("metrics reached the receiver").1).expect("OTLP JSON");
-    let exported: Vec<Value> = last["resourceMetrics"][0]["scopeMetrics"][0]["metrics"].as_array().expect("metrics").clone();
+    let (metric_bodies, bodies): (Vec<_>, Vec<_>) =
+        all.into_iter().partition(|(path, _)| path == "/v1/metrics");
+    let last: Value =
+        serde_json::from_slice(&metric_bodies.last().expect("metrics reached the receiver").1)
+            .expect("OTLP JSON");
+    let exported: Vec<Value> = last["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]
+        .as_array()
+        .expect("metrics")
+        .clone();
     let names: Vec<&str> = exported.iter().map(|m| m["name"].as_str().unwrap()).collect();
     assert!(names.iter().all(|n| metrics::NAMES.contains(n)), "{names:?}");
     for name in [metrics::HTTP_REQUESTS, metrics::AGENT_LATENCY, metrics::TRIAGE_LEVELS] {
@@ -423,7 +577,12 @@ async fn traces_and_metrics_reach_an_otlp_receiver() {
     assert_eq!(points.len(), 4, "one series per agent: {latency}");
     let requests = exported.iter().find(|m| m["name"] == metrics::HTTP_REQUESTS).unwrap();
     assert!(
-        requests["sum"]["dataPoints"].as_array().unwrap().iter().any(|p| p["asDouble"] == json!(1.0) && p["attributes"].to_string().contains("/v1/triage")),
+        requests["sum"]["dataPoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["asDouble"] == json!(1.0)
+                && p["attributes"].to_string().contains("/v1/triage")),
         "the triage request is counted: {requests}"
     );
 
@@ -432,7 +591,12 @@ async fn traces_and_metrics_reach_an_otlp_receiver() {
         assert_eq!(path, "/v1/traces");
         let doc: Value = serde_json::from_slice(body).expect("OTLP JSON");
         for rs in doc["resourceSpans"].as_array().unwrap() {
-            let service = rs["resource"]["attributes"].as_array().unwrap().iter().find(|a| a["key"] == "service.name").map(|a| a["value"]["stringValue"].clone());
+            let service = rs["resource"]["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["key"] == "service.name")
+                .map(|a| a["value"]["stringValue"].clone());
             assert_eq!(service, Some(json!("triagent")));
             for ss in rs["scopeSpans"].as_array().unwrap() {
                 spans.extend(ss["spans"].as_array().unwrap().iter().cloned());
@@ -442,9 +606,16 @@ async fn traces_and_metrics_reach_an_otlp_receiver() {
     let named = |n: &str| spans.iter().filter(|s| s["name"] == n).cloned().collect::<Vec<Value>>();
     let triage = named("triage");
     assert_eq!(triage.len(), 1, "{spans:#?}");
-    let http: Vec<Value> = named("HTTP request").into_iter().filter(|s| s["spanId"] == triage[0]["parentSpanId"]).collect();
+    let http: Vec<Value> = named("HTTP request")
+        .into_iter()
+        .filter(|s| s["spanId"] == triage[0]["parentSpanId"])
+        .collect();
     assert_eq!(http.len(), 1, "the triage span's parent is the HTTP span: {spans:#?}");
-    let agents: Vec<Value> = named("agent").into_iter().filter(|s| s["parentSpanId"] == triage[0]["spanId"]).collect();
+    let agents: Vec<Value> =
+        named("agent").into_iter().filter(|s| s["parentSpanId"] == triage[0]["spanId"]).collect();
     assert_eq!(agents.len(), 4, "{spans:#?}");
-    assert!(spans.iter().all(|s| s["traceId"] == triage[0]["traceId"] || s["name"] == "HTTP request"), "one trace per triage");
+    assert!(
+        spans.iter().all(|s| s["traceId"] == triage[0]["traceId"] || s["name"] == "HTTP request"),
+        "one trace per triage"
+    );
 }

@@ -18,7 +18,10 @@ async fn answered_connection(addr: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(HEALTHZ).await.unwrap();
     let mut buf = [0u8; 1024];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.expect("answered").unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("answered")
+        .unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
     s
 }
@@ -28,7 +31,10 @@ async fn refused(addr: &str) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(HEALTHZ).await.unwrap();
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await.expect("the refused connection is closed").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("the refused connection is closed")
+        .unwrap();
     String::from_utf8_lossy(&buf).into_owned()
 }
 
@@ -67,7 +73,12 @@ async fn connections_past_the_per_address_limit_are_refused_and_closed() {
     }
     assert!(served, "a connection is served again once one closed");
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.lines().any(|l| l.starts_with("triagent_http_connections_refused_total ") && !l.ends_with(" 0")), "{metrics}");
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("triagent_http_connections_refused_total ") && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
 }
 
 /// Past `server.max_connections` in all, the same.
@@ -77,7 +88,8 @@ async fn connections_past_the_global_limit_are_refused_and_closed() {
     settings.server.max_connections = 3;
     let app = spawn_with(settings, triage::ModelAgent::all(models())).await;
     let addr = addr(&app);
-    let _held: Vec<TcpStream> = futures_util::future::join_all((0..3).map(|_| answered_connection(&addr))).await;
+    let _held: Vec<TcpStream> =
+        futures_util::future::join_all((0..3).map(|_| answered_connection(&addr))).await;
     assert_refusal(&refused(&addr).await);
 }
 
@@ -101,15 +113,24 @@ async fn stalled_uploads_are_closed_and_others_keep_being_answered() {
     let mut latencies = Vec::new();
     while started.elapsed() < Duration::from_millis(800) {
         let t = Instant::now();
-        assert_eq!(app.post_json(&json!({"text": "sore throat and a runny nose"})).await.status(), 200);
+        assert_eq!(
+            app.post_json(&json!({"text": "sore throat and a runny nose"})).await.status(),
+            200
+        );
         latencies.push(t.elapsed());
     }
     let mut closed = 0;
     for mut s in stalled {
         let mut buf = Vec::new();
-        tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf)).await.expect("closed in time").unwrap();
+        tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf))
+            .await
+            .expect("closed in time")
+            .unwrap();
         let text = String::from_utf8_lossy(&buf);
-        assert!(text.starts_with("HTTP/1.1 408") && text.contains("\"code\":\"body_timeout\""), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 408") && text.contains("\"code\":\"body_timeout\""),
+            "{text}"
+        );
         closed += 1;
     }
     let all_closed = started.elapsed();
@@ -123,7 +144,11 @@ async fn stalled_uploads_are_closed_and_others_keep_being_answered() {
         p(0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3
     );
-    assert!(latencies.len() >= 5, "only {} answers in 0.8 s beside the stalled uploads", latencies.len());
+    assert!(
+        latencies.len() >= 5,
+        "only {} answers in 0.8 s beside the stalled uploads",
+        latencies.len()
+    );
 }
 
 /// Subscribers that never read stop being fed once their small send buffer is full, and the
@@ -137,7 +162,10 @@ async fn event_subscribers_that_never_read_are_dropped() {
     let addr = addr(&app);
     let subscribers = async || {
         let m = app.get("/metrics").await.text().await.unwrap();
-        m.lines().find_map(|l| l.strip_prefix("triagent_bus_subscribers ")).and_then(|v| v.parse::<u64>().ok()).unwrap()
+        m.lines()
+            .find_map(|l| l.strip_prefix("triagent_bus_subscribers "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap()
     };
     // The store's own follower of the bus.
     let before = subscribers().await;
@@ -162,9 +190,16 @@ async fn event_subscribers_that_never_read_are_dropped() {
         if subscribers().await == before {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "stalled subscribers still held after 60 s: {}", subscribers().await);
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "stalled subscribers still held after 60 s: {}",
+            subscribers().await
+        );
     }
-    eprintln!("20 stalled subscribers dropped {:.1} s after triage began", started.elapsed().as_secs_f64());
+    eprintln!(
+        "20 stalled subscribers dropped {:.1} s after triage began",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// What the server answers to raw bytes on a new connection, read until it closes.
@@ -172,7 +207,9 @@ async fn answer_to(addr: &str, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(bytes).await.unwrap();
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf)).await.expect("answered and closed");
+    let _ = tokio::time::timeout(Duration::from_secs(15), s.read_to_end(&mut buf))
+        .await
+        .expect("answered and closed");
     String::from_utf8_lossy(&buf).into_owned()
 }
 
@@ -183,8 +220,12 @@ async fn answer_to(addr: &str, bytes: &[u8]) -> String {
 async fn errors_from_the_http_layer_have_the_json_body() {
     let app = spawn_app().await;
     let addr = addr(&app);
-    let long_url = format!("GET /v1/symptoms?q={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70 * 1024));
-    let big_header = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n", (0..200).map(|i| format!("X-Big-{i}: {}\r\n", "b".repeat(1024))).collect::<String>());
+    let long_url =
+        format!("GET /v1/symptoms?q={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70 * 1024));
+    let big_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..200).map(|i| format!("X-Big-{i}: {}\r\n", "b".repeat(1024))).collect::<String>()
+    );
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("malformed", b"NOT HTTP AT ALL\r\n\r\n".to_vec(), "HTTP/1.1 400"),
         ("smuggling", b"POST /v1/triage HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), "HTTP/1.1 400"),
@@ -199,7 +240,11 @@ async fn errors_from_the_http_layer_have_the_json_body() {
         let lower = text.to_ascii_lowercase();
         assert!(lower.contains("\r\ncontent-type: application/json\r\n"), "{what}: {text}");
         let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
-        let json: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
-        assert!(json["error"]["code"].is_string() && json["error"]["message"].is_string(), "{what}: {json}");
+        let json: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
+        assert!(
+            json["error"]["code"].is_string() && json["error"]["message"].is_string(),
+            "{what}: {json}"
+        );
     }
 }

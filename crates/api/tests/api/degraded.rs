@@ -2,12 +2,13 @@
 //! 503 when every queue is full.
 
 use crate::helpers::*;
-use triage::{AgentKind, AgentModel};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use triage::{AgentKind, AgentModel};
 
-const ORDER: [&str; 5] = ["emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care"];
+const ORDER: [&str; 5] =
+    ["emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care"];
 
 fn rank(level: &Value) -> usize {
     ORDER.iter().position(|l| level == l).expect("a known level")
@@ -17,7 +18,11 @@ fn rank(level: &Value) -> usize {
 async fn each_agent_down_gives_a_degraded_200_that_keeps_the_safety_floor() {
     for down in AgentKind::ALL {
         let app = spawn_with(test_settings(), with_failing(down)).await;
-        let r = app.post_json(&json!({"text": "bit of a runny nose and sneezing since yesterday", "age": 30})).await;
+        let r = app
+            .post_json(
+                &json!({"text": "bit of a runny nose and sneezing since yesterday", "age": 30}),
+            )
+            .await;
         assert_eq!(r.status(), 200, "{down:?}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["degraded"], true, "{down:?}");
@@ -36,7 +41,11 @@ async fn each_agent_down_gives_a_degraded_200_that_keeps_the_safety_floor() {
         }
         // Red-flag rules still run when the emergency detector is down.
         if down == AgentKind::EmergencyDetector {
-            let r = app.post_json(&json!({"text": "his face has dropped on one side and his speech is slurred"})).await;
+            let r = app
+                .post_json(
+                    &json!({"text": "his face has dropped on one side and his speech is slurred"}),
+                )
+                .await;
             let body: Value = r.json().await.unwrap();
             assert_eq!(body["triage"]["level"], "emergency_ambulance", "{body}");
         }
@@ -50,13 +59,18 @@ async fn every_queue_full_is_503_with_retry_after() {
     s.agents.default.max_batch = 1;
     let agents: Vec<Arc<dyn AgentModel>> = triage::ModelAgent::all(models())
         .into_iter()
-        .map(|a| Arc::new(Faulty { inner: a, fail: false, delay: Duration::from_millis(400) }) as Arc<dyn AgentModel>)
+        .map(|a| {
+            Arc::new(Faulty { inner: a, fail: false, delay: Duration::from_millis(400) })
+                as Arc<dyn AgentModel>
+        })
         .collect();
     let app = Arc::new(spawn_with(s, agents).await);
     let mut calls = Vec::new();
     for i in 0..6 {
         let app = app.clone();
-        calls.push(actix_rt::spawn(async move { app.post_json(&json!({"text": format!("cough number {i}")})).await }));
+        calls.push(actix_rt::spawn(async move {
+            app.post_json(&json!({"text": format!("cough number {i}")})).await
+        }));
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut ok = 0;
@@ -86,13 +100,20 @@ async fn a_request_over_the_handler_deadline_is_a_503() {
     s.server.handler_timeout_ms = 200;
     let agents: Vec<Arc<dyn AgentModel>> = triage::ModelAgent::all(models())
         .into_iter()
-        .map(|a| Arc::new(Faulty { inner: a, fail: false, delay: Duration::from_millis(1500) }) as Arc<dyn AgentModel>)
+        .map(|a| {
+            Arc::new(Faulty { inner: a, fail: false, delay: Duration::from_millis(1500) })
+                as Arc<dyn AgentModel>
+        })
         .collect();
     let app = spawn_with(s, agents).await;
     let started = std::time::Instant::now();
     let r = app.post_json(&json!({"text": "a cough for two days"})).await;
     assert_eq!(r.status(), 503);
-    assert!(started.elapsed() < Duration::from_millis(1500), "answered before the agents: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "answered before the agents: {:?}",
+        started.elapsed()
+    );
     assert!(r.headers().get("retry-after").is_some());
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "handler_timeout", "{body}");

@@ -45,8 +45,14 @@ async fn a_triage_streams_its_steps_in_order() {
     assert_eq!(t[5], "triage_completed");
     let mut agents = t[1..5].to_vec();
     agents.sort_unstable();
-    assert_eq!(agents, ["care_retrieved", "conditions_ranked", "emergency_assessed", "findings_extracted"]);
-    assert!(events.windows(2).all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()), "seq increases");
+    assert_eq!(
+        agents,
+        ["care_retrieved", "conditions_ranked", "emergency_assessed", "findings_extracted"]
+    );
+    assert!(
+        events.windows(2).all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()),
+        "seq increases"
+    );
     // Sizes, never the text.
     assert_eq!(events[0]["text_chars"], text.chars().count());
     assert!(events.iter().all(|e| !e.to_string().contains("sore throat")));
@@ -56,9 +62,15 @@ async fn a_triage_streams_its_steps_in_order() {
 #[actix_rt::test]
 async fn filters_by_type_and_level_and_emergencies_come_before_completion() {
     let app = spawn_app().await;
-    let mut emergencies = SseStream::open(&app, "?type=emergency_assessed,triage_completed&level=emergency_ambulance,emergency", None).await;
+    let mut emergencies = SseStream::open(
+        &app,
+        "?type=emergency_assessed,triage_completed&level=emergency_ambulance,emergency",
+        None,
+    )
+    .await;
     let mut completed = SseStream::open(&app, "?type=triage_completed", None).await;
-    let mut self_care = SseStream::open(&app, "?level=self_care,consultation,consultation_24", None).await;
+    let mut self_care =
+        SseStream::open(&app, "?level=self_care,consultation,consultation_24", None).await;
     // The cold first: if the level filter let it through, it would be the first thing read.
     let cold = triage_id(&app, COLD).await;
     let stroke = triage_id(&app, STROKE).await;
@@ -66,9 +78,16 @@ async fn filters_by_type_and_level_and_emergencies_come_before_completion() {
     let first = emergencies.next_event().await;
     assert_eq!(first["report_id"], stroke, "{first}");
     assert_eq!(first["type"], "emergency_assessed");
-    assert!(["emergency_ambulance", "emergency"].contains(&first["level"].as_str().unwrap()), "{first}");
+    assert!(
+        ["emergency_ambulance", "emergency"].contains(&first["level"].as_str().unwrap()),
+        "{first}"
+    );
     let second = emergencies.next_event().await;
-    assert_eq!((&second["report_id"], &second["type"], &second["level"]), (&json!(stroke), &json!("triage_completed"), &json!("emergency_ambulance")), "{second}");
+    assert_eq!(
+        (&second["report_id"], &second["type"], &second["level"]),
+        (&json!(stroke), &json!("triage_completed"), &json!("emergency_ambulance")),
+        "{second}"
+    );
     assert!(first["seq"].as_u64() < second["seq"].as_u64());
 
     let a = completed.next_event().await;
@@ -79,7 +98,10 @@ async fn filters_by_type_and_level_and_emergencies_come_before_completion() {
     // Events without a level never pass a level filter; the cold's levelled events do.
     let c = self_care.next_event().await;
     assert_eq!(c["report_id"], cold, "{c}");
-    assert!(["emergency_assessed", "triage_completed"].contains(&c["type"].as_str().unwrap()), "{c}");
+    assert!(
+        ["emergency_assessed", "triage_completed"].contains(&c["type"].as_str().unwrap()),
+        "{c}"
+    );
 }
 
 #[actix_rt::test]
@@ -103,11 +125,19 @@ async fn resuming_gets_exactly_the_events_after_the_last_id() {
         }
         assert_eq!(got, log[2..], "{query} {header:?}");
         // Nothing else is queued: the next thing is the keep-alive of an idle stream.
-        assert_eq!(resumed.next().await, Some(Sse::Comment("keep-alive".into())), "{query} {header:?}");
+        assert_eq!(
+            resumed.next().await,
+            Some(Sse::Comment("keep-alive".into())),
+            "{query} {header:?}"
+        );
         // And it carries on live, without a hole at the seam.
         let next = triage_id(&app, COLD).await;
         let live = resumed.next_event().await;
-        assert_eq!((&live["report_id"], &live["type"]), (&json!(next), &json!("triage_received")), "{live}");
+        assert_eq!(
+            (&live["report_id"], &live["type"]),
+            (&json!(next), &json!("triage_received")),
+            "{live}"
+        );
         log.extend(events_of(&mut all, &next).await);
         assert_eq!(live, log[log.len() - 6]);
     }
@@ -120,7 +150,9 @@ async fn resumed_from_start(app: &TestApp) -> Vec<Result<u64, u64>> {
     let mut out = Vec::new();
     loop {
         match sse.next_message().await {
-            Some(Sse::Message { id: None, event, data }) if event == "gap" => out.push(Err(data["missed"].as_u64().unwrap())),
+            Some(Sse::Message { id: None, event, data }) if event == "gap" => {
+                out.push(Err(data["missed"].as_u64().unwrap()))
+            }
             Some(Sse::Message { id: Some(seq), data, .. }) => {
                 out.push(Ok(seq));
                 if data["type"] == "triage_completed" {

@@ -1,10 +1,10 @@
 //! Starting the service for a test.
 
-use triage::{AgentKind, AgentModel, AgentOutput};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use triage::{AgentKind, AgentModel, AgentOutput};
 
 pub fn kb() -> Arc<kb::KnowledgeBase> {
     static KB: OnceLock<Arc<kb::KnowledgeBase>> = OnceLock::new();
@@ -16,13 +16,17 @@ pub fn models() -> Arc<triage::Models> {
     static M: OnceLock<Arc<triage::Models>> = OnceLock::new();
     M.get_or_init(|| {
         let device = ml::select_device(ml::DeviceChoice::Cpu).unwrap();
-        Arc::new(triage::Models::load(kb(), &triage::ModelDirs::default(), &device).expect("committed models"))
+        Arc::new(
+            triage::Models::load(kb(), &triage::ModelDirs::default(), &device)
+                .expect("committed models"),
+        )
     })
     .clone()
 }
 
 pub fn test_settings() -> settings::Settings {
-    let mut s = settings::Settings::load(&settings::default_dir(), Some("test"), None).expect("settings");
+    let mut s =
+        settings::Settings::load(&settings::default_dir(), Some("test"), None).expect("settings");
     s.server.host = "127.0.0.1".into();
     s.server.port = 0;
     s.server.workers = 2;
@@ -38,7 +42,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn post_json(&self, body: &serde_json::Value) -> reqwest::Response {
-        self.client.post(format!("{}/v1/triage", self.base)).json(body).send().await.expect("request")
+        self.client
+            .post(format!("{}/v1/triage", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -47,7 +56,8 @@ impl TestApp {
 }
 
 pub async fn spawn_with(settings: settings::Settings, agents: Vec<Arc<dyn AgentModel>>) -> TestApp {
-    let app = api::Application::build_with_agents(settings, kb(), agents).await.expect("app builds");
+    let app =
+        api::Application::build_with_agents(settings, kb(), agents).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     // Not `run_until_stopped`: a test binary should not take over SIGINT/SIGTERM.
     actix_rt::spawn(app.run_until(std::future::pending()));
@@ -56,8 +66,12 @@ pub async fn spawn_with(settings: settings::Settings, agents: Vec<Arc<dyn AgentM
 
 /// The service, with a trigger that starts a graceful shutdown (as SIGTERM does) and the
 /// handle of the server task, which ends when the shutdown is complete.
-pub async fn spawn_stoppable(settings: settings::Settings, agents: Vec<Arc<dyn AgentModel>>) -> (TestApp, tokio::sync::oneshot::Sender<()>, actix_rt::task::JoinHandle<std::io::Result<()>>) {
-    let app = api::Application::build_with_agents(settings, kb(), agents).await.expect("app builds");
+pub async fn spawn_stoppable(
+    settings: settings::Settings,
+    agents: Vec<Arc<dyn AgentModel>>,
+) -> (TestApp, tokio::sync::oneshot::Sender<()>, actix_rt::task::JoinHandle<std::io::Result<()>>) {
+    let app =
+        api::Application::build_with_agents(settings, kb(), agents).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = actix_rt::spawn(app.run_until(async move {
@@ -95,7 +109,14 @@ impl AgentModel for Faulty {
 pub fn with_failing(kind: AgentKind) -> Vec<Arc<dyn AgentModel>> {
     triage::ModelAgent::all(models())
         .into_iter()
-        .map(|a| if a.kind() == kind { Arc::new(Faulty { inner: a, fail: true, delay: Duration::ZERO }) as Arc<dyn AgentModel> } else { a })
+        .map(|a| {
+            if a.kind() == kind {
+                Arc::new(Faulty { inner: a, fail: true, delay: Duration::ZERO })
+                    as Arc<dyn AgentModel>
+            } else {
+                a
+            }
+        })
         .collect()
 }
 
@@ -125,8 +146,14 @@ impl AgentModel for Flaky {
 }
 
 /// The real agents with `kind` replaced by `double(real agent)`.
-pub fn replacing(kind: AgentKind, double: impl Fn(Arc<dyn AgentModel>) -> Arc<dyn AgentModel>) -> Vec<Arc<dyn AgentModel>> {
-    triage::ModelAgent::all(models()).into_iter().map(|a| if a.kind() == kind { double(a) } else { a }).collect()
+pub fn replacing(
+    kind: AgentKind,
+    double: impl Fn(Arc<dyn AgentModel>) -> Arc<dyn AgentModel>,
+) -> Vec<Arc<dyn AgentModel>> {
+    triage::ModelAgent::all(models())
+        .into_iter()
+        .map(|a| if a.kind() == kind { double(a) } else { a })
+        .collect()
 }
 
 /// Generous: a debug build on a loaded 2-core machine.
@@ -137,7 +164,11 @@ const WAIT: Duration = Duration::from_secs(60);
 pub enum Sse {
     /// A `: comment` line (`subscribed`, `keep-alive`).
     Comment(String),
-    Message { id: Option<u64>, event: String, data: Value },
+    Message {
+        id: Option<u64>,
+        event: String,
+        data: Value,
+    },
 }
 
 /// A minimal SSE reader over a streaming reqwest response.
@@ -154,7 +185,12 @@ impl SseStream {
     }
 
     /// As [`SseStream::open`], with an API key.
-    pub async fn open_as(app: &TestApp, query: &str, last_event_id: Option<u64>, key: Option<&str>) -> SseStream {
+    pub async fn open_as(
+        app: &TestApp,
+        query: &str,
+        last_event_id: Option<u64>,
+        key: Option<&str>,
+    ) -> SseStream {
         let mut req = app.client.get(format!("{}/v1/events{query}", app.base));
         if let Some(k) = key {
             req = req.header("Authorization", format!("Bearer {k}"));
@@ -162,9 +198,17 @@ impl SseStream {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }
-        let response = tokio::time::timeout(WAIT, req.send()).await.expect("event stream headers in time").expect("request");
+        let response = tokio::time::timeout(WAIT, req.send())
+            .await
+            .expect("event stream headers in time")
+            .expect("request");
         assert_eq!(response.status(), 200, "{query}");
-        let ctype = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let ctype = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
         assert!(ctype.starts_with("text/event-stream"), "{ctype}");
         let mut s = SseStream { response, buf: String::new() };
         assert_eq!(s.next().await, Some(Sse::Comment("subscribed".into())));
@@ -178,11 +222,18 @@ impl SseStream {
                 let block: String = self.buf.drain(..end + 2).collect();
                 return Some(parse_block(block.trim_end_matches('\n')));
             }
-            let chunk = tokio::time::timeout(WAIT, self.response.chunk()).await.expect("an SSE message in time").expect("the stream reads");
+            let chunk = tokio::time::timeout(WAIT, self.response.chunk())
+                .await
+                .expect("an SSE message in time")
+                .expect("the stream reads");
             match chunk {
                 Some(bytes) => self.buf.push_str(std::str::from_utf8(&bytes).expect("utf-8")),
                 None => {
-                    assert!(self.buf.is_empty(), "the stream ended inside a message: {:?}", self.buf);
+                    assert!(
+                        self.buf.is_empty(),
+                        "the stream ended inside a message: {:?}",
+                        self.buf
+                    );
                     return None;
                 }
             }

@@ -8,8 +8,11 @@ use std::collections::BTreeSet;
 /// Follows `$ref`s into `components`.
 fn resolve<'a>(doc: &'a Value, mut schema: &'a Value) -> &'a Value {
     while let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("unexpected $ref {r}"));
-        schema = doc["components"]["schemas"].get(name).unwrap_or_else(|| panic!("dangling $ref {r}"));
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        schema =
+            doc["components"]["schemas"].get(name).unwrap_or_else(|| panic!("dangling $ref {r}"));
     }
     schema
 }
@@ -93,7 +96,9 @@ fn check(doc: &Value, schema: &Value, v: &Value, path: &str, errs: &mut Vec<Stri
 
 fn response_schema<'a>(doc: &'a Value, method: &str, path: &str, status: u16) -> &'a Value {
     let r = &doc["paths"][path][method]["responses"][status.to_string()];
-    let content = r["content"].as_object().unwrap_or_else(|| panic!("{method} {path} {status} is not documented with a body"));
+    let content = r["content"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{method} {path} {status} is not documented with a body"));
     &content.values().next().unwrap()["schema"]
 }
 
@@ -117,7 +122,8 @@ async fn the_document_is_openapi_3_and_lists_every_route_served() {
     assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
     assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
     // It reads back as an OpenAPI document, and every reference resolves.
-    let _: utoipa::openapi::OpenApi = serde_json::from_value(doc.clone()).expect("an OpenAPI document");
+    let _: utoipa::openapi::OpenApi =
+        serde_json::from_value(doc.clone()).expect("an OpenAPI document");
     let text = doc.to_string();
     for r in text.split("\"$ref\":\"").skip(1) {
         resolve(&doc, &json!({"$ref": r.split('"').next().unwrap()}));
@@ -127,10 +133,20 @@ async fn the_document_is_openapi_3_and_lists_every_route_served() {
         .as_object()
         .unwrap()
         .iter()
-        .flat_map(|(p, item)| item.as_object().unwrap().keys().filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str())).map(move |m| (m.to_uppercase(), p.clone())))
+        .flat_map(|(p, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+                .map(move |m| (m.to_uppercase(), p.clone()))
+        })
         .collect();
     // The Swagger UI's own files are reached through `/docs`, which is documented.
-    let served: BTreeSet<(String, String)> = api::routes().into_iter().filter(|(_, p)| !p.starts_with("/docs/")).map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let served: BTreeSet<(String, String)> = api::routes()
+        .into_iter()
+        .filter(|(_, p)| !p.starts_with("/docs/"))
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     assert!(undocumented.is_empty(), "served but not documented: {undocumented:?}");
     let unserved: Vec<_> = documented.difference(&served).collect();
@@ -141,8 +157,14 @@ async fn the_document_is_openapi_3_and_lists_every_route_served() {
     for (m, p) in &documented {
         for (status, r) in doc["paths"][p][m.to_lowercase()]["responses"].as_object().unwrap() {
             // `/readyz` answers 503 with its readiness body, so a balancer can read why.
-            if (status.starts_with('4') || status.starts_with('5')) && !(p == "/readyz" && status == "503") {
-                assert_eq!(r["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody", "{m} {p} {status}");
+            if (status.starts_with('4') || status.starts_with('5'))
+                && !(p == "/readyz" && status == "503")
+            {
+                assert_eq!(
+                    r["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{m} {p} {status}"
+                );
             }
         }
     }
@@ -163,17 +185,27 @@ async fn real_answers_fit_the_documented_schemas() {
     let r = app.post_json(&json!({"text": "a 48-year-old woman with a sore throat", "options": {"explain": false}})).await;
     let other: Value = r.json().await.unwrap();
     assert_fits(&doc, "post", "/v1/triage", 200, &other);
-    assert!(other["inferred"]["age"].is_number() && other["conditions"][0].get("supporting").is_none(), "{other}");
+    assert!(
+        other["inferred"]["age"].is_number() && other["conditions"][0].get("supporting").is_none(),
+        "{other}"
+    );
 
-    let stored: Value = app.get(&format!("/v1/triage/{}", answer["id"].as_str().unwrap())).await.json().await.unwrap();
+    let stored: Value = app
+        .get(&format!("/v1/triage/{}", answer["id"].as_str().unwrap()))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_fits(&doc, "get", "/v1/triage/{id}", 200, &stored);
     for path in ["/v1/symptoms", "/v1/conditions", "/healthz", "/readyz"] {
         let v: Value = app.get(path).await.json().await.unwrap();
         assert_fits(&doc, "get", path, 200, &v);
     }
-    let bad: Value = app.post_json(&json!({"findings": [{"id": "not_a_symptom"}]})).await.json().await.unwrap();
+    let bad: Value =
+        app.post_json(&json!({"findings": [{"id": "not_a_symptom"}]})).await.json().await.unwrap();
     assert_fits(&doc, "post", "/v1/triage", 422, &bad);
-    let missing: Value = app.get("/v1/triage/00000000-0000-4000-8000-000000000000").await.json().await.unwrap();
+    let missing: Value =
+        app.get("/v1/triage/00000000-0000-4000-8000-000000000000").await.json().await.unwrap();
     assert_fits(&doc, "get", "/v1/triage/{id}", 404, &missing);
 
     // The checker itself catches a missing required field, a wrong type and an undocumented one.
@@ -190,7 +222,8 @@ async fn real_answers_fit_the_documented_schemas() {
 async fn a_degraded_answer_fits_the_schema_too() {
     let app = spawn_with(test_settings(), with_failing(triage::AgentKind::ConditionMatcher)).await;
     let doc = document(&app).await;
-    let answer: Value = app.post_json(&json!({"text": "a cough for three days"})).await.json().await.unwrap();
+    let answer: Value =
+        app.post_json(&json!({"text": "a cough for three days"})).await.json().await.unwrap();
     assert_eq!(answer["differential_unavailable"], true);
     assert_fits(&doc, "post", "/v1/triage", 200, &answer);
 }
@@ -221,11 +254,23 @@ async fn the_request_schema_states_what_the_service_refuses() {
     assert_eq!(any[0]["required"][0], "text");
     assert_eq!(any[1]["properties"]["findings"]["minItems"], 1);
     let vitals = resolve(&doc, &request["properties"]["vitals"]);
-    let vitals = if vitals.get("properties").is_some() { vitals } else { vitals["oneOf"].as_array().and_then(|o| o.iter().find(|s| s.get("$ref").is_some() || s.get("properties").is_some())).map(|s| resolve(&doc, s)).expect("vitals schema") };
+    let vitals = if vitals.get("properties").is_some() {
+        vitals
+    } else {
+        vitals["oneOf"]
+            .as_array()
+            .and_then(|o| {
+                o.iter().find(|s| s.get("$ref").is_some() || s.get("properties").is_some())
+            })
+            .map(|s| resolve(&doc, s))
+            .expect("vitals schema")
+    };
     assert_eq!(vitals["properties"]["spo2"]["minimum"], 50, "{vitals}");
     assert_eq!(vitals["properties"]["spo2"]["maximum"], 100, "{vitals}");
     // A structured finding is one of the knowledge base's, as `unknown_finding` refuses others.
-    let ids = doc["components"]["schemas"]["FindingIn"]["properties"]["id"]["enum"].as_array().expect("finding ids are an enum");
+    let ids = doc["components"]["schemas"]["FindingIn"]["properties"]["id"]["enum"]
+        .as_array()
+        .expect("finding ids are an enum");
     assert_eq!(ids.len(), kb().findings.len());
     assert!(ids.iter().any(|id| id == "crushing_chest_pain"), "{ids:?}");
 }

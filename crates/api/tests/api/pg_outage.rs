@@ -38,7 +38,12 @@ async fn every_answered_triage_survives_a_database_outage_exactly_once() {
     assert_eq!(store_status(&app).await, "ok");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let texts = ["a sore throat and a runny nose for two days", "crushing chest pain and sweating, I am 58", "my 3 year old has a rash and a temperature of 39", "back pain after lifting boxes"];
+    let texts = [
+        "a sore throat and a runny nose for two days",
+        "crushing chest pain and sweating, I am 58",
+        "my 3 year old has a rash and a temperature of 39",
+        "back pain after lifting boxes",
+    ];
     let clients: Vec<_> = (0..4)
         .map(|c| {
             let (app, stop) = (app.clone(), stop.clone());
@@ -62,7 +67,10 @@ async fn every_answered_triage_survives_a_database_outage_exactly_once() {
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     proxy.cut();
-    wait_for("the store reports itself degraded", Duration::from_secs(30), async || store_status(&app).await == "degraded").await;
+    wait_for("the store reports itself degraded", Duration::from_secs(30), async || {
+        store_status(&app).await == "degraded"
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     // A report answered during the outage can be fetched during it (from the spool), exactly
     // as it was sent.
@@ -82,13 +90,21 @@ async fn every_answered_triage_survives_a_database_outage_exactly_once() {
         acked.extend(ok);
         refused.extend(bad);
     }
-    wait_for("the spool is replayed", Duration::from_secs(60), async || store_status(&app).await == "ok").await;
+    wait_for("the spool is replayed", Duration::from_secs(60), async || {
+        store_status(&app).await == "ok"
+    })
+    .await;
 
     let client = db.client().await;
     let rows = client.query("SELECT id::text FROM reports", &[]).await.unwrap();
     let stored: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     let unique: HashSet<&String> = stored.iter().collect();
-    println!("outage through the API: {} answered 200, {} refused, {} reports in the database", acked.len(), refused.len(), stored.len());
+    println!(
+        "outage through the API: {} answered 200, {} refused, {} reports in the database",
+        acked.len(),
+        refused.len(),
+        stored.len()
+    );
     assert!(refused.is_empty(), "requests refused during the outage: {refused:?}");
     assert!(acked.len() >= 8, "requests flowed: {}", acked.len());
     assert_eq!(unique.len(), stored.len(), "a report is stored twice");
@@ -98,7 +114,11 @@ async fn every_answered_triage_survives_a_database_outage_exactly_once() {
     let last = acked.last().unwrap();
     let r = app.get(&format!("/v1/triage/{last}")).await;
     assert_eq!(r.status(), 200);
-    let events: i64 = client.query_one("SELECT count(*) - count(DISTINCT event_id) FROM events", &[]).await.unwrap().get(0);
+    let events: i64 = client
+        .query_one("SELECT count(*) - count(DISTINCT event_id) FROM events", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(events, 0, "an event is stored twice");
 }
 
@@ -112,7 +132,8 @@ async fn an_event_stream_resumes_from_the_database_across_a_restart() {
         s.database.spool_path = dir.path().join(spool).display().to_string();
         s
     };
-    let (first, stop, server) = spawn_stoppable(settings("a"), triage::ModelAgent::all(models())).await;
+    let (first, stop, server) =
+        spawn_stoppable(settings("a"), triage::ModelAgent::all(models())).await;
     let mut sse = SseStream::open(&first, "?after=0", None).await;
     let r = first.post_json(&json!({"text": "a runny nose and sneezing", "age": 30})).await;
     assert_eq!(r.status(), 200);
@@ -125,7 +146,9 @@ async fn an_event_stream_resumes_from_the_database_across_a_restart() {
     server.await.unwrap().unwrap();
     let client = db.client().await;
     wait_for("the events are in the database", Duration::from_secs(30), async || {
-        client.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get::<_, i64>(0) as usize >= before.len()
+        client.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get::<_, i64>(0)
+            as usize
+            >= before.len()
     })
     .await;
 
@@ -142,5 +165,9 @@ async fn an_event_stream_resumes_from_the_database_across_a_restart() {
     assert_eq!(r.status(), 200);
     let live = resumed.next_event().await;
     assert_eq!(live["type"], "triage_received");
-    assert_eq!(live["seq"].as_u64().unwrap(), before.last().unwrap()["seq"].as_u64().unwrap() + 1, "numbering continues");
+    assert_eq!(
+        live["seq"].as_u64().unwrap(),
+        before.last().unwrap()["seq"].as_u64().unwrap() + 1,
+        "numbering continues"
+    );
 }

@@ -2,11 +2,11 @@
 //! agents, and a graceful shutdown with requests and event streams open.
 
 use crate::helpers::*;
-use triage::{AgentKind, AgentModel};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use triage::{AgentKind, AgentModel};
 
 async fn answer(app: &TestApp, text: &str) -> Value {
     let r = app.post_json(&json!({"text": text})).await;
@@ -27,7 +27,9 @@ async fn the_breaker_opens_after_failures_and_closes_once_the_agent_recovers() {
     s.agents.default.breaker_backoff_ms = 1500;
     s.agents.default.breaker_backoff_max_ms = 1500;
     let fail = Arc::new(AtomicBool::new(true));
-    let agents = replacing(AgentKind::SymptomClassifier, |inner| Arc::new(Flaky { inner, fail: fail.clone(), panic_on: None }) as Arc<dyn AgentModel>);
+    let agents = replacing(AgentKind::SymptomClassifier, |inner| {
+        Arc::new(Flaky { inner, fail: fail.clone(), panic_on: None }) as Arc<dyn AgentModel>
+    });
     let app = spawn_with(s, agents).await;
     let mut sse = SseStream::open(&app, "?type=breaker_state_changed", None).await;
     for _ in 0..3 {
@@ -47,7 +49,9 @@ async fn the_breaker_opens_after_failures_and_closes_once_the_agent_recovers() {
         let a = answer(&app, "a headache").await;
         match a["agents"]["symptom_classifier"]["status"].as_str().unwrap() {
             "ok" => break,
-            "circuit_open" if Instant::now() < until => tokio::time::sleep(Duration::from_millis(100)).await,
+            "circuit_open" if Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
             other => panic!("expected the breaker to close, got {other}"),
         }
     }
@@ -64,7 +68,10 @@ async fn the_breaker_opens_after_failures_and_closes_once_the_agent_recovers() {
 
 #[actix_rt::test]
 async fn a_panicking_agent_gives_a_degraded_200_and_the_next_requests_work() {
-    let agents = replacing(AgentKind::TreatmentRetriever, |inner| Arc::new(Flaky { inner, fail: Arc::new(AtomicBool::new(false)), panic_on: Some("boom") }) as Arc<dyn AgentModel>);
+    let agents = replacing(AgentKind::TreatmentRetriever, |inner| {
+        Arc::new(Flaky { inner, fail: Arc::new(AtomicBool::new(false)), panic_on: Some("boom") })
+            as Arc<dyn AgentModel>
+    });
     let app = spawn_with(test_settings(), agents).await;
     let a = answer(&app, "boom, a sudden headache").await;
     assert_eq!(a["degraded"], true);
@@ -83,7 +90,10 @@ async fn a_panicking_agent_gives_a_degraded_200_and_the_next_requests_work() {
 async fn the_four_agents_run_at_the_same_time() {
     let agents: Vec<Arc<dyn AgentModel>> = triage::ModelAgent::all(models())
         .into_iter()
-        .map(|inner| Arc::new(Faulty { inner, fail: false, delay: Duration::from_millis(300) }) as Arc<dyn AgentModel>)
+        .map(|inner| {
+            Arc::new(Faulty { inner, fail: false, delay: Duration::from_millis(300) })
+                as Arc<dyn AgentModel>
+        })
         .collect();
     let app = spawn_with(test_settings(), agents).await;
     // A first request opens the connection and warms everything up.
@@ -106,7 +116,10 @@ async fn shutdown_finishes_requests_in_flight_then_ends_event_streams() {
     s.server.shutdown_timeout_secs = 600;
     let agents: Vec<Arc<dyn AgentModel>> = triage::ModelAgent::all(models())
         .into_iter()
-        .map(|inner| Arc::new(Faulty { inner, fail: false, delay: Duration::from_millis(1500) }) as Arc<dyn AgentModel>)
+        .map(|inner| {
+            Arc::new(Faulty { inner, fail: false, delay: Duration::from_millis(1500) })
+                as Arc<dyn AgentModel>
+        })
         .collect();
     let (app, stop, server) = spawn_stoppable(s, agents).await;
     let app = Arc::new(app);
@@ -116,7 +129,9 @@ async fn shutdown_finishes_requests_in_flight_then_ends_event_streams() {
     let calls: Vec<_> = (0..N)
         .map(|i| {
             let app = app.clone();
-            actix_rt::spawn(async move { app.post_json(&json!({"text": format!("a cough for {i} days")})).await })
+            actix_rt::spawn(async move {
+                app.post_json(&json!({"text": format!("a cough for {i} days")})).await
+            })
         })
         .collect();
     // Every request has reached the coordinator; the agents need 1.5 s more.
@@ -143,7 +158,11 @@ async fn shutdown_finishes_requests_in_flight_then_ends_event_streams() {
     done.sort();
     assert_eq!(done, ids);
     assert_eq!(received.next_message().await, None, "every stream ends");
-    tokio::time::timeout(Duration::from_secs(120), server).await.expect("the server stops well before its shutdown timeout").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(120), server)
+        .await
+        .expect("the server stops well before its shutdown timeout")
+        .unwrap()
+        .unwrap();
     // No longer listening.
     assert!(app.client.get(format!("{}/healthz", app.base)).send().await.is_err());
 }

@@ -1,7 +1,8 @@
 use crate::helpers::*;
 use serde_json::{Value, json};
 
-const LEVELS: [&str; 5] = ["emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care"];
+const LEVELS: [&str; 5] =
+    ["emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care"];
 
 #[actix_rt::test]
 async fn triage_answers_with_the_api_shape_and_is_kept() {
@@ -25,7 +26,9 @@ async fn triage_answers_with_the_api_shape_and_is_kept() {
         assert!(c["supporting"].is_array() && c["opposing"].is_array());
     }
     assert!(sum <= 1.0 + 1e-6);
-    for agent in ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"] {
+    for agent in
+        ["symptom_classifier", "condition_matcher", "treatment_retriever", "emergency_detector"]
+    {
         assert_eq!(body["agents"][agent]["status"], "ok", "{agent}");
         assert!(body["agents"][agent]["model"].as_str().is_some());
     }
@@ -33,7 +36,9 @@ async fn triage_answers_with_the_api_shape_and_is_kept() {
     assert!(findings.iter().any(|f| f["id"] == "headache" && f["present"] == true), "{findings:?}");
     // The explanations name only findings this request asserted: what raised a condition is
     // present, what lowered it is present or denied.
-    let said = |id: &Value, present: Option<bool>| findings.iter().any(|f| &f["id"] == id && present.is_none_or(|p| f["present"] == p));
+    let said = |id: &Value, present: Option<bool>| {
+        findings.iter().any(|f| &f["id"] == id && present.is_none_or(|p| f["present"] == p))
+    };
     for c in conditions {
         for id in c["supporting"].as_array().unwrap() {
             assert!(said(id, Some(true)), "{id} supports {} but was not said present", c["id"]);
@@ -42,7 +47,14 @@ async fn triage_answers_with_the_api_shape_and_is_kept() {
             assert!(said(id, None), "{id} opposes {} but was not said", c["id"]);
         }
     }
-    assert!(conditions.iter().any(|c| c["supporting"].as_array().unwrap().iter().any(|f| f == "neck_stiffness")), "{conditions:?}");
+    assert!(
+        conditions.iter().any(|c| c["supporting"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "neck_stiffness")),
+        "{conditions:?}"
+    );
     assert!(findings.iter().any(|f| f["id"] == "rash" && f["present"] == false), "{findings:?}");
     // A stiff neck with a headache is a red flag for meningitis when there is fever; here the
     // level must at least send the person to a clinician.
@@ -62,14 +74,28 @@ async fn structured_findings_and_vitals_alone_are_enough() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["triage"]["level"], "emergency_ambulance", "{body}");
-    assert!(body["triage"]["red_flags"].as_array().unwrap().iter().any(|f| f.as_str().unwrap().contains("chest_pain")));
-    assert!(body["findings"].as_array().unwrap().iter().any(|f| f["source"] == "vitals" && f["id"] == "tachycardia"));
+    assert!(
+        body["triage"]["red_flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f.as_str().unwrap().contains("chest_pain"))
+    );
+    assert!(
+        body["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["source"] == "vitals" && f["id"] == "tachycardia")
+    );
 }
 
 #[actix_rt::test]
 async fn unknown_report_is_404_in_the_error_shape() {
     let app = spawn_app().await;
-    for path in ["/v1/triage/00000000-0000-4000-8000-000000000000", "/v1/triage/not-a-uuid", "/v1/nothing"] {
+    for path in
+        ["/v1/triage/00000000-0000-4000-8000-000000000000", "/v1/triage/not-a-uuid", "/v1/nothing"]
+    {
         let r = app.get(path).await;
         assert_eq!(r.status(), 404, "{path}");
         let body: Value = r.json().await.unwrap();

@@ -22,7 +22,12 @@ async fn hand_written_vignettes_through_the_api() {
         let body: Value = r.json().await.unwrap();
         let level = body["triage"]["level"].as_str().unwrap();
         right_level += usize::from(level == v.gold_level.as_str());
-        let codes: Vec<&str> = body["conditions"].as_array().unwrap().iter().map(|c| c["icd10"].as_str().unwrap()).collect();
+        let codes: Vec<&str> = body["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["icd10"].as_str().unwrap())
+            .collect();
         top10 += usize::from(codes.iter().any(|c| v.gold_icd10.iter().any(|g| g == c)));
         if v.gold_level.is_emergency() {
             emergencies += 1;
@@ -30,8 +35,11 @@ async fn hand_written_vignettes_through_the_api() {
         }
     }
     let n = vs.len() as f64;
-    let (acc, t10, under) = (right_level as f64 / n, top10 as f64 / n, missed as f64 / emergencies as f64);
-    println!("vignettes via API: triage accuracy {acc:.3}, top-10 {t10:.3}, under-triaged emergencies {under:.3}");
+    let (acc, t10, under) =
+        (right_level as f64 / n, top10 as f64 / n, missed as f64 / emergencies as f64);
+    println!(
+        "vignettes via API: triage accuracy {acc:.3}, top-10 {t10:.3}, under-triaged emergencies {under:.3}"
+    );
     assert!(acc >= 0.44, "{acc}");
     assert!(t10 >= 0.78, "{t10}");
     assert!(under <= 0.16, "{under}");

@@ -10,7 +10,9 @@ use uuid::Uuid;
 
 use super::{DbError, migrate, timed};
 use crate::StoreError;
-use crate::keys::{AuditAction, AuditEntry, CreatedKey, KeyHash, KeyStore, Revoked, Scope, admin_entry, new_key};
+use crate::keys::{
+    AuditAction, AuditEntry, CreatedKey, KeyHash, KeyStore, Revoked, Scope, admin_entry, new_key,
+};
 
 /// The PostgreSQL [`KeyStore`]: a small pool of its own beside the report store's.
 pub struct PgKeys {
@@ -36,12 +38,17 @@ impl PgKeys {
     /// [`PgStore`](crate::PgStore), which applies the migrations (and keeps answering while
     /// the database is down: key lookups then fail as unavailable).
     pub fn new(url: &str, op_timeout: Duration) -> Result<PgKeys, StoreError> {
-        let mut pg = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Other(format!("database url: {e}")))?;
+        let mut pg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Other(format!("database url: {e}")))?;
         pg.connect_timeout(op_timeout);
         if pg.get_application_name().is_none() {
             pg.application_name("triagent-keys");
         }
-        let manager = Manager::from_connect(pg, super::OnRuntime::current(), ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_connect(
+            pg,
+            super::OnRuntime::current(),
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
         let pool = Pool::builder(manager)
             .max_size(2)
             .runtime(Runtime::Tokio1)
@@ -56,13 +63,16 @@ impl PgKeys {
     /// Connects now and applies the migrations: for the `triagent keys` commands, which must
     /// fail at once, with the reason, when the database cannot be reached.
     pub async fn connect(url: &str, op_timeout: Duration) -> Result<PgKeys, StoreError> {
-        let pg = tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Other(format!("database url: {e}")))?;
+        let pg = tokio_postgres::Config::from_str(url)
+            .map_err(|e| StoreError::Other(format!("database url: {e}")))?;
         migrate(&pg, op_timeout).await.map_err(unavailable)?;
         PgKeys::new(url, op_timeout)
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        timed(self.op_timeout, async { Ok::<_, DbError>(self.pool.get().await?) }).await.map_err(unavailable)
+        timed(self.op_timeout, async { Ok::<_, DbError>(self.pool.get().await?) })
+            .await
+            .map_err(unavailable)
     }
 }
 
@@ -72,7 +82,13 @@ fn scopes_of(names: Vec<String>) -> Vec<Scope> {
 }
 
 fn key_of(row: &tokio_postgres::Row) -> crate::keys::ApiKey {
-    crate::keys::ApiKey { id: row.get(0), name: row.get(1), scopes: scopes_of(row.get(2)), created_at: row.get(3), revoked_at: row.get(4) }
+    crate::keys::ApiKey {
+        id: row.get(0),
+        name: row.get(1),
+        scopes: scopes_of(row.get(2)),
+        created_at: row.get(3),
+        revoked_at: row.get(4),
+    }
 }
 
 const KEY_COLUMNS: &str = "id, name, scopes, created_at, revoked_at";
@@ -99,9 +115,18 @@ impl KeyStore for PgKeys {
 
     async fn list(&self) -> Result<Vec<crate::keys::ApiKey>, StoreError> {
         let client = self.client().await?;
-        let rows = timed(self.op_timeout, async { Ok::<_, DbError>(client.query(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"), &[]).await?) })
-            .await
-            .map_err(unavailable)?;
+        let rows = timed(self.op_timeout, async {
+            Ok::<_, DbError>(
+                client
+                    .query(
+                        &format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at, id"),
+                        &[],
+                    )
+                    .await?,
+            )
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(rows.iter().map(key_of).collect())
     }
 
@@ -109,7 +134,13 @@ impl KeyStore for PgKeys {
         let mut client = self.client().await?;
         timed(self.op_timeout, async {
             let tx = client.transaction().await?;
-            let Some(row) = tx.query_opt(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"), &[&id]).await? else {
+            let Some(row) = tx
+                .query_opt(
+                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1 FOR UPDATE"),
+                    &[&id],
+                )
+                .await?
+            else {
                 return Ok(Revoked::NotFound);
             };
             let mut key = key_of(&row);
@@ -120,7 +151,11 @@ impl KeyStore for PgKeys {
             tx.execute("UPDATE api_keys SET revoked_at = $2 WHERE id = $1", &[&id, &now]).await?;
             key.revoked_at = Some(now);
             let entry = admin_entry(AuditAction::KeyRevoked, &key);
-            tx.execute("INSERT INTO audit_log (at, api_key_id, action, detail) VALUES ($1, $2, $3, $4)", &[&entry.at, &entry.api_key_id, &entry.action.as_str(), &entry.detail]).await?;
+            tx.execute(
+                "INSERT INTO audit_log (at, api_key_id, action, detail) VALUES ($1, $2, $3, $4)",
+                &[&entry.at, &entry.api_key_id, &entry.action.as_str(), &entry.detail],
+            )
+            .await?;
             tx.commit().await?;
             Ok::<_, DbError>(Revoked::Revoked)
         })
@@ -130,9 +165,18 @@ impl KeyStore for PgKeys {
 
     async fn find(&self, hash: &KeyHash) -> Result<Option<crate::keys::ApiKey>, StoreError> {
         let client = self.client().await?;
-        let row = timed(self.op_timeout, async { Ok::<_, DbError>(client.query_opt(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"), &[&hash.as_str()]).await?) })
-            .await
-            .map_err(unavailable)?;
+        let row = timed(self.op_timeout, async {
+            Ok::<_, DbError>(
+                client
+                    .query_opt(
+                        &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE hash = $1"),
+                        &[&hash.as_str()],
+                    )
+                    .await?,
+            )
+        })
+        .await
+        .map_err(unavailable)?;
         Ok(row.as_ref().map(key_of))
     }
 
@@ -165,7 +209,12 @@ impl KeyStore for PgKeys {
         rows.iter()
             .map(|r| {
                 let action: String = r.get(2);
-                Ok(AuditEntry { at: r.get(0), api_key_id: r.get(1), action: action.parse().map_err(StoreError::Other)?, detail: r.get(3) })
+                Ok(AuditEntry {
+                    at: r.get(0),
+                    api_key_id: r.get(1),
+                    action: action.parse().map_err(StoreError::Other)?,
+                    detail: r.get(3),
+                })
             })
             .collect()
     }

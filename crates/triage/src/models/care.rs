@@ -152,9 +152,8 @@ fn advice_text(kb: &KnowledgeBase, i: usize) -> String {
 }
 
 fn advice_bags(kb: &KnowledgeBase, featurizer: &Featurizer, device: &Device) -> BagBatch {
-    let bags: Vec<Vec<u32>> = (0..kb.advice.len())
-        .map(|i| featurizer.features(&advice_text(kb, i)))
-        .collect();
+    let bags: Vec<Vec<u32>> =
+        (0..kb.advice.len()).map(|i| featurizer.features(&advice_text(kb, i))).collect();
     let refs: Vec<&[u32]> = bags.iter().map(Vec::as_slice).collect();
     BagBatch::new(&refs, device)
 }
@@ -199,10 +198,7 @@ pub fn contraindications(kb: &KnowledgeBase, case: &Case) -> Vec<Contraindicatio
         ("anticoagulant_use", Contraindication::Anticoagulants),
         ("asthma_history", Contraindication::Asthma),
         ("heart_disease_history", Contraindication::HeartDisease),
-        (
-            "high_blood_pressure_history",
-            Contraindication::HighBloodPressure,
-        ),
+        ("high_blood_pressure_history", Contraindication::HighBloodPressure),
     ] {
         if kb.finding_idx(id).is_some_and(|i| mask[i]) {
             out.push(c);
@@ -344,11 +340,8 @@ impl TreatmentRetriever {
                 .filter(|&i| allowed(i))
                 .fold((f32::MAX, f32::MIN), |(lo, hi), i| (lo.min(s[i]), hi.max(s[i])));
             let span = (hi - lo).max(1e-6);
-            let keys: Vec<f32> = s
-                .iter()
-                .zip(&fits)
-                .map(|(&x, m)| (x - lo) / span + m.unwrap_or(0.0))
-                .collect();
+            let keys: Vec<f32> =
+                s.iter().zip(&fits).map(|(&x, m)| (x - lo) / span + m.unwrap_or(0.0)).collect();
             ml::rank::top_k(&keys, k, allowed)
                 .into_iter()
                 .map(|(advice, _)| RetrievedAdvice { advice, score: s[advice] })

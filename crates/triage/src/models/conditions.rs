@@ -165,12 +165,7 @@ impl ConditionMatcher {
     pub fn load(dir: &Path, kb: &KnowledgeBase, device: &Device) -> Result<Self, ModelIoError> {
         let config: ModelConfig = io::load_config(dir)?;
         io::check_vocab(dir, "findings", &config.finding_ids, &kb.finding_ids())?;
-        io::check_vocab(
-            dir,
-            "conditions",
-            &config.condition_ids,
-            &kb.condition_ids(),
-        )?;
+        io::check_vocab(dir, "conditions", &config.condition_ids, &kb.condition_ids())?;
         let net = io::load_weights(dir, config.net().init(device))?;
         Ok(Self::from_parts(config, net, device, kb))
     }
@@ -199,7 +194,12 @@ impl ConditionMatcher {
     }
 
     fn logits_of(&self, batch: &[Evidence]) -> Tensor<2> {
-        let s = super::project_findings(&self.structured, batch.iter().map(|e| e.known), self.config.finding_ids.len(), &self.device);
+        let s = super::project_findings(
+            &self.structured,
+            batch.iter().map(|e| e.known),
+            self.config.finding_ids.len(),
+            &self.device,
+        );
         self.net.head_projected(
             s,
             demo_batch(batch, &self.device),
@@ -210,7 +210,13 @@ impl ConditionMatcher {
     fn logits(&self, cases: &[&Case]) -> Tensor<2> {
         let batch: Vec<Evidence> = cases
             .iter()
-            .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, prior: &c.prior, chief: c.chief })
+            .map(|c| Evidence {
+                known: &c.evidence,
+                age: c.input.age,
+                sex: c.input.sex,
+                prior: &c.prior,
+                chief: c.chief,
+            })
             .collect();
         self.logits_of(&batch)
     }

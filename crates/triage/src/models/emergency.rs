@@ -158,9 +158,7 @@ pub fn least_cost_level_at(p: &[f32], under_cost: f32) -> TriageLevel {
             })
             .sum()
     };
-    let best = (0..LEVELS)
-        .min_by(|a, b| cost(*a).total_cmp(&cost(*b)))
-        .unwrap_or(0);
+    let best = (0..LEVELS).min_by(|a, b| cost(*a).total_cmp(&cost(*b))).unwrap_or(0);
     TriageLevel::from_index(best).expect("five levels")
 }
 
@@ -211,9 +209,20 @@ impl EmergencyDetector {
         }
         let batch: Vec<Evidence> = cases
             .iter()
-            .map(|c| Evidence { known: &c.evidence, age: c.input.age, sex: c.input.sex, vitals: &c.input.vitals, posterior: &c.posterior })
+            .map(|c| Evidence {
+                known: &c.evidence,
+                age: c.input.age,
+                sex: c.input.sex,
+                vitals: &c.input.vitals,
+                posterior: &c.posterior,
+            })
             .collect();
-        let s = super::project_findings(&self.structured, batch.iter().map(|e| e.known), self.config.finding_ids.len(), &self.device);
+        let s = super::project_findings(
+            &self.structured,
+            batch.iter().map(|e| e.known),
+            self.config.finding_ids.len(),
+            &self.device,
+        );
         let o = Tensor::from_data(
             TensorData::new(other_rows(&self.urgency, &batch), [batch.len(), OTHER_WIDTH]),
             &self.device,
@@ -242,9 +251,7 @@ impl EmergencyDetector {
     }
 
     pub fn assess(&self, case: &Case) -> EmergencyAssessment {
-        self.assess_batch(&[case])
-            .pop()
-            .expect("one input, one answer")
+        self.assess_batch(&[case]).pop().expect("one input, one answer")
     }
 }
 

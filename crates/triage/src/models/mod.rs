@@ -11,6 +11,7 @@ pub mod symptoms;
 use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use care::TreatmentRetriever;
 use conditions::ConditionMatcher;
 use emergency::EmergencyDetector;
 use kb::KnowledgeBase;
@@ -19,7 +20,6 @@ use ml::sparse::{SparseLinear, finding_slots};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use symptoms::SymptomClassifier;
-use care::TreatmentRetriever;
 
 /// The committed model of agent `name` (`agents/NAME/model/`: `config.json`, `weights.bpk`,
 /// `MODEL_CARD.md`).
@@ -38,7 +38,12 @@ fn findings_head(side: &Linear, out: &Linear, s: Tensor<2>, x: Tensor<2>) -> Ten
 
 /// Each case's known findings (a present and an absent slot each) through the first layer,
 /// `[batch, hidden]`, as a sparse product.
-fn project_findings<'a>(layer: &SparseLinear, known: impl Iterator<Item = &'a [(usize, bool)]>, findings: usize, device: &Device) -> Tensor<2> {
+fn project_findings<'a>(
+    layer: &SparseLinear,
+    known: impl Iterator<Item = &'a [(usize, bool)]>,
+    findings: usize,
+    device: &Device,
+) -> Tensor<2> {
     let slots: Vec<Vec<usize>> = known.map(|k| finding_slots(k, findings)).collect();
     layer.forward(slots.iter().map(Vec::as_slice), device)
 }

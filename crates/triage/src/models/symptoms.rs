@@ -199,9 +199,17 @@ impl SymptomClassifier {
             for_each_candidate(p, a, t, ta, |i| {
                 let (p, a) = (p[i], a[i]);
                 if p >= t && p >= a {
-                    out.push(ExtractedFinding { finding: i, present: true, probability: sigmoid_f32(p) });
+                    out.push(ExtractedFinding {
+                        finding: i,
+                        present: true,
+                        probability: sigmoid_f32(p),
+                    });
                 } else if a >= ta && a > p {
-                    out.push(ExtractedFinding { finding: i, present: false, probability: sigmoid_f32(a) });
+                    out.push(ExtractedFinding {
+                        finding: i,
+                        present: false,
+                        probability: sigmoid_f32(a),
+                    });
                 }
             });
             out.sort_by(|x, y| y.probability.total_cmp(&x.probability));
@@ -258,10 +266,7 @@ impl SymptomClassifier {
     fn pool(&self, cases: &[&Case]) -> (Tensor<2>, Tensor<2>) {
         let pos: Vec<Vec<u32>> = cases
             .iter()
-            .map(|c| {
-                self.featurizer
-                    .features_of_hashes(&c.analysis.outside_negation)
-            })
+            .map(|c| self.featurizer.features_of_hashes(&c.analysis.outside_negation))
             .collect();
         // Nothing negated is an empty bag, as `Featurizer::features_by_scope` gives in training.
         let neg: Vec<Vec<u32>> = cases
@@ -270,17 +275,13 @@ impl SymptomClassifier {
                 if c.analysis.inside_negation.is_empty() {
                     Vec::new()
                 } else {
-                    self.featurizer
-                        .features_of_hashes(&c.analysis.inside_negation)
+                    self.featurizer.features_of_hashes(&c.analysis.inside_negation)
                 }
             })
             .collect();
         let p: Vec<&[u32]> = pos.iter().map(Vec::as_slice).collect();
         let n: Vec<&[u32]> = neg.iter().map(Vec::as_slice).collect();
-        (
-            self.pooled.pool(&p, &self.device),
-            self.pooled.pool(&n, &self.device),
-        )
+        (self.pooled.pool(&p, &self.device), self.pooled.pool(&n, &self.device))
     }
 
     pub fn predict(&self, case: &Case) -> Vec<ExtractedFinding> {
@@ -335,7 +336,8 @@ mod tests {
         let net = NetConfig::new(TextEncoderConfig::new(100, 8), 12, 7).init(&device);
         let h = Tensor::<2>::random([5, 12], Distribution::Normal(0.0, 1.0), &device);
         let joint = rows(net.joint_heads().forward(h.clone()));
-        let apart = rows(Tensor::cat(vec![net.present.forward(h.clone()), net.absent.forward(h)], 1));
+        let apart =
+            rows(Tensor::cat(vec![net.present.forward(h.clone()), net.absent.forward(h)], 1));
         assert_eq!(joint.len(), 5);
         for (x, y) in joint.iter().flatten().zip(apart.iter().flatten()) {
             assert!((x - y).abs() < 1e-5, "{x} vs {y}");

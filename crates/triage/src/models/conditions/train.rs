@@ -42,11 +42,10 @@ impl Metrics {
             t3 += f64::from(rank < 3);
             t10 += f64::from(rank < 10);
             nll -= f64::from(p[g].max(1e-12)).ln();
-            let (best, bp) =
-                p.iter().enumerate().fold(
-                    (0, f32::MIN),
-                    |acc, (i, &x)| if x > acc.1 { (i, x) } else { acc },
-                );
+            let (best, bp) = p
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |acc, (i, &x)| if x > acc.1 { (i, x) } else { acc });
             conf.push((bp, best == g));
         }
         Metrics {
@@ -91,34 +90,37 @@ pub fn train(
     let nf = config.finding_ids.len();
     let bayes = kb.bayes();
     let shrink = config.shrink;
-    let known = synth::training_views(kb, &data.train, config.sparse_share, train.seed.wrapping_add(11));
+    let known =
+        synth::training_views(kb, &data.train, config.sparse_share, train.seed.wrapping_add(11));
     let inputs: Vec<domain::CaseInput> = data.train.iter().map(synth::Case::input).collect();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let net = config.net().init(&device);
-    let (net, _) = fit(
-        net,
-        known.len(),
-        &train,
-        progress,
-        NAME,
-        |net: &Net, idx: &[usize]| {
-            let prior: Vec<Vec<f32>> = idx.iter().map(|&i| bayes.log_scores(&known[i], inputs[i].age, inputs[i].sex)).collect();
-            let batch: Vec<Evidence> = idx
-                .iter()
-                .zip(&prior)
-                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, prior: p, chief: None })
-                .collect();
-            let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
-            let gold: Vec<i64> = idx
-                .iter()
-                .map(|&i| data.train[i].patient.condition as i64)
-                .collect();
-            let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
-            let corr = net.correction(net.structured.forward(dense(&f, 2 * nf, &device)), demo_batch(&batch, &device));
-            let logits = priors(&batch, bayes, &device) + corr.clone();
-            ce.forward(logits, gold) + corr.powf_scalar(2.0).mean().mul_scalar(shrink)
-        },
-    );
+    let (net, _) = fit(net, known.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
+        let prior: Vec<Vec<f32>> = idx
+            .iter()
+            .map(|&i| bayes.log_scores(&known[i], inputs[i].age, inputs[i].sex))
+            .collect();
+        let batch: Vec<Evidence> = idx
+            .iter()
+            .zip(&prior)
+            .map(|(&i, p)| Evidence {
+                known: &known[i],
+                age: inputs[i].age,
+                sex: inputs[i].sex,
+                prior: p,
+                chief: None,
+            })
+            .collect();
+        let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
+        let gold: Vec<i64> = idx.iter().map(|&i| data.train[i].patient.condition as i64).collect();
+        let gold = Tensor::<1, Int>::from_data(TensorData::new(gold, [idx.len()]), &device);
+        let corr = net.correction(
+            net.structured.forward(dense(&f, 2 * nf, &device)),
+            demo_batch(&batch, &device),
+        );
+        let logits = priors(&batch, bayes, &device) + corr.clone();
+        ce.forward(logits, gold) + corr.powf_scalar(2.0).mean().mul_scalar(shrink)
+    });
     let infer = Device::flex();
     let mut model =
         ConditionMatcher::from_parts(config.clone(), net.valid().to_device(&infer), &infer, kb);
@@ -137,12 +139,8 @@ pub fn train(
             .zip(&gold)
             .map(|(l, &g)| {
                 let m = l.iter().fold(f32::MIN, |a, &x| a.max(x / t));
-                let lse: f64 = l
-                    .iter()
-                    .map(|&x| f64::from(x / t - m).exp())
-                    .sum::<f64>()
-                    .ln()
-                    + f64::from(m);
+                let lse: f64 =
+                    l.iter().map(|&x| f64::from(x / t - m).exp()).sum::<f64>().ln() + f64::from(m);
                 lse - f64::from(l[g] / t)
             })
             .sum::<f64>()

@@ -36,11 +36,8 @@ impl Metrics {
     pub fn of(pred: &[TriageLevel], gold: &[TriageLevel]) -> Metrics {
         let n = gold.len().max(1) as f64;
         let acc = pred.iter().zip(gold).filter(|(p, g)| p == g).count() as f64 / n;
-        let emerg: Vec<(&TriageLevel, &TriageLevel)> = pred
-            .iter()
-            .zip(gold)
-            .filter(|(_, g)| g.is_emergency())
-            .collect();
+        let emerg: Vec<(&TriageLevel, &TriageLevel)> =
+            pred.iter().zip(gold).filter(|(_, g)| g.is_emergency()).collect();
         let missed = emerg.iter().filter(|(p, _)| !p.is_emergency()).count() as f64
             / emerg.len().max(1) as f64;
         let over = pred.iter().zip(gold).filter(|(p, g)| p < g).count() as f64 / n;
@@ -69,7 +66,8 @@ pub fn train(
     let nf = config.finding_ids.len();
     let bayes = kb.bayes();
     let urgency: Vec<usize> = kb.conditions.iter().map(|c| c.urgency.index()).collect();
-    let known = synth::training_views(&kb, &data.train, config.sparse_share, train.seed.wrapping_add(13));
+    let known =
+        synth::training_views(&kb, &data.train, config.sparse_share, train.seed.wrapping_add(13));
     let gold: Vec<i64> = data
         .train
         .iter()
@@ -77,32 +75,38 @@ pub fn train(
         .map(|(c, view)| {
             let present: Vec<usize> = view.iter().filter(|f| f.1).map(|f| f.0).collect();
             let urgent = kb.conditions[c.patient.condition].urgency;
-            synth::gold_level(&kb, urgent, &present, c.patient.age, c.patient.sex, &c.vitals).index() as i64
+            synth::gold_level(&kb, urgent, &present, c.patient.age, c.patient.sex, &c.vitals)
+                .index() as i64
         })
         .collect();
     let inputs: Vec<domain::CaseInput> = data.train.iter().map(synth::Case::input).collect();
     let ce = CrossEntropyLossConfig::new().init(&device);
     let net = config.net().init(&device);
-    let (net, _) = fit(
-        net,
-        known.len(),
-        &train,
-        progress,
-        NAME,
-        |net: &Net, idx: &[usize]| {
-            let posterior: Vec<Vec<f32>> = idx.iter().map(|&i| bayes.probabilities(&known[i], inputs[i].age, inputs[i].sex)).collect();
-            let batch: Vec<Evidence> = idx
-                .iter()
-                .zip(&posterior)
-                .map(|(&i, p)| Evidence { known: &known[i], age: inputs[i].age, sex: inputs[i].sex, vitals: &inputs[i].vitals, posterior: p })
-                .collect();
-            let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
-            let o = Tensor::from_data(TensorData::new(other_rows(&urgency, &batch), [batch.len(), OTHER_WIDTH]), &device);
-            let g: Vec<i64> = idx.iter().map(|&i| gold[i]).collect();
-            let g = Tensor::<1, Int>::from_data(TensorData::new(g, [idx.len()]), &device);
-            ce.forward(net.forward(dense(&f, 2 * nf, &device), o), g)
-        },
-    );
+    let (net, _) = fit(net, known.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
+        let posterior: Vec<Vec<f32>> = idx
+            .iter()
+            .map(|&i| bayes.probabilities(&known[i], inputs[i].age, inputs[i].sex))
+            .collect();
+        let batch: Vec<Evidence> = idx
+            .iter()
+            .zip(&posterior)
+            .map(|(&i, p)| Evidence {
+                known: &known[i],
+                age: inputs[i].age,
+                sex: inputs[i].sex,
+                vitals: &inputs[i].vitals,
+                posterior: p,
+            })
+            .collect();
+        let f: Vec<Vec<f32>> = batch.iter().map(|e| structured_findings(e.known, nf)).collect();
+        let o = Tensor::from_data(
+            TensorData::new(other_rows(&urgency, &batch), [batch.len(), OTHER_WIDTH]),
+            &device,
+        );
+        let g: Vec<i64> = idx.iter().map(|&i| gold[i]).collect();
+        let g = Tensor::<1, Int>::from_data(TensorData::new(g, [idx.len()]), &device);
+        ce.forward(net.forward(dense(&f, 2 * nf, &device), o), g)
+    });
     let infer = Device::flex();
     let model = EmergencyDetector::from_parts(config, net.valid().to_device(&infer), &infer, kb);
     let metrics = model.evaluate(&data.test);

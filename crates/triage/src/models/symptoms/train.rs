@@ -20,15 +20,7 @@ pub struct Metrics {
 fn f1(tp: usize, fp: usize, fn_: usize) -> (f64, f64, f64) {
     let p = tp as f64 / (tp + fp).max(1) as f64;
     let r = tp as f64 / (tp + fn_).max(1) as f64;
-    (
-        p,
-        r,
-        if p + r > 0.0 {
-            2.0 * p * r / (p + r)
-        } else {
-            0.0
-        },
-    )
+    (p, r, if p + r > 0.0 { 2.0 * p * r / (p + r) } else { 0.0 })
 }
 
 impl SymptomClassifier {
@@ -41,11 +33,8 @@ impl SymptomClassifier {
                 for (k, gold, present) in
                     [(0, &case.text_present, true), (3, &case.text_absent, false)]
                 {
-                    let got: Vec<usize> = pred
-                        .iter()
-                        .filter(|f| f.present == present)
-                        .map(|f| f.finding)
-                        .collect();
+                    let got: Vec<usize> =
+                        pred.iter().filter(|f| f.present == present).map(|f| f.finding).collect();
                     let tp = got.iter().filter(|g| gold.contains(g)).count();
                     c[k] += tp;
                     c[k + 1] += got.len() - tp;
@@ -78,22 +67,12 @@ pub fn train(
     device.seed(train.seed);
     let featurizer = config.featurizer();
     let f = config.finding_ids.len();
-    let scoped: Vec<(Vec<u32>, Vec<u32>)> = data
-        .train
-        .iter()
-        .map(|c| featurizer.features_by_scope(&c.text))
-        .collect();
-    let bce = BinaryCrossEntropyLossConfig::new()
-        .with_logits(true)
-        .init(&device);
+    let scoped: Vec<(Vec<u32>, Vec<u32>)> =
+        data.train.iter().map(|c| featurizer.features_by_scope(&c.text)).collect();
+    let bce = BinaryCrossEntropyLossConfig::new().with_logits(true).init(&device);
     let net = config.net().init(&device);
-    let (net, _) = fit(
-        net,
-        data.train.len(),
-        &train,
-        progress,
-        NAME,
-        |net: &Net, idx: &[usize]| {
+    let (net, _) =
+        fit(net, data.train.len(), &train, progress, NAME, |net: &Net, idx: &[usize]| {
             let pos: Vec<&[u32]> = idx.iter().map(|&i| scoped[i].0.as_slice()).collect();
             let neg: Vec<&[u32]> = idx.iter().map(|&i| scoped[i].1.as_slice()).collect();
             let mut tp = vec![0i64; idx.len() * f];
@@ -111,8 +90,7 @@ pub fn train(
             let (lp, la) =
                 net.forward(&BagBatch::new(&pos, &device), &BagBatch::new(&neg, &device));
             bce.forward(lp, tp) + bce.forward(la, ta)
-        },
-    );
+        });
     let infer = Device::flex();
     let net = move_to(net.valid(), &infer);
     let mut model = SymptomClassifier::from_parts(config, net, &infer);
@@ -192,4 +170,3 @@ pub fn model_card(model: &SymptomClassifier, m: &Metrics, data: &synth::Splits) 
         m.absent_f1,
     )
 }
-
