@@ -13,7 +13,7 @@ pub struct TextEncoderConfig {
 }
 
 /// Sum of the feature embeddings divided by sqrt(n): plain means with small weights never
-/// left the base rate in our measurements (BURN-NOTES.md), this trains.
+/// left the base rate in our measurements (docs/burn.md), this trains.
 #[derive(Module, Debug)]
 pub struct TextEncoder {
     pub emb: Embedding,

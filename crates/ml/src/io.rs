@@ -2,7 +2,7 @@
 //!
 //! Weights are read fully into memory and then applied: `load_file` would memory-map the file
 //! and keep tensors borrowed from it, which made every operation copy the embedding table on
-//! some backends (BURN-NOTES.md).
+//! some backends (docs/burn.md).
 
 use burn::module::Module;
 use burn::store::ModuleRecord;
