@@ -749,12 +749,6 @@ async fn commit(
             )
             .await?;
         let inserted: HashSet<Uuid> = inserted.iter().map(|row| row.get(0)).collect();
-        let mut with_events = inserted.clone();
-        for r in reports {
-            if with_events.remove(&r.id) {
-                rows.extend(r.events.iter().map(|event| (Uuid::new_v4(), event)));
-            }
-        }
         let mut first: HashMap<Uuid, &StoredReport> = HashMap::new();
         for r in reports {
             // A second write of one id within the group compares with the first.
@@ -766,6 +760,8 @@ async fn commit(
             }
             first.insert(r.id, r);
             if inserted.contains(&r.id) {
+                // Inserted now: its events go in with it (a report already there has its own).
+                rows.extend(r.events.iter().map(|event| (Uuid::new_v4(), event)));
                 continue;
             }
             // Already stored: a retry (same content) is fine, anything else is a conflict.
