@@ -102,13 +102,18 @@ fn route_of(name: Option<&str>) -> (Option<&'static str>, Access) {
         .map_or((None, Access::Public), |x| (Some(x.1), x.2))
 }
 
+/// Whether the route also answers HEAD (with the GET's head alone): every GET route but the
+/// endless event stream.
+fn answers_head(method: &Method, path: &str) -> bool {
+    *method == Method::GET && path != "/v1/events"
+}
+
 fn register_routes(cfg: &mut web::ServiceConfig) {
     for (method, path, _, route) in ROUTES {
         // Named by its pattern so the metrics read the route label without allocating; the
-        // method guard sits on the resource, as `App::route` puts it. A GET route answers HEAD
-        // too (the head alone), except the endless event stream.
+        // method guard sits on the resource, as `App::route` puts it.
         let resource = web::resource(*path).name(path);
-        let resource = if *method == Method::GET && *path != "/v1/events" {
+        let resource = if answers_head(method, path) {
             resource.guard(guard::Any(guard::Get()).or(guard::Head()))
         } else {
             resource.guard(guard::Method(method.clone()))
@@ -367,13 +372,11 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed: Vec<&str> = ROUTES
         .iter()
         .filter(|(_, pattern, _, _)| path_matches(pattern, req.path()))
-        .flat_map(|(m, pattern, _, _)| {
-            if *m == Method::GET && *pattern != "/v1/events" {
-                vec!["GET", "HEAD"]
-            } else {
-                vec![m.as_str()]
-            }
-        })
+        .flat_map(
+            |(m, pattern, _, _)| {
+                if answers_head(m, pattern) { vec!["GET", "HEAD"] } else { vec![m.as_str()] }
+            },
+        )
         .collect();
     if allowed.is_empty() {
         return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").error_response();
