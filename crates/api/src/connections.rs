@@ -105,7 +105,7 @@ impl Limits {
 
 impl Slot {
     /// The answer to a request on a connection over its limit: 503 with `Retry-After`, and the
-    /// connection is closed (`ApiError` closes on this code).
+    /// connection is closed.
     pub(crate) fn refusal(&self, retry_after: u64) -> Option<ApiError> {
         let over = self.over?;
         self.limits.refused.fetch_add(1, Ordering::Relaxed);
@@ -116,8 +116,10 @@ impl Slot {
             ),
             Over::Global => "the service has too many open connections; retry shortly".to_owned(),
         };
+        // The connection is over its limit: closed after the answer.
         Some(ApiError {
             retry_after: Some(retry_after),
+            close_connection: true,
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", message)
         })
     }

@@ -15,6 +15,9 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Adds `WWW-Authenticate: Bearer` (a 401 says how to authenticate).
     pub www_authenticate: bool,
+    /// Closes the connection after the answer. On for a 408: a body that stopped arriving
+    /// leaves the connection in an unknown state.
+    pub close_connection: bool,
 }
 
 impl ApiError {
@@ -26,6 +29,7 @@ impl ApiError {
             field: None,
             retry_after: None,
             www_authenticate: false,
+            close_connection: status == StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -128,9 +132,7 @@ impl ResponseError for ApiError {
         if self.www_authenticate {
             r.insert_header(("WWW-Authenticate", "Bearer realm=\"triagent\""));
         }
-        // A body that stopped arriving leaves the connection in an unknown state, and a
-        // connection over its limit is refused: close both.
-        if self.status == StatusCode::REQUEST_TIMEOUT || self.code == "too_many_connections" {
+        if self.close_connection {
             r.force_close();
         }
         r.json(ErrorBody {
