@@ -374,7 +374,7 @@ impl PgStore {
             rejected: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
             batches: AtomicU64::new(0),
-            spooled_since: AtomicI64::new(if spool.len() > 0 {
+            spooled_since: AtomicI64::new(if !spool.is_empty() {
                 Utc::now().timestamp_micros()
             } else {
                 0
@@ -955,7 +955,7 @@ impl Writer {
                     format!("the spool is at its limit of {max} bytes"),
                 ));
             }
-            let was_empty = state.spool.len() == 0;
+            let was_empty = state.spool.is_empty();
             let offsets = state.spool.append(&payloads)?;
             shared.spool_bytes.store(state.spool.len(), Ordering::Relaxed);
             if was_empty {
