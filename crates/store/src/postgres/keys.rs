@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use uuid::Uuid;
 
-use super::{DbError, migrate, timed};
+use super::connection::{DbError, migrate, timed};
 use crate::StoreError;
 use crate::keys::{
     AuditAction, AuditEntry, CreatedKey, KeyHash, KeyStore, Revoked, Scope, admin_entry, new_key,
@@ -46,7 +46,7 @@ impl PgKeys {
         }
         let manager = Manager::from_connect(
             pg,
-            super::OnRuntime::current(),
+            super::connection::OnRuntime::current(),
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let pool = Pool::builder(manager)
