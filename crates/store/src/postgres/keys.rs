@@ -1,14 +1,13 @@
 //! API keys and the audit log in PostgreSQL (`api_keys`, `audit_log`; migrations/V3).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use super::connection::{DbError, migrate, timed};
+use super::connection::{self, DbError, migrate, timed};
 use crate::StoreError;
 use crate::keys::{
     AuditAction, AuditEntry, CreatedKey, KeyHash, KeyStore, Revoked, Scope, admin_entry, new_key,
@@ -38,33 +37,15 @@ impl PgKeys {
     /// [`PgStore`](crate::PgStore), which applies the migrations (and keeps answering while
     /// the database is down: key lookups then fail as unavailable).
     pub fn new(url: &str, op_timeout: Duration) -> Result<PgKeys, StoreError> {
-        let mut pg = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Other(format!("database url: {e}")))?;
-        pg.connect_timeout(op_timeout);
-        if pg.get_application_name().is_none() {
-            pg.application_name("triagent-keys");
-        }
-        let manager = Manager::from_connect(
-            pg,
-            super::connection::OnRuntime::current(),
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(2)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(op_timeout))
-            .create_timeout(Some(op_timeout))
-            .recycle_timeout(Some(op_timeout))
-            .build()
-            .map_err(|e| StoreError::Other(format!("database pool: {e}")))?;
+        let pg = connection::settings(url, op_timeout, "triagent-keys")?;
+        let pool = connection::pool(pg, 2, op_timeout)?;
         Ok(PgKeys { pool, op_timeout })
     }
 
     /// Connects now and applies the migrations: for the `triagent keys` commands, which must
     /// fail at once, with the reason, when the database cannot be reached.
     pub async fn connect(url: &str, op_timeout: Duration) -> Result<PgKeys, StoreError> {
-        let pg = tokio_postgres::Config::from_str(url)
-            .map_err(|e| StoreError::Other(format!("database url: {e}")))?;
+        let pg = connection::parse_url(url)?;
         migrate(&pg, op_timeout).await.map_err(unavailable)?;
         PgKeys::new(url, op_timeout)
     }
