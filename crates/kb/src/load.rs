@@ -647,10 +647,10 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
                         format!("frequency of '{}' must be in (0, 1]", f.id),
                     );
                 }
-                if let Some(&i) = finding_index.get(&f.id) {
-                    if !cf.iter().any(|x: &ConditionFinding| x.finding == i) {
-                        cf.push(ConditionFinding { finding: i, freq: f.freq.clamp(0.0, 1.0) });
-                    }
+                if let Some(&i) = finding_index.get(&f.id)
+                    && !cf.iter().any(|x: &ConditionFinding| x.finding == i)
+                {
+                    cf.push(ConditionFinding { finding: i, freq: f.freq.clamp(0.0, 1.0) });
                 }
             }
             let _ = idx;

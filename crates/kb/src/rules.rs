@@ -37,13 +37,14 @@ impl Rule {
         }
         if self.min_age.is_some() || self.max_age.is_some() {
             match input.age {
-                Some(a) => {
-                    if self.min_age.is_some_and(|m| a < m) || self.max_age.is_some_and(|m| a > m) {
-                        return false;
-                    }
+                Some(a)
+                    if self.min_age.is_some_and(|m| a < m)
+                        || self.max_age.is_some_and(|m| a > m) =>
+                {
+                    return false;
                 }
                 None if !self.if_age_unknown => return false,
-                None => {}
+                Some(_) | None => {}
             }
         }
         self.sex.admits(input.sex)
