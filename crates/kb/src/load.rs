@@ -76,10 +76,10 @@ pub fn load_dir(dir: impl AsRef<Path>) -> Result<KnowledgeBase, KbError> {
     let mut folder = Folder::new(dir);
     let mut issues = Issues(Vec::new());
 
-    let (mut findings, mut phrase_owner, links) = load_findings(&mut folder, &mut issues)?;
+    let (mut findings, mut phrases, links) = load_findings(&mut folder, &mut issues)?;
     // Synonyms from open vocabularies (optional folder): more phrases for the reader.
     if folder.has("synonyms") {
-        load_synonyms(&mut folder, &mut issues, &mut findings, &mut phrase_owner)?;
+        load_synonyms(&mut folder, &mut issues, &mut findings, &mut phrases)?;
     }
     // Umbrella terms (optional folder): broad phrases read only when denied.
     if folder.has("umbrellas") {
@@ -200,6 +200,13 @@ fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && id.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// Records an issue if `id` (of an entry in `file`) is not a valid id.
+fn check_id(file: &str, id: &str, issues: &mut Issues) {
+    if !valid_id(id) {
+        issues.push(file, Some(id), Some("id"), "ids are lower_snake_case ASCII");
+    }
 }
 
 fn valid_icd10(code: &str) -> bool {

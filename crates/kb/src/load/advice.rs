@@ -2,7 +2,7 @@
 //! it applies to, who must not follow it, and when to seek help instead.
 
 use super::findings::Findings;
-use super::{Folder, Issues, KbError, valid_id};
+use super::{Folder, Issues, KbError, check_id};
 use crate::model::{Advice, AdviceKind, Contraindication};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
@@ -43,9 +43,7 @@ pub(super) fn load_advice(
     for (file, parsed) in folder.parse_section::<AdviceFile>("advice", issues)? {
         for a in parsed.advice {
             let e = a.id.as_str();
-            if !valid_id(e) {
-                issues.push(&file, Some(e), Some("id"), "ids are lower_snake_case ASCII");
-            }
+            check_id(&file, e, issues);
             if !advice_ids.insert(a.id.clone()) {
                 issues.push(&file, Some(e), Some("id"), "duplicate advice id");
                 continue;

@@ -2,7 +2,7 @@
 //! their frequencies, opposing and required findings, and the checks that keep them coherent.
 
 use super::findings::Findings;
-use super::{Folder, Issues, KbError, valid_icd10, valid_id};
+use super::{Folder, Issues, KbError, check_id, valid_icd10};
 use crate::model::{BodySystem, Condition, ConditionFinding, Prevalence, SexFilter};
 use domain::{AgeBand, TriageLevel};
 use serde::Deserialize;
@@ -58,9 +58,7 @@ pub(super) fn load_conditions(
     for (file, parsed) in folder.parse_section::<ConditionsFile>("conditions", issues)? {
         for c in parsed.condition {
             let e = c.id.as_str();
-            if !valid_id(e) {
-                issues.push(&file, Some(e), Some("id"), "ids are lower_snake_case ASCII");
-            }
+            check_id(&file, e, issues);
             if condition_index.contains_key(e) {
                 issues.push(&file, Some(e), Some("id"), "duplicate condition id");
                 continue;

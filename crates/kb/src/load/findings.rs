@@ -2,9 +2,9 @@
 //! the links between findings (`implies`, `composed_of`), resolved once every finding is known.
 //!
 //! Every later section names findings, so this file also keeps [`Findings`], which looks an id
-//! up among them.
+//! up among them, and [`PhraseOwners`], which keeps one phrase from naming two findings.
 
-use super::{Folder, Issues, KbError, check_phrases, phrase_key, starts_with_negation, valid_id};
+use super::{Folder, Issues, KbError, check_id, check_phrases, phrase_key, starts_with_negation};
 use crate::model::{BodySystem, Finding, FindingKind, VitalThreshold};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -80,6 +80,41 @@ impl Findings {
     }
 }
 
+/// The finding each phrase (in [`phrase_key`] form) belongs to, so that no phrase names two
+/// findings. A finding's `negatives` are entered as "`id` (negatives)".
+pub(super) struct PhraseOwners(HashMap<String, String>);
+
+impl PhraseOwners {
+    /// Gives `phrase` to `finding`, or records an issue in `field` if another one has it.
+    /// Returns whether the phrase was nobody's before.
+    pub(super) fn claim(
+        &mut self,
+        phrase: &str,
+        finding: &str,
+        file: &str,
+        field: &str,
+        issues: &mut Issues,
+    ) -> bool {
+        let key = phrase_key(phrase);
+        match self.0.get(&key) {
+            Some(owner) if owner != finding => {
+                issues.push(
+                    file,
+                    Some(finding),
+                    Some(field),
+                    format!("phrase '{phrase}' is also a phrase of '{owner}'"),
+                );
+                false
+            }
+            Some(_) => false,
+            None => {
+                self.0.insert(key, finding.to_string());
+                true
+            }
+        }
+    }
+}
+
 /// The links between findings, kept as ids until every finding is known.
 #[derive(Default)]
 pub(super) struct Links {
@@ -94,16 +129,14 @@ pub(super) struct Links {
 pub(super) fn load_findings(
     folder: &mut Folder<'_>,
     issues: &mut Issues,
-) -> Result<(Findings, HashMap<String, String>, Links), KbError> {
+) -> Result<(Findings, PhraseOwners, Links), KbError> {
     let mut findings = Findings { list: Vec::new(), index: HashMap::new() };
     let mut finding_file: Vec<String> = Vec::new();
-    let mut phrase_owner: HashMap<String, String> = HashMap::new();
+    let mut phrases = PhraseOwners(HashMap::new());
     let mut links = Links::default();
     for (file, parsed) in folder.parse_section::<FindingsFile>("findings", issues)? {
         for f in parsed.finding {
-            if !valid_id(&f.id) {
-                issues.push(&file, Some(&f.id), Some("id"), "ids are lower_snake_case ASCII");
-            }
+            check_id(&file, &f.id, issues);
             if let Some(&prev) = findings.index.get(&f.id) {
                 issues.push(
                     &file,
@@ -120,23 +153,12 @@ pub(super) fn load_findings(
             check_phrases(&file, &f.id, "lay", &f.lay, 1, issues);
             check_phrases(&file, &f.id, "variants", &f.variants, 0, issues);
             for p in f.clinical.iter().chain(&f.lay).chain(&f.variants) {
-                let key = phrase_key(p);
-                match phrase_owner.get(&key) {
-                    Some(owner) if owner != &f.id => issues.push(
-                        &file,
-                        Some(&f.id),
-                        Some("lay/clinical"),
-                        format!("phrase '{p}' is also a phrase of '{owner}'"),
-                    ),
-                    _ => {
-                        phrase_owner.insert(key, f.id.clone());
-                    }
-                }
+                phrases.claim(p, &f.id, &file, "lay/clinical", issues);
             }
             check_phrases(&file, &f.id, "negatives", &f.negatives, 0, issues);
             for p in &f.negatives {
                 let key = phrase_key(p);
-                if let Some(owner) = phrase_owner.get(&key) {
+                if let Some(owner) = phrases.0.get(&key) {
                     issues.push(
                         &file,
                         Some(&f.id),
@@ -146,7 +168,7 @@ pub(super) fn load_findings(
                 } else if starts_with_negation(&key) {
                     issues.push(&file, Some(&f.id), Some("negatives"), format!("phrase '{p}' starts with a negation (say what is there: 'afebrile', 'eating normally')"));
                 } else {
-                    phrase_owner.insert(key, format!("{} (negatives)", f.id));
+                    phrases.0.insert(key, format!("{} (negatives)", f.id));
                 }
             }
             if let Some(v) = &f.vital
@@ -186,7 +208,7 @@ pub(super) fn load_findings(
             });
         }
     }
-    Ok((findings, phrase_owner, links))
+    Ok((findings, phrases, links))
 }
 
 /// Resolves the links between findings, now that every finding is known: what each implies,

@@ -2,7 +2,7 @@
 //! the examples that test it.
 
 use super::findings::Findings;
-use super::{Folder, Issues, KbError, valid_id};
+use super::{Folder, Issues, KbError, check_id};
 use crate::model::{Rule, RuleExample, SexFilter, VitalThreshold};
 use domain::{Sex, TriageLevel, Vitals};
 use serde::Deserialize;
@@ -73,9 +73,7 @@ pub(super) fn load_rules(
     for (file, parsed) in folder.parse_section::<RulesFile>("rules", issues)? {
         for r in parsed.rule {
             let e = r.id.as_str();
-            if !valid_id(e) {
-                issues.push(&file, Some(e), Some("id"), "ids are lower_snake_case ASCII");
-            }
+            check_id(&file, e, issues);
             if !rule_ids.insert(r.id.clone()) {
                 issues.push(&file, Some(e), Some("id"), "duplicate rule id");
                 continue;

@@ -1,10 +1,9 @@
 //! The synonyms (`kb/synonyms/*.toml`, optional): phrases an open vocabulary gives for one of
 //! our findings, added to that finding's phrases for the reader.
 
-use super::findings::Findings;
-use super::{Folder, Issues, KbError, check_phrases, phrase_key};
+use super::findings::{Findings, PhraseOwners};
+use super::{Folder, Issues, KbError, check_phrases};
 use serde::Deserialize;
-use std::collections::HashMap;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +27,7 @@ pub(super) fn load_synonyms(
     folder: &mut Folder<'_>,
     issues: &mut Issues,
     findings: &mut Findings,
-    phrase_owner: &mut HashMap<String, String>,
+    phrases: &mut PhraseOwners,
 ) -> Result<(), KbError> {
     for (file, parsed) in folder.parse_section::<SynonymsFile>("synonyms", issues)? {
         for syn in parsed.synonym {
@@ -46,19 +45,8 @@ pub(super) fn load_synonyms(
             }
             check_phrases(&file, &syn.finding, "phrases", &syn.phrases, 1, issues);
             for p in &syn.phrases {
-                let key = phrase_key(p);
-                match phrase_owner.get(&key) {
-                    Some(owner) if owner != &syn.finding => issues.push(
-                        &file,
-                        Some(&syn.finding),
-                        Some("phrases"),
-                        format!("phrase '{p}' is also a phrase of '{owner}'"),
-                    ),
-                    Some(_) => {}
-                    None => {
-                        phrase_owner.insert(key, syn.finding.clone());
-                        findings.list[i].synonyms.push(p.clone());
-                    }
+                if phrases.claim(p, &syn.finding, &file, "phrases", issues) {
+                    findings.list[i].synonyms.push(p.clone());
                 }
             }
         }
