@@ -2,9 +2,8 @@
 //! vignettes: ICD-10 accuracy (top-1, top-3, top-10), triage accuracy per level, under-triaged
 //! emergencies, over-triage, and calibration, written as markdown with PNG plots.
 
-mod plots;
-pub use plots::register_font as register_plot_font;
 mod dev;
+mod plots;
 mod reading;
 mod vignettes;
 

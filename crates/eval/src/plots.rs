@@ -2,21 +2,9 @@
 
 use crate::Report;
 use domain::TriageLevel;
+use plotfont::register as register_font;
 use plotters::prelude::*;
-use plotters::style::FontStyle;
 use std::path::Path;
-use std::sync::Once;
-
-/// DejaVu Sans (see assets/DejaVuSans.LICENSE), embedded so plots render on any machine.
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
-/// Registers the embedded font for plotters (once); every PNG the project draws uses it.
-pub fn register_font() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-}
 
 type Res = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

@@ -7,7 +7,7 @@ type Res = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Latency (ms, log scale) against percentile, one line per step.
 pub fn latency(path: &std::path::Path, r: &Report) -> Res {
-    eval::register_plot_font();
+    plotfont::register();
     let root = BitMapBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
     // The x axis is -log10(1 - p): 50, 90, 99, 99.9 and 99.99 evenly spaced.
