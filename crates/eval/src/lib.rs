@@ -11,6 +11,7 @@ use domain::{CaseInput, Sex, TriageLevel};
 use kb::{KnowledgeBase, icd10_category};
 use std::fmt::Write as _;
 use std::path::Path;
+use triage::scores::{Calibration, LevelScores};
 use triage::{Models, Runner};
 
 pub use dev::{
@@ -139,26 +140,9 @@ pub fn score(name: &str, answers: &[Answer]) -> Report {
             per_level[g] = Some((row[g] as f64 / total as f64, total));
         }
     }
-    let emergencies: Vec<&Answer> =
-        answers.iter().filter(|a| a.gold_level.is_emergency()).collect();
-    let missed = emergencies.iter().filter(|a| !a.level.is_emergency()).count();
-    let bins = 10;
-    let mut rel = vec![(0.0f64, 0.0f64, 0usize); bins];
-    for a in answers {
-        let b = ((a.top_probability * bins as f32) as usize).min(bins - 1);
-        rel[b].0 += f64::from(a.top_probability);
-        rel[b].1 += f64::from(a.top_correct);
-        rel[b].2 += 1;
-    }
-    let ece = rel
-        .iter()
-        .filter(|r| r.2 > 0)
-        .map(|(c, k, m)| (*m as f64 / n) * ((c - k) / *m as f64).abs())
-        .sum();
-    let reliability = rel
-        .into_iter()
-        .map(|(c, k, m)| if m > 0 { (c / m as f64, k / m as f64, m) } else { (0.0, 0.0, 0) })
-        .collect();
+    let levels = LevelScores::of(answers.iter().map(|a| (a.level, a.gold_level)));
+    let calibration =
+        Calibration::of(answers.iter().map(|a| (a.top_probability, a.top_correct)), 10);
     Report {
         name: name.to_string(),
         n: answers.len(),
@@ -167,15 +151,15 @@ pub fn score(name: &str, answers: &[Answer]) -> Report {
         top10: frac(&|a| within(a.code_rank, 10)),
         category_top1: frac(&|a| within(a.category_rank, 1)),
         category_top3: frac(&|a| within(a.category_rank, 3)),
-        triage_accuracy: frac(&|a| a.level == a.gold_level),
+        triage_accuracy: levels.accuracy,
         per_level,
         confusion,
-        under_triaged_emergencies: missed as f64 / emergencies.len().max(1) as f64,
-        emergencies: emergencies.len(),
-        over_triage: frac(&|a| a.level < a.gold_level),
-        under_triage: frac(&|a| a.level > a.gold_level),
-        ece,
-        reliability,
+        under_triaged_emergencies: levels.under_triaged_emergencies,
+        emergencies: levels.emergencies,
+        over_triage: levels.over_triage,
+        under_triage: levels.under_triage,
+        ece: calibration.ece,
+        reliability: calibration.bins,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod merge;
 pub mod models;
 pub mod outcome;
 pub mod runner;
+pub mod scores;
 
 pub use agent::{AgentKind, AgentModel, AgentOutput, ModelAgent};
 pub use answer::{Answer, DISCLAIMER, assemble};

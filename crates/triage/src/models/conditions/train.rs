@@ -53,25 +53,9 @@ impl Metrics {
             top3: t3 / n,
             top10: t10 / n,
             nll: nll / n,
-            ece: expected_calibration_error(&conf, 10),
+            ece: crate::scores::Calibration::of(conf, 10).ece,
         }
     }
-}
-
-/// ECE over (confidence, correct) pairs with equal-width bins.
-pub fn expected_calibration_error(conf: &[(f32, bool)], bins: usize) -> f64 {
-    let mut sum = vec![(0.0f64, 0.0f64, 0usize); bins];
-    for &(c, ok) in conf {
-        let b = ((c * bins as f32) as usize).min(bins - 1);
-        sum[b].0 += f64::from(c);
-        sum[b].1 += f64::from(ok);
-        sum[b].2 += 1;
-    }
-    let n = conf.len().max(1) as f64;
-    sum.iter()
-        .filter(|s| s.2 > 0)
-        .map(|(c, a, k)| (*k as f64 / n) * ((c - a) / *k as f64).abs())
-        .sum()
 }
 
 /// Trains, fits the temperature on the validation split, and reports test metrics. Each

@@ -34,19 +34,12 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn of(pred: &[TriageLevel], gold: &[TriageLevel]) -> Metrics {
-        let n = gold.len().max(1) as f64;
-        let acc = pred.iter().zip(gold).filter(|(p, g)| p == g).count() as f64 / n;
-        let emerg: Vec<(&TriageLevel, &TriageLevel)> =
-            pred.iter().zip(gold).filter(|(_, g)| g.is_emergency()).collect();
-        let missed = emerg.iter().filter(|(p, _)| !p.is_emergency()).count() as f64
-            / emerg.len().max(1) as f64;
-        let over = pred.iter().zip(gold).filter(|(p, g)| p < g).count() as f64 / n;
-        let under = pred.iter().zip(gold).filter(|(p, g)| p > g).count() as f64 / n;
+        let s = crate::scores::LevelScores::of(pred.iter().copied().zip(gold.iter().copied()));
         Metrics {
-            accuracy: acc,
-            under_triaged_emergencies: missed,
-            over_triage: over,
-            under_triage: under,
+            accuracy: s.accuracy,
+            under_triaged_emergencies: s.under_triaged_emergencies,
+            over_triage: s.over_triage,
+            under_triage: s.under_triage,
         }
     }
 }
