@@ -19,6 +19,7 @@ use actix_web::http::header::{CACHE_CONTROL, HeaderName};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
 use bus::{DiagnosisEvent, DiagnosisEventKind, Filter, Item, Subscription};
+use domain::TriageLevel;
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -97,9 +98,13 @@ fn parse_request(req: &HttpRequest) -> Result<(Filter, Option<u64>), ApiError> {
     for (key, value) in &pairs {
         match key.as_str() {
             "type" => {
-                add_values(&mut filter.types, "type", value, &DiagnosisEventKind::TYPE_NAMES)?
+                let known = DiagnosisEventKind::TYPE_NAMES.map(|name| (name, name));
+                add_values(&mut filter.types, "type", value, &known)?
             }
-            "level" => add_values(&mut filter.levels, "level", value, &bus::event::LEVELS)?,
+            "level" => {
+                let known = TriageLevel::ALL.map(|level| (level.as_str(), level));
+                add_values(&mut filter.levels, "level", value, &known)?
+            }
             "after" => after = Some(parse_seq("after", value)?),
             other => {
                 return Err(bad(
@@ -126,30 +131,32 @@ fn parse_request(req: &HttpRequest) -> Result<(Filter, Option<u64>), ApiError> {
     Ok((filter, after))
 }
 
-/// Adds comma-separated `value` to `list`; every item must be one of `known`, so a typo is a
-/// 400 naming it rather than a stream that stays silent forever.
-fn add_values(
-    list: &mut Option<Vec<String>>,
+/// Adds comma-separated `value` to `list`; every item must be one of `known` (by wire name),
+/// so a typo is a 400 naming it rather than a stream that stays silent forever.
+fn add_values<T: Copy + PartialEq + Into<F>, F: PartialEq>(
+    list: &mut Option<Vec<F>>,
     field: &str,
     value: &str,
-    known: &[&str],
+    known: &[(&str, T)],
 ) -> Result<(), ApiError> {
     let list = list.get_or_insert_with(Vec::new);
     for item in value.split(',').map(str::trim) {
-        if !known.contains(&item) {
+        let Some(&(_, v)) = known.iter().find(|(name, _)| *name == item) else {
             let shown = if item.is_empty() {
                 "an empty value".to_string()
             } else {
                 format!("'{}'", echo(item))
             };
+            let names: Vec<&str> = known.iter().map(|(name, _)| *name).collect();
             return Err(bad(
-                "invalid_filter",
+                ErrorCode::InvalidFilter,
                 field,
-                format!("{field}: {shown} is not one of {}", known.join(", ")),
+                format!("{field}: {shown} is not one of {}", names.join(", ")),
             ));
-        }
-        if !list.iter().any(|x| x == item) {
-            list.push(item.to_string());
+        };
+        let v = v.into();
+        if !list.contains(&v) {
+            list.push(v);
         }
     }
     Ok(())
@@ -438,7 +445,7 @@ mod tests {
     fn filters_and_resume_points_parse() {
         let (f, after) = parse("/v1/events?type=triage_completed,emergency_assessed&level=emergency&type=triage_completed", None).unwrap();
         assert_eq!(f.types.unwrap(), ["triage_completed", "emergency_assessed"]);
-        assert_eq!(f.levels.unwrap(), ["emergency"]);
+        assert_eq!(f.levels.unwrap(), [TriageLevel::Emergency]);
         assert_eq!(after, None);
         assert_eq!(parse("/v1/events?after=7", None).unwrap().1, Some(7));
         assert_eq!(parse("/v1/events?after=7", Some("12")).unwrap().1, Some(12), "the header wins");

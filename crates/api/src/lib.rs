@@ -551,7 +551,7 @@ async fn post_triage(
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),
-        level: outcome.decision.level.as_str().into(),
+        level: outcome.decision.level,
         top_condition: outcome
             .conditions
             .as_ref()
@@ -646,14 +646,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let agents: serde_json::Map<String, serde_json::Value> = state
         .agents
         .iter()
-        .map(|a| {
-            let breaker = match a.breaker_state.load(std::sync::atomic::Ordering::Relaxed) {
-                0 => "closed",
-                1 => "open",
-                _ => "half_open",
-            };
-            (a.kind.as_str().to_string(), json!({"model": a.version, "breaker": breaker}))
-        })
+        .map(|a| (a.kind.as_str().to_string(), json!({"model": a.version, "breaker": a.breaker()})))
         .collect();
     let (ok, store_json) = match store {
         StoreHealth::Ok => (true, json!({"kind": state.store.kind(), "status": "ok"})),

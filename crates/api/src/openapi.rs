@@ -112,33 +112,8 @@ pub(crate) fn swagger_ui() -> SwaggerUi {
 /// The route pattern of the Swagger UI's files.
 pub(crate) const SWAGGER_UI_ROUTE: &str = "/docs/{_:.*}";
 
-fn vocabulary(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
-    RefOr::T(Schema::Object(
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(description))
-            .enum_values(Some(values))
-            .build(),
-    ))
-}
-
-/// A triage level (`domain::TriageLevel`).
-pub struct LevelName;
-
-impl PartialSchema for LevelName {
-    fn schema() -> RefOr<Schema> {
-        vocabulary(
-            "A triage level, most urgent first: emergency_ambulance (call an ambulance now), emergency (go to an emergency department now), consultation_24 (see a clinician within 24 hours), consultation (see a clinician soon), self_care (safe to manage at home, with the warning signs that change that).",
-            domain::TriageLevel::ALL.map(domain::TriageLevel::as_str),
-        )
-    }
-}
-
-impl ToSchema for LevelName {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("TriageLevel")
-    }
-}
+use bus::schema::vocabulary;
+pub use bus::schema::{BreakerStateName, LevelName};
 
 /// Sex as the API accepts it (`domain::Sex`).
 pub struct SexName;
@@ -235,8 +210,8 @@ pub struct StoreReadiness {
 pub struct AgentReadiness {
     /// The model version loaded.
     pub model: String,
-    /// `closed`, `open` or `half_open`.
-    pub breaker: String,
+    #[schema(value_type = BreakerStateName)]
+    pub breaker: domain::BreakerState,
 }
 
 /// `GET /v1/events`, declared by path only: its handler lives with the event stream, and a
@@ -285,10 +260,9 @@ impl Modify for EventStream {
             .operation_id(Some("events"))
             .parameter(last_event_id)
             .parameter(list("type", "Only events of these types.", &bus::DiagnosisEventKind::TYPE_NAMES))
-            .parameter(list("level", "Only events with one of these levels (`emergency_assessed` and `triage_completed` carry one).", &bus::event::LEVELS))
+            .parameter(list("level", "Only events with one of these levels (`emergency_assessed` and `triage_completed` carry one).", &domain::TriageLevel::ALL.map(domain::TriageLevel::as_str)))
             .parameter(after)
             .response("200", stream)
-            .response("400", bad)
             .build();
         openapi.paths.add_path_operation("/v1/events", vec![HttpMethod::Get], op);
     }

@@ -2,20 +2,13 @@
 //! step is a compile error wherever events are handled, not a silently ignored string.
 
 use chrono::{DateTime, Utc};
+use domain::{BreakerState, TriageLevel};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// The five API triage levels, most urgent first. Kept here as strings so the bus does not
-/// depend on `domain`; they must match `domain::TriageLevel::as_str`.
-pub const LEVELS: [&str; 5] =
-    ["emergency_ambulance", "emergency", "consultation_24", "consultation", "self_care"];
-
 /// Why an agent's answer is missing from a triage (the `status` of [`DiagnosisEventKind::AgentDegraded`]).
 pub const AGENT_STATUSES: [&str; 3] = ["timeout", "failed", "circuit_open"];
-
-/// A circuit breaker's states (the `state` of [`DiagnosisEventKind::BreakerStateChanged`]).
-pub const BREAKER_STATES: [&str; 3] = ["closed", "open", "half_open"];
 
 /// One event as it travels on the bus and over the wire.
 ///
@@ -40,7 +33,7 @@ pub struct DiagnosisEvent {
 
 impl DiagnosisEvent {
     /// The triage level the event carries, if any (see [`DiagnosisEventKind::level`]).
-    pub fn level(&self) -> Option<&str> {
+    pub fn level(&self) -> Option<TriageLevel> {
         self.kind.level()
     }
 
@@ -62,7 +55,8 @@ pub struct RankedCode {
 /// Every step of a triage, and the agent-health changes that affect triage.
 ///
 /// No variant may hold free text: string fields are ids from the knowledge base, ICD-10 codes,
-/// or values from [`LEVELS`], [`AGENT_STATUSES`] and [`BREAKER_STATES`]. Timings are in
+/// agent names or values from [`AGENT_STATUSES`]; levels and breaker states are `domain`'s
+/// enums, on the wire by their snake_case names. Timings are in
 /// milliseconds as `f64` so sub-millisecond agents still show.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -90,13 +84,15 @@ pub enum DiagnosisEventKind {
     },
     /// The emergency detector's level and the red-flag rule ids that fired.
     EmergencyAssessed {
-        level: String,
+        #[schema(value_type = crate::schema::LevelName)]
+        level: TriageLevel,
         red_flags: Vec<String>,
         latency_ms: f64,
     },
     /// The merged, final level; `degraded` when at least one agent's answer was missing.
     TriageCompleted {
-        level: String,
+        #[schema(value_type = crate::schema::LevelName)]
+        level: TriageLevel,
         degraded: bool,
         total_ms: f64,
     },
@@ -106,7 +102,8 @@ pub enum DiagnosisEventKind {
     },
     BreakerStateChanged {
         agent: String,
-        state: String,
+        #[schema(value_type = crate::schema::BreakerStateName)]
+        state: BreakerState,
     },
 }
 
@@ -126,10 +123,10 @@ impl DiagnosisEventKind {
 
     /// The triage level the event carries: the detector's for `emergency_assessed`, the final
     /// one for `triage_completed`. Other events have no level, so a level filter drops them.
-    pub fn level(&self) -> Option<&str> {
+    pub fn level(&self) -> Option<TriageLevel> {
         match self {
             Self::EmergencyAssessed { level, .. } | Self::TriageCompleted { level, .. } => {
-                Some(level)
+                Some(*level)
             }
             _ => None,
         }

@@ -184,7 +184,7 @@ pub struct Filter {
     pub types: Option<Vec<String>>,
     /// Keep only events whose [`DiagnosisEventKind::level`] is one of these; events without a
     /// level are dropped. `None` keeps everything.
-    pub levels: Option<Vec<String>>,
+    pub levels: Option<Vec<domain::TriageLevel>>,
     /// Keep only the events of reports made with this API key (a tenant's own); `None` keeps
     /// every key's.
     pub owner: Option<Uuid>,
@@ -199,24 +199,23 @@ impl Filter {
     pub fn matches(&self, event: &DiagnosisEvent) -> bool {
         let type_ok =
             self.types.as_ref().is_none_or(|types| types.iter().any(|t| t == event.type_name()));
-        let level_ok = self.levels.as_ref().is_none_or(|levels| {
-            event.level().is_some_and(|l| levels.iter().any(|wanted| wanted == l))
-        });
+        let level_ok = self
+            .levels
+            .as_ref()
+            .is_none_or(|levels| event.level().is_some_and(|l| levels.contains(&l)));
         let owner_ok = self.owner.is_none_or(|o| event.owner == Some(o));
         type_ok && level_ok && owner_ok
     }
 
-    /// Types and levels named in the filter that no event can have, so the API can reject a
-    /// typo instead of serving a stream that stays silent forever.
+    /// Types named in the filter that no event can have, so the API can reject a typo instead
+    /// of serving a stream that stays silent forever. (Levels are typed: a typo cannot be one.)
     pub fn unknown_values(&self) -> Vec<&str> {
-        let types = self
-            .types
+        self.types
             .iter()
             .flatten()
-            .filter(|t| !DiagnosisEventKind::TYPE_NAMES.contains(&t.as_str()));
-        let levels =
-            self.levels.iter().flatten().filter(|l| !crate::event::LEVELS.contains(&l.as_str()));
-        types.chain(levels).map(String::as_str).collect()
+            .filter(|t| !DiagnosisEventKind::TYPE_NAMES.contains(&t.as_str()))
+            .map(String::as_str)
+            .collect()
     }
 }
 

@@ -4,8 +4,8 @@
 //!
 //! Events carry ids, codes, levels and timings only, never what a person wrote, so that anything
 //! downstream of the bus (a browser, a log, a table) can keep them without holding patient text.
-//! The crate depends on nothing else in the workspace: levels and states are plain strings from
-//! the closed vocabularies listed in [`event`], so the bus can sit below every other crate.
+//! The crate depends only on `domain`, whose enums (levels, breaker states) its events carry,
+//! so the bus sits below every crate that publishes or follows events.
 //!
 //! Delivery is at most once per subscriber and in sequence order. A subscriber that falls more
 //! than the channel capacity behind receives [`Item::Gap`] with the number of events it missed
@@ -14,6 +14,7 @@
 
 pub mod event;
 mod hub;
+pub mod schema;
 
 pub use event::{DiagnosisEvent, DiagnosisEventKind, RankedCode};
 pub use hub::{Bus, Filter, Item, Subscription};

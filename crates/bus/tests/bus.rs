@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use bus::event::{AGENT_STATUSES, BREAKER_STATES, LEVELS};
+use bus::event::AGENT_STATUSES;
 use bus::{Bus, DiagnosisEvent, DiagnosisEventKind, Filter, Item, RankedCode, Subscription};
+use domain::{BreakerState, TriageLevel};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -45,8 +46,8 @@ fn received(n: usize) -> DiagnosisEventKind {
     DiagnosisEventKind::TriageReceived { text_chars: n, structured_findings: 0, has_vitals: false }
 }
 
-fn completed(level: &str) -> DiagnosisEventKind {
-    DiagnosisEventKind::TriageCompleted { level: level.into(), degraded: false, total_ms: 12.5 }
+fn completed(level: TriageLevel) -> DiagnosisEventKind {
+    DiagnosisEventKind::TriageCompleted { level, degraded: false, total_ms: 12.5 }
 }
 
 /// One event of every kind. The match below has no wildcard, so a new variant does not compile
@@ -70,13 +71,17 @@ fn one_of_each() -> Vec<DiagnosisEventKind> {
         },
         K::CareRetrieved { advice: vec!["call_ambulance".into()], latency_ms: 0.8 },
         K::EmergencyAssessed {
-            level: "emergency_ambulance".into(),
+            level: TriageLevel::EmergencyAmbulance,
             red_flags: vec!["chest_pain_with_sweating".into()],
             latency_ms: 1.1,
         },
-        K::TriageCompleted { level: "emergency_ambulance".into(), degraded: true, total_ms: 9.0 },
+        K::TriageCompleted {
+            level: TriageLevel::EmergencyAmbulance,
+            degraded: true,
+            total_ms: 9.0,
+        },
         K::AgentDegraded { agent: "condition-matcher".into(), status: "timeout".into() },
-        K::BreakerStateChanged { agent: "condition-matcher".into(), state: "half_open".into() },
+        K::BreakerStateChanged { agent: "condition-matcher".into(), state: BreakerState::HalfOpen },
     ];
     for kind in &all {
         match kind {
@@ -170,14 +175,14 @@ async fn filter_by_level_keeps_only_events_carrying_a_listed_level() {
     let bus = Bus::new(64, 0);
     let filter = Filter {
         types: None,
-        levels: Some(vec!["emergency".into(), "emergency_ambulance".into()]),
+        levels: Some(vec![TriageLevel::Emergency, TriageLevel::EmergencyAmbulance]),
         owner: None,
     };
     let mut sub = bus.subscribe(filter, None);
     for kind in one_of_each() {
         bus.publish(Uuid::new_v4(), kind);
     }
-    for level in LEVELS {
+    for level in TriageLevel::ALL {
         bus.publish(Uuid::new_v4(), completed(level));
     }
     bus.close();
@@ -185,7 +190,9 @@ async fn filter_by_level_keeps_only_events_carrying_a_listed_level() {
         .await
         .into_iter()
         .map(|i| match i {
-            Item::Event(e) => (e.type_name().to_owned(), e.level().unwrap_or("-").to_owned()),
+            Item::Event(e) => {
+                (e.type_name().to_owned(), e.level().map_or("-", TriageLevel::as_str).to_owned())
+            }
             Item::Gap { missed } => panic!("gap of {missed}"),
         })
         .collect();
@@ -206,16 +213,16 @@ async fn type_and_level_filters_combine() {
     let bus = Bus::new(64, 0);
     let filter = Filter {
         types: Some(vec!["triage_completed".into()]),
-        levels: Some(vec!["self_care".into()]),
+        levels: Some(vec![TriageLevel::SelfCare]),
         owner: None,
     };
     let mut sub = bus.subscribe(filter, None);
-    bus.publish(Uuid::new_v4(), completed("emergency"));
-    let wanted = bus.publish(Uuid::new_v4(), completed("self_care"));
+    bus.publish(Uuid::new_v4(), completed(TriageLevel::Emergency));
+    let wanted = bus.publish(Uuid::new_v4(), completed(TriageLevel::SelfCare));
     bus.publish(
         Uuid::new_v4(),
         DiagnosisEventKind::EmergencyAssessed {
-            level: "self_care".into(),
+            level: TriageLevel::SelfCare,
             red_flags: vec![],
             latency_ms: 1.0,
         },
@@ -228,10 +235,10 @@ async fn type_and_level_filters_combine() {
 fn unknown_filter_values_are_reported() {
     let filter = Filter {
         types: Some(vec!["triage_completed".into(), "triage_complete".into()]),
-        levels: Some(vec!["urgent".into(), "self_care".into()]),
+        levels: Some(vec![TriageLevel::SelfCare]),
         owner: None,
     };
-    assert_eq!(filter.unknown_values(), ["triage_complete", "urgent"]);
+    assert_eq!(filter.unknown_values(), ["triage_complete"]);
     assert!(Filter::all().unknown_values().is_empty());
 }
 
@@ -420,7 +427,7 @@ fn bus_is_shareable_across_threads() {
 fn serialisation_shape() {
     let bus = Bus::new(8, 0);
     let report = Uuid::new_v4();
-    let event = bus.publish(report, completed("emergency"));
+    let event = bus.publish(report, completed(TriageLevel::Emergency));
     let json = serde_json::to_value(&*event).expect("serialises");
     let obj = json.as_object().expect("an object");
     let keys: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
@@ -444,7 +451,7 @@ fn serialisation_shape() {
         Uuid::nil(),
         DiagnosisEventKind::BreakerStateChanged {
             agent: "emergency-detector".into(),
-            state: "open".into(),
+            state: BreakerState::Open,
         },
     );
     let json = serde_json::to_value(&*breaker).expect("serialises");
@@ -524,14 +531,14 @@ fn no_event_has_a_field_that_could_hold_free_text() {
         field_names(&json, &mut fields);
 
         // The closed vocabularies really are closed in what we publish.
-        if let Some(level) = event.level() {
-            assert!(LEVELS.contains(&level), "{level}");
+        if let Some(level) = json.get("level").and_then(Value::as_str) {
+            assert!(TriageLevel::parse(level).is_some(), "{level}");
         }
         if let Some(status) = json.get("status").and_then(Value::as_str) {
             assert!(AGENT_STATUSES.contains(&status), "{status}");
         }
         if let Some(state) = json.get("state").and_then(Value::as_str) {
-            assert!(BREAKER_STATES.contains(&state), "{state}");
+            assert!(BreakerState::ALL.iter().any(|s| s.as_str() == state), "{state}");
         }
     }
     let unexpected: Vec<&String> =

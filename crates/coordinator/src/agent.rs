@@ -2,6 +2,7 @@
 
 use crate::pool::{Pool, PoolError};
 use actix::prelude::*;
+use domain::BreakerState;
 use failsafe::futures::CircuitBreaker as _;
 use failsafe::{Config, Error as BreakerError, StateMachine, failure_policy::ConsecutiveFailures};
 use kb::Case;
@@ -57,7 +58,7 @@ impl Iterator for Backoff {
     }
 }
 
-/// Breaker state for metrics and events: 0 closed, 1 open, 2 half open.
+/// Breaker state for metrics and events, as [`BreakerState::as_u8`] numbers it.
 #[derive(Debug, Clone)]
 pub struct BreakerWatch {
     kind: AgentKind,
@@ -66,13 +67,13 @@ pub struct BreakerWatch {
 }
 
 impl BreakerWatch {
-    fn set(&self, state: u8, name: &str) {
-        if self.state.swap(state, Ordering::Relaxed) != state {
+    fn set(&self, state: BreakerState) {
+        if self.state.swap(state.as_u8(), Ordering::Relaxed) != state.as_u8() {
             self.bus.publish(
                 Uuid::nil(),
                 bus::DiagnosisEventKind::BreakerStateChanged {
                     agent: self.kind.as_str().into(),
-                    state: name.into(),
+                    state,
                 },
             );
         }
@@ -82,13 +83,13 @@ impl BreakerWatch {
 impl failsafe::Instrument for BreakerWatch {
     fn on_call_rejected(&self) {}
     fn on_open(&self) {
-        self.set(1, "open");
+        self.set(BreakerState::Open);
     }
     fn on_half_open(&self) {
-        self.set(2, "half_open");
+        self.set(BreakerState::HalfOpen);
     }
     fn on_closed(&self) {
-        self.set(0, "closed");
+        self.set(BreakerState::Closed);
     }
 }
 
@@ -99,8 +100,15 @@ type Breaker = StateMachine<ConsecutiveFailures<Backoff>, BreakerWatch>;
 pub struct AgentStats {
     pub kind: AgentKind,
     pub version: String,
+    /// [`BreakerState::as_u8`]; read it with [`AgentStats::breaker`].
     pub breaker_state: Arc<AtomicU8>,
     pub pool: Arc<crate::pool::PoolCounters>,
+}
+
+impl AgentStats {
+    pub fn breaker(&self) -> BreakerState {
+        BreakerState::from_u8(self.breaker_state.load(Ordering::Relaxed))
+    }
 }
 
 /// One agent's shared parts: its worker pool, its breaker, its deadline and its metrics. Cheap
@@ -198,17 +206,8 @@ pub struct AgentReply {
     pub latency_ms: f64,
     /// How the call went through the agent's pool, when it reached a forward pass.
     pub run: Option<crate::pool::RunStats>,
-    /// The agent's breaker after the call: `closed`, `open` or `half_open`.
-    pub breaker: &'static str,
-}
-
-/// The wire name of a breaker state as `BreakerWatch` stores it.
-pub fn breaker_name(state: u8) -> &'static str {
-    match state {
-        0 => "closed",
-        1 => "open",
-        _ => "half_open",
-    }
+    /// The agent's breaker after the call.
+    pub breaker: BreakerState,
 }
 
 #[derive(Debug)]
@@ -280,7 +279,7 @@ impl Handler<Infer> for AgentActor {
                 output,
                 latency_ms: elapsed * 1e3,
                 run,
-                breaker: breaker_name(breaker_state.load(Ordering::Relaxed)),
+                breaker: BreakerState::from_u8(breaker_state.load(Ordering::Relaxed)),
             }
         })
     }

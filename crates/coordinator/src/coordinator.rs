@@ -191,7 +191,7 @@ fn event_of(kb: &KnowledgeBase, reply: &AgentReply) -> Option<DiagnosisEventKind
             latency_ms,
         },
         AgentOutput::Emergency(e) => DiagnosisEventKind::EmergencyAssessed {
-            level: e.level.as_str().into(),
+            level: e.level,
             red_flags: e.red_flags.iter().map(|&r| kb.rules[r].id.clone()).collect(),
             latency_ms,
         },
@@ -257,11 +257,11 @@ impl Handler<Triage> for Coordinator {
                                 output: None,
                                 latency_ms: 0.0,
                                 run: None,
-                                breaker: "closed",
+                                breaker: domain::BreakerState::Closed,
                             },
                         };
                         agent_span.record("outcome", reply.status.as_str());
-                        agent_span.record("breaker", reply.breaker);
+                        agent_span.record("breaker", reply.breaker.as_str());
                         if let Some(run) = reply.run {
                             agent_span.record("batch_size", run.batch_size as u64);
                             agent_span.record("queue_wait_us", run.queue_wait.as_micros() as u64);
@@ -314,7 +314,7 @@ impl Handler<Triage> for Coordinator {
                     id,
                     owner,
                     DiagnosisEventKind::TriageCompleted {
-                        level: out.decision.level.as_str().into(),
+                        level: out.decision.level,
                         degraded: out.degraded,
                         total_ms: out.total_ms,
                     },

@@ -256,15 +256,16 @@ async fn breaker_opens_after_failures_and_closes_after_recovery() {
             Ok(Some(bus::Item::Event(e))) => {
                 if let bus::DiagnosisEventKind::BreakerStateChanged { agent, state } = &e.kind {
                     assert_eq!(agent, "symptom_classifier");
-                    states.push(state.clone());
+                    states.push(*state);
                 }
             }
             other => panic!("expected breaker events, got {other:?} after {states:?}"),
         }
     }
-    assert_eq!(states[0], "open");
+    assert_eq!(states[0], domain::BreakerState::Open);
     assert!(
-        states.contains(&"closed".to_string()) || states.contains(&"half_open".to_string()),
+        states.contains(&domain::BreakerState::Closed)
+            || states.contains(&domain::BreakerState::HalfOpen),
         "{states:?}"
     );
 }

@@ -68,6 +68,54 @@ impl fmt::Display for TriageLevel {
     }
 }
 
+/// A circuit breaker's state, as agents' breakers report it on the bus, in the store, in
+/// readiness and in metrics (where it is the number `as_u8` gives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls are refused until the breaker's back-off ends.
+    Open,
+    /// One trial call is let through to decide between open and closed.
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub const ALL: [BreakerState; 3] =
+        [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+
+    /// The number kept in an atomic and shown by the metrics gauge: 0 closed, 1 open, 2 half
+    /// open.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The inverse of [`BreakerState::as_u8`]; anything unknown reads as half open, the state
+    /// that neither promises calls go through nor refuses them all.
+    pub fn from_u8(n: u8) -> BreakerState {
+        match n {
+            0 => BreakerState::Closed,
+            1 => BreakerState::Open,
+            _ => BreakerState::HalfOpen,
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Sex as the API accepts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -280,6 +328,14 @@ mod tests {
             assert_eq!(TriageLevel::parse(l.as_str()), Some(*l));
         }
         assert_eq!(TriageLevel::parse("urgent"), None);
+    }
+
+    #[test]
+    fn breaker_states_keep_their_number_and_wire_name() {
+        for s in BreakerState::ALL {
+            assert_eq!(BreakerState::from_u8(s.as_u8()), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
     }
 
     #[test]

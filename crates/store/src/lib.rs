@@ -25,6 +25,7 @@ pub use postgres::{PgConfig, PgKeys, PgStore};
 pub use sink::{EventSink, spawn_event_sink};
 
 use bus::DiagnosisEvent;
+use domain::TriageLevel;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -39,10 +40,8 @@ use uuid::Uuid;
 pub struct StoredReport {
     pub id: Uuid,
     pub created_at: DateTime<Utc>,
-    /// The wire name of the triage level (`emergency_ambulance` … `self_care`). A string rather
-    /// than `domain::TriageLevel` so the store depends on nothing but its storage: the API has
-    /// already validated it.
-    pub level: String,
+    /// The final triage level, kept by its wire name (`emergency_ambulance` … `self_care`).
+    pub level: TriageLevel,
     /// ICD-10 code of the most probable condition; `None` when no condition was confident enough
     /// or the condition matcher did not answer.
     pub top_condition: Option<String>,

@@ -29,6 +29,7 @@ use async_trait::async_trait;
 use bus::DiagnosisEvent;
 use chrono::Utc;
 use deadpool_postgres::Pool;
+use domain::TriageLevel;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -360,10 +361,15 @@ impl ReportStore for PgStore {
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.message().to_owned()))?;
-        Ok(row.map(|row| StoredReport {
+        let Some(row) = row else { return Ok(None) };
+        let level: &str = row.get(2);
+        let level = TriageLevel::parse(level).ok_or_else(|| {
+            StoreError::Other(format!("report {id} has an unknown level {level:?}"))
+        })?;
+        Ok(Some(StoredReport {
             id: row.get(0),
             created_at: row.get(1),
-            level: row.get(2),
+            level,
             top_condition: row.get(3),
             degraded: row.get(4),
             api_key_id: row.get(5),

@@ -12,7 +12,7 @@ fn report(n: u32) -> StoredReport {
         id: Uuid::new_v4(),
         created_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap()
             + chrono::Duration::seconds(i64::from(n)),
-        level: "consultation".to_owned(),
+        level: domain::TriageLevel::Consultation,
         top_condition: Some("J06.9".to_owned()),
         degraded: false,
         api_key_id: None,
@@ -91,7 +91,7 @@ async fn same_id_with_other_content_is_a_conflict_and_keeps_the_first() {
     let mut other_body = first.clone();
     other_body.body = JsonBody::from(json!({ "n": 2 }));
     let mut other_level = first.clone();
-    other_level.level = "emergency".to_owned();
+    other_level.level = domain::TriageLevel::Emergency;
     let mut other_key = first.clone();
     other_key.api_key_id = Some(Uuid::new_v4());
 
@@ -291,7 +291,7 @@ async fn the_event_sink_keeps_the_bus_events_of_no_report() {
             Uuid::nil(),
             bus::DiagnosisEventKind::BreakerStateChanged {
                 agent: "condition_matcher".into(),
-                state: "open".into(),
+                state: domain::BreakerState::Open,
             },
         );
         // A report's events go with its report, through `put`; the sink leaves them.

@@ -3,6 +3,7 @@
 //! guard drops it when the test ends, passing or failing. If PostgreSQL cannot be reached the
 //! tests fail and say how to start one; they never skip.
 
+use domain::TriageLevel;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -29,7 +30,7 @@ fn report(n: u64) -> StoredReport {
     StoredReport {
         id: Uuid::new_v4(),
         created_at: now(),
-        level: if n.is_multiple_of(3) { "emergency" } else { "consultation" }.to_owned(),
+        level: if n.is_multiple_of(3) { TriageLevel::Emergency } else { TriageLevel::Consultation },
         top_condition: if n.is_multiple_of(2) { Some("J06.9".to_owned()) } else { None },
         degraded: n.is_multiple_of(5),
         api_key_id: if n.is_multiple_of(7) { Some(Uuid::new_v4()) } else { None },
@@ -47,7 +48,7 @@ fn event(seq: u64, report_id: Uuid) -> DiagnosisEvent {
         report_id,
         at: Utc::now(),
         kind: DiagnosisEventKind::TriageCompleted {
-            level: "consultation".into(),
+            level: TriageLevel::Consultation,
             degraded: false,
             total_ms: 1.25,
         },

@@ -14,6 +14,7 @@ use std::time::Duration;
 use bus::DiagnosisEvent;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
+use domain::TriageLevel;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -297,7 +298,14 @@ pub(super) async fn commit(
             let same = tx
                 .query_opt(
                     sql::SAME_REPORT,
-                    &[&r.id, &r.level, &r.top_condition, &r.degraded, &r.api_key_id, &r.body],
+                    &[
+                        &r.id,
+                        &r.level.as_str(),
+                        &r.top_condition,
+                        &r.degraded,
+                        &r.api_key_id,
+                        &r.body,
+                    ],
                 )
                 .await?;
             if same.is_none() {
@@ -314,7 +322,8 @@ pub(super) async fn commit(
         let seqs: Vec<i64> =
             rows.iter().map(|(_, e)| i64::try_from(e.seq).unwrap_or(i64::MAX)).collect();
         let kinds: Vec<&str> = rows.iter().map(|(_, e)| e.type_name()).collect();
-        let levels: Vec<Option<&str>> = rows.iter().map(|(_, e)| e.level()).collect();
+        let levels: Vec<Option<&str>> =
+            rows.iter().map(|(_, e)| e.level().map(TriageLevel::as_str)).collect();
         let payloads: Vec<serde_json::Value> = rows
             .iter()
             .map(|(_, e)| serde_json::to_value(e))
