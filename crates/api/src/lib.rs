@@ -32,7 +32,7 @@ use kb::KnowledgeBase;
 use serde_json::json;
 use settings::Settings;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{ReportStore, StoreHealth, StoredReport};
@@ -177,13 +177,7 @@ impl Application {
         let dirs = if settings.models.dir.is_empty() {
             triage::ModelDirs::default()
         } else {
-            let r = PathBuf::from(&settings.models.dir);
-            triage::ModelDirs {
-                symptom_classifier: r.join("symptom-classifier"),
-                condition_matcher: r.join("condition-matcher"),
-                treatment_retriever: r.join("treatment-retriever"),
-                emergency_detector: r.join("emergency-detector"),
-            }
+            triage::ModelDirs::under(Path::new(&settings.models.dir))
         };
         let models = Arc::new(triage::Models::load(kb.clone(), &dirs, &device)?);
         Self::build_with_agents(settings, kb, triage::ModelAgent::all(models)).await

@@ -201,19 +201,6 @@ pub fn run() -> Result<()> {
     }
 }
 
-/// The model folders: the agents' own, or NAME/ under a root.
-pub fn model_dirs(root: Option<&PathBuf>) -> triage::ModelDirs {
-    match root {
-        None => triage::ModelDirs::default(),
-        Some(r) => triage::ModelDirs {
-            symptom_classifier: r.join("symptom-classifier"),
-            condition_matcher: r.join("condition-matcher"),
-            treatment_retriever: r.join("treatment-retriever"),
-            emergency_detector: r.join("emergency-detector"),
-        },
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn evaluate(
     kb_dir: &PathBuf,
@@ -229,10 +216,10 @@ fn evaluate(
         kb::load_dir(kb_dir)
             .with_context(|| format!("loading knowledge base from {}", kb_dir.display()))?,
     );
-    let device = ml::select_device(device).map_err(anyhow::Error::msg)?;
+    let device = ml::select_device(device)?;
     let models = std::sync::Arc::new(triage::Models::load(
         kb.clone(),
-        &model_dirs(models.as_ref()),
+        &models.as_deref().map_or_else(triage::ModelDirs::default, triage::ModelDirs::under),
         &device,
     )?);
     let runner = triage::Runner::of(models.clone());

@@ -69,6 +69,19 @@ impl Default for ModelDirs {
     }
 }
 
+impl ModelDirs {
+    /// Each agent's model in a folder of its name under `root` (as `triagent-train --out`
+    /// writes them).
+    pub fn under(root: &Path) -> Self {
+        ModelDirs {
+            symptom_classifier: root.join(symptoms::NAME),
+            condition_matcher: root.join(conditions::NAME),
+            treatment_retriever: root.join(care::NAME),
+            emergency_detector: root.join(emergency::NAME),
+        }
+    }
+}
+
 /// The four models over one knowledge base. They are run through [`crate::ModelAgent`], by the
 /// coordinator or by the sequential [`crate::Runner`].
 pub struct Models {
