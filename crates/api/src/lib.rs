@@ -140,7 +140,7 @@ pub enum BuildError {
     #[error(transparent)]
     Model(#[from] ml::io::ModelIoError),
     #[error("device: {0}")]
-    Device(String),
+    Device(#[from] ml::DeviceError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
     #[error("{0}")]
@@ -170,8 +170,7 @@ impl Application {
             PathBuf::from(&settings.models.kb_dir)
         };
         let kb = Arc::new(kb::load_dir(kb_dir)?);
-        let device = ml::select_device(settings.models.device.parse().map_err(BuildError::Device)?)
-            .map_err(BuildError::Device)?;
+        let device = ml::select_device(settings.models.device.parse()?)?;
         // The agents already run in parallel; a product split over the cores would compete with them.
         ml::serial_matrix_products();
         let dirs = if settings.models.dir.is_empty() {

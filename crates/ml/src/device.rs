@@ -4,6 +4,15 @@ use burn::tensor::Device;
 use std::fmt;
 use std::str::FromStr;
 
+/// A device that cannot be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("unknown device '{0}': use 'cpu' or 'cuda:N'")]
+    Unknown(String),
+    #[error("this build has no CUDA support: rebuild with `--features cuda`")]
+    NoCuda,
+}
+
 /// Where the models run: `cpu` (burn-flex) or `cuda:N` (needs the `cuda` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
@@ -13,7 +22,7 @@ pub enum DeviceChoice {
 }
 
 impl FromStr for DeviceChoice {
-    type Err = String;
+    type Err = DeviceError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim() {
             "cpu" | "flex" => Ok(DeviceChoice::Cpu),
@@ -22,7 +31,7 @@ impl FromStr for DeviceChoice {
                 .strip_prefix("cuda:")
                 .and_then(|n| n.parse().ok())
                 .map(DeviceChoice::Cuda)
-                .ok_or_else(|| format!("unknown device '{other}': use 'cpu' or 'cuda:N'")),
+                .ok_or_else(|| DeviceError::Unknown(other.to_owned())),
         }
     }
 }
@@ -37,15 +46,13 @@ impl fmt::Display for DeviceChoice {
 }
 
 /// The device for a choice. Never `Device::default()`, which would try CUDA first.
-pub fn select_device(choice: DeviceChoice) -> Result<Device, String> {
+pub fn select_device(choice: DeviceChoice) -> Result<Device, DeviceError> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::flex()),
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(n) => Ok(Device::cuda(n)),
         #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda(_) => {
-            Err("this build has no CUDA support: rebuild with `--features cuda`".into())
-        }
+        DeviceChoice::Cuda(_) => Err(DeviceError::NoCuda),
     }
 }
 

@@ -17,4 +17,4 @@ pub mod sparse;
 pub mod train;
 
 pub use burn;
-pub use device::{DeviceChoice, select_device, serial_matrix_products};
+pub use device::{DeviceChoice, DeviceError, select_device, serial_matrix_products};

@@ -40,7 +40,7 @@ impl WordVectors {
             .map_err(|what| VectorsError::Format { path: path.to_path_buf(), what })
     }
 
-    pub fn from_bytes(b: &[u8]) -> Result<WordVectors, String> {
+    pub(crate) fn from_bytes(b: &[u8]) -> Result<WordVectors, String> {
         let u32_at = |at: usize| -> Result<u32, String> {
             b.get(at..at + 4)
                 .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
