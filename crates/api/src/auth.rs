@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::future::LocalBoxFuture;
 use governor::clock::Clock;
@@ -30,7 +29,7 @@ use store::{ApiKey, AuditAction, AuditEntry, KeyHash, KeySecret, KeyStore, Scope
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// What a route asks of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +75,11 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Set by the middleware for every route that is not public; a handler of a public route
         // that asks for a caller gets a 500, which a test of each route would show at once.
-        std::future::ready(req.extensions().get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "route has no caller")
-        }))
+        std::future::ready(
+            req.extensions().get::<Caller>().cloned().ok_or_else(|| {
+                ApiError::internal(None, &"a route that is not public has no caller")
+            }),
+        )
     }
 }
 
@@ -110,10 +111,8 @@ impl std::fmt::Debug for Auth {
     }
 }
 
-fn unauthorized(code: &'static str, message: &str) -> ApiError {
-    let mut e = ApiError::new(StatusCode::UNAUTHORIZED, code, message).field("Authorization");
-    e.www_authenticate = true;
-    e
+fn unauthorized(code: ErrorCode, message: &'static str) -> ApiError {
+    ApiError::new(code, message).field("Authorization")
 }
 
 impl Auth {
@@ -157,7 +156,7 @@ impl Auth {
             None => {
                 self.count(None, AuditAction::AuthFailed);
                 return Err(unauthorized(
-                    "missing_api_key",
+                    ErrorCode::MissingApiKey,
                     "this route needs an API key: send Authorization: Bearer <key>",
                 ));
             }
@@ -173,7 +172,7 @@ impl Auth {
         let Some(token) = token else {
             self.count(None, AuditAction::AuthFailed);
             return Err(unauthorized(
-                "invalid_authorization",
+                ErrorCode::InvalidAuthorization,
                 "the Authorization header must be: Bearer <key>",
             ));
         };
@@ -185,7 +184,7 @@ impl Auth {
         let Some(key) = key.filter(|k| k.is_active()) else {
             self.count(None, AuditAction::AuthFailed);
             return Err(unauthorized(
-                "invalid_api_key",
+                ErrorCode::InvalidApiKey,
                 "the API key is not valid (unknown or revoked)",
             ));
         };
@@ -194,8 +193,7 @@ impl Auth {
         {
             self.count(Some(key.id), AuditAction::ScopeDenied);
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
+                ErrorCode::InsufficientScope,
                 format!("this API key lacks the {scope} scope this route needs"),
             )
             .field("Authorization"));
@@ -205,13 +203,11 @@ impl Auth {
             let wait = not_until.wait_time_from(self.limiter.clock().now());
             // Whole seconds, rounded up: never tell a client to come back before it may.
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut e = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
                 "this API key is over its request rate; retry after the given seconds",
-            );
-            e.retry_after = Some(secs.max(1));
-            return Err(e);
+            )
+            .retry_after(secs.max(1)));
         }
         self.count(Some(key.id), AuditAction::KeyUsed);
         Ok(Caller::Key(key))
@@ -238,15 +234,11 @@ impl Auth {
             }
             // The key store is unreachable: a key seen before keeps its last known state.
             Err(_) if stale.is_some() => Ok(stale.flatten()),
-            Err(_) => {
-                let mut e = ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "auth_unavailable",
-                    "API keys cannot be checked right now; retry shortly",
-                );
-                e.retry_after = Some(1);
-                Err(e)
-            }
+            Err(_) => Err(ApiError::new(
+                ErrorCode::AuthUnavailable,
+                "API keys cannot be checked right now; retry shortly",
+            )
+            .retry_after(1)),
         }
     }
 

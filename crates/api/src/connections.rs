@@ -14,9 +14,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use actix_web::http::StatusCode;
-
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Descriptors kept back from connections: the spool, the key file, database connections,
 /// the models and the log.
@@ -117,11 +115,7 @@ impl Slot {
             Over::Global => "the service has too many open connections; retry shortly".to_owned(),
         };
         // The connection is over its limit: closed after the answer.
-        Some(ApiError {
-            retry_after: Some(retry_after),
-            close_connection: true,
-            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_connections", message)
-        })
+        Some(ApiError::new(ErrorCode::TooManyConnections, message).retry_after(retry_after))
     }
 }
 

@@ -1,36 +1,123 @@
 //! One error type for every route, with a stable code, an HTTP status and the field at fault,
 //! rendered in docs/api.md's shape: `{"error": {"code", "message", "field"}}`.
+//!
+//! Every code a client can get is an [`ErrorCode`]: its status, its wire name and the sentence
+//! the OpenAPI document gives for it come from the one declaration below, so a handler cannot
+//! send a code the document does not describe, or a status that does not go with its code.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
+
+macro_rules! error_codes {
+    ($($(#[$attr:meta])* $variant:ident = ($status:ident, $code:literal, $description:literal),)*) => {
+        /// Every error code the service sends, with its status and what it means.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[$attr])* #[doc = $description] $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, in declaration order (grouped by status).
+            pub const ALL: &[ErrorCode] = &[$(ErrorCode::$variant),*];
+
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status,)* }
+            }
+
+            /// The wire name: stable, snake_case; clients match on it.
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code,)* }
+            }
+
+            /// When it is sent, in one sentence, for the OpenAPI document.
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $description,)* }
+            }
+        }
+    };
+}
+
+error_codes! {
+    MalformedJson = (BAD_REQUEST, "malformed_json", "The body is not one JSON value."),
+    BadPayload = (BAD_REQUEST, "bad_payload", "The body could not be read as sent (its Content-Length or transfer encoding)."),
+    InvalidQuery = (BAD_REQUEST, "invalid_query", "The query string is not valid URL encoding."),
+    UnknownParameter = (BAD_REQUEST, "unknown_parameter", "A query parameter the route does not take; `field` names it."),
+    InvalidFilter = (BAD_REQUEST, "invalid_filter", "A filter value no event has; `field` names the parameter."),
+    InvalidLastEventId = (BAD_REQUEST, "invalid_last_event_id", "`after` or `Last-Event-ID` is not a whole number."),
+    /// Written by the HTTP layer (vendor/actix-http), not by a handler.
+    BadRequest = (BAD_REQUEST, "bad_request", "The request is not valid HTTP/1.1."),
+    MissingApiKey = (UNAUTHORIZED, "missing_api_key", "No API key was sent."),
+    InvalidAuthorization = (UNAUTHORIZED, "invalid_authorization", "The Authorization header is not `Bearer` and a key."),
+    InvalidApiKey = (UNAUTHORIZED, "invalid_api_key", "The API key is unknown or revoked."),
+    InsufficientScope = (FORBIDDEN, "insufficient_scope", "The API key lacks the scope this route needs."),
+    NotFound = (NOT_FOUND, "not_found", "No such report, or no such route."),
+    MethodNotAllowed = (METHOD_NOT_ALLOWED, "method_not_allowed", "The route does not take this method; `Allow` lists those it takes."),
+    BodyTimeout = (REQUEST_TIMEOUT, "body_timeout", "The body did not arrive within `server.body_timeout_ms`; the connection is closed."),
+    /// Written by the HTTP layer (vendor/actix-http), not by a handler.
+    RequestTimeout = (REQUEST_TIMEOUT, "request_timeout", "The request line and headers did not arrive in time; the connection is closed."),
+    PayloadTooLarge = (PAYLOAD_TOO_LARGE, "payload_too_large", "The body is over `server.max_body_bytes`."),
+    UnsupportedMediaType = (UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "The body is not `application/json` in UTF-8."),
+    NotAnObject = (UNPROCESSABLE_ENTITY, "not_an_object", "The body is JSON but not an object."),
+    UnknownField = (UNPROCESSABLE_ENTITY, "unknown_field", "A field the request does not have; `field` is its JSON path."),
+    DuplicateField = (UNPROCESSABLE_ENTITY, "duplicate_field", "A field given twice; `field` is its JSON path."),
+    InvalidValue = (UNPROCESSABLE_ENTITY, "invalid_value", "A value of the wrong type or out of range; `field` is its JSON path."),
+    InvalidText = (UNPROCESSABLE_ENTITY, "invalid_text", "`text` holds a NUL character."),
+    EmptyRequest = (UNPROCESSABLE_ENTITY, "empty_request", "Neither `text` with something in it nor a finding was given."),
+    TextTooLong = (UNPROCESSABLE_ENTITY, "text_too_long", "`text` is over `server.max_text_chars` characters."),
+    AgeOutOfRange = (UNPROCESSABLE_ENTITY, "age_out_of_range", "`age` is not from 0 to 120 years."),
+    VitalOutOfRange = (UNPROCESSABLE_ENTITY, "vital_out_of_range", "A vital sign is outside what can be measured; `field` names it."),
+    UnknownFinding = (UNPROCESSABLE_ENTITY, "unknown_finding", "A finding id the knowledge base does not have (see `GET /v1/symptoms`)."),
+    RateLimited = (TOO_MANY_REQUESTS, "rate_limited", "The API key is over its request rate; `Retry-After` says when to retry."),
+    /// Written by the HTTP layer (vendor/actix-http), not by a handler.
+    HeadersTooLarge = (REQUEST_HEADER_FIELDS_TOO_LARGE, "headers_too_large", "The request line or headers are too large."),
+    Internal = (INTERNAL_SERVER_ERROR, "internal", "The service failed; the cause is in its log, under the report id when there is one."),
+    Overloaded = (SERVICE_UNAVAILABLE, "overloaded", "Every agent queue is full; `Retry-After` says when to retry."),
+    StoreUnavailable = (SERVICE_UNAVAILABLE, "store_unavailable", "Reports cannot be kept or read right now; `Retry-After` says when to retry."),
+    AuthUnavailable = (SERVICE_UNAVAILABLE, "auth_unavailable", "API keys cannot be checked right now; `Retry-After` says when to retry."),
+    HandlerTimeout = (SERVICE_UNAVAILABLE, "handler_timeout", "The request was not answered within `server.handler_timeout_ms`; `Retry-After` says when to retry."),
+    TooManyConnections = (SERVICE_UNAVAILABLE, "too_many_connections", "The connection is over `server.max_connections_per_client` or `server.max_connections`; it is closed, and `Retry-After` says when to retry."),
+}
+
+impl ErrorCode {
+    /// Whether the connection is closed after the answer: a body that stopped arriving leaves
+    /// the connection in an unknown state, and a connection over its limit is the problem.
+    pub fn closes_connection(self) -> bool {
+        matches!(self, ErrorCode::BodyTimeout | ErrorCode::TooManyConnections)
+    }
+
+    /// What the OpenAPI document says of an answer that may carry any of `codes` (all of one
+    /// status): each code's sentence with the code after it.
+    pub fn describe(codes: &[ErrorCode]) -> String {
+        codes
+            .iter()
+            .map(|c| format!("{} (`{}`)", c.description(), c.as_str()))
+            .collect::<Vec<_>>()
+            .join(" Or: ")
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
+    pub code: ErrorCode,
+    /// For people; may change. Never a cause's own text (a database's, the system's): those go
+    /// to the log.
+    pub message: Cow<'static, str>,
     pub field: Option<String>,
     pub retry_after: Option<u64>,
-    /// Adds `WWW-Authenticate: Bearer` (a 401 says how to authenticate).
-    pub www_authenticate: bool,
-    /// Closes the connection after the answer. On for a 408: a body that stopped arriving
-    /// leaves the connection in an unknown state.
-    pub close_connection: bool,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            retry_after: None,
-            www_authenticate: false,
-            close_connection: status == StatusCode::REQUEST_TIMEOUT,
-        }
+    pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError { code, message: message.into(), field: None, retry_after: None }
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
@@ -38,40 +125,38 @@ impl ApiError {
         self
     }
 
-    /// 422: the request is well-formed JSON but a value is not acceptable.
+    /// A 422: the request is well-formed JSON but the value at `field` is not acceptable.
     pub fn invalid(
-        code: &'static str,
+        code: ErrorCode,
         field: impl Into<String>,
-        message: impl Into<String>,
+        message: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).field(field)
+        debug_assert_eq!(code.status(), StatusCode::UNPROCESSABLE_ENTITY, "{code}");
+        Self::new(code, message).field(field)
+    }
+
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     pub fn overloaded(retry_after: u64) -> Self {
-        ApiError {
-            retry_after: Some(retry_after),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "overloaded",
-                "the service is at capacity; retry shortly",
-            )
-        }
+        Self::new(ErrorCode::Overloaded, "the service is at capacity; retry shortly")
+            .retry_after(retry_after)
     }
 
     /// The request was not answered within `server.handler_timeout_ms`: a 503 with
     /// `Retry-After`. Whatever it had started (a report being kept) carries on.
     pub fn handler_timeout(limit: std::time::Duration, retry_after: u64) -> Self {
-        ApiError {
-            retry_after: Some(retry_after),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "handler_timeout",
-                format!(
-                    "the request was not answered within {} ms; retry shortly",
-                    limit.as_millis()
-                ),
-            )
-        }
+        Self::new(
+            ErrorCode::HandlerTimeout,
+            format!("the request was not answered within {} ms; retry shortly", limit.as_millis()),
+        )
+        .retry_after(retry_after)
     }
 
     /// The store could not keep or read a report: a generic message and a `Retry-After`. What
@@ -83,14 +168,18 @@ impl ApiError {
         cause: &dyn fmt::Display,
     ) -> Self {
         tracing::warn!(report_id = ?report, error = %cause, "the store failed a request");
-        ApiError {
-            retry_after: Some(retry_after),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "reports cannot be kept or read right now; retry shortly",
-            )
-        }
+        Self::new(
+            ErrorCode::StoreUnavailable,
+            "reports cannot be kept or read right now; retry shortly",
+        )
+        .retry_after(retry_after)
+    }
+
+    /// A failure of the service itself: logged once here, with the report id when there is
+    /// one (and, through the request's span, its trace); the client gets a generic message.
+    pub fn internal(report: Option<uuid::Uuid>, cause: &dyn fmt::Display) -> Self {
+        tracing::error!(report_id = ?report, error = %cause, "a request failed inside the service");
+        Self::new(ErrorCode::Internal, "the service failed to answer; the cause is in its log")
     }
 }
 
@@ -121,23 +210,24 @@ pub struct ErrorDetail<'a> {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut r = HttpResponse::build(self.status);
+        let mut r = HttpResponse::build(self.code.status());
         if let Some(s) = self.retry_after {
             r.insert_header(("Retry-After", s.to_string()));
         }
-        if self.www_authenticate {
+        // A 401 says how to authenticate.
+        if self.code.status() == StatusCode::UNAUTHORIZED {
             r.insert_header(("WWW-Authenticate", "Bearer realm=\"triagent\""));
         }
-        if self.close_connection {
+        if self.code.closes_connection() {
             r.force_close();
         }
         r.json(ErrorBody {
             error: ErrorDetail {
-                code: self.code,
+                code: self.code.as_str(),
                 message: &self.message,
                 field: self.field.as_deref(),
             },

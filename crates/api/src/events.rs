@@ -12,9 +12,9 @@
 //! resumes in the right place. When the bus closes (shutdown),
 //! the stream ends.
 
+use crate::AppState;
 use crate::auth::Caller;
-use crate::{ApiError, AppState};
-use actix_web::http::StatusCode;
+use crate::error::{ApiError, ErrorCode};
 use actix_web::http::header::{CACHE_CONTROL, HeaderName};
 use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -73,8 +73,8 @@ pub(crate) async fn events(
         .streaming(stream(sub, backfill, pace, state.frames.clone())))
 }
 
-fn bad(code: &'static str, field: &str, message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, code, message).field(field)
+fn bad(code: ErrorCode, field: &str, message: String) -> ApiError {
+    ApiError::new(code, message).field(field)
 }
 
 fn echo(s: &str) -> String {
@@ -86,11 +86,7 @@ fn echo(s: &str) -> String {
 fn parse_request(req: &HttpRequest) -> Result<(Filter, Option<u64>), ApiError> {
     let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
         .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "the query string is not valid URL encoding",
-            )
+            ApiError::new(ErrorCode::InvalidQuery, "the query string is not valid URL encoding")
         })?
         .into_inner();
     let mut filter = Filter::all();
@@ -108,7 +104,7 @@ fn parse_request(req: &HttpRequest) -> Result<(Filter, Option<u64>), ApiError> {
             "after" => after = Some(parse_seq("after", value)?),
             other => {
                 return Err(bad(
-                    "unknown_parameter",
+                    ErrorCode::UnknownParameter,
                     &echo(other),
                     format!("unknown query parameter '{}': use type, level or after", echo(other)),
                 ));
@@ -118,7 +114,7 @@ fn parse_request(req: &HttpRequest) -> Result<(Filter, Option<u64>), ApiError> {
     if let Some(h) = req.headers().get(LAST_EVENT_ID) {
         let v = h.to_str().map_err(|_| {
             bad(
-                "invalid_last_event_id",
+                ErrorCode::InvalidLastEventId,
                 LAST_EVENT_ID,
                 "Last-Event-ID must be an event id (a whole number)".into(),
             )
@@ -165,7 +161,7 @@ fn add_values<T: Copy + PartialEq + Into<F>, F: PartialEq>(
 fn parse_seq(field: &str, value: &str) -> Result<u64, ApiError> {
     value.parse::<u64>().map_err(|_| {
         bad(
-            "invalid_last_event_id",
+            ErrorCode::InvalidLastEventId,
             field,
             format!("{field} must be an event id (a whole number), got '{}'", echo(value)),
         )
@@ -465,8 +461,8 @@ mod tests {
         ] {
             let e = parse(uri, last).unwrap_err();
             assert_eq!(
-                (e.status, e.code, e.field.as_deref()),
-                (StatusCode::BAD_REQUEST, code, Some(field)),
+                (e.status(), e.code.as_str(), e.field.as_deref()),
+                (actix_web::http::StatusCode::BAD_REQUEST, code, Some(field)),
                 "{uri}"
             );
         }

@@ -21,11 +21,11 @@ mod wire;
 
 pub use answer::DISCLAIMER;
 pub use auth::{Access, Caller};
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 
 use actix::Addr;
 use actix_web::dev::{Server, Service as _};
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError as _, guard, web};
 use coordinator::{AgentSettings, AgentStats, Coordinator, Runtime, Triage};
 use kb::KnowledgeBase;
@@ -61,45 +61,133 @@ use store::Scope;
 /// guarded where it is registered, `register_routes`). Registration,
 /// the API-key middleware, the metrics' route labels, the OpenAPI document's security and the
 /// tests all read this one list.
-const ROUTES: &[(Method, &str, Access, fn() -> actix_web::Route)] = &[
-    (Method::POST, "/v1/triage", Access::Scoped(Scope::TriageWrite), || {
-        web::route().to(post_triage)
-    }),
-    (Method::GET, "/v1/triage/{id}", Access::Scoped(Scope::ReportsRead), || {
-        web::route().to(get_triage)
-    }),
-    (Method::GET, "/v1/symptoms", Access::AnyKey, || web::route().to(symptoms)),
-    (Method::GET, "/v1/conditions", Access::AnyKey, || web::route().to(conditions)),
-    (Method::GET, "/v1/events", Access::Scoped(Scope::EventsRead), || {
-        web::route().to(events::events)
-    }),
-    (Method::GET, "/healthz", Access::Public, || web::route().to(healthz)),
-    (Method::GET, "/readyz", Access::Public, || web::route().to(readyz)),
-    (Method::GET, "/metrics", Access::Public, || web::route().to(http_metrics::metrics_text)),
-    (Method::GET, "/openapi.json", Access::Public, || web::route().to(openapi::document)),
-    (Method::GET, "/docs", Access::Public, || web::route().to(openapi::docs)),
+/// One route: what it answers, who may call it, the errors its handler sends, and the handler.
+/// The errors of its access (a key, a scope) and those every route may send are added to the
+/// OpenAPI document by [`openapi`]; a route's own are listed here, beside its handler.
+pub(crate) struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub errors: &'static [ErrorCode],
+    handler: fn() -> actix_web::Route,
+}
+
+pub(crate) const ROUTES: &[Route] = &[
+    Route {
+        method: Method::POST,
+        path: "/v1/triage",
+        access: Access::Scoped(Scope::TriageWrite),
+        errors: &[
+            ErrorCode::MalformedJson,
+            ErrorCode::BadPayload,
+            ErrorCode::BodyTimeout,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::NotAnObject,
+            ErrorCode::UnknownField,
+            ErrorCode::DuplicateField,
+            ErrorCode::InvalidValue,
+            ErrorCode::InvalidText,
+            ErrorCode::EmptyRequest,
+            ErrorCode::TextTooLong,
+            ErrorCode::AgeOutOfRange,
+            ErrorCode::VitalOutOfRange,
+            ErrorCode::UnknownFinding,
+            ErrorCode::Overloaded,
+            ErrorCode::StoreUnavailable,
+        ],
+        handler: || web::route().to(post_triage),
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/triage/{id}",
+        access: Access::Scoped(Scope::ReportsRead),
+        errors: &[ErrorCode::NotFound, ErrorCode::StoreUnavailable],
+        handler: || web::route().to(get_triage),
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/symptoms",
+        access: Access::AnyKey,
+        errors: &[],
+        handler: || web::route().to(symptoms),
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/conditions",
+        access: Access::AnyKey,
+        errors: &[],
+        handler: || web::route().to(conditions),
+    },
+    Route {
+        method: Method::GET,
+        path: "/v1/events",
+        access: Access::Scoped(Scope::EventsRead),
+        errors: &[
+            ErrorCode::InvalidQuery,
+            ErrorCode::UnknownParameter,
+            ErrorCode::InvalidFilter,
+            ErrorCode::InvalidLastEventId,
+        ],
+        handler: || web::route().to(events::events),
+    },
+    Route {
+        method: Method::GET,
+        path: "/healthz",
+        access: Access::Public,
+        errors: &[],
+        handler: || web::route().to(healthz),
+    },
+    Route {
+        method: Method::GET,
+        path: "/readyz",
+        access: Access::Public,
+        errors: &[],
+        handler: || web::route().to(readyz),
+    },
+    Route {
+        method: Method::GET,
+        path: "/metrics",
+        access: Access::Public,
+        errors: &[],
+        handler: || web::route().to(http_metrics::metrics_text),
+    },
+    Route {
+        method: Method::GET,
+        path: "/openapi.json",
+        access: Access::Public,
+        errors: &[],
+        handler: || web::route().to(openapi::document),
+    },
+    Route {
+        method: Method::GET,
+        path: "/docs",
+        access: Access::Public,
+        errors: &[],
+        handler: || web::route().to(openapi::docs),
+    },
 ];
 
 /// `(method, pattern)` of every route in [`ROUTES`], plus the Swagger UI's files.
 pub fn routes() -> Vec<(&'static str, &'static str)> {
     ROUTES
         .iter()
-        .map(|(m, p, _, _)| (m.as_str(), *p))
+        .map(|r| (r.method.as_str(), r.path))
         .chain([("GET", openapi::SWAGGER_UI_ROUTE)])
         .collect()
 }
 
 /// `(method, pattern, access)` of every route in [`ROUTES`].
 pub fn route_access() -> Vec<(&'static str, &'static str, Access)> {
-    ROUTES.iter().map(|(m, p, a, _)| (m.as_str(), *p, *a)).collect()
+    ROUTES.iter().map(|r| (r.method.as_str(), r.path, r.access)).collect()
 }
 
 /// The route a resource name (its pattern) belongs to, as `ROUTES` has it, and the access it
 /// asks for. Everything not in [`ROUTES`] (the Swagger UI's files, the 404 for unknown paths)
 /// has no route and is public.
 fn route_of(name: Option<&str>) -> (Option<&'static str>, Access) {
-    name.and_then(|r| ROUTES.iter().find(|x| x.1 == r))
-        .map_or((None, Access::Public), |x| (Some(x.1), x.2))
+    name.and_then(|r| ROUTES.iter().find(|x| x.path == r))
+        .map_or((None, Access::Public), |x| (Some(x.path), x.access))
 }
 
 /// Whether the route also answers HEAD (with the GET's head alone): every GET route but the
@@ -109,7 +197,7 @@ fn answers_head(method: &Method, path: &str) -> bool {
 }
 
 fn register_routes(cfg: &mut web::ServiceConfig) {
-    for (method, path, _, route) in ROUTES {
+    for Route { method, path, handler, .. } in ROUTES {
         // Named by its pattern so the metrics read the route label without allocating; the
         // method guard sits on the resource, as `App::route` puts it.
         let resource = web::resource(*path).name(path);
@@ -118,7 +206,7 @@ fn register_routes(cfg: &mut web::ServiceConfig) {
         } else {
             resource.guard(guard::Method(method.clone()))
         };
-        cfg.service(resource.route(route()));
+        cfg.service(resource.route(handler()));
     }
     cfg.service(openapi::swagger_ui());
 }
@@ -219,7 +307,7 @@ impl Application {
             m.set_store_spool(bytes, limit);
             m.set_store_spool_age(backlog_of.spool_age());
         });
-        let http = metrics.http(ROUTES.iter().map(|r| r.1).chain([openapi::SWAGGER_UI_ROUTE]));
+        let http = metrics.http(ROUTES.iter().map(|r| r.path).chain([openapi::SWAGGER_UI_ROUTE]));
         if settings.auth.required {
             tracing::info!(keys = auth.keys().kind(), "API keys required on /v1 routes");
         }
@@ -305,7 +393,7 @@ impl Application {
                     }
                 })
                 .app_data(web::PathConfig::default().error_handler(|_, _| {
-                    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report").into()
+                    ApiError::new(ErrorCode::NotFound, "no such report").into()
                 }))
                 .configure(register_routes)
                 .default_service(web::to(not_found))
@@ -364,27 +452,27 @@ impl Application {
 async fn not_found(req: HttpRequest) -> HttpResponse {
     let allowed: Vec<&str> = ROUTES
         .iter()
-        .filter(|(_, pattern, _, _)| path_matches(pattern, req.path()))
-        .flat_map(
-            |(m, pattern, _, _)| {
-                if answers_head(m, pattern) { vec!["GET", "HEAD"] } else { vec![m.as_str()] }
-            },
-        )
+        .filter(|r| path_matches(r.path, req.path()))
+        .flat_map(|r| {
+            if answers_head(&r.method, r.path) {
+                vec!["GET", "HEAD"]
+            } else {
+                vec![r.method.as_str()]
+            }
+        })
         .collect();
     if allowed.is_empty() {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route").error_response();
+        return ApiError::new(ErrorCode::NotFound, "no such route").error_response();
     }
     let allow = allowed.join(", ");
     let message = format!("{} is not served here; use {allow}", req.method());
-    HttpResponse::MethodNotAllowed().insert_header((actix_web::http::header::ALLOW, allow)).json(
-        error::ErrorBody {
-            error: error::ErrorDetail {
-                code: "method_not_allowed",
-                message: &message,
-                field: None,
-            },
-        },
-    )
+    let mut response = ApiError::new(ErrorCode::MethodNotAllowed, message).error_response();
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_str(&allow)
+            .expect("route methods are header-safe"),
+    );
+    response
 }
 
 /// Does `path` match a route pattern, where `{name}` stands for one path segment?
@@ -408,18 +496,14 @@ async fn read_body(
 ) -> Result<web::BytesMut, ApiError> {
     use futures_util::StreamExt;
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body is limited to {limit} bytes"),
-        )
+        ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is limited to {limit} bytes"))
     };
     let read = async {
         let mut body = web::BytesMut::new();
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|e| {
                 tracing::debug!(error = %e, "request body could not be read");
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_payload", "the body could not be read as sent (check Content-Length and the transfer encoding)")
+                ApiError::new(ErrorCode::BadPayload, "the body could not be read as sent (check Content-Length and the transfer encoding)")
             })?;
             if body.len() + chunk.len() > limit {
                 return Err(too_large());
@@ -432,8 +516,7 @@ async fn read_body(
     // the connection (and its memory) for as long as the client likes without this one.
     tokio::time::timeout(deadline, read).await.unwrap_or_else(|_| {
         Err(ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "body_timeout",
+            ErrorCode::BodyTimeout,
             format!("the body did not arrive within {} ms", deadline.as_millis()),
         ))
     })
@@ -463,12 +546,6 @@ fn json_in_utf8(content_type: &str) -> Option<bool> {
     request_body(content = wire::TriageRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The answer, kept: `GET /v1/triage/{id}` returns it. A degraded answer (some agent not ok) is still a 200.", body = answer::TriageAnswer),
-        (status = 400, description = "The body is not one JSON value (`malformed_json`), or could not be read as sent (`bad_payload`).", body = error::ErrorBody),
-        (status = 408, description = "The body did not arrive within `server.body_timeout_ms` (`body_timeout`); the connection is closed.", body = error::ErrorBody),
-        (status = 413, description = "The body is over the size limit (`payload_too_large`).", body = error::ErrorBody),
-        (status = 415, description = "The body is not `application/json` in UTF-8 (`unsupported_media_type`).", body = error::ErrorBody),
-        (status = 422, description = "A value is not acceptable; `field` is its JSON path (`unknown_field`, `duplicate_field`, `not_an_object`, `invalid_value`, `invalid_text`, `empty_request`, `text_too_long`, `age_out_of_range`, `vital_out_of_range`, `unknown_finding`).", body = error::ErrorBody),
-        (status = 503, description = "Every agent queue is full (`overloaded`), the store is unavailable (`store_unavailable`), the request took longer than `server.handler_timeout_ms` (`handler_timeout`), or the connection is over a connection limit (`too_many_connections`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 async fn post_triage(
@@ -487,8 +564,7 @@ async fn post_triage(
         .is_some_and(|n| n > limit)
     {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the body is limited to {limit} bytes"),
         ));
     }
@@ -501,15 +577,13 @@ async fn post_triage(
         Some(true) => {}
         Some(false) => {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the body in UTF-8 (charset=utf-8, or no charset)",
             ));
         }
         None => {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                ErrorCode::UnsupportedMediaType,
                 "send the request as application/json",
             ));
         }
@@ -540,7 +614,7 @@ async fn post_triage(
         &triage::assemble(&state.kb, &v.request(), &case.reading, &outcome),
         &state.advice_texts,
     ))
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    .map_err(|e| ApiError::internal(Some(id), &e))?;
     let report = StoredReport {
         id,
         created_at: chrono::Utc::now(),
@@ -584,8 +658,6 @@ fn json_response(body: &store::JsonBody) -> HttpResponse {
     params(("id" = Uuid, Path, description = "The report id of the answer.")),
     responses(
         (status = 200, description = "The stored answer.", body = answer::TriageAnswer),
-        (status = 404, description = "No report with this id (`not_found`).", body = error::ErrorBody),
-        (status = 503, description = "The store is unavailable (`store_unavailable`).", body = error::ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))),
     )
 )]
 async fn get_triage(
@@ -594,12 +666,12 @@ async fn get_triage(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = Uuid::parse_str(&path.into_inner())
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report"))?;
+        .map_err(|_| ApiError::new(ErrorCode::NotFound, "no such report"))?;
     match state.store.get(id).await {
         // Another key's report is "not found", not "forbidden": a key cannot even learn which
         // ids exist.
         Ok(Some(r)) if caller.may_read(r.api_key_id) => Ok(json_response(&r.body)),
-        Ok(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such report")),
+        Ok(_) => Err(ApiError::new(ErrorCode::NotFound, "no such report")),
         Err(e) => {
             Err(ApiError::store_unavailable(state.settings.server.retry_after_secs, Some(id), &e))
         }

@@ -10,9 +10,12 @@ use actix_web::http::header;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder, Schema};
+
+use crate::ErrorCode;
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -33,8 +36,8 @@ use utoipa_swagger_ui::{Config, SwaggerUi};
         document,
         docs
     ),
-    components(schemas(crate::error::ErrorBody, LevelName, SexName, AdviceKindName, AgentStatusName, bus::DiagnosisEvent, bus::DiagnosisEventKind, bus::RankedCode)),
-    modifiers(&EventStream, &Security),
+    components(schemas(crate::error::ErrorBody, LevelName, BreakerStateName, SexName, AdviceKindName, AgentStatusName, bus::DiagnosisEvent, bus::DiagnosisEventKind, bus::RankedCode)),
+    modifiers(&EventStream, &Security, &ErrorResponses),
     tags(
         (name = "triage", description = "Triage a request and read stored reports."),
         (name = "vocabulary", description = "The symptoms and conditions the service knows."),
@@ -66,6 +69,16 @@ fn base_document() -> &'static serde_json::Value {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+        // Every code the service sends: clients may match on the enum.
+        if let Some(code) = doc
+            .pointer_mut("/components/schemas/ErrorDetail/properties/code")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            code.insert(
+                "enum".into(),
+                ErrorCode::ALL.iter().map(|c| serde_json::Value::from(c.as_str())).collect(),
+            );
+        }
         // What the derive cannot say: a request gives `text` with something in it, or at least
         // one finding (else 422 `empty_request`), and `text` holds no NUL (422 `invalid_text`).
         if let Some(request) = doc.pointer_mut("/components/schemas/TriageRequest").and_then(serde_json::Value::as_object_mut) {
@@ -246,10 +259,6 @@ impl Modify for EventStream {
             .description(Some("Resume after this event `seq`, as `Last-Event-ID` (which wins when both are given)."))
             .schema(Some(RefOr::T(Schema::Object(ObjectBuilder::new().schema_type(Type::Integer).format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64))).minimum(Some(0)).build()))))
             .build();
-        let bad = ResponseBuilder::new()
-            .description("A filter value no event has (`invalid_filter`), an `after` or `Last-Event-ID` that is not a whole number (`invalid_last_event_id`), an unknown query parameter (`unknown_parameter`), or a query that is not valid URL encoding (`invalid_query`); `field` names it.")
-            .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
-            .build();
         let stream = ResponseBuilder::new()
             .description("Server-sent events: one JSON `DiagnosisEvent` per message, with `id:` set to its `seq`. A subscriber that falls behind is told how many events it missed.")
             .content("text/event-stream", ContentBuilder::new().schema(Some(Ref::from_schema_name("DiagnosisEvent"))).build())
@@ -269,7 +278,7 @@ impl Modify for EventStream {
 }
 
 /// The API keys: a bearer security scheme, and on every `/v1` operation the scope it needs
-/// (from [`crate::ROUTES`], the table the middleware enforces) and its 401, 403 and 429.
+/// (from [`crate::ROUTES`], the table the middleware enforces).
 struct Security;
 
 impl Modify for Security {
@@ -288,48 +297,96 @@ impl Modify for Security {
                     .build(),
             ),
         );
-        let error = |description: &str| {
-            RefOr::T(
-                ResponseBuilder::new()
-                    .description(description)
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("ErrorBody")))
-                            .build(),
-                    )
-                    .build(),
-            )
-        };
-        for (method, path, access) in crate::route_access() {
-            let scopes: Vec<String> = match access {
+        for route in crate::ROUTES {
+            let scopes: Vec<String> = match route.access {
                 Access::Public => continue,
                 Access::AnyKey => Vec::new(),
                 Access::Scoped(s) => vec![s.as_str().to_string()],
             };
-            let Some(item) = openapi.paths.paths.get_mut(path) else { continue };
-            let op = match method {
-                "GET" => item.get.as_mut(),
-                "POST" => item.post.as_mut(),
-                _ => None,
-            };
-            let Some(op) = op else { continue };
-            op.security = Some(vec![SecurityRequirement::new("api_key", scopes.clone())]);
-            let r = &mut op.responses.responses;
-            r.insert("401".into(), error("No API key (`missing_api_key`), a malformed Authorization header (`invalid_authorization`), or an unknown or revoked key (`invalid_api_key`). Carries `WWW-Authenticate: Bearer`."));
-            if !scopes.is_empty() {
-                r.insert(
-                    "403".into(),
-                    error("The key lacks this route's scope (`insufficient_scope`)."),
-                );
-            }
-            r.insert("429".into(), error("The key is over its request rate (`rate_limited`); `Retry-After` says when to retry."));
-        }
-        // Any route, any caller: a connection over the per-address or global limit.
-        for item in openapi.paths.paths.values_mut() {
-            for op in [item.get.as_mut(), item.post.as_mut()].into_iter().flatten() {
-                op.responses.responses.entry("503".into()).or_insert_with(|| error("The connection is over `server.max_connections_per_client` or `server.max_connections` (`too_many_connections`; the connection is closed), or the request was not answered within `server.handler_timeout_ms` (`handler_timeout`); `Retry-After` says when to retry."));
+            if let Some(op) = operation(openapi, &route.method, route.path) {
+                op.security = Some(vec![SecurityRequirement::new("api_key", scopes)]);
             }
         }
+    }
+}
+
+/// Every error answer of every operation, from [`crate::ErrorCode`]: the route's own codes
+/// (from [`crate::ROUTES`]), those of its access, and those any route may send, one response
+/// per status, its description made of each code's. A status the handler already documents
+/// with a body of its own (the readiness probe's 503) keeps it.
+struct ErrorResponses;
+
+/// What a request to a route with `access` may be refused with before its handler runs.
+fn access_errors(access: crate::Access) -> Vec<ErrorCode> {
+    use crate::Access;
+    let mut codes = match access {
+        Access::Public => return Vec::new(),
+        Access::AnyKey | Access::Scoped(_) => vec![
+            ErrorCode::MissingApiKey,
+            ErrorCode::InvalidAuthorization,
+            ErrorCode::InvalidApiKey,
+            ErrorCode::RateLimited,
+            ErrorCode::AuthUnavailable,
+        ],
+    };
+    if matches!(access, Access::Scoped(_)) {
+        codes.push(ErrorCode::InsufficientScope);
+    }
+    codes
+}
+
+/// What any request may be answered with, whatever its route: its connection is over a limit,
+/// or it was not answered in time.
+const EVERY_ROUTE: &[ErrorCode] = &[ErrorCode::TooManyConnections, ErrorCode::HandlerTimeout];
+
+impl Modify for ErrorResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for route in crate::ROUTES {
+            let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+            for &code in route.errors.iter().chain(&access_errors(route.access)).chain(EVERY_ROUTE)
+            {
+                let codes = by_status.entry(code.status().as_u16()).or_default();
+                if !codes.contains(&code) {
+                    codes.push(code);
+                }
+            }
+            let Some(op) = operation(openapi, &route.method, route.path) else { continue };
+            for (status, codes) in by_status {
+                let mut response =
+                    ResponseBuilder::new().description(ErrorCode::describe(&codes)).content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    );
+                if status == 429 || status == 503 {
+                    response = response.header(
+                        "Retry-After",
+                        HeaderBuilder::new()
+                            .schema(u64::schema())
+                            .description(Some("Seconds to wait before retrying."))
+                            .build(),
+                    );
+                }
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| RefOr::T(response.build()));
+            }
+        }
+    }
+}
+
+/// The operation a route's method and path name in the document, if it is there.
+fn operation<'a>(
+    openapi: &'a mut utoipa::openapi::OpenApi,
+    method: &actix_web::http::Method,
+    path: &str,
+) -> Option<&'a mut utoipa::openapi::path::Operation> {
+    let item = openapi.paths.paths.get_mut(path)?;
+    match method.as_str() {
+        "GET" => item.get.as_mut(),
+        "POST" => item.post.as_mut(),
+        _ => None,
     }
 }

@@ -1,6 +1,6 @@
 //! The JSON wire types of docs/api.md, and turning a request into a validated `CaseInput`.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use domain::{CaseInput, Sex, VitalSign, Vitals};
 use kb::KnowledgeBase;
 use serde::{Deserialize, Serialize};
@@ -136,21 +136,13 @@ impl Default for Options {
 /// first value), each key once.
 pub fn parse(body: &[u8]) -> Result<TriageRequest, ApiError> {
     let malformed = |msg: &str| {
-        ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body is not valid JSON: {msg}"),
-        )
+        ApiError::new(ErrorCode::MalformedJson, format!("the body is not valid JSON: {msg}"))
     };
     // Only a body that is not an object pays for a second parse, to tell bad JSON (400) from a
     // JSON value of the wrong kind (422).
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(_) => Err(ApiError::new(
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "not_an_object",
-                "the body must be a JSON object",
-            )),
+            Ok(_) => Err(ApiError::new(ErrorCode::NotAnObject, "the body must be a JSON object")),
             Err(e) => Err(malformed(&e.to_string())),
         };
     }
@@ -174,17 +166,21 @@ pub fn parse(body: &[u8]) -> Result<TriageRequest, ApiError> {
             malformed(&msg)
         } else if let Some(rest) = msg.strip_prefix("unknown field `") {
             let name = rest.split('`').next().unwrap_or_default();
-            ApiError::invalid("unknown_field", key_field(name), format!("unknown field `{name}`"))
+            ApiError::invalid(
+                ErrorCode::UnknownField,
+                key_field(name),
+                format!("unknown field `{name}`"),
+            )
         } else if let Some(rest) = msg.strip_prefix("duplicate field `") {
             let name = rest.split('`').next().unwrap_or_default();
             ApiError::invalid(
-                "duplicate_field",
+                ErrorCode::DuplicateField,
                 key_field(name),
                 format!("the field `{name}` is given twice"),
             )
         } else {
             let field = if path == "." { String::new() } else { path };
-            ApiError::invalid("invalid_value", field, plain_message(&msg))
+            ApiError::invalid(ErrorCode::InvalidValue, field, plain_message(&msg))
         }
     })?;
     de.end().map_err(|_| malformed("there is more after the JSON object; send one object"))?;
@@ -247,7 +243,7 @@ pub fn validate(
     let text = req.text.unwrap_or_default();
     if text.chars().count() > max_text_chars {
         return Err(ApiError::invalid(
-            "text_too_long",
+            ErrorCode::TextTooLong,
             "text",
             format!("text is limited to {max_text_chars} characters"),
         ));
@@ -255,18 +251,26 @@ pub fn validate(
     // PostgreSQL's text refuses NUL; nobody writes one. Refused here, before anything is kept.
     if text.contains('\0') {
         return Err(ApiError::invalid(
-            "invalid_text",
+            ErrorCode::InvalidText,
             "text",
             "text contains a NUL character (U+0000)",
         ));
     }
     if text.trim().is_empty() && req.findings.is_empty() {
-        return Err(ApiError::invalid("empty_request", "text", "give `text`, `findings`, or both"));
+        return Err(ApiError::invalid(
+            ErrorCode::EmptyRequest,
+            "text",
+            "give `text`, `findings`, or both",
+        ));
     }
     if let Some(a) = req.age
         && !(a.is_finite() && (0.0..=120.0).contains(&a))
     {
-        return Err(ApiError::invalid("age_out_of_range", "age", "age is in years, from 0 to 120"));
+        return Err(ApiError::invalid(
+            ErrorCode::AgeOutOfRange,
+            "age",
+            "age is in years, from 0 to 120",
+        ));
     }
     let mut findings = Vec::with_capacity(req.findings.len());
     for (i, f) in req.findings.iter().enumerate() {
@@ -274,7 +278,7 @@ pub fn validate(
             Some(idx) => findings.push((idx, f.present)),
             None => {
                 return Err(ApiError::invalid(
-                    "unknown_finding",
+                    ErrorCode::UnknownFinding,
                     format!("findings[{i}].id"),
                     format!("unknown finding id '{}': see GET /v1/symptoms", f.id),
                 ));
@@ -294,7 +298,7 @@ pub fn validate(
                 let (lo, hi) = sign.valid_range();
                 if !(x.is_finite() && (f64::from(lo)..=f64::from(hi)).contains(&x)) {
                     return Err(ApiError::invalid(
-                        "vital_out_of_range",
+                        ErrorCode::VitalOutOfRange,
                         format!("vitals.{}", sign.as_str()),
                         format!("{} must be between {lo} and {hi}", sign.as_str()),
                     ));
@@ -313,7 +317,7 @@ pub fn validate(
     }
     if !(1..=triage::MAX_CONDITIONS).contains(&req.options.max_conditions) {
         return Err(ApiError::invalid(
-            "invalid_value",
+            ErrorCode::InvalidValue,
             "options.max_conditions",
             format!("max_conditions is from 1 to {}", triage::MAX_CONDITIONS),
         ));
