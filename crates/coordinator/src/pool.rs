@@ -20,10 +20,13 @@ pub enum PoolError {
     Stopped,
 }
 
+/// What a request gets back from the pool: the agent's output and how its run went.
+pub type Reply = Result<(AgentOutput, RunStats), PoolError>;
+
 struct Job {
     input: Arc<Case>,
     enqueued: Instant,
-    reply: oneshot::Sender<Result<(AgentOutput, RunStats), PoolError>>,
+    reply: oneshot::Sender<Reply>,
 }
 
 /// How one request went through the pool, for its trace span.
@@ -80,10 +83,7 @@ impl Pool {
 
     /// Queues one request; the answer arrives on the returned receiver. Never blocks: a full
     /// queue is an immediate error, so callers can answer 503 instead of waiting.
-    pub fn submit(
-        &self,
-        input: Arc<Case>,
-    ) -> Result<oneshot::Receiver<Result<(AgentOutput, RunStats), PoolError>>, PoolError> {
+    pub fn submit(&self, input: Arc<Case>) -> Result<oneshot::Receiver<Reply>, PoolError> {
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { input, enqueued: Instant::now(), reply }) {
             Ok(()) => {

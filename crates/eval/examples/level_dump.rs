@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 fn main() {
-    let kb = Arc::new(kb::load_dir(&kb::default_dir()).expect("kb"));
+    let kb = Arc::new(kb::load_dir(kb::default_dir()).expect("kb"));
     let device = ml::select_device(ml::DeviceChoice::Cpu).expect("device");
     let models =
         triage::Models::load(kb.clone(), &triage::ModelDirs::default(), &device).expect("models");

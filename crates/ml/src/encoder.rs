@@ -91,10 +91,10 @@ impl PooledEncoder {
     /// in between (the tables are megabytes, read at random).
     #[inline(always)]
     fn touch_ahead(&self, bag: &[u32], j: usize) {
-        if let Some(&next) = bag.get(j + AHEAD) {
-            if let Some(x) = self.table.get(next as usize * self.dim) {
-                std::hint::black_box(*x);
-            }
+        if let Some(&next) = bag.get(j + AHEAD)
+            && let Some(x) = self.table.get(next as usize * self.dim)
+        {
+            std::hint::black_box(*x);
         }
     }
 

@@ -17,13 +17,17 @@ const MIN_ARG: f32 = -87.0;
 /// Adding 1.5 * 2^23 to an `f32` of magnitude below 2^22 rounds it to the nearest integer (ties
 /// to even) and leaves that integer in the low bits of the sum's mantissa.
 const ROUND: f32 = 12_582_912.0;
-/// ln 2 split so that `n * LN2_HI` is exact for the `n` that occur.
+/// ln 2 split so that `n * LN2_HI` is exact for the `n` that occur. This constant and the
+/// polynomial's coefficients below are written as Cephes gives them: the digits say which
+/// value is meant, even where an `f32` keeps fewer.
+#[allow(clippy::excessive_precision)]
 const LN2_HI: f32 = 0.693_359_375;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
 /// e^x for x <= 0 (a softmax's shifted logits), within 2 ulp of `f32::exp` for x in
 /// [-87, 0]; values below -87 give e^-87, above 0 give 1, and NaN gives NaN.
 #[inline(always)]
+#[allow(clippy::excessive_precision)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(MIN_ARG, 0.0);
     // x = n ln 2 + r, |r| <= ln 2 / 2.

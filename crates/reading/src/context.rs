@@ -680,10 +680,8 @@ pub fn contexts_except(text: &str, tokens: &[Token], plain: &[usize]) -> Vec<Tok
                 || (w == "family" && matches!(next, "history" | "hx"))
                 || (w == "runs" && next == "in")
                 || w == "hereditary"
+                || (is_relative(w) && Some(w) != patient && relative_with_history(tokens, i))
             {
-                fam = FAM_SCOPE;
-                trigger = true;
-            } else if is_relative(w) && Some(w) != patient && relative_with_history(tokens, i) {
                 fam = FAM_SCOPE;
                 trigger = true;
             } else if matches!(w, "pmh" | "pmhx" | "previously" | "previous" | "prior" | "formerly")

@@ -1084,7 +1084,7 @@ fn one_edit_apart(a: &[u8], b: &[u8]) -> bool {
     let (x, y) = (&a[p..], &b[p..]);
     match x.len() as isize - y.len() as isize {
         0 => {
-            x.len() >= 1
+            !x.is_empty()
                 && (x[1..] == y[1..]
                     || (x.len() >= 2 && x[0] == y[1] && x[1] == y[0] && x[2..] == y[2..]))
         }

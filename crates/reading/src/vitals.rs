@@ -264,12 +264,11 @@ pub fn vitals_in_text(text: &str) -> Vec<TextVital> {
         );
         let found = if (temp_cue || unit_c || unit_f) && !after.starts_with('%') {
             celsius(value, unit_f || temp_cue, !unit_f).map(|c| (VitalSign::TemperatureC, c))
-        } else if after.starts_with('/')
+        } else if (after.starts_with('/')
             && cued(before, &["bp", "blood pressure", "pressure", "bps"])
-            && (50.0..=300.0).contains(&value)
+            && (50.0..=300.0).contains(&value))
+            || bare_blood_pressure(value, &lower[..start], after)
         {
-            Some((VitalSign::SystolicBp, value))
-        } else if bare_blood_pressure(value, &lower[..start], after) {
             Some((VitalSign::SystolicBp, value))
         } else if (cued(before, &["hr", "heart rate", "pulse", "heart", "p", "pulse rate"])
             || after.starts_with("bpm"))

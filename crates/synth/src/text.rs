@@ -349,7 +349,7 @@ impl Writer {
             parts.push(v);
         }
         if !risk.is_empty() {
-            parts.push(format!("{}", list(risk, "and")));
+            parts.push(list(risk, "and").to_string());
         }
         if !neg.is_empty() {
             let form = match rng.random_range(0..3) {

@@ -160,8 +160,7 @@ pub fn read_demographics(text: &str) -> Demographics {
         // "im 34", "i am 34", "my 4 yo" handled above; "48 f", "48m"
         if w[i].parse::<f32>().is_ok()
             && (prev == "im" || (prev == "am" && prev2 == "i"))
-            && n >= 1.0
-            && n <= 110.0
+            && (1.0..=110.0).contains(&n)
             && unit_years(next).is_none()
         {
             age = Some(n);
@@ -169,8 +168,7 @@ pub fn read_demographics(text: &str) -> Demographics {
         }
         if w[i].parse::<f32>().is_ok()
             && (next == "f" || next == "m")
-            && n >= 1.0
-            && n <= 110.0
+            && (1.0..=110.0).contains(&n)
             && i < 3
         {
             age = Some(n);

@@ -432,7 +432,7 @@ fn keys(
             }
             KeysAction::List => {
                 let keys = store.list().await?;
-                println!("{:<36}  {:<24}  {:<40}  {:<20}  {}", "ID", "NAME", "SCOPES", "CREATED", "REVOKED");
+                println!("{:<36}  {:<24}  {:<40}  {:<20}  REVOKED", "ID", "NAME", "SCOPES", "CREATED");
                 for k in &keys {
                     let names: Vec<&str> = k.scopes.iter().map(|s| s.as_str()).collect();
                     let revoked = k.revoked_at.map_or("-".to_string(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());

@@ -215,11 +215,10 @@ async fn sigterm_finishes_requests_in_flight_and_exits_0() {
     }
     assert!(answered_after_signal > 0, "no request was in flight at SIGTERM");
     // Their events were flushed before the stream ended, and it does end.
-    loop {
-        match tokio::time::timeout(WAIT, events.chunk()).await.expect("the stream ends in time") {
-            Ok(Some(chunk)) => text.push_str(std::str::from_utf8(&chunk).unwrap()),
-            Ok(None) | Err(_) => break,
-        }
+    while let Ok(Some(chunk)) =
+        tokio::time::timeout(WAIT, events.chunk()).await.expect("the stream ends in time")
+    {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
     }
     assert_eq!(text.matches("event: triage_completed").count(), N, "{text}");
     let status = serve.wait_exit();
@@ -481,12 +480,15 @@ async fn killed_during_spool_replay_the_restarted_service_keeps_every_answered_r
     assert_eq!(dup, 0, "an event is stored twice");
 }
 
+/// What the OTLP receiver got: each request's path and body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A tiny OTLP/HTTP receiver: answers every POST with 200 and keeps the bodies.
-fn otlp_receiver() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>) {
+fn otlp_receiver() -> (u16, Received) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let got: std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>> = Default::default();
+    let got: Received = Default::default();
     let keep = got.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
