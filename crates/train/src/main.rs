@@ -164,7 +164,7 @@ fn train(
                 let (model, m) = symptoms::train::train(&kb, data, cfg, &mut bar);
                 let dir = dir_for(name, symptoms::default_model_dir());
                 model.save(&dir)?;
-                ml::io::write_card(&dir, &symptoms::train::model_card(&model, &m, data))?;
+                ml::io::write_card(&dir, &symptoms::card::model_card(&model, &m, data))?;
                 println!(
                     "{name}: present F1 {:.3}, absent F1 {:.3} (test) -> {} [{:.0}s]",
                     m.present_f1,
@@ -183,7 +183,7 @@ fn train(
                 let (model, m) = conditions::train::train(&kb, data, cfg, &mut bar);
                 let dir = dir_for(name, conditions::default_model_dir());
                 model.save(&dir)?;
-                ml::io::write_card(&dir, &conditions::train::model_card(&model, &m, data))?;
+                ml::io::write_card(&dir, &conditions::card::model_card(&model, &m, data))?;
                 println!(
                     "{name}: top-1 {:.3}, top-3 {:.3}, top-10 {:.3}, ECE {:.3}, T {:.2} (test) -> {} [{:.0}s]",
                     m.top1,
@@ -205,7 +205,7 @@ fn train(
                 let (model, m) = care::train::train(kb.clone(), data, cfg, &mut bar);
                 let dir = dir_for(name, care::default_model_dir());
                 model.save(&dir)?;
-                ml::io::write_card(&dir, &care::train::model_card(&model, &m, data))?;
+                ml::io::write_card(&dir, &care::card::model_card(&model, &m, data))?;
                 println!(
                     "{name}: recall@1 {:.3}, recall@5 {:.3}, MRR {:.3} (test) -> {} [{:.0}s]",
                     m.recall_at_1,
@@ -225,7 +225,7 @@ fn train(
                 let (model, m) = emergency::train::train(kb.clone(), data, cfg, &mut bar);
                 let dir = dir_for(name, emergency::default_model_dir());
                 model.save(&dir)?;
-                ml::io::write_card(&dir, &emergency::train::model_card(&model, &m, data))?;
+                ml::io::write_card(&dir, &emergency::card::model_card(&model, &m, data))?;
                 println!(
                     "{name}: accuracy {:.3}, under-triaged emergencies {:.3}, over-triage {:.3} (test) -> {} [{:.0}s]",
                     m.accuracy,

@@ -355,4 +355,6 @@ impl TreatmentRetriever {
 }
 
 #[cfg(feature = "train")]
+pub mod card;
+#[cfg(feature = "train")]
 pub mod train;

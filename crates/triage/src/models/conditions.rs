@@ -262,4 +262,6 @@ pub fn top_k(p: &[f32], k: usize) -> Vec<RankedCondition> {
 }
 
 #[cfg(feature = "train")]
+pub mod card;
+#[cfg(feature = "train")]
 pub mod train;

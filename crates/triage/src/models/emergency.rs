@@ -256,4 +256,6 @@ impl EmergencyDetector {
 }
 
 #[cfg(feature = "train")]
+pub mod card;
+#[cfg(feature = "train")]
 pub mod train;

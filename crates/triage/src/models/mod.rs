@@ -1,7 +1,8 @@
 //! The four agent models, their inference and loading; `Models` loads them together. Each
-//! model's training, its evaluation on synthetic splits and its model card are in its `train`
-//! submodule, compiled only with the `train` feature (the `triagent-train` binary), never
-//! into the service.
+//! model's module holds its network, its configuration, loading and inference; its training
+//! and evaluation on synthetic splits are in its `train` submodule and its model card in its
+//! `card` submodule, both compiled only with the `train` feature (the `triagent-train`
+//! binary), never into the service.
 
 pub mod care;
 pub mod conditions;

@@ -290,6 +290,8 @@ impl SymptomClassifier {
 }
 
 #[cfg(feature = "train")]
+pub mod card;
+#[cfg(feature = "train")]
 pub mod train;
 
 /// How many findings [`for_each_candidate`] tests at once.
