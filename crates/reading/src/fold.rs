@@ -30,21 +30,10 @@ pub(crate) fn fold_both<'a>(word: &'a str, stemmed: &mut String) -> Cow<'a, str>
     spelled
 }
 
-/// The light suffix stripper on a word already spelled (see [`fold_light`]).
+/// The light suffix stripper on a word already spelled (see [`fold_light`]): the phrase
+/// lexicon's plural folding (`textfeat::fold_plural`), so the two readers agree on stems.
 pub(crate) fn light(w: &str) -> &str {
-    let mut w = w;
-    if w.len() > 3
-        && w.ends_with('s')
-        && !w.ends_with("ss")
-        && !w.ends_with("us")
-        && !w.ends_with("is")
-    {
-        w = &w[..w.len() - 1];
-    }
-    if w.len() > 3 && w.ends_with('e') {
-        w = &w[..w.len() - 1];
-    }
-    w
+    textfeat::fold_plural(w)
 }
 
 /// British spellings of medical words in their American form (haem- -> hem-, oe- -> e-,

@@ -50,8 +50,10 @@ pub struct Lexicon {
 }
 
 /// Light plural folding so "headaches" finds "headache" and "rashes" finds "rash": a final
-/// "s" and then a final "e" go. Applied to text and phrases alike, so both sides agree.
-fn fold(w: &str) -> &str {
+/// "s" (not of "ss", "us", "is") and then a final "e" go, from words of more than three
+/// letters. Applied to text and phrases alike, so both sides agree; the shared reading's
+/// folding (`reading::fold`) strips the same way.
+pub fn fold(w: &str) -> &str {
     let mut w = w;
     if w.len() > 3
         && w.ends_with('s')

@@ -17,5 +17,5 @@ pub use demographics::{Demographics, read_demographics, self_report};
 pub use features::{
     FeatureConfig, Featurizer, MAX_FEATURES, TextAnalysis, feature_hashes, scoped_hashes,
 };
-pub use lexicon::{Lexicon, LexiconMatch};
+pub use lexicon::{Lexicon, LexiconMatch, fold as fold_plural};
 pub use tokens::{Token, normalise, tokenize};
