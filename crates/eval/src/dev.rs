@@ -200,8 +200,9 @@ pub struct AbsentScore {
     pub with_present: usize,
     /// Phrases missing from the map (should be none).
     pub unmapped: usize,
-    /// Examples of phrases read wrong: (phrase, what was read).
-    pub misses: Vec<(String, String)>,
+    /// Every phrase that denies a finding and was read wrong: (phrase, the finding ids it
+    /// denies, what was read with `!` marking absent), space-separated.
+    pub misses: Vec<(String, String, String)>,
 }
 
 /// Reads each "No ..." phrase alone, as the sentence it is in the request.
@@ -233,7 +234,8 @@ pub fn score_absent(
             let all = gold.iter().all(|&g| read.absent().any(|f| f.finding as usize == g));
             if all && present.is_empty() {
                 s.read_absent += 1;
-            } else if s.misses.len() < 40 {
+            } else {
+                let denied: Vec<&str> = gold.iter().map(|&g| kb.findings[g].id.as_str()).collect();
                 let got: Vec<String> = read
                     .findings
                     .iter()
@@ -245,7 +247,7 @@ pub fn score_absent(
                         )
                     })
                     .collect();
-                s.misses.push((p.clone(), got.join(" ")));
+                s.misses.push((p.clone(), denied.join(" "), got.join(" ")));
             }
         }
     }
