@@ -148,24 +148,31 @@ pub fn assemble<'kb>(
     // over what was sent, which wins over what was read in the text: one state per finding.
     let mut present = vec![false; kb.findings.len()];
     let mut absent = vec![false; kb.findings.len()];
-    let mut findings: Vec<AnsweredFinding> = Vec::new();
-    let finding = |i: usize, present: bool, probability: f32, source: FindingSource| {
-        AnsweredFinding { finding: &kb.findings[i], present, probability, source, span: None }
-    };
-    for i in kb.findings_from_vitals(&input.vitals) {
-        present[i] = true;
-        findings.push(finding(i, true, 1.0, FindingSource::Vitals));
-    }
-    for &(i, p) in &input.findings {
+    // Gives finding `i` its state unless an earlier source already did; whether it did.
+    let mut claim = |i: usize, p: bool| {
         if present[i] || absent[i] {
-            continue;
+            return false;
         }
         if p {
             present[i] = true
         } else {
             absent[i] = true
         }
-        findings.push(finding(i, p, 1.0, FindingSource::Structured));
+        true
+    };
+    let mut findings: Vec<AnsweredFinding> = Vec::new();
+    let finding = |i: usize, present: bool, probability: f32, source: FindingSource| {
+        AnsweredFinding { finding: &kb.findings[i], present, probability, source, span: None }
+    };
+    for i in kb.findings_from_vitals(&input.vitals) {
+        if claim(i, true) {
+            findings.push(finding(i, true, 1.0, FindingSource::Vitals));
+        }
+    }
+    for &(i, p) in &input.findings {
+        if claim(i, p) {
+            findings.push(finding(i, p, 1.0, FindingSource::Structured));
+        }
     }
     // The text's findings are the reading's, whether or not the classifier answered.
     for r in &reading.findings {
@@ -177,13 +184,8 @@ pub fn assemble<'kb>(
         } else {
             continue;
         };
-        if present[i] || absent[i] {
+        if !claim(i, p) {
             continue;
-        }
-        if p {
-            present[i] = true
-        } else {
-            absent[i] = true
         }
         let mut f = finding(i, p, text_confidence(r, o.findings.as_deref()), FindingSource::Text);
         f.span = char_span(&input.text, r.start, r.end);
