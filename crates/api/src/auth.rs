@@ -233,12 +233,19 @@ impl Auth {
                 Ok(key)
             }
             // The key store is unreachable: a key seen before keeps its last known state.
-            Err(_) if stale.is_some() => Ok(stale.flatten()),
-            Err(_) => Err(ApiError::new(
-                ErrorCode::AuthUnavailable,
-                "API keys cannot be checked right now; retry shortly",
-            )
-            .retry_after(1)),
+            Err(e) if stale.is_some() => {
+                tracing::debug!(error = %e, "the key store failed a lookup; the cached state serves");
+                Ok(stale.flatten())
+            }
+            // The cause goes to the log once; the client is told only to retry.
+            Err(e) => {
+                tracing::warn!(error = %e, "the key store failed a lookup");
+                Err(ApiError::new(
+                    ErrorCode::AuthUnavailable,
+                    "API keys cannot be checked right now; retry shortly",
+                )
+                .retry_after(1))
+            }
         }
     }
 

@@ -274,3 +274,52 @@ async fn the_request_schema_states_what_the_service_refuses() {
     assert_eq!(ids.len(), kb().findings.len());
     assert!(ids.iter().any(|id| id == "crushing_chest_pain"), "{ids:?}");
 }
+
+/// Every code the service declares is in the document, and each route's error responses name
+/// the codes of its handler, of its access and of every route.
+#[actix_rt::test]
+async fn every_error_code_is_documented_where_it_is_sent() {
+    let app = spawn_app().await;
+    let doc = document(&app).await;
+    let listed: Vec<&str> =
+        doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"]
+            .as_array()
+            .expect("ErrorDetail.code lists the codes")
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+    let declared: Vec<&str> = api::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(listed, declared);
+    let named = |method: &str, path: &str, status: &str, code: &str| {
+        let r = &doc["paths"][path][method]["responses"][status];
+        let description = r["description"].as_str().unwrap_or_default();
+        assert!(description.contains(&format!("`{code}`")), "{method} {path} {status}: {r}");
+    };
+    for (status, code) in [
+        ("400", "malformed_json"),
+        ("401", "missing_api_key"),
+        ("403", "insufficient_scope"),
+        ("408", "body_timeout"),
+        ("413", "payload_too_large"),
+        ("415", "unsupported_media_type"),
+        ("422", "unknown_finding"),
+        ("429", "rate_limited"),
+        ("503", "overloaded"),
+        ("503", "store_unavailable"),
+        ("503", "auth_unavailable"),
+        ("503", "too_many_connections"),
+    ] {
+        named("post", "/v1/triage", status, code);
+    }
+    named("get", "/v1/triage/{id}", "404", "not_found");
+    named("get", "/v1/events", "400", "invalid_filter");
+    named("get", "/v1/symptoms", "401", "invalid_api_key");
+    named("get", "/healthz", "503", "handler_timeout");
+    // A public route asks for no key, so it documents no refusal of one.
+    assert!(doc["paths"]["/healthz"]["get"]["responses"]["401"].is_null());
+    // Each 503 says when to come back.
+    assert!(
+        doc["paths"]["/v1/triage"]["post"]["responses"]["503"]["headers"]["Retry-After"]
+            .is_object()
+    );
+}
