@@ -89,13 +89,13 @@ impl ErrorCode {
     }
 
     /// What the OpenAPI document says of an answer that may carry any of `codes` (all of one
-    /// status): each code's sentence with the code after it.
+    /// status): a Markdown list, each code with its sentence.
     pub fn describe(codes: &[ErrorCode]) -> String {
         codes
             .iter()
-            .map(|c| format!("{} (`{}`)", c.description(), c.as_str()))
+            .map(|c| format!("- `{}`: {}", c.as_str(), c.description()))
             .collect::<Vec<_>>()
-            .join(" Or: ")
+            .join("\n")
     }
 }
 
