@@ -1,9 +1,10 @@
 //! Where triage reports are kept, behind one trait.
 //!
 //! The embedded default, [`MemoryStore`], keeps them in process and bounded, so the service runs
-//! with nothing else installed and cannot grow without limit; [`PgStore`] keeps them in
+//! with nothing else installed and cannot grow without limit; [`SqliteStore`] keeps them, as
+//! bounded, in a SQLite file on local disk, so they survive a restart; [`PgStore`] keeps them in
 //! PostgreSQL, with a local [`spool`] that takes the writes while the database is unreachable.
-//! Both also keep the diagnosis events of the bus ([`spawn_event_sink`]) so a client can resume
+//! All three also keep the diagnosis events of the bus ([`spawn_event_sink`]) so a client can resume
 //! the event stream from the store. Only this crate may know how reports are stored (and only
 //! it knows SQL): callers hold an `Arc<dyn ReportStore>` and never learn whether a report lives
 //! in a map or a table.
@@ -14,6 +15,7 @@ mod memory;
 mod postgres;
 mod sink;
 pub mod spool;
+mod sqlite;
 
 pub use body::JsonBody;
 pub use keys::{
@@ -23,6 +25,7 @@ pub use keys::{
 pub use memory::MemoryStore;
 pub use postgres::{PgConfig, PgKeys, PgStore};
 pub use sink::{EventSink, spawn_event_sink};
+pub use sqlite::{SqliteConfig, SqliteStore};
 
 use bus::DiagnosisEvent;
 use domain::TriageLevel;

@@ -1,0 +1,483 @@
+//! The durable embedded store: reports and events in one SQLite file on local disk.
+//!
+//! One writer thread owns the only writing connection. It takes what callers hand it from a
+//! channel, groups whatever is waiting (up to `batch_size` writes) into one transaction, and
+//! answers each caller only after the commit: the database is in WAL mode with
+//! `synchronous = FULL`, so a commit is on disk when it returns and an acknowledged report
+//! survives a crash or a power cut. Grouping pays one fsync for many reports. After each group
+//! the writer forgets the oldest reports and events past the store's capacity, and about once
+//! a minute those older than its maximum age.
+//!
+//! Reads (`get`, the event backfills) use connections of their own, on the blocking pool: WAL
+//! lets them read the last commit while the writer writes the next.
+//!
+//! Why SQLite: one file a user can copy, inspect (`sqlite3 data/triagent.db`) and back up; SQL
+//! with the same tables as PostgreSQL's, so retention is a `DELETE` by row order; compiled in
+//! (`rusqlite`'s `bundled`), so nothing is installed. The person's text is never kept here.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bus::DiagnosisEvent;
+use chrono::{DateTime, Utc};
+use domain::TriageLevel;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::body::JsonBody;
+use crate::{ReportStore, StoreError, StoreHealth, StoredEvent, StoredReport};
+
+/// Events kept per report of capacity: a triage publishes about seven.
+const EVENTS_PER_REPORT: usize = 8;
+
+/// How often the writer forgets what is older than the maximum age.
+const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// The schema, applied at open (every statement is idempotent). Times are nanoseconds since
+/// the Unix epoch, so a report reads back exactly as it was put. `n` and `seq` number rows in
+/// insertion order: retention forgets the lowest first.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS reports (
+    n INTEGER PRIMARY KEY,
+    id BLOB NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    level TEXT NOT NULL,
+    top_condition TEXT,
+    degraded INTEGER NOT NULL,
+    api_key_id BLOB,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    bus_seq INTEGER NOT NULL,
+    report_id BLOB,
+    kind TEXT NOT NULL,
+    level TEXT,
+    at INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_bus_seq ON events (bus_seq);
+";
+
+/// Where and how much the embedded store keeps.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file; its folder is created when missing.
+    pub path: PathBuf,
+    /// Most reports kept; the oldest are forgotten first. Events: eight times as many.
+    pub capacity: usize,
+    /// Reports and events older than this are forgotten (`None`: kept until capacity).
+    pub max_age: Option<Duration>,
+    /// Most writes committed in one transaction.
+    pub batch_size: usize,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>, capacity: usize) -> Self {
+        SqliteConfig { path: path.into(), capacity, max_age: None, batch_size: 256 }
+    }
+}
+
+/// Reports and events in a SQLite file: durable, bounded, embedded.
+pub struct SqliteStore {
+    path: PathBuf,
+    writes: Mutex<Option<mpsc::Sender<Write>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    /// Set while the last commit failed (a full disk, a file made read-only).
+    failing: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// What a caller hands the writer, with where to send the answer.
+enum Write {
+    Report(Box<StoredReport>, oneshot::Sender<Result<(), StoreError>>),
+    Events(Vec<DiagnosisEvent>, oneshot::Sender<Result<(), StoreError>>),
+}
+
+fn sql_error(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("sqlite: {e}"))
+}
+
+fn nanos(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// A connection that waits for a lock instead of failing at once.
+fn open_connection(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `config.path` and starts its writer thread.
+    pub fn open(config: SqliteConfig) -> Result<Self, StoreError> {
+        if config.capacity == 0 {
+            return Err(StoreError::Other("store capacity must be at least 1 report".into()));
+        }
+        if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = open_connection(&config.path, OpenFlags::default())
+            .and_then(|c| {
+                // WAL is kept in the file; FULL makes each commit durable when it returns.
+                c.pragma_update(None, "journal_mode", "WAL")?;
+                c.pragma_update(None, "synchronous", "FULL")?;
+                c.execute_batch(SCHEMA)?;
+                Ok(c)
+            })
+            .map_err(|e| {
+                StoreError::Other(format!("cannot open {}: {e}", config.path.display()))
+            })?;
+        let failing = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            capacity: config.capacity,
+            max_age: config.max_age,
+            batch_size: config.batch_size.max(1),
+            last_sweep: None,
+            failing: failing.clone(),
+        };
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(|e| StoreError::Other(format!("cannot start the store's writer: {e}")))?;
+        Ok(SqliteStore {
+            path: config.path,
+            writes: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            failing,
+        })
+    }
+
+    async fn write(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<(), StoreError>>) -> Write,
+    ) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        let sent = self
+            .writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|tx| tx.send(make(ack)).is_ok());
+        if !sent {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        done.await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the store's writer stopped".into())))
+    }
+
+    /// Runs `f` with a read connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql_error)?,
+            };
+            let out = f(&conn).map_err(sql_error);
+            readers.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Other(format!("a store read stopped: {e}")))?
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Closes the channel so the writer commits what is queued and stops, then waits for it.
+    fn drop(&mut self) {
+        self.writes.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(h) = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    capacity: usize,
+    max_age: Option<Duration>,
+    batch_size: usize,
+    last_sweep: Option<Instant>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn run(mut self, rx: &mpsc::Receiver<Write>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < self.batch_size {
+                match rx.try_recv() {
+                    Ok(w) => batch.push(w),
+                    Err(_) => break,
+                }
+            }
+            let outcome = self.commit(&batch);
+            self.failing.store(outcome.is_err(), Ordering::Relaxed);
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, writes = batch.len(), "the embedded store failed a commit");
+            }
+            for (i, w) in batch.into_iter().enumerate() {
+                let answer = match &outcome {
+                    Ok(each) => each[i].clone(),
+                    Err(e) => Err(e.clone()),
+                };
+                match w {
+                    Write::Report(_, ack) | Write::Events(_, ack) => {
+                        let _ = ack.send(answer);
+                    }
+                }
+            }
+            if let Err(e) = self.forget_old() {
+                tracing::warn!(error = %e, "the embedded store failed to forget old reports");
+            }
+        }
+    }
+
+    /// One transaction for the whole group: each report inserted unless its id is there (a
+    /// retry of the same content is fine, other content a conflict), then the events of the
+    /// reports inserted and the events given alone, in bus order.
+    fn commit(&mut self, batch: &[Write]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql_error)?;
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut events: Vec<&DiagnosisEvent> = Vec::new();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO reports (id, created_at, level, top_condition, degraded, \
+                     api_key_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .map_err(sql_error)?;
+            for w in batch {
+                match w {
+                    Write::Report(r, _) => {
+                        let inserted = insert
+                            .execute(params![
+                                r.id.as_bytes().as_slice(),
+                                nanos(r.created_at),
+                                r.level.as_str(),
+                                r.top_condition,
+                                r.degraded,
+                                r.api_key_id.as_ref().map(|k| k.as_bytes().as_slice()),
+                                std::str::from_utf8(r.body.as_bytes()).unwrap_or_default(),
+                            ])
+                            .map_err(sql_error)?;
+                        if inserted == 1 {
+                            events.extend(&r.events);
+                            answers.push(Ok(()));
+                        } else {
+                            let kept = read_report(&tx, r.id).map_err(sql_error)?;
+                            answers.push(match kept {
+                                Some(k) if k.same_content(r) => Ok(()),
+                                _ => Err(StoreError::Conflict(r.id)),
+                            });
+                        }
+                    }
+                    Write::Events(e, _) => {
+                        events.extend(e);
+                        answers.push(Ok(()));
+                    }
+                }
+            }
+            events.sort_by_key(|e| e.seq);
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (bus_seq, report_id, kind, level, at, payload) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql_error)?;
+            for e in events {
+                let payload = serde_json::to_string(e)
+                    .map_err(|err| StoreError::Other(format!("event as JSON: {err}")))?;
+                insert
+                    .execute(params![
+                        i64::try_from(e.seq).unwrap_or(i64::MAX),
+                        Some(e.report_id)
+                            .filter(|id| !id.is_nil())
+                            .as_ref()
+                            .map(|id| id.as_bytes().as_slice()),
+                        e.type_name(),
+                        e.level().map(TriageLevel::as_str),
+                        nanos(e.at),
+                        payload,
+                    ])
+                    .map_err(sql_error)?;
+            }
+        }
+        tx.commit().map_err(sql_error)?;
+        Ok(answers)
+    }
+
+    /// Forgets reports and events past capacity (after every group: a range delete by row
+    /// number) and, about once a minute, those older than the maximum age.
+    fn forget_old(&mut self) -> rusqlite::Result<()> {
+        let keep_events = self.capacity.saturating_mul(EVENTS_PER_REPORT);
+        self.conn.execute(
+            "DELETE FROM reports WHERE n <= (SELECT MAX(n) FROM reports) - ?1",
+            [i64::try_from(self.capacity).unwrap_or(i64::MAX)],
+        )?;
+        self.conn.execute(
+            "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1",
+            [i64::try_from(keep_events).unwrap_or(i64::MAX)],
+        )?;
+        let Some(max_age) = self.max_age else { return Ok(()) };
+        if self.last_sweep.is_some_and(|t| t.elapsed() < AGE_SWEEP_EVERY) {
+            return Ok(());
+        }
+        self.last_sweep = Some(Instant::now());
+        let cutoff = nanos(Utc::now()) - i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+        self.conn.execute("DELETE FROM reports WHERE created_at < ?1", [cutoff])?;
+        self.conn.execute("DELETE FROM events WHERE at < ?1", [cutoff])?;
+        Ok(())
+    }
+}
+
+fn uuid_of(bytes: &[u8]) -> rusqlite::Result<Uuid> {
+    Uuid::from_slice(bytes).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn read_report(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<StoredReport>> {
+    conn.prepare_cached(
+        "SELECT created_at, level, top_condition, degraded, api_key_id, body \
+         FROM reports WHERE id = ?1",
+    )?
+    .query_row([id.as_bytes().as_slice()], |row| {
+        let level: String = row.get(1)?;
+        let level = TriageLevel::parse(&level).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                rusqlite::types::Type::Text,
+                format!("unknown level {level:?}").into(),
+            )
+        })?;
+        let key: Option<Vec<u8>> = row.get(4)?;
+        let body: String = row.get(5)?;
+        Ok(StoredReport {
+            id,
+            created_at: DateTime::from_timestamp_nanos(row.get(0)?),
+            level,
+            top_condition: row.get(2)?,
+            degraded: row.get(3)?,
+            api_key_id: key.as_deref().map(uuid_of).transpose()?,
+            body: JsonBody::from_trusted(body.into_bytes()),
+            free_text: None,
+            events: Vec::new(),
+        })
+    })
+    .optional()
+}
+
+fn event_of(payload: &str) -> rusqlite::Result<DiagnosisEvent> {
+    serde_json::from_str(payload).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl ReportStore for SqliteStore {
+    async fn put(&self, mut report: StoredReport) -> Result<(), StoreError> {
+        // The person's words are never kept on this disk.
+        report.free_text = None;
+        self.write(|ack| Write::Report(Box::new(report), ack)).await
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<StoredReport>, StoreError> {
+        self.read(move |conn| read_report(conn, id)).await
+    }
+
+    async fn health(&self) -> StoreHealth {
+        if self.failing.load(Ordering::Relaxed) {
+            StoreHealth::Down { reason: "the last commit to the embedded store failed".into() }
+        } else {
+            StoreHealth::Ok
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn append_events(&self, events: Vec<DiagnosisEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(|ack| Write::Events(events, ack)).await
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT seq, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = q.query_map(params![int(after), int(limit as u64)], |row| {
+                let seq: i64 = row.get(0)?;
+                let payload: String = row.get(1)?;
+                Ok(StoredEvent { seq: u64::try_from(seq).unwrap_or(0), event: event_of(&payload)? })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn events_by_bus_seq(
+        &self,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<DiagnosisEvent>, StoreError> {
+        self.read(move |conn| {
+            let mut q = conn.prepare_cached(
+                "SELECT payload FROM events WHERE bus_seq > ?1 AND bus_seq < ?2 \
+                 ORDER BY bus_seq LIMIT ?3",
+            )?;
+            let rows = q.query_map(params![int(after), int(before), int(limit as u64)], |row| {
+                event_of(&row.get::<_, String>(0)?)
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn next_bus_seq(&self) -> u64 {
+        self.read(|conn| {
+            conn.query_row("SELECT COALESCE(MAX(bus_seq), 0) + 1 FROM events", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .await
+        .map_or(1, |n| u64::try_from(n).unwrap_or(1))
+    }
+}

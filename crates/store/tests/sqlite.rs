@@ -1,0 +1,174 @@
+//! The durable embedded store through the `ReportStore` trait, on a real file.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use store::{
+    FreeText, JsonBody, ReportStore, SqliteConfig, SqliteStore, StoreError, StoreHealth,
+    StoredReport,
+};
+use uuid::Uuid;
+
+fn report(n: u32) -> StoredReport {
+    StoredReport {
+        id: Uuid::new_v4(),
+        // Nanoseconds on purpose: a report reads back exactly as it was put.
+        created_at: Utc::now() + chrono::Duration::nanoseconds(i64::from(n) * 1_001),
+        level: domain::TriageLevel::Consultation,
+        top_condition: Some("J06.9".to_owned()),
+        degraded: false,
+        api_key_id: None,
+        body: JsonBody::from(json!({ "n": n, "level": "consultation" })),
+        free_text: None,
+        events: Vec::new(),
+    }
+}
+
+fn event(seq: u64, report_id: Uuid) -> bus::DiagnosisEvent {
+    bus::DiagnosisEvent {
+        seq,
+        report_id,
+        at: Utc::now(),
+        kind: bus::DiagnosisEventKind::TriageCompleted {
+            level: domain::TriageLevel::Emergency,
+            degraded: false,
+            total_ms: 1.5,
+        },
+        owner: None,
+    }
+}
+
+fn open(dir: &tempfile::TempDir, capacity: usize) -> SqliteStore {
+    SqliteStore::open(SqliteConfig::new(dir.path().join("data/triagent.db"), capacity))
+        .expect("the store opens")
+}
+
+#[tokio::test]
+async fn a_report_reads_back_exactly_and_without_the_persons_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, 10);
+    let mut r = report(1);
+    r.api_key_id = Some(Uuid::new_v4());
+    r.degraded = true;
+    r.top_condition = None;
+    r.free_text = Some(FreeText::new("my chest hurts"));
+    store.put(r.clone()).await.unwrap();
+    r.free_text = None;
+    assert_eq!(store.get(r.id).await.unwrap(), Some(r));
+    assert_eq!(store.get(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(store.kind(), "sqlite");
+    assert_eq!(store.health().await, StoreHealth::Ok);
+    let bytes = std::fs::read(dir.path().join("data/triagent.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.path().join("data/triagent.db-wal")).unwrap_or_default();
+    let needle = b"my chest hurts";
+    assert!(!bytes.windows(needle.len()).any(|w| w == needle));
+    assert!(!wal.windows(needle.len()).any(|w| w == needle));
+}
+
+#[tokio::test]
+async fn a_retry_is_a_no_op_and_other_content_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, 10);
+    let r = report(1);
+    store.put(r.clone()).await.unwrap();
+    let mut restamped = r.clone();
+    restamped.created_at = Utc::now() + chrono::Duration::hours(1);
+    store.put(restamped).await.unwrap();
+    let mut other = r.clone();
+    other.level = domain::TriageLevel::Emergency;
+    assert_eq!(store.put(other).await, Err(StoreError::Conflict(r.id)));
+    assert_eq!(store.get(r.id).await.unwrap(), Some(r));
+}
+
+#[tokio::test]
+async fn everything_acknowledged_is_there_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reports = Vec::new();
+    {
+        let store = open(&dir, 100);
+        for n in 0..20 {
+            let mut r = report(n);
+            r.events = vec![event(u64::from(n) + 1, r.id)];
+            store.put(r.clone()).await.unwrap();
+            r.events.clear();
+            reports.push(r);
+        }
+        store.append_events(vec![event(21, Uuid::nil())]).await.unwrap();
+    }
+    let store = open(&dir, 100);
+    for r in &reports {
+        assert_eq!(store.get(r.id).await.unwrap().as_ref(), Some(r));
+    }
+    // The bus numbers on from the last event kept, so resumed ids stay unique.
+    assert_eq!(store.next_bus_seq().await, 22);
+    let kept = store.events_after(0, 100).await.unwrap();
+    assert_eq!(kept.len(), 21);
+    assert!(kept.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(kept[0].event.report_id, reports[0].id);
+    let missed = store.events_by_bus_seq(5, 9, 100).await.unwrap();
+    assert_eq!(missed.iter().map(|e| e.seq).collect::<Vec<_>>(), [6, 7, 8]);
+}
+
+#[tokio::test]
+async fn past_capacity_the_oldest_reports_and_events_go_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, 5);
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        let mut r = report(n);
+        r.events = (0..10).map(|k| event(u64::from(n) * 10 + k + 1, r.id)).collect();
+        ids.push(r.id);
+        store.put(r).await.unwrap();
+    }
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(store.get(*id).await.unwrap().is_some(), i >= 7, "report {i}");
+    }
+    let kept = store.events_after(0, 1000).await.unwrap();
+    assert_eq!(kept.len(), 5 * 8, "eight events a report of capacity");
+    assert_eq!(kept.last().unwrap().event.seq, 120);
+}
+
+#[tokio::test]
+async fn reports_older_than_the_maximum_age_are_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = SqliteConfig::new(dir.path().join("t.db"), 100);
+    config.max_age = Some(Duration::from_secs(3600));
+    let store = SqliteStore::open(config).unwrap();
+    let mut old = report(1);
+    old.created_at = Utc.with_ymd_and_hms(2020, 1, 1, 0, 0, 0).unwrap();
+    let fresh = report(2);
+    store.put(old.clone()).await.unwrap();
+    store.put(fresh.clone()).await.unwrap();
+    assert_eq!(store.get(old.id).await.unwrap(), None);
+    assert!(store.get(fresh.id).await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn ReportStore> = Arc::new(open(&dir, 10_000));
+    let tasks: Vec<_> = (0..400)
+        .map(|n| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let r = report(n);
+                store.put(r.clone()).await.map(|()| r.id)
+            })
+        })
+        .collect();
+    for t in tasks {
+        let id = t.await.unwrap().unwrap();
+        assert!(store.get(id).await.unwrap().is_some());
+    }
+}
+
+#[test]
+fn zero_capacity_and_an_unwritable_path_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(SqliteStore::open(SqliteConfig::new(dir.path().join("t.db"), 0)).is_err());
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    assert!(SqliteStore::open(SqliteConfig::new(file.join("t.db"), 10)).is_err());
+}
