@@ -1,15 +1,25 @@
-//! Choosing the report store from the settings: PostgreSQL when `database.url` is set, the
-//! embedded memory store otherwise; keeping the bus's events in it; and the key store.
+//! Choosing the report store from the settings: PostgreSQL when `database.url` is set, else
+//! the durable embedded store (SQLite) when `store.path` is set, else the in-process memory
+//! store; keeping the bus's events in it; and the key store.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use settings::Settings;
-use store::{EventSink, FileKeys, KeyStore, MemoryStore, PgConfig, PgKeys, PgStore, ReportStore};
+use store::{
+    EventSink, FileKeys, KeyStore, MemoryStore, PgConfig, PgKeys, PgStore, ReportStore,
+    SqliteConfig, SqliteStore,
+};
 
 pub(crate) async fn open(settings: &Settings) -> Result<Arc<dyn ReportStore>, String> {
     let db = &settings.database;
-    let store: Arc<dyn ReportStore> = if db.url.is_empty() {
+    let store: Arc<dyn ReportStore> = if db.url.is_empty() && !settings.store.path.is_empty() {
+        let mut config = SqliteConfig::new(&settings.store.path, settings.store.capacity);
+        config.max_age = (settings.store.max_age_hours > 0)
+            .then(|| Duration::from_secs(settings.store.max_age_hours.saturating_mul(3600)));
+        config.batch_size = db.batch_size;
+        Arc::new(SqliteStore::open(config).map_err(|e| e.to_string())?)
+    } else if db.url.is_empty() {
         Arc::new(MemoryStore::new(settings.store.capacity).map_err(|e| e.to_string())?)
     } else {
         let mut config = PgConfig::new(db.url.expose(), &db.spool_path);

@@ -134,7 +134,14 @@ pub struct Models {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Store {
+    /// Most reports kept (the embedded stores forget the oldest first).
     pub capacity: usize,
+    /// The durable embedded store's SQLite file; empty keeps reports in memory only, lost at
+    /// restart.
+    pub path: String,
+    /// Hours a report and its events are kept by the durable embedded store; 0: until
+    /// `capacity` pushes them out.
+    pub max_age_hours: u64,
 }
 
 /// PostgreSQL persistence. An empty `url` keeps the embedded in-process store.

@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod connections;
 mod degraded;
+mod embedded_store;
 mod events;
 mod helpers;
 mod metrics_text;
