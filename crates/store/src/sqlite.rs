@@ -4,9 +4,9 @@
 //! channel, groups whatever is waiting (up to `batch_size` writes) into one transaction, and
 //! answers each caller only after the commit: the database is in WAL mode with
 //! `synchronous = FULL`, so a commit is on disk when it returns and an acknowledged report
-//! survives a crash or a power cut. Grouping pays one fsync for many reports. After each group
-//! the writer forgets the oldest reports and events past the store's capacity, and about once
-//! a minute those older than its maximum age.
+//! survives a crash or a power cut. Grouping pays one fsync for many reports. In the same
+//! transaction the writer forgets the oldest reports and events past the store's capacity,
+//! and about once a minute those older than its maximum age.
 //!
 //! Reads (`get`, the event backfills) use connections of their own, on the blocking pool: WAL
 //! lets them read the last commit while the writer writes the next.
@@ -253,15 +253,13 @@ impl Writer {
                     }
                 }
             }
-            if let Err(e) = self.forget_old() {
-                tracing::warn!(error = %e, "the embedded store failed to forget old reports");
-            }
         }
     }
 
     /// One transaction for the whole group: each report inserted unless its id is there (a
     /// retry of the same content is fine, other content a conflict), then the events of the
-    /// reports inserted and the events given alone, in bus order.
+    /// reports inserted and the events given alone, in bus order, then what retention forgets,
+    /// so the group costs one durable commit.
     fn commit(&mut self, batch: &[Write]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let tx = self
             .conn
@@ -333,32 +331,38 @@ impl Writer {
                     .map_err(sql_error)?;
             }
         }
+        forget_old(&tx, self.capacity, self.max_age, &mut self.last_sweep).map_err(sql_error)?;
         tx.commit().map_err(sql_error)?;
         Ok(answers)
     }
+}
 
-    /// Forgets reports and events past capacity (after every group: a range delete by row
-    /// number) and, about once a minute, those older than the maximum age.
-    fn forget_old(&mut self) -> rusqlite::Result<()> {
-        let keep_events = self.capacity.saturating_mul(EVENTS_PER_REPORT);
-        self.conn.execute(
-            "DELETE FROM reports WHERE n <= (SELECT MAX(n) FROM reports) - ?1",
-            [i64::try_from(self.capacity).unwrap_or(i64::MAX)],
-        )?;
-        self.conn.execute(
-            "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1",
-            [i64::try_from(keep_events).unwrap_or(i64::MAX)],
-        )?;
-        let Some(max_age) = self.max_age else { return Ok(()) };
-        if self.last_sweep.is_some_and(|t| t.elapsed() < AGE_SWEEP_EVERY) {
-            return Ok(());
-        }
-        self.last_sweep = Some(Instant::now());
-        let cutoff = nanos(Utc::now()) - i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
-        self.conn.execute("DELETE FROM reports WHERE created_at < ?1", [cutoff])?;
-        self.conn.execute("DELETE FROM events WHERE at < ?1", [cutoff])?;
-        Ok(())
+/// Forgets reports and events past capacity (in every group: a range delete by row number)
+/// and, about once a minute, those older than the maximum age.
+fn forget_old(
+    conn: &Connection,
+    capacity: usize,
+    max_age: Option<Duration>,
+    last_sweep: &mut Option<Instant>,
+) -> rusqlite::Result<()> {
+    let keep_events = capacity.saturating_mul(EVENTS_PER_REPORT);
+    conn.execute(
+        "DELETE FROM reports WHERE n <= (SELECT MAX(n) FROM reports) - ?1",
+        [i64::try_from(capacity).unwrap_or(i64::MAX)],
+    )?;
+    conn.execute(
+        "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1",
+        [i64::try_from(keep_events).unwrap_or(i64::MAX)],
+    )?;
+    let Some(max_age) = max_age else { return Ok(()) };
+    if last_sweep.is_some_and(|t| t.elapsed() < AGE_SWEEP_EVERY) {
+        return Ok(());
     }
+    *last_sweep = Some(Instant::now());
+    let cutoff = nanos(Utc::now()) - i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+    conn.execute("DELETE FROM reports WHERE created_at < ?1", [cutoff])?;
+    conn.execute("DELETE FROM events WHERE at < ?1", [cutoff])?;
+    Ok(())
 }
 
 fn uuid_of(bytes: &[u8]) -> rusqlite::Result<Uuid> {
