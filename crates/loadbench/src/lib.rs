@@ -154,6 +154,8 @@ pub fn run(opts: &Options) -> Result<Report> {
 
     report.peak_rss_bytes = service.peak_rss().unwrap_or(0);
     service.stop();
+    // The reports it kept are of no use after the run, and can be hundreds of megabytes.
+    let _ = std::fs::remove_dir_all(opts.out.join("service-data"));
     report.write(&opts.out)?;
     Ok(report)
 }
@@ -269,8 +271,13 @@ impl Service {
         let t0 = Instant::now();
         let mut cmd = Command::new(&opts.binary);
         cmd.args(["serve", "--port"]).arg(opts.port.to_string());
+        // The default store (a SQLite file), in a folder of this run: a fresh one each time, so
+        // a run neither reads an earlier run's reports nor leaves them in the working directory.
+        let data = opts.out.join("service-data");
+        let _ = std::fs::remove_dir_all(&data);
         cmd.env("TRIAGENT_ENV", "development")
             .env_remove("TRIAGENT__DATABASE__URL")
+            .env("TRIAGENT__STORE__PATH", data.join("triagent.db"))
             .env("TRIAGENT_LOG", "warn");
         for (k, v) in &opts.service_env {
             cmd.env(k, v);

@@ -138,6 +138,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// Triage requests answered over the whole run (every store write the service made).
+    pub fn triage_answered(&self) -> u64 {
+        self.runs.iter().filter(|r| r.name.starts_with("POST /v1/triage")).map(|r| r.answered).sum()
+    }
+
     pub fn new(smoke: bool, step: Duration, mix: Mix, ready_after: Duration) -> Report {
         let sh = |cmd: &str, args: &[&str]| {
             std::process::Command::new(cmd)
@@ -223,8 +228,9 @@ impl Report {
         let _ = writeln!(s, "| time from start to ready | {:.0} ms |", self.ready_ms);
         let _ = writeln!(
             s,
-            "| peak resident memory | {:.1} MiB |\n",
-            self.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+            "| peak resident memory | {:.1} MiB, after {} triage requests answered |\n",
+            self.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+            self.triage_answered()
         );
         let _ = writeln!(
             s,

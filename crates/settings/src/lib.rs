@@ -136,8 +136,8 @@ pub struct Models {
 pub struct Store {
     /// Most reports kept (the embedded stores forget the oldest first).
     pub capacity: usize,
-    /// The durable embedded store's SQLite file; empty keeps reports in memory only, lost at
-    /// restart.
+    /// The durable embedded store's SQLite file (`data/triagent.db` by default); empty keeps
+    /// reports in memory only, lost at restart.
     pub path: String,
     /// Hours a report and its events are kept by the durable embedded store; 0: until
     /// `capacity` pushes them out.

@@ -130,6 +130,17 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", dir.display())))?;
         }
+        // One process per file: a second service started in the same folder would number its
+        // events from the same table as this one. The lock goes with the writer thread.
+        let lock_path = config.path.with_extension("lock");
+        let lock = std::fs::File::create(&lock_path)
+            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", lock_path.display())))?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Other(format!(
+                "{} is in use by another process: give each service its own store.path",
+                config.path.display()
+            ))
+        })?;
         let conn = open_connection(&config.path, OpenFlags::default())
             .and_then(|c| {
                 // WAL is kept in the file; FULL makes each commit durable when it returns.
@@ -145,6 +156,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             conn,
+            _lock: lock,
             capacity: config.capacity,
             max_age: config.max_age,
             batch_size: config.batch_size.max(1),
@@ -220,6 +232,8 @@ impl Drop for SqliteStore {
 
 struct Writer {
     conn: Connection,
+    /// Held, locked, while the writer runs.
+    _lock: std::fs::File,
     capacity: usize,
     max_age: Option<Duration>,
     batch_size: usize,

@@ -172,3 +172,14 @@ fn zero_capacity_and_an_unwritable_path_are_refused() {
     std::fs::write(&file, b"x").unwrap();
     assert!(SqliteStore::open(SqliteConfig::new(file.join("t.db"), 10)).is_err());
 }
+
+#[test]
+fn one_process_at_a_time_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(&dir, 10);
+    let again = SqliteStore::open(SqliteConfig::new(dir.path().join("data/triagent.db"), 10));
+    let Err(StoreError::Other(message)) = again else { panic!("a second store opened the file") };
+    assert!(message.contains("in use by another process"), "{message}");
+    drop(first);
+    drop(open(&dir, 10));
+}

@@ -22,6 +22,8 @@ struct Serve {
     /// Lines of the child's stderr, read on a thread so the pipe never fills up.
     stderr: mpsc::Receiver<String>,
     log: Vec<String>,
+    /// The folder of its default store (`store.path`), removed with it.
+    _data: tempfile::TempDir,
 }
 
 /// A port nobody listens on right now. The child binds it a moment later; another process
@@ -42,7 +44,10 @@ impl Serve {
         {
             cmd.env_remove(k);
         }
-        cmd.env("TRIAGENT_ENV", "development").env("TRIAGENT__SERVER__PORT", port.to_string());
+        let data = tempfile::tempdir().unwrap();
+        cmd.env("TRIAGENT_ENV", "development")
+            .env("TRIAGENT__SERVER__PORT", port.to_string())
+            .env("TRIAGENT__STORE__PATH", data.path().join("triagent.db"));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -56,7 +61,7 @@ impl Serve {
                 }
             }
         });
-        let mut serve = Serve { child, port, stderr, log: Vec::new() };
+        let mut serve = Serve { child, port, stderr, log: Vec::new(), _data: data };
         let ready = format!("ready on port {port} ");
         serve.wait_for_line(|l| l.contains(&ready));
         serve

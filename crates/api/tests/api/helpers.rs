@@ -32,6 +32,9 @@ pub fn test_settings() -> settings::Settings {
     s.server.workers = 2;
     // Debug builds on a busy CI machine: generous deadlines, so only the doubles time out.
     s.agents.default.deadline_ms = 5000;
+    // The memory store: tests run at once must not share the default file under data/. The
+    // durable store has its own tests (embedded_store.rs), each with its own folder.
+    s.store.path = String::new();
     s
 }
 
