@@ -93,10 +93,44 @@ impl Bus {
         owner: Option<Uuid>,
         kind: DiagnosisEventKind,
     ) -> Arc<DiagnosisEvent> {
-        let mut state = self.inner.lock();
+        let state = self.inner.lock();
         let event = DiagnosisEvent { seq: state.next_seq, report_id, at: Utc::now(), kind, owner };
+        self.deliver(state, event)
+    }
+
+    /// Delivers an event numbered elsewhere, as it is: a mirror of a broker's stream (see the
+    /// `bridge` crate) numbers its events by the stream's sequence, so an id means the same
+    /// event on every replica. Numbers must rise; one at or below the last delivered is
+    /// dropped (a repeat) and `None` returned. Numbers may skip (the stream forgot some):
+    /// resuming inside a skip starts at the next number held.
+    pub fn publish_numbered(&self, event: DiagnosisEvent) -> Option<Arc<DiagnosisEvent>> {
+        let state = self.inner.lock();
+        if event.seq < state.next_seq {
+            return None;
+        }
+        Some(self.deliver(state, event))
+    }
+
+    /// Sets the number the next event will carry, when it is above the current one: a mirror
+    /// that learns where its stream stands, before any event of it arrives, so a client that
+    /// resumes from an older id is told what it missed instead of being taken for a newcomer.
+    pub fn advance_to(&self, next_seq: u64) {
+        let mut state = self.inner.lock();
+        state.next_seq = state.next_seq.max(next_seq);
+    }
+
+    /// The number the next event will carry (the last delivered one's, plus one).
+    pub fn next_seq(&self) -> u64 {
+        self.inner.lock().next_seq
+    }
+
+    fn deliver(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        event: DiagnosisEvent,
+    ) -> Arc<DiagnosisEvent> {
         let shared = Arc::new(event);
-        state.next_seq += 1;
+        state.next_seq = shared.seq + 1;
         if self.inner.replay_len > 0 {
             if state.replay.len() == self.inner.replay_len {
                 state.replay.pop_front();
@@ -134,9 +168,8 @@ impl Bus {
                 if oldest > after + 1 {
                     gap = Some(oldest - (after + 1));
                 }
-                // Sequence numbers in the buffer are contiguous, so the start is arithmetic.
-                let skip =
-                    usize::try_from((after + 1).saturating_sub(oldest)).unwrap_or(usize::MAX);
+                // Numbers in the buffer rise (a mirror's may skip), so the start is a search.
+                let skip = state.replay.partition_point(|e| e.seq <= after);
                 replay.extend(state.replay.iter().skip(skip).cloned());
                 after
             }
