@@ -16,6 +16,34 @@ pub struct Settings {
     pub database: Database,
     pub auth: Auth,
     pub telemetry: Telemetry,
+    pub events: Events,
+}
+
+/// Events past one process: the NATS JetStream bridge of the bus (crates/stream).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Events {
+    /// `nats://host:4222`. Empty: events stay on the process that made them (the in-process
+    /// bus), as without a broker.
+    pub nats_url: Secret,
+    /// The JetStream stream every replica publishes to and follows.
+    pub stream: String,
+    /// Subjects are `{subject_prefix}.{type}.{level}` (`none` for an event without a level).
+    pub subject_prefix: String,
+    /// Hours the stream keeps an event (its retention by age).
+    pub max_age_hours: u64,
+    /// Megabytes the stream keeps at most, the oldest dropped first (retention by size).
+    pub max_mb: u64,
+    /// Seconds JetStream remembers a message id: a publish repeated within it (after a lost
+    /// acknowledgement, or from the outbox) is stored once.
+    pub duplicate_window_secs: u64,
+    /// Where events wait, fsynced, while NATS is unreachable. One process per file.
+    pub outbox_path: String,
+    /// Megabytes the outbox may hold; past it, new triage requests are refused with a 503.
+    pub outbox_max_mb: u64,
+    /// Milliseconds a group of publishes may wait for JetStream's acknowledgements before
+    /// NATS counts as unreachable and the group goes to the outbox.
+    pub publish_timeout_ms: u64,
 }
 
 /// OpenTelemetry traces (crates/telemetry).
@@ -357,6 +385,24 @@ impl Settings {
         {
             return bad(
                 "database: pool_size, batch_size, timeout_ms and replay_batch must be at least 1 and spool_path must be set",
+            );
+        }
+        let e = &self.events;
+        if !e.nats_url.is_empty()
+            && (e.stream.is_empty()
+                || e.subject_prefix.is_empty()
+                || e.outbox_path.is_empty()
+                || e.max_mb == 0
+                || e.outbox_max_mb == 0
+                || e.publish_timeout_ms == 0)
+        {
+            return bad(
+                "events: stream, subject_prefix and outbox_path must be set and max_mb, outbox_max_mb and publish_timeout_ms be at least 1 with a nats_url",
+            );
+        }
+        if e.stream.contains(['.', '*', '>', ' ']) || e.subject_prefix.contains(['*', '>', ' ']) {
+            return bad(
+                "events: the stream name may not contain '.', '*', '>' or spaces, nor the subject prefix '*', '>' or spaces",
             );
         }
         let t = &self.telemetry;
