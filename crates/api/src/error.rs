@@ -76,6 +76,7 @@ error_codes! {
     Internal = (INTERNAL_SERVER_ERROR, "internal", "The service failed; the cause is in its log, under the report id when there is one."),
     Overloaded = (SERVICE_UNAVAILABLE, "overloaded", "Every agent queue is full; `Retry-After` says when to retry."),
     StoreUnavailable = (SERVICE_UNAVAILABLE, "store_unavailable", "Reports cannot be kept or read right now; `Retry-After` says when to retry."),
+    EventsUnavailable = (SERVICE_UNAVAILABLE, "events_unavailable", "NATS has been unreachable long enough to fill the event outbox (`events.outbox_max_mb`); `Retry-After` says when to retry."),
     AuthUnavailable = (SERVICE_UNAVAILABLE, "auth_unavailable", "API keys cannot be checked right now; `Retry-After` says when to retry."),
     HandlerTimeout = (SERVICE_UNAVAILABLE, "handler_timeout", "The request was not answered within `server.handler_timeout_ms`; `Retry-After` says when to retry."),
     TooManyConnections = (SERVICE_UNAVAILABLE, "too_many_connections", "The connection is over `server.max_connections_per_client` or `server.max_connections`; it is closed, and `Retry-After` says when to retry."),

@@ -52,11 +52,16 @@ pub(crate) async fn events(
     {
         filter.owner = Some(key.id);
     }
-    let mut sub = state.bus.subscribe(filter.clone(), after);
-    // Older than the replay buffer: what the store kept of the missing stretch comes first.
+    let mut sub = state.feed.subscribe(filter.clone(), after);
+    // Older than the replay buffer: what the stream (with NATS) or the store kept of the
+    // missing stretch comes first.
     let backfill = match (after, sub.take_gap()) {
         (Some(after), Some(missed)) => {
-            Some(Backfill::new(state.store.clone(), filter, after, missed))
+            let source = match &state.bridge {
+                Some(bridge) => Source::Stream(bridge.clone()),
+                None => Source::Store(state.store.clone()),
+            };
+            Some(Backfill::new(source, filter, after, missed))
         }
         _ => None,
     };
@@ -222,12 +227,20 @@ impl Frames {
     }
 }
 
+/// Where a resuming client's missed events are read back from.
+pub(crate) enum Source {
+    /// The report store's events, by this process's bus numbers.
+    Store(Arc<dyn ReportStore>),
+    /// The JetStream stream, by its sequence.
+    Stream(Arc<bridge::Bridge>),
+}
+
 /// Events a resuming client missed that the bus no longer holds, read from the store a page at
 /// a time (bus numbers `after + 1 .. after + 1 + missed`), filtered as the bus would. Whatever
 /// the store does not have either (evicted, or dropped by a sink that fell behind) becomes one
 /// `gap` message with its count after the events found.
 pub(crate) struct Backfill {
-    store: Arc<dyn ReportStore>,
+    source: Source,
     filter: Filter,
     after: u64,
     before: u64,
@@ -243,14 +256,9 @@ pub(crate) struct Backfill {
 const BACKFILL_PAGE: usize = 500;
 
 impl Backfill {
-    pub(crate) fn new(
-        store: Arc<dyn ReportStore>,
-        filter: Filter,
-        after: u64,
-        missed: u64,
-    ) -> Self {
+    pub(crate) fn new(source: Source, filter: Filter, after: u64, missed: u64) -> Self {
         Backfill {
-            store,
+            source,
             filter,
             after,
             before: after.saturating_add(1).saturating_add(missed),
@@ -273,8 +281,11 @@ impl Backfill {
                         Some(o) => *o,
                         None => {
                             // A report the store cannot show now is nobody's: not shown.
-                            let o = self
-                                .store
+                            let Source::Store(store) = &self.source else {
+                                // The stream's events carry their owner.
+                                continue;
+                            };
+                            let o = store
                                 .get(event.report_id)
                                 .await
                                 .ok()
@@ -295,7 +306,17 @@ impl Backfill {
                 self.found = self.missed;
                 return (lost > 0).then_some(Item::Gap { missed: lost });
             }
-            match self.store.events_by_bus_seq(self.after, self.before, BACKFILL_PAGE).await {
+            let page = match &self.source {
+                Source::Store(store) => store
+                    .events_by_bus_seq(self.after, self.before, BACKFILL_PAGE)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Source::Stream(bridge) => bridge
+                    .range(self.after, self.before, BACKFILL_PAGE)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            match page {
                 Ok(page) => {
                     self.exhausted = page.len() < BACKFILL_PAGE;
                     self.page.extend(page);

@@ -43,7 +43,13 @@ use uuid::Uuid;
 pub struct AppState {
     pub kb: Arc<KnowledgeBase>,
     pub store: Arc<dyn ReportStore>,
+    /// Where triage publishes its events (numbered by this process).
     pub bus: bus::Bus,
+    /// What `GET /v1/events` follows: the bus itself, or, with `events.nats_url`, the mirror of
+    /// the JetStream stream that every replica publishes to (numbered by the stream).
+    pub feed: bus::Bus,
+    /// The NATS JetStream bridge, when `events.nats_url` is set.
+    pub bridge: Option<Arc<bridge::Bridge>>,
     pub agents: Vec<AgentStats>,
     pub settings: Settings,
     pub metrics: Arc<metrics::Metrics>,
@@ -95,6 +101,7 @@ pub(crate) const ROUTES: &[Route] = &[
             ErrorCode::UnknownFinding,
             ErrorCode::Overloaded,
             ErrorCode::StoreUnavailable,
+            ErrorCode::EventsUnavailable,
         ],
         handler: || web::route().to(post_triage),
     },
@@ -215,6 +222,8 @@ pub struct Application {
     port: u16,
     server: Server,
     bus: bus::Bus,
+    feed: bus::Bus,
+    bridge: Option<Arc<bridge::Bridge>>,
     in_flight: shutdown::InFlight,
     auth: Arc<auth::Auth>,
     audit_task: tokio::task::JoinHandle<()>,
@@ -233,6 +242,8 @@ pub enum BuildError {
     Bind { addr: String, source: std::io::Error },
     #[error("{0}")]
     Store(String),
+    #[error("{0}")]
+    Events(String),
 }
 
 fn agent_settings(s: &Settings, kind: AgentKind) -> AgentSettings {
@@ -278,6 +289,14 @@ impl Application {
     ) -> Result<Application, BuildError> {
         let store = storage::open(&settings).await.map_err(BuildError::Store)?;
         let (bus, _event_sink) = storage::bus_into(&settings, &store).await;
+        let bridge = storage::open_bridge(&settings).await.map_err(BuildError::Events)?;
+        let feed = match &bridge {
+            Some(bridge) => {
+                storage::spawn_bridge_sink(&bus, bridge.clone());
+                bridge.feed().clone()
+            }
+            None => bus.clone(),
+        };
         let keys = storage::open_keys(&settings).map_err(BuildError::Store)?;
         let auth = Arc::new(auth::Auth::new(&settings.auth, keys));
         let flush_every = Duration::from_millis(settings.auth.audit_flush_ms);
@@ -326,6 +345,8 @@ impl Application {
             kb,
             store,
             bus: bus.clone(),
+            feed: feed.clone(),
+            bridge: bridge.clone(),
             agents: stats,
             settings,
             metrics,
@@ -414,7 +435,17 @@ impl Application {
         .listen(listener)
         .map_err(|e| BuildError::Bind { addr: "listener".into(), source: e })?
         .run();
-        Ok(Application { port, server, bus, in_flight, auth, audit_task, metrics: metrics_handle })
+        Ok(Application {
+            port,
+            server,
+            bus,
+            feed,
+            bridge,
+            in_flight,
+            auth,
+            audit_task,
+            metrics: metrics_handle,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -439,7 +470,14 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let result = shutdown::serve(self.server, self.bus, self.in_flight, shutdown).await;
+        let result = shutdown::serve(
+            self.server,
+            vec![self.bus, self.feed],
+            self.bridge,
+            self.in_flight,
+            shutdown,
+        )
+        .await;
         // The last key-use counts, once no request can add to them.
         self.audit_task.abort();
         self.auth.flush().await;
@@ -596,6 +634,15 @@ async fn post_triage(
     .await?;
     let parsed = wire::parse(&body)?;
     let v = wire::validate(parsed, &state.kb, state.settings.server.max_text_chars)?;
+    // An answer is only given once its events can be kept: with NATS away long enough to
+    // fill the outbox, new requests wait outside rather than lose their events.
+    if state.bridge.as_ref().is_some_and(|b| b.full()) {
+        return Err(ApiError::new(
+            ErrorCode::EventsUnavailable,
+            "events cannot be kept right now; retry shortly",
+        )
+        .retry_after(state.settings.server.retry_after_secs));
+    }
     let id = Uuid::new_v4();
     // The spans below the request's are made only for a trace that is exported (see
     // `telemetry::is_sampled`); the coordinator makes none under a disabled parent.
@@ -642,6 +689,15 @@ async fn post_triage(
     kept.map_err(|e| {
         ApiError::store_unavailable(state.settings.server.retry_after_secs, Some(id), &e)
     })?;
+    // With NATS: answered once JetStream or the outbox has the events, so an answer a client
+    // got always has its events in the stream, sooner or later.
+    if let Some(bridge) = &state.bridge {
+        bridge.publish(&events).await.map_err(|e| {
+            tracing::warn!(report_id = %id, error = %e, "the events of a kept report could not be published");
+            ApiError::new(ErrorCode::EventsUnavailable, "events cannot be kept right now; retry shortly")
+                .retry_after(state.settings.server.retry_after_secs)
+        })?;
+    }
     Ok(json_response(&body))
 }
 

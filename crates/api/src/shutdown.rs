@@ -15,7 +15,8 @@ use tokio::sync::Notify;
 /// Runs `server` until `signal`, then shuts down in the order above.
 pub(crate) async fn serve(
     server: Server,
-    bus: bus::Bus,
+    buses: Vec<bus::Bus>,
+    bridge: Option<Arc<bridge::Bridge>>,
     in_flight: InFlight,
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
@@ -28,8 +29,14 @@ pub(crate) async fn serve(
     // with the connections they have, and the coordinator and agents keep running for them.
     let stopped = handle.stop(true);
     in_flight.idle().await;
+    // Whatever is still queued for NATS goes there or to the outbox; then its feed closes.
+    if let Some(bridge) = bridge {
+        bridge.shutdown().await;
+    }
     // Event streams would otherwise hold the workers until the shutdown timeout.
-    bus.close();
+    for bus in buses {
+        bus.close();
+    }
     stopped.await;
     running.await.map_err(std::io::Error::other)?
 }

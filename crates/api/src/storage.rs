@@ -1,6 +1,7 @@
 //! Choosing the report store from the settings: PostgreSQL when `database.url` is set, else
 //! the durable embedded store (SQLite) when `store.path` is set, else the in-process memory
-//! store; keeping the bus's events in it; and the key store.
+//! store; keeping the bus's events in it; the key store; and the NATS JetStream bridge when
+//! `events.nats_url` is set.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,4 +63,43 @@ pub(crate) fn open_keys(settings: &Settings) -> Result<Arc<dyn KeyStore>, String
                 .map_err(|e| e.to_string())?,
         ))
     }
+}
+
+/// The NATS JetStream bridge, when `events.nats_url` is set.
+pub(crate) async fn open_bridge(
+    settings: &Settings,
+) -> Result<Option<Arc<bridge::Bridge>>, String> {
+    let e = &settings.events;
+    if e.nats_url.is_empty() {
+        return Ok(None);
+    }
+    let mut config = bridge::BridgeConfig::new(e.nats_url.expose(), &e.outbox_path);
+    config.stream = e.stream.clone();
+    config.subject_prefix = e.subject_prefix.clone();
+    config.max_age = Duration::from_secs(e.max_age_hours.saturating_mul(3600));
+    config.max_bytes = i64::try_from(e.max_mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX);
+    config.duplicate_window = Duration::from_secs(e.duplicate_window_secs);
+    config.outbox_max_bytes = e.outbox_max_mb.saturating_mul(1 << 20);
+    config.publish_timeout = Duration::from_millis(e.publish_timeout_ms);
+    config.feed_replay = settings.bus.replay;
+    config.feed_capacity = settings.bus.capacity;
+    let bridge = bridge::Bridge::start(config).await.map_err(|e| e.to_string())?;
+    Ok(Some(Arc::new(bridge)))
+}
+
+/// Publishes the events of no report (a breaker's change of state) through the bridge, as a
+/// triage's own events are published with its answer. Like the store's event sink, it never
+/// slows triage: it follows the bus and loses its place if it falls behind.
+pub(crate) fn spawn_bridge_sink(bus: &bus::Bus, bridge: Arc<bridge::Bridge>) {
+    let mut sub = bus.subscribe(bus::Filter::all(), None);
+    tokio::spawn(async move {
+        while let Some(item) = sub.next().await {
+            if let bus::Item::Event(event) = item
+                && event.report_id.is_nil()
+                && let Err(e) = bridge.publish(&[event]).await
+            {
+                tracing::warn!(error = %e, "a breaker event could not be published");
+            }
+        }
+    });
 }

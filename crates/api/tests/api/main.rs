@@ -11,6 +11,7 @@ mod helpers;
 mod metrics_text;
 mod openapi_doc;
 mod pg_outage;
+mod replicas;
 mod runtime;
 mod triage;
 mod vignettes;
