@@ -77,6 +77,12 @@ pub struct PgConfig {
     /// Stop replaying, for good, after this many records, as if the process died there: for
     /// crash drills and tests. `None` in service.
     pub replay_stop_after: Option<u64>,
+    /// This process's name among the replicas that share the database (the service's
+    /// `server.replica`, by default "host name:port"). The events it writes are kept under it,
+    /// and the bus's numbering continues and resumes from its own events only, so two
+    /// processes must never share one. '' (the default here) is the name of the events kept
+    /// before replicas had names.
+    pub replica: String,
 }
 
 impl std::fmt::Debug for PgConfig {
@@ -88,6 +94,7 @@ impl std::fmt::Debug for PgConfig {
             .field("batch_max_delay", &self.batch_max_delay)
             .field("spool_path", &self.spool_path)
             .field("store_free_text", &self.store_free_text)
+            .field("replica", &self.replica)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +114,7 @@ impl PgConfig {
             replay_batch: 512,
             spool_max_bytes: 1 << 30,
             replay_stop_after: None,
+            replica: String::new(),
         }
     }
 }
@@ -137,6 +145,7 @@ pub struct PgStore {
     store_free_text: bool,
     op_timeout: Duration,
     spool_max_bytes: u64,
+    replica: String,
     cancel: watch::Sender<bool>,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -249,6 +258,7 @@ impl PgStore {
             batch_max_delay: config.batch_max_delay,
             op_timeout: config.op_timeout,
             spool_max_bytes: config.spool_max_bytes,
+            replica: config.replica.clone(),
         };
         let replayer = Replayer {
             pool: pool.clone(),
@@ -275,6 +285,7 @@ impl PgStore {
             store_free_text: config.store_free_text,
             op_timeout: config.op_timeout,
             spool_max_bytes: config.spool_max_bytes,
+            replica: config.replica,
             cancel,
             tasks: tokio::sync::Mutex::new(tasks),
         })
@@ -416,7 +427,10 @@ impl ReportStore for PgStore {
         if events.is_empty() {
             return Ok(());
         }
-        let rows = events.into_iter().map(|event| EventRow { id: Uuid::new_v4(), event }).collect();
+        let rows = events
+            .into_iter()
+            .map(|event| EventRow { id: Uuid::new_v4(), replica: self.replica.clone(), event })
+            .collect();
         self.submit(|ack| Item::Events(rows, ack)).await
     }
 
@@ -432,7 +446,9 @@ impl ReportStore for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = timed(self.op_timeout, async {
             Ok::<_, DbError>(
-                client.query(sql::EVENTS_BY_BUS_SEQ, &[&after, &before, &limit]).await?,
+                client
+                    .query(sql::EVENTS_BY_BUS_SEQ, &[&self.replica, &after, &before, &limit])
+                    .await?,
             )
         })
         .await
@@ -445,11 +461,14 @@ impl ReportStore for PgStore {
             .collect()
     }
 
-    /// Above the highest bus number in the database when it answers and the spool is empty.
-    /// Otherwise (database down, or events of an earlier run still in the spool) the largest
-    /// number kept is unknown, and the bus starts at the current time in microseconds: above
-    /// any number an earlier run gave, unless it published more than a million events a
-    /// second, and still exact in a JavaScript number until the year 2255.
+    /// Above the highest bus number this replica has kept in the database (and above those of
+    /// the single writer before replicas had names, so an id a subscriber got then is never
+    /// given again), when the database answers and the spool is empty. Other replicas' numbers
+    /// are their own and play no part. Otherwise (database down, or events of an earlier run
+    /// still in the spool) the largest number kept is unknown, and the bus starts at the
+    /// current time in microseconds: above any number an earlier run gave, unless it published
+    /// more than a million events a second, and still exact in a JavaScript number until the
+    /// year 2255.
     async fn next_bus_seq(&self) -> u64 {
         let now = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
         if self.backlog() > 0 {
@@ -457,7 +476,8 @@ impl ReportStore for PgStore {
         }
         let max = async {
             let client = self.pool.get().await?;
-            Ok::<_, DbError>(client.query_one(sql::MAX_BUS_SEQ, &[]).await?.get::<_, i64>(0))
+            let row = client.query_one(sql::MAX_BUS_SEQ, &[&self.replica]).await?;
+            Ok::<_, DbError>(row.get::<_, i64>(0))
         };
         match timed(self.op_timeout, max).await {
             Ok(max) => u64::try_from(max).unwrap_or(0) + 1,
