@@ -14,6 +14,46 @@
 //! database sees writes in the order they were acknowledged; and a report waiting there is read
 //! back from there, so an acknowledged report can be fetched while the database is down.
 //!
+//! # Several replicas on one database
+//!
+//! Any number of processes (`triagent serve` replicas behind a load balancer) may share one
+//! database; nothing here assumes a single writer. What each shared thing relies on:
+//!
+//! - **Bus numbers** (`events.bus_seq`, the SSE ids) are each process's own: every replica's
+//!   bus counts from 1. Each event row names the replica that numbered it
+//!   ([`PgConfig::replica`], migrations/V5), and `next_bus_seq` and `events_by_bus_seq` look only
+//!   at this replica's rows, so a stream resumes with its own replica's events and never
+//!   another's, and a restarted replica continues after its own numbers. Numbering also starts
+//!   above the rows of the single writer before replicas had names (`''`). An id means
+//!   something only on the replica that gave it: a subscriber that reconnects to another
+//!   replica resumes in that one's numbering, so event streams want sticky routing. Two live
+//!   processes under one name would number into one sequence again; nothing detects it.
+//! - **The store's own `seq`** (`bigserial`) is one sequence every replica draws from: unique,
+//!   but transactions commit out of number order across replicas, so a reader of
+//!   `events_after` can pass a number whose row commits later (gaps are normal too). It stays
+//!   global by design; nothing here pages through it.
+//! - **Report ids** are UUIDs the service makes per request (v4), so replicas never write one
+//!   id; `ON CONFLICT (id) DO NOTHING` and the comparison after it only meet retries. Were two
+//!   transactions to insert one id at once, the second waits for the first and then compares
+//!   with its committed row (read committed), so the outcome is still a no-op or a conflict.
+//! - **Event ids** are UUIDs given when an event is first kept; `ON CONFLICT (event_id)` only
+//!   recognises a replay of the same process's spool.
+//! - **The spool** belongs to one process: its own path on local disk, locked by the process
+//!   that opens it. Its records keep the replica that acknowledged them (`records`), so a spool
+//!   replayed under another name keeps its events in the numbering that gave their numbers. A
+//!   report waiting in one replica's spool is read back (`get`) by that replica only; the
+//!   others answer that it is not stored until the replay commits it.
+//! - **Nothing of the database is cached**: `db_up`, the backlog and `spooling` describe this
+//!   process's own connection and spool.
+//! - **Migrations** run under a session advisory lock (`connection`) on a connection of their
+//!   own, so replicas starting together apply each once and the others wait. Each migration must
+//!   let the previous version's replicas go on running (V5 adds a column with a default, so
+//!   their events go to `''`); a binary that lacks a migration the database has refuses to
+//!   start (refinery's missing-version check): roll forward, never restart an older version.
+//! - **API keys** (`keys`): ids are UUIDs and hashes unique; `revoke` locks the key's row
+//!   (`FOR UPDATE`), so of two replicas revoking at once one revokes and the other finds it
+//!   revoked; audit rows take a `bigserial` id, in insertion order, not commit order.
+//!
 //! This file holds the configuration, the store and the state it shares with its two tasks.
 //! The tasks are in `writer` and `replayer`, what the spool holds in `records`, every SQL
 //! statement in `sql`, and how the database is reached (pool, migrations, errors) in
