@@ -1,6 +1,7 @@
 //! Choosing the report store from the settings: PostgreSQL when `database.url` is set, else
 //! the durable embedded store (SQLite) when `store.path` is set, else the in-process memory
-//! store; keeping the bus's events in it; the key store; and the NATS JetStream bridge when
+//! store; keeping the bus's events in it (under this replica's name in PostgreSQL, which
+//! several replicas may share); the key store; and the NATS JetStream bridge when
 //! `events.nats_url` is set.
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ pub(crate) async fn open(settings: &Settings) -> Result<Arc<dyn ReportStore>, St
         config.op_timeout = Duration::from_millis(db.timeout_ms);
         config.replay_batch = db.replay_batch;
         config.spool_max_bytes = db.spool_max_mb.saturating_mul(1 << 20);
+        // Replicas share the database: this one numbers and resumes its own events under it.
+        config.replica = settings.replica_name();
         Arc::new(PgStore::open(config).await.map_err(|e| e.to_string())?)
     };
     Ok(store)

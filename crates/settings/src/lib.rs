@@ -91,6 +91,11 @@ pub struct Auth {
 pub struct Server {
     pub host: String,
     pub port: u16,
+    /// This process's name among replicas that share one database: it numbers and resumes its
+    /// own events there under it. Empty: `{host name}:{port}` ([`Settings::replica_name`]).
+    /// Two replicas must never share one.
+    #[serde(default)]
+    pub replica: String,
     pub workers: usize,
     pub max_body_bytes: usize,
     pub max_text_chars: usize,
@@ -364,6 +369,17 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The name this process numbers and resumes its events under in a shared database:
+    /// `server.replica` when set, else `{host name}:{server.port}`, which tells apart replicas
+    /// on different hosts or ports without configuring each.
+    pub fn replica_name(&self) -> String {
+        if self.server.replica.is_empty() {
+            format!("{}:{}", host_name(), self.server.port)
+        } else {
+            self.server.replica.clone()
+        }
+    }
+
     fn validate(&self) -> Result<(), SettingsError> {
         let bad = |m: &str| Err(SettingsError(m.to_string()));
         if self.server.workers == 0 {
@@ -442,6 +458,19 @@ impl Settings {
     }
 }
 
+/// The machine's host name (Linux's `/proc/sys/kernel/hostname`: a container's own), or
+/// `localhost` where it cannot be read.
+fn host_name() -> String {
+    host_name_from(std::fs::read_to_string("/proc/sys/kernel/hostname"))
+}
+
+fn host_name_from(read: std::io::Result<String>) -> String {
+    match read {
+        Ok(name) if !name.trim().is_empty() => name.trim().to_owned(),
+        _ => "localhost".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +539,33 @@ mod tests {
     fn env_probe() {
         let s = Settings::load(&default_dir(), Some("development"), None).unwrap();
         println!("probe url={} batch={}", s.database.url.expose(), s.database.batch_size);
+    }
+
+    #[test]
+    fn the_replica_name_is_the_setting_or_the_host_name_and_port() {
+        let mut s = Settings::load(&default_dir(), Some("development"), None).unwrap();
+        assert_eq!(s.server.replica, "", "unset in the shipped files");
+        s.server.port = 8181;
+        let name = s.replica_name();
+        let (host, port) = name.rsplit_once(':').expect("host:port");
+        assert_eq!(port, "8181");
+        assert_eq!(host, host_name());
+        assert!(!host.is_empty() && !host.contains(char::is_whitespace), "{name:?}");
+        s.server.replica = "triage-a".into();
+        assert_eq!(s.replica_name(), "triage-a");
+
+        assert_eq!(host_name_from(Ok("web-1\n".into())), "web-1");
+        assert_eq!(host_name_from(Ok(" \n".into())), "localhost");
+        assert_eq!(host_name_from(Err(std::io::ErrorKind::NotFound.into())), "localhost");
+    }
+
+    #[test]
+    fn the_replica_comes_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = dir.path().join("extra.toml");
+        std::fs::write(&extra, "[server]\nreplica = \"eu-2\"\n").unwrap();
+        let s = Settings::load(&default_dir(), Some("development"), Some(&extra)).unwrap();
+        assert_eq!(s.replica_name(), "eu-2");
     }
 
     #[test]

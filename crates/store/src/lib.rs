@@ -173,7 +173,8 @@ pub trait ReportStore: Send + Sync {
     /// Kept events whose bus `seq` is above `after` and below `before`, in bus order, at most
     /// `limit`: what an event stream resuming from an id older than the bus's replay buffer
     /// missed (the bus numbers events from [`next_bus_seq`](Self::next_bus_seq), so ids stay
-    /// unique across restarts of one service).
+    /// unique across restarts of one service). A store that several replicas share gives only
+    /// this replica's events: bus numbers are each replica's own.
     async fn events_by_bus_seq(
         &self,
         after: u64,
@@ -182,7 +183,7 @@ pub trait ReportStore: Send + Sync {
     ) -> Result<Vec<DiagnosisEvent>, StoreError>;
 
     /// The number the bus should give its first event, above every bus number this store has
-    /// kept, so numbering continues across restarts. Called once, at start.
+    /// kept for this replica, so numbering continues across restarts. Called once, at start.
     async fn next_bus_seq(&self) -> u64 {
         1
     }

@@ -14,6 +14,46 @@
 //! database sees writes in the order they were acknowledged; and a report waiting there is read
 //! back from there, so an acknowledged report can be fetched while the database is down.
 //!
+//! # Several replicas on one database
+//!
+//! Any number of processes (`triagent serve` replicas behind a load balancer) may share one
+//! database; nothing here assumes a single writer. What each shared thing relies on:
+//!
+//! - **Bus numbers** (`events.bus_seq`, the SSE ids) are each process's own: every replica's
+//!   bus counts from 1. Each event row names the replica that numbered it
+//!   ([`PgConfig::replica`], migrations/V5), and `next_bus_seq` and `events_by_bus_seq` look only
+//!   at this replica's rows, so a stream resumes with its own replica's events and never
+//!   another's, and a restarted replica continues after its own numbers. Numbering also starts
+//!   above the rows of the single writer before replicas had names (`''`). An id means
+//!   something only on the replica that gave it: a subscriber that reconnects to another
+//!   replica resumes in that one's numbering, so event streams want sticky routing. Two live
+//!   processes under one name would number into one sequence again; nothing detects it.
+//! - **The store's own `seq`** (`bigserial`) is one sequence every replica draws from: unique,
+//!   but transactions commit out of number order across replicas, so a reader of
+//!   `events_after` can pass a number whose row commits later (gaps are normal too). It stays
+//!   global by design; nothing here pages through it.
+//! - **Report ids** are UUIDs the service makes per request (v4), so replicas never write one
+//!   id; `ON CONFLICT (id) DO NOTHING` and the comparison after it only meet retries. Were two
+//!   transactions to insert one id at once, the second waits for the first and then compares
+//!   with its committed row (read committed), so the outcome is still a no-op or a conflict.
+//! - **Event ids** are UUIDs given when an event is first kept; `ON CONFLICT (event_id)` only
+//!   recognises a replay of the same process's spool.
+//! - **The spool** belongs to one process: its own path on local disk, locked by the process
+//!   that opens it. Its records keep the replica that acknowledged them (`records`), so a spool
+//!   replayed under another name keeps its events in the numbering that gave their numbers. A
+//!   report waiting in one replica's spool is read back (`get`) by that replica only; the
+//!   others answer that it is not stored until the replay commits it.
+//! - **Nothing of the database is cached**: `db_up`, the backlog and `spooling` describe this
+//!   process's own connection and spool.
+//! - **Migrations** run under a session advisory lock (`connection`) on a connection of their
+//!   own, so replicas starting together apply each once and the others wait. Each migration must
+//!   let the previous version's replicas go on running (V5 adds a column with a default, so
+//!   their events go to `''`); a binary that lacks a migration the database has refuses to
+//!   start (refinery's missing-version check): roll forward, never restart an older version.
+//! - **API keys** (`keys`): ids are UUIDs and hashes unique; `revoke` locks the key's row
+//!   (`FOR UPDATE`), so of two replicas revoking at once one revokes and the other finds it
+//!   revoked; audit rows take a `bigserial` id, in insertion order, not commit order.
+//!
 //! This file holds the configuration, the store and the state it shares with its two tasks.
 //! The tasks are in `writer` and `replayer`, what the spool holds in `records`, every SQL
 //! statement in `sql`, and how the database is reached (pool, migrations, errors) in
@@ -77,6 +117,12 @@ pub struct PgConfig {
     /// Stop replaying, for good, after this many records, as if the process died there: for
     /// crash drills and tests. `None` in service.
     pub replay_stop_after: Option<u64>,
+    /// This process's name among the replicas that share the database (the service's
+    /// `server.replica`, by default "host name:port"). The events it writes are kept under it,
+    /// and the bus's numbering continues and resumes from its own events only, so two
+    /// processes must never share one. '' (the default here) is the name of the events kept
+    /// before replicas had names.
+    pub replica: String,
 }
 
 impl std::fmt::Debug for PgConfig {
@@ -88,6 +134,7 @@ impl std::fmt::Debug for PgConfig {
             .field("batch_max_delay", &self.batch_max_delay)
             .field("spool_path", &self.spool_path)
             .field("store_free_text", &self.store_free_text)
+            .field("replica", &self.replica)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +154,7 @@ impl PgConfig {
             replay_batch: 512,
             spool_max_bytes: 1 << 30,
             replay_stop_after: None,
+            replica: String::new(),
         }
     }
 }
@@ -137,6 +185,7 @@ pub struct PgStore {
     store_free_text: bool,
     op_timeout: Duration,
     spool_max_bytes: u64,
+    replica: String,
     cancel: watch::Sender<bool>,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -249,6 +298,7 @@ impl PgStore {
             batch_max_delay: config.batch_max_delay,
             op_timeout: config.op_timeout,
             spool_max_bytes: config.spool_max_bytes,
+            replica: config.replica.clone(),
         };
         let replayer = Replayer {
             pool: pool.clone(),
@@ -275,6 +325,7 @@ impl PgStore {
             store_free_text: config.store_free_text,
             op_timeout: config.op_timeout,
             spool_max_bytes: config.spool_max_bytes,
+            replica: config.replica,
             cancel,
             tasks: tokio::sync::Mutex::new(tasks),
         })
@@ -416,7 +467,10 @@ impl ReportStore for PgStore {
         if events.is_empty() {
             return Ok(());
         }
-        let rows = events.into_iter().map(|event| EventRow { id: Uuid::new_v4(), event }).collect();
+        let rows = events
+            .into_iter()
+            .map(|event| EventRow { id: Uuid::new_v4(), replica: self.replica.clone(), event })
+            .collect();
         self.submit(|ack| Item::Events(rows, ack)).await
     }
 
@@ -432,7 +486,9 @@ impl ReportStore for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = timed(self.op_timeout, async {
             Ok::<_, DbError>(
-                client.query(sql::EVENTS_BY_BUS_SEQ, &[&after, &before, &limit]).await?,
+                client
+                    .query(sql::EVENTS_BY_BUS_SEQ, &[&self.replica, &after, &before, &limit])
+                    .await?,
             )
         })
         .await
@@ -445,11 +501,14 @@ impl ReportStore for PgStore {
             .collect()
     }
 
-    /// Above the highest bus number in the database when it answers and the spool is empty.
-    /// Otherwise (database down, or events of an earlier run still in the spool) the largest
-    /// number kept is unknown, and the bus starts at the current time in microseconds: above
-    /// any number an earlier run gave, unless it published more than a million events a
-    /// second, and still exact in a JavaScript number until the year 2255.
+    /// Above the highest bus number this replica has kept in the database (and above those of
+    /// the single writer before replicas had names, so an id a subscriber got then is never
+    /// given again), when the database answers and the spool is empty. Other replicas' numbers
+    /// are their own and play no part. Otherwise (database down, or events of an earlier run
+    /// still in the spool) the largest number kept is unknown, and the bus starts at the
+    /// current time in microseconds: above any number an earlier run gave, unless it published
+    /// more than a million events a second, and still exact in a JavaScript number until the
+    /// year 2255.
     async fn next_bus_seq(&self) -> u64 {
         let now = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
         if self.backlog() > 0 {
@@ -457,7 +516,8 @@ impl ReportStore for PgStore {
         }
         let max = async {
             let client = self.pool.get().await?;
-            Ok::<_, DbError>(client.query_one(sql::MAX_BUS_SEQ, &[]).await?.get::<_, i64>(0))
+            let row = client.query_one(sql::MAX_BUS_SEQ, &[&self.replica]).await?;
+            Ok::<_, DbError>(row.get::<_, i64>(0))
         };
         match timed(self.op_timeout, max).await {
             Ok(max) => u64::try_from(max).unwrap_or(0) + 1,

@@ -133,8 +133,9 @@ impl SqliteStore {
         // One process per file: a second service started in the same folder would number its
         // events from the same table as this one. The lock goes with the writer thread.
         let lock_path = config.path.with_extension("lock");
-        let lock = std::fs::File::create(&lock_path)
-            .map_err(|e| StoreError::Other(format!("cannot create {}: {e}", lock_path.display())))?;
+        let lock = std::fs::File::create(&lock_path).map_err(|e| {
+            StoreError::Other(format!("cannot create {}: {e}", lock_path.display()))
+        })?;
         lock.try_lock().map_err(|_| {
             StoreError::Other(format!(
                 "{} is in use by another process: give each service its own store.path",

@@ -63,6 +63,19 @@ fn config(url: String, spool: &Path) -> PgConfig {
     c
 }
 
+/// [`config`] for the replica `name`.
+fn replica(url: String, spool: &Path, name: &str) -> PgConfig {
+    let mut c = config(url, spool);
+    c.replica = name.to_owned();
+    c
+}
+
+/// `r` as `get` gives it back: without its events, which are read as events, or its text.
+fn as_read(mut r: StoredReport) -> StoredReport {
+    r.events = Vec::new();
+    without_text(r)
+}
+
 /// A local port nothing listens on: a database there is unreachable.
 async fn dead_port() -> u16 {
     let dead = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -110,25 +123,126 @@ fn without_text(mut r: StoredReport) -> StoredReport {
     r
 }
 
+/// Two replicas starting at the same moment on a fresh database: the advisory lock lets one
+/// migrate while the other waits, so both start, and each migration is applied once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_from_two_stores_at_once_and_again() {
     let db = TestDb::create().await;
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = tokio::join!(
-        PgStore::open(config(db.url(None), &dir.path().join("a"))),
-        PgStore::open(config(db.url(None), &dir.path().join("b")))
+        PgStore::open(replica(db.url(None), &dir.path().join("a"), "a")),
+        PgStore::open(replica(db.url(None), &dir.path().join("b"), "b"))
     );
-    let (a, b) = (a.unwrap(), b.unwrap());
+    let (a, b) = (a.expect("replica a migrates"), b.expect("replica b migrates"));
     assert_eq!(a.health().await, StoreHealth::Ok);
     assert_eq!(b.health().await, StoreHealth::Ok);
     a.shutdown().await;
     b.shutdown().await;
     let c = PgStore::open(config(db.url(None), &dir.path().join("c"))).await.unwrap();
     c.shutdown().await;
-    assert_eq!(db.count("SELECT count(*) FROM refinery_schema_history").await, 4);
+    assert_eq!(db.count("SELECT count(*) FROM refinery_schema_history").await, 5);
     for table in ["reports", "events", "api_keys", "audit_log"] {
         assert_eq!(db.count(&format!("SELECT count(*) FROM {table}")).await, 0, "{table}");
     }
+    // V5: bus numbers are looked up per replica, never across all of them.
+    let indexes = "SELECT count(*) FROM pg_indexes WHERE tablename = 'events' AND indexname = ";
+    assert_eq!(db.count(&format!("{indexes}'events_replica_bus_seq'")).await, 1);
+    assert_eq!(db.count(&format!("{indexes}'events_bus_seq'")).await, 0);
+}
+
+/// Two replicas on one database: each numbers its events from 1 and resumes only its own,
+/// while reports, keyed by UUID, are shared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_database_number_and_resume_their_own_events() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (spool_a, spool_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = PgStore::open(replica(db.url(None), &spool_a, "a")).await.unwrap();
+    let b = PgStore::open(replica(db.url(None), &spool_b, "b")).await.unwrap();
+    assert_eq!(a.next_bus_seq().await, 1);
+    assert_eq!(b.next_bus_seq().await, 1);
+
+    // Both buses give out 1, 2, 3...: a up to 3, b up to 6.
+    let from_a = with_events(report(1), 1);
+    a.put(from_a.clone()).await.unwrap();
+    let breaker_a = vec![event(3, Uuid::nil())];
+    a.append_events(breaker_a.clone()).await.unwrap();
+    let from_b = with_events(report(2), 1);
+    b.put(from_b.clone()).await.unwrap();
+    let breaker_b: Vec<DiagnosisEvent> = (3..=6).map(|s| event(s, Uuid::nil())).collect();
+    b.append_events(breaker_b.clone()).await.unwrap();
+    assert_eq!(db.count("SELECT count(*) FROM events WHERE replica = 'a'").await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM events WHERE replica = 'b'").await, 6);
+    assert_eq!(db.count("SELECT count(*) FROM events WHERE bus_seq = 1").await, 2);
+
+    // A stream resuming on a replica gets that replica's events only.
+    let own_a = [from_a.events.clone(), breaker_a.clone()].concat();
+    let own_b = [from_b.events.clone(), breaker_b.clone()].concat();
+    assert_eq!(a.events_by_bus_seq(0, u64::MAX, 100).await.unwrap(), own_a);
+    assert_eq!(b.events_by_bus_seq(0, u64::MAX, 100).await.unwrap(), own_b);
+    assert_eq!(a.events_by_bus_seq(1, 4, 100).await.unwrap(), own_a[1..]);
+    assert_eq!(b.events_by_bus_seq(1, 4, 100).await.unwrap(), own_b[1..3]);
+    assert!(a.events_by_bus_seq(3, u64::MAX, 100).await.unwrap().is_empty());
+    // The store's own sequence stays global.
+    assert_eq!(a.events_after(0, 100).await.unwrap().len(), 9);
+
+    // A report is the database's, whichever replica took it.
+    assert_eq!(b.get(from_a.id).await.unwrap(), Some(as_read(from_a.clone())));
+    assert_eq!(a.get(from_b.id).await.unwrap(), Some(as_read(from_b.clone())));
+
+    // Restarted, a continues after its own 3, not after b's 6.
+    a.shutdown().await;
+    let a = PgStore::open(replica(db.url(None), &spool_a, "a")).await.unwrap();
+    assert_eq!(a.next_bus_seq().await, 4);
+    assert_eq!(b.next_bus_seq().await, 7);
+    let next = vec![event(4, Uuid::nil())];
+    a.append_events(next.clone()).await.unwrap();
+    assert_eq!(a.events_by_bus_seq(3, u64::MAX, 100).await.unwrap(), next);
+
+    // Events kept before replicas had names ('') came from the single writer of that time:
+    // a replica numbers above them, so an id given then is never given again, but never
+    // resumes with them.
+    let legacy = event(1000, Uuid::nil());
+    db.client()
+        .await
+        .execute(
+            "INSERT INTO events (event_id, bus_seq, kind, payload, at) VALUES ($1, 1000, $2, $3, now())",
+            &[&Uuid::new_v4(), &legacy.type_name(), &serde_json::to_value(&legacy).unwrap()],
+        )
+        .await
+        .unwrap();
+    a.shutdown().await;
+    let a = PgStore::open(replica(db.url(None), &spool_a, "a")).await.unwrap();
+    assert_eq!(a.next_bus_seq().await, 1001);
+    assert_eq!(a.events_by_bus_seq(0, u64::MAX, 100).await.unwrap(), [own_a, next].concat());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// The spool keeps the name of the replica that acknowledged a write: replayed by a process
+/// restarted under another name, its events stay in the numbering that gave their numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_events_are_replayed_under_the_replica_that_numbered_them() {
+    let db = TestDb::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let down = PgStore::open(replica(db.url(Some(dead_port().await)), &spool, "a")).await.unwrap();
+    let r = with_events(report(1), 1);
+    down.put(r.clone()).await.unwrap();
+    down.append_events(vec![event(3, Uuid::nil())]).await.unwrap();
+    assert_eq!(down.backlog(), 2);
+    down.shutdown().await;
+
+    let renamed = PgStore::open(replica(db.url(None), &spool, "c")).await.unwrap();
+    eventually("the spool is replayed", Duration::from_secs(30), async || renamed.backlog() == 0)
+        .await;
+    assert_eq!(db.count("SELECT count(*) FROM events WHERE replica = 'a'").await, 3);
+    assert_eq!(db.count("SELECT count(*) FROM events WHERE replica <> 'a'").await, 0);
+    assert!(renamed.events_by_bus_seq(0, u64::MAX, 100).await.unwrap().is_empty());
+    renamed.shutdown().await;
+    let a = PgStore::open(replica(db.url(None), &dir.path().join("a"), "a")).await.unwrap();
+    assert_eq!(a.next_bus_seq().await, 4);
+    a.shutdown().await;
 }
 
 #[tokio::test]

@@ -21,7 +21,9 @@ mod embedded {
 }
 
 /// The advisory-lock key every replica takes around the migration run ("triagent" in ASCII),
-/// so two replicas starting together apply each migration once.
+/// so two replicas starting together apply each migration once (refinery alone would let both
+/// apply the first migration and one fail). Session-level, on a connection of its own: a
+/// replica that dies while migrating releases it with its connection.
 const MIGRATION_LOCK: i64 = 0x7472_6961_6765_6e74;
 
 /// Why a database operation failed, as far as what to do next is concerned.

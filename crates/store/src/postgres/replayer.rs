@@ -186,7 +186,8 @@ impl Replayer {
         let mut events = Vec::new();
         for (r, _) in records {
             match r {
-                SpoolRecord::Report(r) => reports.push(r),
+                // Under the replica that acknowledged it, which need not be this process's.
+                SpoolRecord::Report(r) => reports.push((&r.report, r.replica.as_str())),
                 SpoolRecord::Event(e) => events.push(e),
             }
         }

@@ -19,19 +19,24 @@ pub(super) const SAME_REPORT: &str = "SELECT 1 FROM reports WHERE id = $1 AND le
     AND degraded = $4 AND api_key_id IS NOT DISTINCT FROM $5 AND body = $6::jsonb";
 
 /// Inserts a group of events from one array per column, in the order of the arrays.
-pub(super) const INSERT_EVENTS: &str = "INSERT INTO events (event_id, report_id, bus_seq, kind, level, payload, at) \
-    SELECT e.id, e.report_id, e.bus_seq, e.kind, e.level, e.payload, e.at \
-    FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[]) \
-    WITH ORDINALITY AS e(id, report_id, bus_seq, kind, level, payload, at, ord) \
+pub(super) const INSERT_EVENTS: &str = "INSERT INTO events (event_id, report_id, bus_seq, kind, level, payload, at, replica) \
+    SELECT e.id, e.report_id, e.bus_seq, e.kind, e.level, e.payload, e.at, e.replica \
+    FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], $6::jsonb[], $7::timestamptz[], $8::text[]) \
+    WITH ORDINALITY AS e(id, report_id, bus_seq, kind, level, payload, at, replica, ord) \
     ORDER BY e.ord \
     ON CONFLICT (event_id) DO NOTHING";
 
-/// Events with a bus number above `$1` and below `$2`, in bus order, at most `$3`.
-pub(super) const EVENTS_BY_BUS_SEQ: &str =
-    "SELECT payload FROM events WHERE bus_seq > $1 AND bus_seq < $2 ORDER BY bus_seq LIMIT $3";
+/// Events of the replica `$1` with a bus number above `$2` and below `$3`, in bus order, at
+/// most `$4`: bus numbers are the replica's own, so another replica's are never mixed in.
+pub(super) const EVENTS_BY_BUS_SEQ: &str = "SELECT payload FROM events \
+    WHERE replica = $1 AND bus_seq > $2 AND bus_seq < $3 ORDER BY bus_seq LIMIT $4";
 
-/// The highest bus number kept, 0 when there is none.
-pub(super) const MAX_BUS_SEQ: &str = "SELECT coalesce(max(bus_seq), 0) FROM events";
+/// The highest bus number the replica `$1` has kept, or that the single writer before
+/// replicas had names kept (`''`, migrations/V5), 0 when there is none. Each is one step down
+/// the `(replica, bus_seq)` index.
+pub(super) const MAX_BUS_SEQ: &str = "SELECT greatest(\
+    (SELECT coalesce(max(bus_seq), 0) FROM events WHERE replica = $1), \
+    (SELECT coalesce(max(bus_seq), 0) FROM events WHERE replica = ''))";
 
 /// Events with a store number above `$1`, oldest first, at most `$2`.
 pub(super) const EVENTS_AFTER: &str =

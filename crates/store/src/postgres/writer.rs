@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use super::Shared;
 use super::connection::{DbError, timed};
-use super::records::{EventRow, SpoolRecord, SpoolState, lock};
+use super::records::{EventRow, ReportRecord, SpoolRecord, SpoolState, lock};
 use super::sql;
 use crate::{FreeText, StoreError, StoredReport};
 
@@ -52,6 +52,8 @@ pub(super) struct Writer {
     pub(super) op_timeout: Duration,
     /// [`PgConfig::spool_max_bytes`](super::PgConfig::spool_max_bytes).
     pub(super) spool_max_bytes: u64,
+    /// [`PgConfig::replica`](super::PgConfig::replica): the reports' events are kept under it.
+    pub(super) replica: String,
 }
 
 impl Writer {
@@ -111,7 +113,7 @@ impl Writer {
         let mut events = Vec::new();
         for item in batch {
             match item {
-                Item::Report(r, _) => reports.push(r),
+                Item::Report(r, _) => reports.push((r, self.replica.as_str())),
                 Item::Events(e, _) => events.extend(e),
             }
         }
@@ -150,7 +152,8 @@ impl Writer {
         for item in &batch {
             let encoded = match item {
                 Item::Report(r, _) => {
-                    vec![(serde_json::to_vec(&SpoolRecord::Report(r.clone())), Some(r.id))]
+                    let record = ReportRecord { report: r.clone(), replica: self.replica.clone() };
+                    vec![(serde_json::to_vec(&SpoolRecord::Report(record)), Some(r.id))]
                 }
                 Item::Events(e, _) => e
                     .iter()
@@ -251,17 +254,20 @@ fn nack_all(batch: Vec<Item>, error: &StoreError) {
 /// Commits reports, each with its own events, and events of no report in one transaction;
 /// returns the ids of reports that were already stored with other content (left as they were).
 /// A report's events are inserted only with the report's first insert: a retried or replayed
-/// report that is already there brought them the first time.
+/// report that is already there brought them the first time. Each report comes with the
+/// replica its events are kept under; each event of no report carries its own.
 pub(super) async fn commit(
     pool: &Pool,
-    reports: &[&StoredReport],
+    reports: &[(&StoredReport, &str)],
     events: &[&EventRow],
 ) -> Result<Vec<Uuid>, DbError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     let mut conflicts = Vec::new();
-    let mut rows: Vec<(Uuid, &DiagnosisEvent)> = events.iter().map(|e| (e.id, &e.event)).collect();
+    let mut rows: Vec<(Uuid, &str, &DiagnosisEvent)> =
+        events.iter().map(|e| (e.id, e.replica.as_str(), &e.event)).collect();
     if !reports.is_empty() {
+        let (reports, replicas): (Vec<&StoredReport>, Vec<&str>) = reports.iter().copied().unzip();
         let ids: Vec<Uuid> = reports.iter().map(|r| r.id).collect();
         let created: Vec<DateTime<Utc>> = reports.iter().map(|r| r.created_at).collect();
         let levels: Vec<&str> = reports.iter().map(|r| r.level.as_str()).collect();
@@ -279,7 +285,7 @@ pub(super) async fn commit(
             .await?;
         let inserted: HashSet<Uuid> = inserted.iter().map(|row| row.get(0)).collect();
         let mut first: HashMap<Uuid, &StoredReport> = HashMap::new();
-        for r in reports {
+        for (r, replica) in reports.into_iter().zip(replicas) {
             // A second write of one id within the group compares with the first.
             if let Some(earlier) = first.get(&r.id) {
                 if !earlier.same_content(r) {
@@ -290,7 +296,7 @@ pub(super) async fn commit(
             first.insert(r.id, r);
             if inserted.contains(&r.id) {
                 // Inserted now: its events go in with it (a report already there has its own).
-                rows.extend(r.events.iter().map(|event| (Uuid::new_v4(), event)));
+                rows.extend(r.events.iter().map(|event| (Uuid::new_v4(), replica, event)));
                 continue;
             }
             // Already stored: a retry (same content) is fine, anything else is a conflict.
@@ -315,24 +321,28 @@ pub(super) async fn commit(
     }
     if !rows.is_empty() {
         // In bus order, so the store's own numbering follows the bus within a transaction.
-        rows.sort_by_key(|(_, e)| e.seq);
-        let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
+        rows.sort_by_key(|(_, _, e)| e.seq);
+        let ids: Vec<Uuid> = rows.iter().map(|(id, _, _)| *id).collect();
         let reports: Vec<Option<Uuid>> =
-            rows.iter().map(|(_, e)| Some(e.report_id).filter(|id| !id.is_nil())).collect();
+            rows.iter().map(|(_, _, e)| Some(e.report_id).filter(|id| !id.is_nil())).collect();
         let seqs: Vec<i64> =
-            rows.iter().map(|(_, e)| i64::try_from(e.seq).unwrap_or(i64::MAX)).collect();
-        let kinds: Vec<&str> = rows.iter().map(|(_, e)| e.type_name()).collect();
+            rows.iter().map(|(_, _, e)| i64::try_from(e.seq).unwrap_or(i64::MAX)).collect();
+        let kinds: Vec<&str> = rows.iter().map(|(_, _, e)| e.type_name()).collect();
         let levels: Vec<Option<&str>> =
-            rows.iter().map(|(_, e)| e.level().map(TriageLevel::as_str)).collect();
+            rows.iter().map(|(_, _, e)| e.level().map(TriageLevel::as_str)).collect();
         let payloads: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(_, e)| serde_json::to_value(e))
+            .map(|(_, _, e)| serde_json::to_value(e))
             .collect::<Result<_, _>>()
             .map_err(|e| DbError::Refused(format!("event as JSON: {e}")))?;
-        let at: Vec<DateTime<Utc>> = rows.iter().map(|(_, e)| e.at).collect();
+        let at: Vec<DateTime<Utc>> = rows.iter().map(|(_, _, e)| e.at).collect();
+        let replicas: Vec<&str> = rows.iter().map(|(_, replica, _)| *replica).collect();
         // ORDER BY the position so the global sequence follows the order events were given in.
-        tx.execute(sql::INSERT_EVENTS, &[&ids, &reports, &seqs, &kinds, &levels, &payloads, &at])
-            .await?;
+        tx.execute(
+            sql::INSERT_EVENTS,
+            &[&ids, &reports, &seqs, &kinds, &levels, &payloads, &at, &replicas],
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(conflicts)
