@@ -19,7 +19,7 @@ pub fn replica_settings(
     dir: &tempfile::TempDir,
 ) -> settings::Settings {
     let mut s = test_settings();
-    let _ = name; // REPLICA
+    s.server.replica = name.to_owned();
     s.database.url = settings::Secret::new(db.postgres_url(None));
     s.database.spool_path = dir.path().join(format!("{name}.spool")).display().to_string();
     s.events.nats_url = settings::Secret::new(nats_url());
