@@ -1,5 +1,6 @@
 //! The real `triagent serve` binary as a child process: settings from environment variables,
-//! and a graceful shutdown on SIGTERM with requests in flight.
+//! a graceful shutdown on SIGTERM with requests in flight, a kill during spool replay, and two
+//! replicas on one database and one NATS JetStream stream through an outage and a kill.
 //!
 //! These live here rather than in the API's test binary because only this crate's tests get
 //! `CARGO_BIN_EXE_triagent`: cargo builds the binary first and hands over its exact path, so
@@ -625,4 +626,168 @@ async fn traces_and_metrics_reach_an_otlp_receiver() {
         spans.iter().all(|s| s["traceId"] == triage[0]["traceId"] || s["name"] == "HTTP request"),
         "one trace per triage"
     );
+}
+
+/// An event stream read by hand: each event's JSON; a gap fails the test.
+struct EventStream {
+    response: reqwest::Response,
+    buf: String,
+}
+
+impl EventStream {
+    async fn open(client: &reqwest::Client, base: &str, last_event_id: Option<u64>) -> EventStream {
+        let mut req = client.get(format!("{base}/v1/events"));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let response = req.send().await.expect("the event stream opens");
+        assert_eq!(response.status(), 200);
+        EventStream { response, buf: String::new() }
+    }
+
+    async fn next(&mut self) -> Value {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                if block.starts_with(':') {
+                    continue;
+                }
+                assert!(!block.contains("event: gap"), "events were missed: {block}");
+                let data = block.lines().find_map(|l| l.strip_prefix("data: ")).expect("data");
+                return serde_json::from_str(data).expect("an event");
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(60), self.response.chunk())
+                .await
+                .expect("an event within a minute")
+                .expect("the stream reads")
+                .expect("the stream goes on");
+            self.buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Reads into `seen` until every report of `ids` has completed there.
+    async fn until_completed(&mut self, ids: &[String], seen: &mut Vec<Value>) {
+        let done = |seen: &[Value]| {
+            ids.iter().all(|id| {
+                seen.iter()
+                    .any(|e| e["report_id"] == id.as_str() && e["type"] == "triage_completed")
+            })
+        };
+        while !done(seen) {
+            seen.push(self.next().await);
+        }
+    }
+}
+
+fn nats_host_port() -> String {
+    std::env::var("TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+        .trim_start_matches("nats://")
+        .to_owned()
+}
+
+/// Two `triagent serve` replicas on one PostgreSQL database and one NATS JetStream stream
+/// (reached through a proxy the test cuts): a subscriber on replica A receives every event of
+/// both, once and in order per report; NATS away for a few seconds under load loses nothing;
+/// A killed mid-stream, the subscriber resumes on B with its last id and misses nothing and
+/// repeats nothing; every report reads back from B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_every_event_once_through_outage_and_kill() {
+    let db = TestDb::create().await;
+    let proxy = testkit::Proxy::start(nats_host_port()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let stream = format!("TEST_SERVE_{}_{}", std::process::id(), stamp.as_nanos());
+    let env = |name: &str| {
+        let path = |ext: &str| dir.path().join(format!("{name}.{ext}")).display().to_string();
+        vec![
+            ("TRIAGENT__SERVER__REPLICA", name.to_owned()),
+            ("TRIAGENT__DATABASE__URL", db.postgres_url(None)),
+            ("TRIAGENT__DATABASE__SPOOL_PATH", path("spool")),
+            ("TRIAGENT__EVENTS__NATS_URL", format!("nats://127.0.0.1:{}", proxy.port)),
+            ("TRIAGENT__EVENTS__STREAM", stream.clone()),
+            ("TRIAGENT__EVENTS__SUBJECT_PREFIX", format!("{}.events", stream.to_lowercase())),
+            ("TRIAGENT__EVENTS__MAX_AGE_HOURS", "1".into()),
+            ("TRIAGENT__EVENTS__OUTBOX_PATH", path("outbox")),
+            ("TRIAGENT__EVENTS__PUBLISH_TIMEOUT_MS", "500".into()),
+            ("TRIAGENT__AGENTS__DEFAULT__DEADLINE_MS", "30000".into()),
+        ]
+    };
+    let mut a = Serve::start(&env("a"));
+    let b = Serve::start(&env("b"));
+    let client = reqwest::Client::new();
+    let texts = ["a dry cough and a sore throat for three days", "crushing chest pain for an hour"];
+    let mut ids: Vec<String> = Vec::new();
+    let post_to = async |serve: &Serve, ids: &mut Vec<String>| {
+        let text = texts[ids.len() % 2];
+        let (_, r) = post(client.clone(), serve.base(), text.into()).await;
+        let r = r.expect("answered");
+        assert_eq!(r.status(), 200);
+        ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    };
+    let mut sub = EventStream::open(&client, &a.base(), None).await;
+    let mut seen = Vec::new();
+
+    // Both replicas, alternately.
+    for n in 0..10 {
+        post_to(if n % 2 == 0 { &a } else { &b }, &mut ids).await;
+    }
+    sub.until_completed(&ids, &mut seen).await;
+
+    // NATS unreachable for three seconds under load: every request is still answered.
+    proxy.cut();
+    let back = Instant::now() + Duration::from_secs(3);
+    let before = ids.len();
+    while Instant::now() < back {
+        post_to(if ids.len() % 2 == 0 { &a } else { &b }, &mut ids).await;
+    }
+    assert!(ids.len() - before >= 4, "only {} answers during the outage", ids.len() - before);
+    proxy.restore();
+    sub.until_completed(&ids, &mut seen).await;
+
+    // A killed while its events stream; the subscriber moves to B with its last id.
+    for n in 0..6 {
+        post_to(if n % 2 == 0 { &a } else { &b }, &mut ids).await;
+    }
+    for _ in 0..5 {
+        seen.push(sub.next().await);
+    }
+    a.signal("KILL");
+    a.wait_exit();
+    drop(sub);
+    for _ in 0..6 {
+        post_to(&b, &mut ids).await;
+    }
+    let last = seen.last().unwrap()["seq"].as_u64().unwrap();
+    let mut sub = EventStream::open(&client, &b.base(), Some(last)).await;
+    sub.until_completed(&ids, &mut seen).await;
+
+    // Once each, in order: numbers rise, and each report has its six steps, received first and
+    // completed last.
+    let seqs: Vec<u64> = seen.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "an event repeated or out of order: {seqs:?}");
+    for id in &ids {
+        let steps: Vec<&str> = seen
+            .iter()
+            .filter(|e| e["report_id"] == id.as_str())
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(steps.len(), 6, "{id}: {steps:?}");
+        assert_eq!((steps[0], steps[5]), ("triage_received", "triage_completed"), "{id}");
+    }
+    let reports: std::collections::HashSet<&str> =
+        seen.iter().filter_map(|e| e["report_id"].as_str()).collect();
+    assert!(
+        reports
+            .iter()
+            .all(|r| ids.iter().any(|id| id == r) || *r == "00000000-0000-0000-0000-000000000000"),
+        "events of a report nobody was answered"
+    );
+    for id in &ids {
+        let r = client.get(format!("{}/v1/triage/{id}", b.base())).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{id}");
+    }
+    // The stream is the test's own; remove it.
+    let nats = async_nats::connect(format!("nats://{}", nats_host_port())).await.unwrap();
+    let _ = async_nats::jetstream::new(nats).delete_stream(&stream).await;
 }
