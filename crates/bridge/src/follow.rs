@@ -48,13 +48,15 @@ pub(crate) struct Follower {
     pub js: jetstream::Context,
     pub config: BridgeConfig,
     pub feed: bus::Bus,
+    /// Whether the feed already starts where the stream stood when the bridge started.
+    pub positioned: bool,
 }
 
 impl Follower {
     /// Mirrors the stream into the feed from where the feed stands, until cancelled; after any
     /// failure (NATS gone, the consumer lost) starts again from the next number the feed
     /// expects, so nothing is skipped or repeated.
-    pub(crate) async fn run(self, mut cancel: watch::Receiver<bool>) {
+    pub(crate) async fn run(mut self, mut cancel: watch::Receiver<bool>) {
         let retry = self.config.retry_interval;
         loop {
             if *cancel.borrow() {
@@ -72,12 +74,13 @@ impl Follower {
     }
 
     /// `Ok` when cancelled, `Err` when the stream could not be read.
-    async fn follow(&self, cancel: &mut watch::Receiver<bool>) -> Result<(), String> {
+    async fn follow(&mut self, cancel: &mut watch::Receiver<bool>) -> Result<(), String> {
         let last = ensure_stream(&self.js, &self.config).await?;
         // A feed that never heard of the stream (NATS was down at start) begins at its end:
         // what came before is read back on demand, not replayed into memory.
-        if self.feed.next_seq() == 1 {
+        if !self.positioned {
             self.feed.advance_to(last + 1);
+            self.positioned = true;
         }
         let stream = self.js.get_stream(&self.config.stream).await.map_err(|e| e.to_string())?;
         let consumer = stream

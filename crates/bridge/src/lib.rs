@@ -223,11 +223,16 @@ impl Bridge {
         let feed = bus::Bus::new(config.feed_capacity, config.feed_replay);
         // Where the stream stands now, when NATS answers at once: a subscriber resuming from
         // an older id is then told what it missed, and read it back from the stream.
-        if let Ok(Ok(last)) =
-            tokio::time::timeout(config.publish_timeout, follow::ensure_stream(&js, &config)).await
-        {
-            feed.advance_to(last + 1);
-        }
+        let positioned =
+            match tokio::time::timeout(config.publish_timeout, follow::ensure_stream(&js, &config))
+                .await
+            {
+                Ok(Ok(last)) => {
+                    feed.advance_to(last + 1);
+                    true
+                }
+                _ => false,
+            };
         let (tx, rx) = mpsc::channel(config.batch_size.max(1) * 4);
         let (cancel, cancelled) = watch::channel(false);
         let publisher = publish::Publisher::new(
@@ -237,8 +242,12 @@ impl Bridge {
             counters.clone(),
             recovered.records > 0,
         );
-        let follower =
-            follow::Follower { js: js.clone(), config: config.clone(), feed: feed.clone() };
+        let follower = follow::Follower {
+            js: js.clone(),
+            config: config.clone(),
+            feed: feed.clone(),
+            positioned,
+        };
         let tasks = vec![
             tokio::spawn(publisher.run(rx, cancelled.clone())),
             tokio::spawn(follower.run(cancelled)),

@@ -229,3 +229,25 @@ async fn an_outbox_left_by_a_stopped_process_is_sent_by_the_next() {
     bridge.shutdown().await;
     delete_stream(&config).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_outbox_says_so_until_nats_takes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(nats_host_port()).await;
+    let mut config = config(format!("nats://127.0.0.1:{}", proxy.port), &dir);
+    config.outbox_max_bytes = 1;
+    let bridge = Bridge::start(config.clone()).await.unwrap();
+    bridge.publish(&triage(1, None)).await.unwrap();
+    assert!(!bridge.full(), "nothing waits while NATS answers");
+    proxy.cut();
+    bridge.publish(&triage(4, None)).await.expect("kept in the outbox");
+    assert!(bridge.full(), "past its limit, the outbox says so: {:?}", bridge.outbox_bytes());
+    proxy.restore();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while bridge.full() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!bridge.full(), "sent, the outbox is empty again");
+    bridge.shutdown().await;
+    delete_stream(&config).await;
+}
