@@ -326,6 +326,13 @@ impl Application {
             m.set_store_spool(bytes, limit);
             m.set_store_spool_age(backlog_of.spool_age());
         });
+        if let Some(bridge) = bridge.clone() {
+            metrics.on_gather(move |m| {
+                let stats = bridge.stats();
+                let (bytes, limit) = bridge.outbox_bytes();
+                m.set_events(stats.published, stats.backlog, bytes, limit);
+            });
+        }
         let http = metrics.http(ROUTES.iter().map(|r| r.path).chain([openapi::SWAGGER_UI_ROUTE]));
         if settings.auth.required {
             tracing::info!(keys = auth.keys().kind(), "API keys required on /v1 routes");

@@ -43,6 +43,10 @@ pub const STORE_BACKLOG: &str = "triagent_store_backlog";
 pub const STORE_SPOOL_BYTES: &str = "triagent_store_spool_bytes";
 pub const STORE_SPOOL_LIMIT: &str = "triagent_store_spool_limit_bytes";
 pub const STORE_SPOOL_AGE: &str = "triagent_store_spool_age_seconds";
+pub const EVENTS_PUBLISHED: &str = "triagent_events_published_total";
+pub const EVENTS_OUTBOX: &str = "triagent_events_outbox";
+pub const EVENTS_OUTBOX_BYTES: &str = "triagent_events_outbox_bytes";
+pub const EVENTS_OUTBOX_LIMIT: &str = "triagent_events_outbox_limit_bytes";
 pub const HTTP_CONNECTIONS: &str = "triagent_http_connections";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "triagent_http_connections_refused_total";
 
@@ -69,6 +73,10 @@ pub const NAMES: &[&str] = &[
     STORE_SPOOL_BYTES,
     STORE_SPOOL_LIMIT,
     STORE_SPOOL_AGE,
+    EVENTS_PUBLISHED,
+    EVENTS_OUTBOX,
+    EVENTS_OUTBOX_BYTES,
+    EVENTS_OUTBOX_LIMIT,
     HTTP_CONNECTIONS,
     HTTP_CONNECTIONS_REFUSED,
 ];
@@ -116,6 +124,10 @@ pub struct Metrics {
     store_spool_bytes: IntGauge,
     store_spool_limit: IntGauge,
     store_spool_age: Gauge,
+    events_published: IntCounter,
+    events_outbox: IntGauge,
+    events_outbox_bytes: IntGauge,
+    events_outbox_limit: IntGauge,
     http_connections: IntGauge,
     http_connections_refused: IntCounter,
     /// Run before each gather; the lock also serialises gathers, which the counters read from
@@ -165,12 +177,16 @@ impl Metrics {
             store_backlog: IntGauge::new(STORE_BACKLOG, "Reports and events acknowledged but not yet in the database (the PostgreSQL store's spool backlog; 0 for the embedded store).").expect("valid metric definition"),
             store_spool_bytes: IntGauge::new(STORE_SPOOL_BYTES, "Bytes in the PostgreSQL store's spool (0 for the embedded store).").expect("valid metric definition"),
             store_spool_limit: IntGauge::new(STORE_SPOOL_LIMIT, "The most bytes the spool may hold (database.spool_max_mb); past it new reports are refused with 503. 0 for the embedded store.").expect("valid metric definition"),
+            events_published: IntCounter::new(EVENTS_PUBLISHED, "Events NATS JetStream acknowledged since start, repeats inside the duplicate window included (0 without events.nats_url).").expect("valid metric definition"),
+            events_outbox: IntGauge::new(EVENTS_OUTBOX, "Events waiting in the outbox for NATS (0 without events.nats_url).").expect("valid metric definition"),
+            events_outbox_bytes: IntGauge::new(EVENTS_OUTBOX_BYTES, "Bytes in the event outbox.").expect("valid metric definition"),
+            events_outbox_limit: IntGauge::new(EVENTS_OUTBOX_LIMIT, "The most bytes the event outbox may hold (events.outbox_max_mb); past it new triage requests are refused with 503 events_unavailable. 0 without events.nats_url.").expect("valid metric definition"),
             store_spool_age: Gauge::new(STORE_SPOOL_AGE, "Seconds since the PostgreSQL store's spool began holding writes that wait for the database (0 when empty, and for the embedded store).").expect("valid metric definition"),
             http_connections: IntGauge::new(HTTP_CONNECTIONS, "HTTP connections open now.").expect("valid metric definition"),
             http_connections_refused: IntCounter::new(HTTP_CONNECTIONS_REFUSED, "Requests answered 503 too_many_connections because their connection was over the per-address or the global connection limit.").expect("valid metric definition"),
             hooks: Mutex::new(Vec::new()),
         };
-        let collectors: [Box<dyn Collector>; 22] = [
+        let collectors: [Box<dyn Collector>; 26] = [
             Box::new(m.http_requests.clone()),
             Box::new(m.http_duration.clone()),
             Box::new(m.agent_latency.clone()),
@@ -191,6 +207,10 @@ impl Metrics {
             Box::new(m.store_spool_bytes.clone()),
             Box::new(m.store_spool_limit.clone()),
             Box::new(m.store_spool_age.clone()),
+            Box::new(m.events_published.clone()),
+            Box::new(m.events_outbox.clone()),
+            Box::new(m.events_outbox_bytes.clone()),
+            Box::new(m.events_outbox_limit.clone()),
             Box::new(m.http_connections.clone()),
             Box::new(m.http_connections_refused.clone()),
         ];
@@ -261,6 +281,16 @@ impl Metrics {
     pub fn set_store_spool(&self, bytes: u64, limit: u64) {
         self.store_spool_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         self.store_spool_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    /// The event bridge's counters, read at gather time: events published, events in the
+    /// outbox, and the outbox's bytes and limit.
+    pub fn set_events(&self, published: u64, outbox: u64, bytes: u64, limit: u64) {
+        let set = |g: &IntGauge, v: u64| g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        self.events_published.inc_by(published.saturating_sub(self.events_published.get()));
+        set(&self.events_outbox, outbox);
+        set(&self.events_outbox_bytes, bytes);
+        set(&self.events_outbox_limit, limit);
     }
 
     /// How long the spool has held writes, read at gather time.
