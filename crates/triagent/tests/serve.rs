@@ -693,6 +693,11 @@ fn nats_host_port() -> String {
 /// repeats nothing; every report reads back from B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_every_event_once_through_outage_and_kill() {
+    assert!(
+        std::net::TcpStream::connect(nats_host_port()).is_ok(),
+        "NATS is not reachable at {}: start it with `nats-server -js` (README \"Services\") or set TEST_NATS_URL",
+        nats_host_port()
+    );
     let db = TestDb::create().await;
     let proxy = testkit::Proxy::start(nats_host_port()).await;
     let dir = tempfile::tempdir().unwrap();

@@ -18,6 +18,11 @@ pub fn replica_settings(
     stream: &str,
     dir: &tempfile::TempDir,
 ) -> settings::Settings {
+    let host_port = nats_url().trim_start_matches("nats://").to_owned();
+    assert!(
+        std::net::TcpStream::connect(&host_port).is_ok(),
+        "NATS is not reachable at {host_port}: start it with `nats-server -js` (README \"Services\") or set TEST_NATS_URL"
+    );
     let mut s = test_settings();
     s.server.replica = name.to_owned();
     s.database.url = settings::Secret::new(db.postgres_url(None));
