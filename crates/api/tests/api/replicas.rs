@@ -36,8 +36,8 @@ async fn delete_stream(stream: &str) {
 }
 
 async fn triage(app: &TestApp, n: usize) -> String {
-    let text = ["a dry cough and a sore throat for three days", "crushing chest pain for an hour"]
-        [n % 2];
+    let text =
+        ["a dry cough and a sore throat for three days", "crushing chest pain for an hour"][n % 2];
     let r = app.post_json(&json!({"text": text, "age": 40 + n})).await;
     assert_eq!(r.status(), 200);
     r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
@@ -62,8 +62,12 @@ async fn every_replica_sees_every_event_once_and_resumes_anywhere() {
     let db = testkit::TestDb::create().await;
     let dir = tempfile::tempdir().unwrap();
     let stream = format!("TEST_{}", uuid::Uuid::new_v4().simple());
-    let a = spawn_with(replica_settings("a", &db, &stream, &dir), triage::ModelAgent::all(models())).await;
-    let b = spawn_with(replica_settings("b", &db, &stream, &dir), triage::ModelAgent::all(models())).await;
+    let a =
+        spawn_with(replica_settings("a", &db, &stream, &dir), triage::ModelAgent::all(models()))
+            .await;
+    let b =
+        spawn_with(replica_settings("b", &db, &stream, &dir), triage::ModelAgent::all(models()))
+            .await;
     let mut on_a = SseStream::open(&a, "", None).await;
     let mut on_b = SseStream::open(&b, "", None).await;
 
