@@ -202,10 +202,17 @@ fn prometheus_and_grafana_wiring_points_at_what_exists() {
         .find_map(|l| l.trim().strip_prefix("port = "))
         .expect("server.port in base.toml")
         .trim();
-    assert!(
-        prom.contains(&format!("triagent:{port}")),
-        "Prometheus scrapes the port the service listens on ({port})"
-    );
+    // Every Triagent target (one per replica; crates/settings/tests/deployment.rs holds them to
+    // the compose services) is on that port.
+    let targets: Vec<&str> =
+        prom.split('"').filter(|t| t.starts_with("triagent") && t.contains(':')).collect();
+    assert!(!targets.is_empty(), "Prometheus scrapes no triagent target");
+    for target in targets {
+        assert!(
+            target.ends_with(&format!(":{port}")),
+            "Prometheus scrapes {target}, not the port the service listens on ({port})"
+        );
+    }
     let sources = read(&root().join("grafana/provisioning/datasources/datasources.yaml"));
     assert!(sources.contains("uid: prometheus"), "the dashboards' data source uid is provisioned");
     let collector = read(&root().join("otel-collector.yaml"));
