@@ -223,7 +223,6 @@ impl Publisher {
             Err(reason) => {
                 tracing::debug!(error = %reason, "NATS still unreachable; the outbox waits");
                 self.retry_at = Instant::now() + self.config.retry_interval;
-                return;
             }
         }
     }

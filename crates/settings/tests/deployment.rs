@@ -249,8 +249,8 @@ fn triagents(doc: &Yaml) -> Vec<Triagent<'_>> {
         let image = read(&file);
         let workdir = image
             .lines()
-            .filter_map(|l| l.trim().strip_prefix("WORKDIR "))
-            .last()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix("WORKDIR "))
             .unwrap_or_else(|| panic!("{} has no WORKDIR", file.display()));
         out.push(Triagent {
             name,
