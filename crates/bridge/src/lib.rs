@@ -220,7 +220,7 @@ impl Bridge {
             .await
             .map_err(|e| BridgeError::Other(format!("NATS url: {e}")))?;
         let js = jetstream::ContextBuilder::new().timeout(config.publish_timeout).build(client);
-        let feed = bus::Bus::new(config.feed_capacity, config.feed_replay);
+        let feed = bus::Bus::mirror(config.feed_capacity, config.feed_replay);
         // Where the stream stands now, when NATS answers at once: a subscriber resuming from
         // an older id is then told what it missed, and read it back from the stream.
         let positioned =

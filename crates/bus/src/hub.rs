@@ -35,6 +35,9 @@ pub struct Bus {
 struct Inner {
     state: Mutex<State>,
     replay_len: usize,
+    /// A mirror of a stream numbered elsewhere ([`Bus::mirror`]): its numbers are never
+    /// reused, so a resume point ahead of it is one it has not caught up with yet.
+    mirror: bool,
     published: AtomicU64,
     /// Shared with every subscription so lag is counted even after the bus handle is gone.
     dropped: Arc<AtomicU64>,
@@ -60,6 +63,18 @@ impl Bus {
     /// As [`Bus::new`], numbering events from `first_seq` (at least 1) instead of 1: a service
     /// that keeps events continues the numbering of its previous run, so an event id a client
     /// saw before a restart still names one event (`store::ReportStore::next_bus_seq`).
+    /// A bus for events numbered elsewhere, delivered with [`Bus::publish_numbered`]: the
+    /// mirror of a broker's stream on one replica. A subscriber resuming from a number this
+    /// mirror has not reached yet (it saw it on a replica whose mirror is ahead) gets what
+    /// follows that number, not everything from the mirror's present: nothing twice.
+    pub fn mirror(capacity: usize, replay: usize) -> Self {
+        let mut bus = Self::new(capacity, replay);
+        if let Some(inner) = Arc::get_mut(&mut bus.inner) {
+            inner.mirror = true;
+        }
+        bus
+    }
+
     pub fn starting_at(capacity: usize, replay: usize, first_seq: u64) -> Self {
         // tokio panics above usize::MAX / 2; no sensible configuration gets near it.
         let capacity = capacity.clamp(1, usize::MAX / 2);
@@ -73,6 +88,7 @@ impl Bus {
                     sender: Some(sender),
                 }),
                 replay_len: replay,
+                mirror: false,
                 published: AtomicU64::new(0),
                 dropped: Arc::new(AtomicU64::new(0)),
             }),
@@ -151,7 +167,9 @@ impl Bus {
     /// `after + 1`, the first item is a [`Item::Gap`] saying how many events are gone.
     ///
     /// An `after` beyond the last published event (a client that saw an earlier run of the
-    /// process) is treated as "from now", so it is not left waiting for numbers already reused.
+    /// process) is treated as "from now", so it is not left waiting for numbers already reused;
+    /// on a [`Bus::mirror`], whose numbers are never reused, it is the client's place: events
+    /// up to it are skipped when they arrive.
     pub fn subscribe(&self, filter: Filter, after: Option<u64>) -> Subscription {
         let state = self.inner.lock();
         // Subscribing and copying the replay under the same lock as publish gives an exact
@@ -162,6 +180,7 @@ impl Bus {
         let mut replay = VecDeque::new();
         let seen = match after {
             None => last,
+            Some(after) if after >= last && self.inner.mirror => after,
             Some(after) if after >= last => last,
             Some(after) => {
                 let oldest = state.replay.front().map_or(state.next_seq, |e| e.seq);

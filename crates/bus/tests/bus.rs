@@ -574,3 +574,39 @@ async fn a_filter_with_an_owner_keeps_only_that_keys_events() {
     let got = drain(&mut sub).await;
     assert_eq!(got.len(), 1, "{got:?}");
 }
+
+/// An event as a mirror receives it: numbered by the stream it mirrors.
+fn numbered(seq: u64) -> DiagnosisEvent {
+    DiagnosisEvent {
+        seq,
+        report_id: Uuid::new_v4(),
+        at: chrono::Utc::now(),
+        kind: received(1),
+        owner: None,
+    }
+}
+
+#[tokio::test]
+async fn a_mirror_keeps_the_stream_numbers_and_a_resume_ahead_of_it_repeats_nothing() {
+    let bus = Bus::mirror(16, 16);
+    bus.advance_to(10);
+    for seq in [10, 11, 13] {
+        assert!(bus.publish_numbered(numbered(seq)).is_some());
+    }
+    assert!(bus.publish_numbered(numbered(11)).is_none(), "a repeat is dropped");
+    // Resuming inside a skip of the stream starts at the next number held.
+    let mut inside = bus.subscribe(Filter::all(), Some(11));
+    assert_eq!(next_event(&mut inside).await.seq, 13);
+    // A client that saw 15 on a replica whose mirror is ahead gets only what follows 15.
+    let mut ahead = bus.subscribe(Filter::all(), Some(15));
+    for seq in [14, 15, 16] {
+        bus.publish_numbered(numbered(seq));
+    }
+    assert_eq!(next_event(&mut ahead).await.seq, 16);
+    // The process's own bus instead takes such a client for one of an earlier run: from now.
+    let own = Bus::new(16, 16);
+    own.publish(Uuid::nil(), received(1));
+    let mut from_now = own.subscribe(Filter::all(), Some(99));
+    own.publish(Uuid::nil(), received(1));
+    assert_eq!(next_event(&mut from_now).await.seq, 2);
+}
