@@ -114,7 +114,7 @@ async fn events_reach_the_feed_in_order_numbered_by_the_stream() {
     let owner = Uuid::new_v4();
     let mut sent = Vec::new();
     for t in 0..20u64 {
-        let events = triage(t * 3 + 1, (t % 2 == 0).then_some(owner));
+        let events = triage(t * 3 + 1, t.is_multiple_of(2).then_some(owner));
         bridge.publish(&events).await.expect("kept");
         sent.extend(events);
     }

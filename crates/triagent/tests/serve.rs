@@ -744,7 +744,7 @@ async fn two_replicas_share_every_event_once_through_outage_and_kill() {
     let back = Instant::now() + Duration::from_secs(3);
     let before = ids.len();
     while Instant::now() < back {
-        post_to(if ids.len() % 2 == 0 { &a } else { &b }, &mut ids).await;
+        post_to(if ids.len().is_multiple_of(2) { &a } else { &b }, &mut ids).await;
     }
     assert!(ids.len() - before >= 4, "only {} answers during the outage", ids.len() - before);
     proxy.restore();

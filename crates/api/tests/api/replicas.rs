@@ -77,8 +77,8 @@ async fn every_replica_sees_every_event_once_and_resumes_anywhere() {
     let mut on_b = SseStream::open(&b, "", None).await;
 
     let mut ids = Vec::new();
-    for n in 0..10 {
-        ids.push(triage(if n % 2 == 0 { &a } else { &b }, n).await);
+    for n in 0..10_usize {
+        ids.push(triage(if n.is_multiple_of(2) { &a } else { &b }, n).await);
     }
     let seen_a = until_completed(&mut on_a, &ids).await;
     let seen_b = until_completed(&mut on_b, &ids).await;
@@ -102,7 +102,7 @@ async fn every_replica_sees_every_event_once_and_resumes_anywhere() {
 
     // A report kept by one replica reads back through the other.
     for (n, id) in ids.iter().enumerate() {
-        let other = if n % 2 == 0 { &b } else { &a };
+        let other = if n.is_multiple_of(2) { &b } else { &a };
         assert_eq!(other.get(&format!("/v1/triage/{id}")).await.status(), 200, "{id}");
     }
 
