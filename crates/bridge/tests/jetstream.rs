@@ -11,28 +11,12 @@ use bridge::{Bridge, BridgeConfig};
 use bus::{DiagnosisEvent, DiagnosisEventKind, Filter, Item};
 use chrono::Utc;
 use domain::TriageLevel;
-use testkit::Proxy;
+use testkit::{Proxy, nats_host_port};
 use uuid::Uuid;
-
-fn nats_host_port() -> String {
-    std::env::var("TEST_NATS_URL")
-        .unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-        .trim_start_matches("nats://")
-        .to_owned()
-}
-
-/// Fails at once, saying how to get NATS, when none answers (the tests need a real one).
-fn require_nats(host_port: &str) {
-    if std::net::TcpStream::connect(host_port).is_err() {
-        panic!(
-            "NATS is not reachable at {host_port}: start it with `nats-server -js` (README \"Services\") or set TEST_NATS_URL"
-        );
-    }
-}
 
 /// A configuration with a stream and subjects of this test's own.
 fn config(url: String, dir: &tempfile::TempDir) -> BridgeConfig {
-    require_nats(&nats_host_port());
+    testkit::require_nats();
     let tag = Uuid::new_v4().simple().to_string();
     let mut c = BridgeConfig::new(url, dir.path().join("outbox"));
     c.stream = format!("TEST_{tag}");

@@ -190,3 +190,24 @@ impl Drop for Proxy {
         self.cut();
     }
 }
+
+/// `host:port` of the NATS server the tests use: TEST_NATS_URL (without its `nats://`), or the
+/// machine's 127.0.0.1:4222.
+pub fn nats_host_port() -> String {
+    std::env::var("TEST_NATS_URL")
+        .unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+        .trim_start_matches("nats://")
+        .to_owned()
+}
+
+/// The NATS server's `host:port`; fails at once, saying how to get one, when none answers
+/// (the tests need a real one, and would otherwise only time out waiting for events).
+pub fn require_nats() -> String {
+    let host_port = nats_host_port();
+    if std::net::TcpStream::connect(&host_port).is_err() {
+        panic!(
+            "NATS is not reachable at {host_port}: start it with `nats-server -js` (README \"Services\") or set TEST_NATS_URL"
+        );
+    }
+    host_port
+}

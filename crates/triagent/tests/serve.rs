@@ -679,13 +679,6 @@ impl EventStream {
     }
 }
 
-fn nats_host_port() -> String {
-    std::env::var("TEST_NATS_URL")
-        .unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
-        .trim_start_matches("nats://")
-        .to_owned()
-}
-
 /// Two `triagent serve` replicas on one PostgreSQL database and one NATS JetStream stream
 /// (reached through a proxy the test cuts): a subscriber on replica A receives every event of
 /// both, once and in order per report; NATS away for a few seconds under load loses nothing;
@@ -693,13 +686,9 @@ fn nats_host_port() -> String {
 /// repeats nothing; every report reads back from B.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_every_event_once_through_outage_and_kill() {
-    assert!(
-        std::net::TcpStream::connect(nats_host_port()).is_ok(),
-        "NATS is not reachable at {}: start it with `nats-server -js` (README \"Services\") or set TEST_NATS_URL",
-        nats_host_port()
-    );
+    let nats = testkit::require_nats();
     let db = TestDb::create().await;
-    let proxy = testkit::Proxy::start(nats_host_port()).await;
+    let proxy = testkit::Proxy::start(nats.clone()).await;
     let dir = tempfile::tempdir().unwrap();
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     let stream = format!("TEST_SERVE_{}_{}", std::process::id(), stamp.as_nanos());
@@ -793,6 +782,6 @@ async fn two_replicas_share_every_event_once_through_outage_and_kill() {
         assert_eq!(r.status(), 200, "{id}");
     }
     // The stream is the test's own; remove it.
-    let nats = async_nats::connect(format!("nats://{}", nats_host_port())).await.unwrap();
-    let _ = async_nats::jetstream::new(nats).delete_stream(&stream).await;
+    let client = async_nats::connect(format!("nats://{}", nats)).await.unwrap();
+    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
 }

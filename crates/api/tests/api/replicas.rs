@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 
 pub fn nats_url() -> String {
-    std::env::var("TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+    format!("nats://{}", testkit::nats_host_port())
 }
 
 /// Settings of one replica: the database, the stream `stream` and a folder of its own.
@@ -18,11 +18,7 @@ pub fn replica_settings(
     stream: &str,
     dir: &tempfile::TempDir,
 ) -> settings::Settings {
-    let host_port = nats_url().trim_start_matches("nats://").to_owned();
-    assert!(
-        std::net::TcpStream::connect(&host_port).is_ok(),
-        "NATS is not reachable at {host_port}: start it with `nats-server -js` (README \"Services\") or set TEST_NATS_URL"
-    );
+    testkit::require_nats();
     let mut s = test_settings();
     s.server.replica = name.to_owned();
     s.database.url = settings::Secret::new(db.postgres_url(None));
