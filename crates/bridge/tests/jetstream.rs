@@ -11,7 +11,7 @@ use bridge::{Bridge, BridgeConfig};
 use bus::{DiagnosisEvent, DiagnosisEventKind, Filter, Item};
 use chrono::Utc;
 use domain::TriageLevel;
-use testkit::{Proxy, nats_host_port};
+use testkit::{Proxy, delete_nats_stream, nats_host_port};
 use uuid::Uuid;
 
 /// A configuration with a stream and subjects of this test's own.
@@ -27,12 +27,6 @@ fn config(url: String, dir: &tempfile::TempDir) -> BridgeConfig {
     c.publish_timeout = Duration::from_millis(500);
     c.retry_interval = Duration::from_millis(100);
     c
-}
-
-/// Deletes a test's stream.
-async fn delete_stream(config: &BridgeConfig) {
-    let client = async_nats::connect(format!("nats://{}", nats_host_port())).await.unwrap();
-    let _ = async_nats::jetstream::new(client).delete_stream(&config.stream).await;
 }
 
 /// A triage's events, numbered as a process's bus numbers them from `first`.
@@ -135,7 +129,7 @@ async fn events_reach_the_feed_in_order_numbered_by_the_stream() {
     assert_eq!(identity(&take(&mut sub, 3).await), identity(&more));
     bridge.shutdown().await;
     other.shutdown().await;
-    delete_stream(&config).await;
+    delete_nats_stream(&config.stream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +179,7 @@ async fn an_outage_fills_the_outbox_and_everything_arrives_once_afterwards() {
     assert_eq!(bridge.outbox_bytes().0, 0);
     bridge.shutdown().await;
     watcher.shutdown().await;
-    delete_stream(&config).await;
+    delete_nats_stream(&config.stream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +215,7 @@ async fn an_outbox_left_by_a_stopped_process_is_sent_by_the_next() {
         tokio::time::timeout(Duration::from_secs(20), back).await.expect("the outbox is sent");
     assert_eq!(identity(&got.into_iter().map(Arc::new).collect::<Vec<_>>()), identity(&sent));
     bridge.shutdown().await;
-    delete_stream(&config).await;
+    delete_nats_stream(&config.stream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,5 +237,5 @@ async fn a_full_outbox_says_so_until_nats_takes_it() {
     }
     assert!(!bridge.full(), "sent, the outbox is empty again");
     bridge.shutdown().await;
-    delete_stream(&config).await;
+    delete_nats_stream(&config.stream).await;
 }

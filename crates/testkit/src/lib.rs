@@ -211,3 +211,11 @@ pub fn require_nats() -> String {
     }
     host_port
 }
+
+/// Deletes the JetStream stream `name` on the tests' NATS server, if it is there: a test's
+/// stream is its own, so tests that share the server never see each other's events.
+pub async fn delete_nats_stream(name: &str) {
+    if let Ok(client) = async_nats::connect(format!("nats://{}", nats_host_port())).await {
+        let _ = async_nats::jetstream::new(client).delete_stream(name).await;
+    }
+}

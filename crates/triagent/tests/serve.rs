@@ -782,6 +782,5 @@ async fn two_replicas_share_every_event_once_through_outage_and_kill() {
         assert_eq!(r.status(), 200, "{id}");
     }
     // The stream is the test's own; remove it.
-    let client = async_nats::connect(format!("nats://{}", nats)).await.unwrap();
-    let _ = async_nats::jetstream::new(client).delete_stream(&stream).await;
+    testkit::delete_nats_stream(&stream).await;
 }

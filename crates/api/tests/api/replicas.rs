@@ -31,11 +31,6 @@ pub fn replica_settings(
     s
 }
 
-async fn delete_stream(stream: &str) {
-    let client = async_nats::connect(nats_url()).await.unwrap();
-    let _ = async_nats::jetstream::new(client).delete_stream(stream).await;
-}
-
 async fn triage(app: &TestApp, n: usize) -> String {
     let text =
         ["a dry cough and a sore throat for three days", "crushing chest pain for an hour"][n % 2];
@@ -108,5 +103,5 @@ async fn every_replica_sees_every_event_once_and_resumes_anywhere() {
     for want in &seen_a[20..] {
         assert_eq!(&resumed.next_event().await, want);
     }
-    delete_stream(&stream).await;
+    testkit::delete_nats_stream(&stream).await;
 }
