@@ -143,15 +143,8 @@ impl Publisher {
             .map(|e| serde_json::to_vec(e).unwrap_or_default())
             .collect();
         let n = records.len() as u64;
-        let mut outbox = self.outbox.take().ok_or_else(closed)?;
-        let (outbox, written) = tokio::task::spawn_blocking(move || {
-            let written = outbox.append(&records);
-            (outbox, written)
-        })
-        .await
-        .map_err(|e| BridgeError::Unavailable(format!("outbox write stopped: {e}")))?;
-        let len = outbox.len();
-        self.outbox = Some(outbox);
+        let (written, len) =
+            self.on_outbox(move |o| (o.append(&records), o.len())).await.ok_or_else(closed)?;
         match written {
             Ok(_) => {
                 if !self.spooling {
@@ -175,16 +168,8 @@ impl Publisher {
     /// between chunks. On a failure, tries again after `retry_interval`, from the first chunk
     /// not acknowledged (a repeat is dropped by JetStream as a duplicate).
     async fn send_outbox(&mut self) {
-        let Some(outbox) = self.outbox.take() else { return };
-        let from = self.read_from;
-        let chunk = self.config.batch_size.max(1);
-        let (outbox, read) = tokio::task::spawn_blocking(move || {
-            let read = outbox.read(from, chunk);
-            (outbox, read)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("outbox read task: {e}"));
-        self.outbox = Some(outbox);
+        let (from, chunk) = (self.read_from, self.config.batch_size.max(1));
+        let Some(read) = self.on_outbox(move |o| o.read(from, chunk)).await else { return };
         let records = match read {
             Ok(r) => r,
             Err(e) => {
@@ -228,14 +213,7 @@ impl Publisher {
     }
 
     async fn clear(&mut self) {
-        let Some(mut outbox) = self.outbox.take() else { return };
-        let (outbox, cleared) = tokio::task::spawn_blocking(move || {
-            let cleared = outbox.clear();
-            (outbox, cleared)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("outbox clear task: {e}"));
-        self.outbox = Some(outbox);
+        let Some(cleared) = self.on_outbox(Spool::clear).await else { return };
         match cleared {
             Ok(()) => {
                 self.spooling = false;
@@ -249,6 +227,26 @@ impl Publisher {
                 self.retry_at = Instant::now() + self.config.retry_interval;
             }
         }
+    }
+
+    /// Runs `f` on the outbox on the blocking pool (its writes fsync), then puts it back.
+    /// `None` when there is no outbox: closed, or lost with a blocking task that panicked.
+    async fn on_outbox<T: Send + 'static>(
+        &mut self,
+        f: impl FnOnce(&mut Spool) -> T + Send + 'static,
+    ) -> Option<T> {
+        let mut outbox = self.outbox.take()?;
+        let (outbox, out) = tokio::task::spawn_blocking(move || {
+            let out = f(&mut outbox);
+            (outbox, out)
+        })
+        .await
+        .inspect_err(
+            |e| tracing::error!(error = %e, "an outbox task stopped; the outbox is closed"),
+        )
+        .ok()?;
+        self.outbox = Some(outbox);
+        Some(out)
     }
 
     /// Publishes every event, in order, then waits for all the acknowledgements, within
