@@ -9,8 +9,9 @@
 //! `: keep-alive` comment every `server.event_heartbeat_ms`. A resume point older than the
 //! replay buffer is served from the report store's events first ([`Backfill`]): the bus
 //! continues the store's numbering across restarts, so an id from before a restart still
-//! resumes in the right place. When the bus closes (shutdown),
-//! the stream ends.
+//! resumes in the right place. With NATS, a resume on a replica that has not yet reached the
+//! stream since it started waits (kept alive) until it has ([`Opening`]). When the bus closes
+//! (shutdown), the stream ends.
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -52,19 +53,11 @@ pub(crate) async fn events(
     {
         filter.owner = Some(key.id);
     }
-    let mut sub = state.feed.subscribe(filter.clone(), after);
-    // Older than the replay buffer: what the stream (with NATS) or the store kept of the
-    // missing stretch comes first.
-    let backfill = match (after, sub.take_gap()) {
-        (Some(after), Some(missed)) => {
-            let source = match &state.bridge {
-                Some(bridge) => Source::Stream(bridge.clone()),
-                None => Source::Store(state.store.clone()),
-            };
-            Some(Backfill::new(source, filter, after, missed))
-        }
-        _ => None,
+    let source = match &state.bridge {
+        Some(bridge) => Source::Stream(bridge.clone()),
+        None => Source::Store(state.store.clone()),
     };
+    let opening = Opening::new(state.feed.clone(), filter, after, source);
     let pace = Pace {
         heartbeat: Duration::from_millis(state.settings.server.event_heartbeat_ms),
         gather: Duration::from_millis(state.settings.bus.gather_ms),
@@ -75,7 +68,7 @@ pub(crate) async fn events(
         .insert_header((CACHE_CONTROL, "no-cache"))
         // Tells nginx-style proxies not to buffer the stream.
         .insert_header((HeaderName::from_static("x-accel-buffering"), "no"))
-        .streaming(stream(sub, backfill, pace, state.frames.clone())))
+        .streaming(stream(opening, pace, state.frames.clone())))
 }
 
 fn bad(code: ErrorCode, field: &str, message: String) -> ApiError {
@@ -227,6 +220,42 @@ impl Frames {
     }
 }
 
+/// What a stream subscribes with. A client resuming from an id on a replica whose feed does not
+/// yet know where the stream stands (NATS has not answered since the start) must wait for it:
+/// subscribed now, its id would be taken as its place, and whatever the stream holds between
+/// that id and the stream's end would be skipped without a gap. It gets keep-alives meanwhile.
+pub(crate) struct Opening {
+    feed: bus::Bus,
+    filter: Filter,
+    after: Option<u64>,
+    source: Source,
+    /// Set while the resume must wait: turns true once the feed is positioned.
+    wait: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl Opening {
+    pub(crate) fn new(feed: bus::Bus, filter: Filter, after: Option<u64>, source: Source) -> Self {
+        let wait = match (&source, after) {
+            (Source::Stream(bridge), Some(_)) => Some(bridge.positioned()),
+            _ => None,
+        };
+        Opening { feed, filter, after, source, wait: wait.filter(|w| !*w.borrow()) }
+    }
+
+    /// Subscribes; a resume point older than the feed's buffer reads what the stream (with
+    /// NATS) or the store kept of the missing stretch first.
+    fn open(self) -> (Subscription, Option<Backfill>) {
+        let mut sub = self.feed.subscribe(self.filter.clone(), self.after);
+        let backfill = match (self.after, sub.take_gap()) {
+            (Some(after), Some(missed)) => {
+                Some(Backfill::new(self.source, self.filter, after, missed))
+            }
+            _ => None,
+        };
+        (sub, backfill)
+    }
+}
+
 /// Where a resuming client's missed events are read back from.
 pub(crate) enum Source {
     /// The report store's events, by this process's bus numbers.
@@ -341,7 +370,9 @@ pub(crate) struct Pace {
 const CHUNK: usize = 64 * 1024;
 
 struct State {
-    sub: Subscription,
+    /// `None` only while `opening` waits.
+    sub: Option<Subscription>,
+    opening: Option<Opening>,
     frames: Arc<Frames>,
     backfill: Option<Backfill>,
     pace: Pace,
@@ -382,13 +413,20 @@ impl State {
 /// (which never waits for it): a subscriber costs the workers a wake-up per batch, not per
 /// event. One that loses more than `drop_after_missed` events is sent `event: dropped` and ended.
 fn stream(
-    sub: Subscription,
-    backfill: Option<Backfill>,
+    opening: Opening,
     pace: Pace,
     frames: Arc<Frames>,
 ) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> {
+    // Subscribed before `: subscribed` goes out, unless the resume must wait.
+    let (sub, backfill, opening) = if opening.wait.is_some() {
+        (None, None, Some(opening))
+    } else {
+        let (sub, backfill) = opening.open();
+        (Some(sub), backfill, None)
+    };
     let state = State {
         sub,
+        opening,
         frames,
         backfill,
         pace,
@@ -406,6 +444,20 @@ fn stream(
             s.started = true;
             return Some((Ok::<_, Infallible>(Bytes::from_static(SUBSCRIBED)), s));
         }
+        if let Some(mut opening) = s.opening.take() {
+            if let Some(wait) = opening.wait.as_mut() {
+                // A bridge that stopped (`Err`) closed the feed too: the stream then ends.
+                let ready = tokio::time::timeout_at(s.due, wait.wait_for(|p| *p)).await.is_ok();
+                if !ready {
+                    s.opening = Some(opening);
+                    s.due = Instant::now() + s.pace.heartbeat;
+                    return Some((Ok(Bytes::from_static(KEEP_ALIVE)), s));
+                }
+            }
+            let (sub, backfill) = opening.open();
+            s.sub = Some(sub);
+            s.backfill = backfill;
+        }
         if let Some(backfill) = s.backfill.as_mut() {
             match backfill.next().await {
                 Some(item) => {
@@ -419,7 +471,8 @@ fn stream(
             tokio::time::sleep(s.pace.gather.min(s.due.saturating_duration_since(Instant::now())))
                 .await;
         }
-        let first = match tokio::time::timeout_at(s.due, s.sub.next()).await {
+        let sub = s.sub.as_mut()?;
+        let first = match tokio::time::timeout_at(s.due, sub.next()).await {
             Err(_) => {
                 s.sent_events = false;
                 s.due = Instant::now() + s.pace.heartbeat;
@@ -431,7 +484,7 @@ fn stream(
         let mut out = BytesMut::new();
         s.push(&mut out, &first);
         while out.len() < CHUNK && !s.ended {
-            match s.sub.try_next() {
+            match s.sub.as_mut().and_then(Subscription::try_next) {
                 Some(item) => s.push(&mut out, &item),
                 None => break,
             }
@@ -497,6 +550,11 @@ mod tests {
         }
     }
 
+    fn opening(bus: &Bus, after: Option<u64>) -> Opening {
+        let store = store::MemoryStore::new(16).unwrap();
+        Opening::new(bus.clone(), Filter::all(), after, Source::Store(Arc::new(store)))
+    }
+
     fn degraded(bus: &Bus) {
         bus.publish(
             Uuid::nil(),
@@ -513,30 +571,27 @@ mod tests {
         for _ in 0..3 {
             degraded(&bus);
         }
-        // The replay buffer holds 2 of 3: resuming from the start is a gap of one, then two
-        // events, all waiting already, so they go as one chunk.
-        let mut s = std::pin::pin!(stream(
-            bus.subscribe(Filter::all(), Some(0)),
-            None,
-            pace(50, 100),
-            Arc::new(Frames::new(8))
-        ));
+        // The replay buffer holds 2 of 3: resuming from the start is a gap of one (the store,
+        // which would be read for it, has none), then two events, all waiting already, so
+        // they go as one chunk.
+        let mut s =
+            std::pin::pin!(stream(opening(&bus, Some(0)), pace(50, 100), Arc::new(Frames::new(8))));
         let mut next =
             async || String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
         assert_eq!(next().await, ": subscribed\n\n");
+        assert_eq!(next().await, "event: gap\ndata: {\"missed\":1}\n\n");
         let chunk = next().await;
         let messages: Vec<&str> = chunk.split_inclusive("\n\n").collect();
-        assert_eq!(messages.len(), 3, "{chunk}");
-        assert_eq!(messages[0], "event: gap\ndata: {\"missed\":1}\n\n");
+        assert_eq!(messages.len(), 2, "{chunk}");
         assert!(
-            messages[1].starts_with("id: 2\nevent: agent_degraded\ndata: {\"seq\":2,"),
+            messages[0].starts_with("id: 2\nevent: agent_degraded\ndata: {\"seq\":2,"),
             "{chunk}"
         );
         assert!(
-            messages[1].ends_with("}\n\n") && messages[1].matches('\n').count() == 4,
+            messages[0].ends_with("}\n\n") && messages[0].matches('\n').count() == 4,
             "{chunk}"
         );
-        assert!(messages[2].starts_with("id: 3\n"), "{chunk}");
+        assert!(messages[1].starts_with("id: 3\n"), "{chunk}");
         assert_eq!(next().await, ": keep-alive\n\n");
         bus.close();
         assert!(s.next().await.is_none());
@@ -545,12 +600,8 @@ mod tests {
     #[tokio::test]
     async fn a_subscriber_that_falls_too_far_behind_is_told_and_dropped() {
         let bus = Bus::new(4, 0);
-        let mut s = std::pin::pin!(stream(
-            bus.subscribe(Filter::all(), None),
-            None,
-            pace(10_000, 8),
-            Arc::new(Frames::new(8))
-        ));
+        let mut s =
+            std::pin::pin!(stream(opening(&bus, None), pace(10_000, 8), Arc::new(Frames::new(8))));
         assert_eq!(s.next().await.unwrap().unwrap(), Bytes::from_static(SUBSCRIBED));
         // It reads nothing while 20 events pass a buffer of 4: 16 lost, over its limit of 8.
         for _ in 0..20 {
@@ -561,5 +612,56 @@ mod tests {
         assert!(last.ends_with("event: dropped\ndata: {\"missed\":16,\"limit\":8}\n\n"), "{last}");
         assert!(s.next().await.is_none(), "the stream ends");
         assert_eq!(bus.subscribers(), 0, "and unsubscribes");
+    }
+
+    #[tokio::test]
+    async fn a_resume_waits_until_the_feed_knows_where_the_stream_stands() {
+        // Events 1..=7 as the stream numbered them; the backfill source holds 1..=6.
+        let origin = Bus::new(16, 16);
+        let all: Vec<_> = (0..7)
+            .map(|_| {
+                degraded(&origin);
+                origin.next_seq() - 1
+            })
+            .collect();
+        let mut taken = origin.subscribe(Filter::all(), Some(0));
+        let mut events = Vec::new();
+        for _ in &all {
+            let Some(Item::Event(e)) = taken.try_next() else { panic!("an event") };
+            events.push((*e).clone());
+        }
+        let store = store::MemoryStore::new(16).unwrap();
+        store.append_events(events[..6].to_vec()).await.unwrap();
+        // A replica started while NATS was down: its mirror has not heard of the stream.
+        let feed = Bus::mirror(16, 4);
+        let (positioned, wait) = tokio::sync::watch::channel(false);
+        let opening = Opening {
+            feed: feed.clone(),
+            filter: Filter::all(),
+            after: Some(2),
+            source: Source::Store(Arc::new(store)),
+            wait: Some(wait),
+        };
+        let mut s = std::pin::pin!(stream(opening, pace(30, 100), Arc::new(Frames::new(8))));
+        let mut next =
+            async || String::from_utf8(s.next().await.unwrap().unwrap().to_vec()).unwrap();
+        assert_eq!(next().await, ": subscribed\n\n");
+        assert_eq!(next().await, ": keep-alive\n\n", "it waits, kept alive");
+        // NATS answers: the stream stood at 6, and 7 follows.
+        feed.advance_to(7);
+        positioned.send_replace(true);
+        feed.publish_numbered(events[6].clone());
+        let mut ids = Vec::new();
+        while ids.len() < 5 {
+            let chunk = next().await;
+            assert!(!chunk.contains("event: gap"), "{chunk}");
+            ids.extend(
+                chunk
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("id: "))
+                    .map(|n| n.parse::<u64>().unwrap()),
+            );
+        }
+        assert_eq!(ids, [3, 4, 5, 6, 7], "what it missed, read back, then live");
     }
 }

@@ -48,8 +48,9 @@ pub(crate) struct Follower {
     pub js: jetstream::Context,
     pub config: BridgeConfig,
     pub feed: bus::Bus,
-    /// Whether the feed already starts where the stream stood when the bridge started.
-    pub positioned: bool,
+    /// Whether the feed already starts where the stream stood: set by the bridge when NATS
+    /// answered at start, else here once it first does.
+    pub positioned: watch::Sender<bool>,
 }
 
 impl Follower {
@@ -78,9 +79,9 @@ impl Follower {
         let last = ensure_stream(&self.js, &self.config).await?;
         // A feed that never heard of the stream (NATS was down at start) begins at its end:
         // what came before is read back on demand, not replayed into memory.
-        if !self.positioned {
+        if !*self.positioned.borrow() {
             self.feed.advance_to(last + 1);
-            self.positioned = true;
+            self.positioned.send_replace(true);
         }
         let stream = self.js.get_stream(&self.config.stream).await.map_err(|e| e.to_string())?;
         let consumer = stream

@@ -164,6 +164,8 @@ pub struct Bridge {
     js: jetstream::Context,
     feed: bus::Bus,
     counters: Arc<Counters>,
+    /// True once the feed knows where the stream stands (see [`Bridge::positioned`]).
+    is_positioned: watch::Receiver<bool>,
     cancel: watch::Sender<bool>,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -233,6 +235,7 @@ impl Bridge {
                 }
                 _ => false,
             };
+        let (positioned, is_positioned) = watch::channel(positioned);
         let (tx, rx) = mpsc::channel(config.batch_size.max(1) * 4);
         let (cancel, cancelled) = watch::channel(false);
         let publisher = publish::Publisher::new(
@@ -259,6 +262,7 @@ impl Bridge {
             js,
             feed,
             counters,
+            is_positioned,
             cancel,
             tasks: tokio::sync::Mutex::new(tasks),
         })
@@ -298,6 +302,14 @@ impl Bridge {
     /// The local feed: the stream's events, numbered by the stream's sequence.
     pub fn feed(&self) -> &bus::Bus {
         &self.feed
+    }
+
+    /// Turns true once the feed knows where the stream stands: at start when NATS answered
+    /// then, else when it first does. Until then the feed cannot tell an id the stream already
+    /// passed from one it has not reached, so a subscriber resuming from an id must wait for
+    /// this before subscribing, or it would skip what it missed without being told.
+    pub fn positioned(&self) -> watch::Receiver<bool> {
+        self.is_positioned.clone()
     }
 
     /// Whether the client is connected to NATS now.

@@ -239,3 +239,32 @@ async fn a_full_outbox_says_so_until_nats_takes_it() {
     bridge.shutdown().await;
     delete_nats_stream(&config.stream).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_started_without_nats_says_when_its_feed_knows_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(format!("nats://{}", nats_host_port()), &dir);
+    let direct = Bridge::start(config.clone()).await.unwrap();
+    assert!(*direct.positioned().borrow(), "NATS answered at start");
+    direct.publish(&triage(1, None)).await.unwrap();
+    let proxy = Proxy::start(nats_host_port()).await;
+    proxy.cut();
+    let late = Bridge::start(BridgeConfig {
+        url: format!("nats://127.0.0.1:{}", proxy.port),
+        outbox_path: dir.path().join("outbox-late"),
+        ..config.clone()
+    })
+    .await
+    .expect("starts without NATS");
+    let mut positioned = late.positioned();
+    assert!(!*positioned.borrow(), "it cannot know where the stream stands yet");
+    proxy.restore();
+    tokio::time::timeout(Duration::from_secs(20), positioned.wait_for(|p| *p))
+        .await
+        .expect("positioned once NATS answers")
+        .unwrap();
+    assert_eq!(late.feed().next_seq(), 4, "its feed continues after the stream's 3 events");
+    direct.shutdown().await;
+    late.shutdown().await;
+    delete_nats_stream(&config.stream).await;
+}
