@@ -650,7 +650,7 @@ async fn post_triage(
         )
         .retry_after(state.settings.server.retry_after_secs));
     }
-    let id = Uuid::new_v4();
+    let id = store::new_report_id();
     // The spans below the request's are made only for a trace that is exported (see
     // `telemetry::is_sampled`); the coordinator makes none under a disabled parent.
     let current = tracing::Span::current();
