@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use bus::DiagnosisEvent;
 use chrono::{DateTime, Utc};
 use domain::TriageLevel;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -38,9 +39,18 @@ const EVENTS_PER_REPORT: usize = 8;
 /// How often the writer forgets what is older than the maximum age.
 const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+/// The schema's version, in `PRAGMA user_version`: 0 is a new file or the first layout (events
+/// numbered by a row id of their own, with an index on the bus number), 2 the present one.
+const SCHEMA_VERSION: i64 = 2;
+
 /// The schema, applied at open (every statement is idempotent). Times are nanoseconds since
-/// the Unix epoch, so a report reads back exactly as it was put. `n` and `seq` number rows in
-/// insertion order: retention forgets the lowest first.
+/// the Unix epoch, so a report reads back exactly as it was put. Rows are kept in the order
+/// they come: reports by `n`, events by their bus number (unique in a store, which one process
+/// owns: see the lock in [`SqliteStore::open`]), so both grow at their end and retention
+/// forgets the lowest numbers first. Report ids are time-ordered (`crate::new_report_id`), so
+/// their index grows at its end too rather than dirtying a random page with every report.
+/// An event's `payload` is its `type` and fields as JSON; its number, report and time are
+/// columns, as they would only be written twice.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS reports (
     n INTEGER PRIMARY KEY,
@@ -53,16 +63,47 @@ CREATE TABLE IF NOT EXISTS reports (
     body TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    bus_seq INTEGER NOT NULL,
+    bus_seq INTEGER PRIMARY KEY,
     report_id BLOB,
     kind TEXT NOT NULL,
     level TEXT,
     at INTEGER NOT NULL,
     payload TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_bus_seq ON events (bus_seq);
 ";
+
+/// From the first layout: the events keyed by their bus number, without the second index.
+const FROM_VERSION_0: &str = "
+CREATE TABLE events_by_bus_seq (
+    bus_seq INTEGER PRIMARY KEY,
+    report_id BLOB,
+    kind TEXT NOT NULL,
+    level TEXT,
+    at INTEGER NOT NULL,
+    payload TEXT NOT NULL
+);
+INSERT OR IGNORE INTO events_by_bus_seq
+    SELECT bus_seq, report_id, kind, level, at, payload FROM events ORDER BY seq;
+DROP TABLE events;
+ALTER TABLE events_by_bus_seq RENAME TO events;
+";
+
+/// Brings a file to [`SCHEMA_VERSION`] in one transaction.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        let first_layout = tx
+            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'seq'")?
+            .exists([])?;
+        if first_layout {
+            tx.execute_batch(FROM_VERSION_0)?;
+        }
+    }
+    tx.execute_batch(SCHEMA)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()
+}
 
 /// Where and how much the embedded store keeps.
 #[derive(Debug, Clone)]
@@ -101,8 +142,38 @@ impl std::fmt::Debug for SqliteStore {
 
 /// What a caller hands the writer, with where to send the answer.
 enum Write {
-    Report(Box<StoredReport>, oneshot::Sender<Result<(), StoreError>>),
-    Events(Vec<DiagnosisEvent>, oneshot::Sender<Result<(), StoreError>>),
+    Report(Box<StoredReport>, Vec<EventRow>, oneshot::Sender<Result<(), StoreError>>),
+    Events(Vec<EventRow>, oneshot::Sender<Result<(), StoreError>>),
+}
+
+/// An event as its row, made by the caller (on the request's own thread, in parallel with the
+/// others), so the one writer thread only binds values.
+struct EventRow {
+    bus_seq: i64,
+    report_id: Option<Uuid>,
+    kind: &'static str,
+    level: Option<&'static str>,
+    at: i64,
+    /// Its `type` and fields: its number, report and time are the columns above.
+    payload: String,
+}
+
+impl EventRow {
+    fn of(e: &DiagnosisEvent) -> Result<Self, StoreError> {
+        Ok(EventRow {
+            bus_seq: i64::try_from(e.seq).unwrap_or(i64::MAX),
+            report_id: Some(e.report_id).filter(|id| !id.is_nil()),
+            kind: e.type_name(),
+            level: e.level().map(TriageLevel::as_str),
+            at: nanos(e.at),
+            payload: serde_json::to_string(&e.kind)
+                .map_err(|err| StoreError::Other(format!("event as JSON: {err}")))?,
+        })
+    }
+
+    fn all(events: &[DiagnosisEvent]) -> Result<Vec<Self>, StoreError> {
+        events.iter().map(EventRow::of).collect()
+    }
 }
 
 fn sql_error(e: rusqlite::Error) -> StoreError {
@@ -143,11 +214,11 @@ impl SqliteStore {
             ))
         })?;
         let conn = open_connection(&config.path, OpenFlags::default())
-            .and_then(|c| {
+            .and_then(|mut c| {
                 // WAL is kept in the file; FULL makes each commit durable when it returns.
                 c.pragma_update(None, "journal_mode", "WAL")?;
                 c.pragma_update(None, "synchronous", "FULL")?;
-                c.execute_batch(SCHEMA)?;
+                migrate(&mut c)?;
                 Ok(c)
             })
             .map_err(|e| {
@@ -263,7 +334,7 @@ impl Writer {
                     Err(e) => Err(e.clone()),
                 };
                 match w {
-                    Write::Report(_, ack) | Write::Events(_, ack) => {
+                    Write::Report(_, _, ack) | Write::Events(_, ack) => {
                         let _ = ack.send(answer);
                     }
                 }
@@ -281,7 +352,7 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql_error)?;
         let mut answers = Vec::with_capacity(batch.len());
-        let mut events: Vec<&DiagnosisEvent> = Vec::new();
+        let mut events: Vec<&EventRow> = Vec::new();
         {
             let mut insert = tx
                 .prepare_cached(
@@ -292,7 +363,7 @@ impl Writer {
                 .map_err(sql_error)?;
             for w in batch {
                 match w {
-                    Write::Report(r, _) => {
+                    Write::Report(r, rows, _) => {
                         let inserted = insert
                             .execute(params![
                                 r.id.as_bytes().as_slice(),
@@ -301,11 +372,12 @@ impl Writer {
                                 r.top_condition,
                                 r.degraded,
                                 r.api_key_id.as_ref().map(|k| k.as_bytes().as_slice()),
-                                std::str::from_utf8(r.body.as_bytes()).unwrap_or_default(),
+                                // Serialised JSON, so valid UTF-8: bound without a check.
+                                ToSqlOutput::Borrowed(ValueRef::Text(r.body.as_bytes())),
                             ])
                             .map_err(sql_error)?;
                         if inserted == 1 {
-                            events.extend(&r.events);
+                            events.extend(rows);
                             answers.push(Ok(()));
                         } else {
                             let kept = read_report(&tx, r.id).map_err(sql_error)?;
@@ -321,27 +393,22 @@ impl Writer {
                     }
                 }
             }
-            events.sort_by_key(|e| e.seq);
+            events.sort_by_key(|e| e.bus_seq);
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO events (bus_seq, report_id, kind, level, at, payload) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (bus_seq) DO NOTHING",
                 )
                 .map_err(sql_error)?;
             for e in events {
-                let payload = serde_json::to_string(e)
-                    .map_err(|err| StoreError::Other(format!("event as JSON: {err}")))?;
                 insert
                     .execute(params![
-                        i64::try_from(e.seq).unwrap_or(i64::MAX),
-                        Some(e.report_id)
-                            .filter(|id| !id.is_nil())
-                            .as_ref()
-                            .map(|id| id.as_bytes().as_slice()),
-                        e.type_name(),
-                        e.level().map(TriageLevel::as_str),
-                        nanos(e.at),
-                        payload,
+                        e.bus_seq,
+                        e.report_id.as_ref().map(|id| id.as_bytes().as_slice()),
+                        e.kind,
+                        e.level,
+                        e.at,
+                        e.payload,
                     ])
                     .map_err(sql_error)?;
             }
@@ -353,7 +420,8 @@ impl Writer {
 }
 
 /// Forgets reports and events past capacity (in every group: a range delete by row number)
-/// and, about once a minute, those older than the maximum age.
+/// and, about once a minute, those older than the maximum age (the oldest rows, up to the
+/// first one younger).
 fn forget_old(
     conn: &Connection,
     capacity: usize,
@@ -361,22 +429,32 @@ fn forget_old(
     last_sweep: &mut Option<Instant>,
 ) -> rusqlite::Result<()> {
     let keep_events = capacity.saturating_mul(EVENTS_PER_REPORT);
-    conn.execute(
-        "DELETE FROM reports WHERE n <= (SELECT MAX(n) FROM reports) - ?1",
-        [i64::try_from(capacity).unwrap_or(i64::MAX)],
-    )?;
-    conn.execute(
-        "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1",
-        [i64::try_from(keep_events).unwrap_or(i64::MAX)],
-    )?;
+    conn.prepare_cached("DELETE FROM reports WHERE n <= (SELECT MAX(n) FROM reports) - ?1")?
+        .execute([i64::try_from(capacity).unwrap_or(i64::MAX)])?;
+    conn.prepare_cached(
+        "DELETE FROM events WHERE bus_seq <= (SELECT MAX(bus_seq) FROM events) - ?1",
+    )?
+    .execute([i64::try_from(keep_events).unwrap_or(i64::MAX)])?;
     let Some(max_age) = max_age else { return Ok(()) };
     if last_sweep.is_some_and(|t| t.elapsed() < AGE_SWEEP_EVERY) {
         return Ok(());
     }
     *last_sweep = Some(Instant::now());
     let cutoff = nanos(Utc::now()) - i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
-    conn.execute("DELETE FROM reports WHERE created_at < ?1", [cutoff])?;
-    conn.execute("DELETE FROM events WHERE at < ?1", [cutoff])?;
+    // Rows are in the order they were made, so the old ones are a prefix: each delete reads
+    // up to the first row new enough, not the whole table (which would hold the writer up).
+    conn.prepare_cached(
+        "DELETE FROM reports WHERE n < COALESCE(\
+         (SELECT n FROM reports WHERE created_at >= ?1 ORDER BY n LIMIT 1), \
+         (SELECT MAX(n) + 1 FROM reports))",
+    )?
+    .execute([cutoff])?;
+    conn.prepare_cached(
+        "DELETE FROM events WHERE bus_seq < COALESCE(\
+         (SELECT bus_seq FROM events WHERE at >= ?1 ORDER BY bus_seq LIMIT 1), \
+         (SELECT MAX(bus_seq) + 1 FROM events))",
+    )?
+    .execute([cutoff])?;
     Ok(())
 }
 
@@ -415,9 +493,23 @@ fn read_report(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<StoredRep
     .optional()
 }
 
-fn event_of(payload: &str) -> rusqlite::Result<DiagnosisEvent> {
-    serde_json::from_str(payload).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+/// The columns [`event_of`] reads, in its order.
+const EVENT_COLUMNS: &str = "bus_seq, report_id, at, payload";
+
+/// An event from its row. The payload is its `type` and fields (a row of the first layout
+/// holds the whole event there, which reads the same way).
+fn event_of(row: &rusqlite::Row<'_>) -> rusqlite::Result<DiagnosisEvent> {
+    let seq: i64 = row.get(0)?;
+    let report: Option<Vec<u8>> = row.get(1)?;
+    let kind = serde_json::from_str(row.get_ref(3)?.as_str()?).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(DiagnosisEvent {
+        seq: u64::try_from(seq).unwrap_or(0),
+        report_id: report.as_deref().map(uuid_of).transpose()?.unwrap_or_else(Uuid::nil),
+        at: DateTime::from_timestamp_nanos(row.get(2)?),
+        kind,
+        owner: None,
     })
 }
 
@@ -430,7 +522,8 @@ impl ReportStore for SqliteStore {
     async fn put(&self, mut report: StoredReport) -> Result<(), StoreError> {
         // The person's words are never kept on this disk.
         report.free_text = None;
-        self.write(|ack| Write::Report(Box::new(report), ack)).await
+        let rows = EventRow::all(&std::mem::take(&mut report.events))?;
+        self.write(|ack| Write::Report(Box::new(report), rows, ack)).await
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<StoredReport>, StoreError> {
@@ -453,18 +546,18 @@ impl ReportStore for SqliteStore {
         if events.is_empty() {
             return Ok(());
         }
-        self.write(|ack| Write::Events(events, ack)).await
+        let rows = EventRow::all(&events)?;
+        self.write(|ack| Write::Events(rows, ack)).await
     }
 
     async fn events_after(&self, after: u64, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
         self.read(move |conn| {
-            let mut q = conn.prepare_cached(
-                "SELECT seq, payload FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
+            let mut q = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE bus_seq > ?1 ORDER BY bus_seq LIMIT ?2"
+            ))?;
             let rows = q.query_map(params![int(after), int(limit as u64)], |row| {
-                let seq: i64 = row.get(0)?;
-                let payload: String = row.get(1)?;
-                Ok(StoredEvent { seq: u64::try_from(seq).unwrap_or(0), event: event_of(&payload)? })
+                let event = event_of(row)?;
+                Ok(StoredEvent { seq: event.seq, event })
             })?;
             rows.collect()
         })
@@ -478,13 +571,12 @@ impl ReportStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<DiagnosisEvent>, StoreError> {
         self.read(move |conn| {
-            let mut q = conn.prepare_cached(
-                "SELECT payload FROM events WHERE bus_seq > ?1 AND bus_seq < ?2 \
-                 ORDER BY bus_seq LIMIT ?3",
-            )?;
-            let rows = q.query_map(params![int(after), int(before), int(limit as u64)], |row| {
-                event_of(&row.get::<_, String>(0)?)
-            })?;
+            let mut q = conn.prepare_cached(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE bus_seq > ?1 AND bus_seq < ?2 \
+                 ORDER BY bus_seq LIMIT ?3"
+            ))?;
+            let rows =
+                q.query_map(params![int(after), int(before), int(limit as u64)], event_of)?;
             rows.collect()
         })
         .await

@@ -183,3 +183,51 @@ fn one_process_at_a_time_per_file() {
     drop(first);
     drop(open(&dir, 10));
 }
+
+#[tokio::test]
+async fn a_file_of_the_first_layout_keeps_its_reports_and_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data/triagent.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let r = report(1);
+    let e = event(7, r.id);
+    {
+        // The layout of the first release: events numbered by a row id, the bus number indexed.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE reports (n INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,
+                 created_at INTEGER NOT NULL, level TEXT NOT NULL, top_condition TEXT,
+                 degraded INTEGER NOT NULL, api_key_id BLOB, body TEXT NOT NULL);
+             CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 bus_seq INTEGER NOT NULL, report_id BLOB, kind TEXT NOT NULL, level TEXT,
+                 at INTEGER NOT NULL, payload TEXT NOT NULL);
+             CREATE INDEX events_bus_seq ON events (bus_seq);",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO reports (id, created_at, level, top_condition, degraded, body)
+             VALUES (?1, ?2, 'consultation', 'J06.9', 0, ?3)",
+            rusqlite::params![
+                r.id.as_bytes().as_slice(),
+                r.created_at.timestamp_nanos_opt().unwrap(),
+                std::str::from_utf8(r.body.as_bytes()).unwrap()
+            ],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO events (bus_seq, report_id, kind, level, at, payload)
+             VALUES (7, ?1, 'triage_completed', 'emergency', 0, ?2)",
+            rusqlite::params![r.id.as_bytes().as_slice(), serde_json::to_string(&e).unwrap()],
+        )
+        .unwrap();
+    }
+    let store = open(&dir, 10);
+    assert_eq!(store.get(r.id).await.unwrap(), Some(r.clone()));
+    let kept = store.events_by_bus_seq(0, 100, 10).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].seq, kept[0].report_id), (7, r.id));
+    assert_eq!(store.next_bus_seq().await, 8, "the numbering goes on");
+    // And it takes new ones in the new layout.
+    store.append_events(vec![event(8, Uuid::nil())]).await.unwrap();
+    assert_eq!(store.events_after(0, 10).await.unwrap().len(), 2);
+}
