@@ -40,8 +40,8 @@ const EVENTS_PER_REPORT: usize = 8;
 const AGE_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// The schema's version, in `PRAGMA user_version`: 0 is a new file or the first layout (events
-/// numbered by a row id of their own, with an index on the bus number), 2 the present one.
-const SCHEMA_VERSION: i64 = 2;
+/// numbered by a row id of their own, with an index on the bus number), 1 the present one.
+const SCHEMA_VERSION: i64 = 1;
 
 /// The schema, applied at open (every statement is idempotent). Times are nanoseconds since
 /// the Unix epoch, so a report reads back exactly as it was put. Rows are kept in the order
