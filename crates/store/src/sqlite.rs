@@ -72,35 +72,27 @@ CREATE TABLE IF NOT EXISTS events (
 );
 ";
 
-/// From the first layout: the events keyed by their bus number, without the second index.
-const FROM_VERSION_0: &str = "
-CREATE TABLE events_by_bus_seq (
-    bus_seq INTEGER PRIMARY KEY,
-    report_id BLOB,
-    kind TEXT NOT NULL,
-    level TEXT,
-    at INTEGER NOT NULL,
-    payload TEXT NOT NULL
-);
-INSERT OR IGNORE INTO events_by_bus_seq
-    SELECT bus_seq, report_id, kind, level, at, payload FROM events ORDER BY seq;
-DROP TABLE events;
-ALTER TABLE events_by_bus_seq RENAME TO events;
+/// From the first layout, after [`SCHEMA`] made the new `events` beside the old one (renamed
+/// `events_first_layout`): its rows keyed by their bus number; its second index goes with it.
+const FROM_FIRST_LAYOUT: &str = "
+INSERT OR IGNORE INTO events
+    SELECT bus_seq, report_id, kind, level, at, payload FROM events_first_layout ORDER BY seq;
+DROP TABLE events_first_layout;
 ";
 
 /// Brings a file to [`SCHEMA_VERSION`] in one transaction.
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version < SCHEMA_VERSION {
-        let first_layout = tx
-            .prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'seq'")?
-            .exists([])?;
-        if first_layout {
-            tx.execute_batch(FROM_VERSION_0)?;
-        }
+    let first_layout = version < SCHEMA_VERSION
+        && tx.prepare("SELECT 1 FROM pragma_table_info('events') WHERE name = 'seq'")?.exists([])?;
+    if first_layout {
+        tx.execute_batch("ALTER TABLE events RENAME TO events_first_layout")?;
     }
     tx.execute_batch(SCHEMA)?;
+    if first_layout {
+        tx.execute_batch(FROM_FIRST_LAYOUT)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()
 }
