@@ -67,6 +67,20 @@ const OPEN_CONNECTIONS: usize = 256;
 /// Event subscribers that never read, for the run that shows they cannot slow triage.
 const STALLED_SUBSCRIBERS: usize = 200;
 
+/// CPU time (user and system) the process `pid` has used so far, in seconds, from
+/// `/proc/PID/stat` (Linux; 10 ms ticks).
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start at its closing ')'.
+    let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; in
+    // USER_HZ, which is 100 on Linux.
+    let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0)
+        + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    Ok(ticks as f64 / 100.0)
+}
+
 /// Runs the whole benchmark and writes the report; returns it.
 pub fn run(opts: &Options) -> Result<Report> {
     std::fs::create_dir_all(&opts.out)
@@ -310,15 +324,7 @@ impl Service {
     }
 
     fn cpu_seconds(&self) -> Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name (which may hold spaces) start at its closing ')'.
-        let rest = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; in
-        // USER_HZ, which is 100 on Linux.
-        let ticks: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0)
-            + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-        Ok(ticks as f64 / 100.0)
+        cpu_seconds(self.child.id())
     }
 
     fn peak_rss(&self) -> Result<u64> {

@@ -19,14 +19,9 @@ use domain::TriageLevel;
 use store::{JsonBody, MemoryStore, ReportStore, SqliteConfig, SqliteStore, StoredReport};
 use uuid::Uuid;
 
-/// CPU time of this process so far, in seconds (`/proc/self/stat`, clock ticks of 10 ms).
+/// CPU time of this process so far, in seconds.
 fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which ends with ')': utime is the 12th, stime the 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    loadbench::cpu_seconds(std::process::id()).unwrap_or(0.0)
 }
 
 fn body(id: Uuid, bytes: usize) -> JsonBody {
