@@ -1,14 +1,17 @@
 //! What the embedded store's writer costs per triage report: `cargo bench -p store --bench
-//! sqlite_writes [-- sqlite|memory [REPORTS [IN_FLIGHT [BODY_BYTES]]]]`.
+//! sqlite_writes [-- sqlite|memory [REPORTS [IN_FLIGHT [BODY]]]]`.
 //!
 //! Puts `REPORTS` reports (default 150,000, past the default capacity of 100,000, so retention
 //! runs too) through `SqliteStore::put` from `IN_FLIGHT` concurrent tasks (default 64) on a
-//! two-thread runtime, as the service's request handlers do. Each report has a body of
-//! `BODY_BYTES` (default 6,000, the size of a typical answer) and the six events a triage
-//! publishes, with ids made as the service makes them. Prints reports per second and the
-//! process's CPU time (user and system, so the fsyncs count) per report: the second is what a
-//! triage request pays for the store, whatever else the machine does. `memory` runs the same
-//! loop against the memory store: the difference is the durable store's cost.
+//! two-thread runtime, as the service's request handlers do. Each report has the six events a
+//! triage publishes, with ids made as the service makes them, and a body: `BODY` is either a
+//! size in bytes (default 6,000) for a made-up answer, which compresses far better than a real
+//! one, or the path of a real answer (`curl -d '{"text": "..."}' .../v1/triage > answer.json`).
+//! Prints reports per second, the process's CPU time (user and system, so the fsyncs count)
+//! per report, which is what a triage request pays for the store whatever else the machine
+//! does, and the bytes the process wrote per report (`wchar` of `/proc/self/io`: WAL frames and
+//! checkpoints). `memory` runs the same loop against the memory store: the difference is the
+//! durable store's cost.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -86,11 +89,22 @@ fn events(id: Uuid) -> Vec<DiagnosisEvent> {
         .collect()
 }
 
+/// Bytes this process has handed to `write` so far (Linux; 0 elsewhere).
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|io| {
+            io.lines().find_map(|l| l.strip_prefix("wchar:").and_then(|n| n.trim().parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
     let kind = args.next().unwrap_or_else(|| "sqlite".into());
     let mut arg = |default: usize| args.next().and_then(|a| a.parse().ok()).unwrap_or(default);
-    let (reports, in_flight, body_bytes) = (arg(150_000), arg(64), arg(6_000));
+    let (reports, in_flight) = (arg(150_000), arg(64));
+    let body_arg = args.next().unwrap_or_else(|| "6000".into());
     let dir = tempfile::tempdir().unwrap();
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -101,10 +115,18 @@ fn main() {
         ),
     };
     // One body for all: making it is not the store's work.
-    let template = body(Uuid::nil(), body_bytes);
+    let template = match body_arg.parse() {
+        Ok(bytes) => body(Uuid::nil(), bytes),
+        Err(_) => {
+            let text = std::fs::read(&body_arg).expect("BODY is a size or a readable file");
+            let value: serde_json::Value = serde_json::from_slice(&text).expect("a JSON answer");
+            JsonBody::from(value)
+        }
+    };
+    let body_bytes = template.len();
     let seq = Arc::new(std::sync::atomic::AtomicU64::new(1));
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (cpu, started) = (cpu_secs(), Instant::now());
+    let (cpu, written, started) = (cpu_secs(), written_bytes(), Instant::now());
     runtime.block_on(async {
         let tasks: Vec<_> = (0..in_flight)
             .map(|_| {
@@ -139,14 +161,16 @@ fn main() {
     });
     let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_secs() - cpu);
     drop(store);
+    let written = written_bytes() - written;
     let size: u64 = std::fs::read_dir(dir.path())
         .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
     println!(
         "{kind}: {reports} reports of {body_bytes} bytes, {in_flight} in flight: \
-         {:.0} reports/s, {:.1} µs CPU per report, {:.0} MiB on disk",
+         {:.0} reports/s, {:.1} µs CPU and {:.1} KiB written per report, {:.0} MiB on disk",
         reports as f64 / wall,
         cpu * 1e6 / reports as f64,
+        written as f64 / 1024.0 / reports as f64,
         size as f64 / f64::from(1 << 20)
     );
 }
