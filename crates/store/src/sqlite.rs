@@ -5,8 +5,8 @@
 //! answers each caller only after the commit: the database is in WAL mode with
 //! `synchronous = FULL`, so a commit is on disk when it returns and an acknowledged report
 //! survives a crash or a power cut. Grouping pays one fsync for many reports. In the same
-//! transaction the writer forgets the oldest reports and events past the store's capacity,
-//! and about once a minute those older than its maximum age.
+//! transaction the writer forgets the oldest reports and events past the store's capacity
+//! (a few at a time: [`headroom`]), and about once a minute those older than its maximum age.
 //!
 //! Reads (`get`, the event backfills) use connections of their own, on the blocking pool: WAL
 //! lets them read the last commit while the writer writes the next.
@@ -411,22 +411,41 @@ impl Writer {
     }
 }
 
-/// Forgets reports and events past capacity (in every group: a range delete by row number)
-/// and, about once a minute, those older than the maximum age (the oldest rows, up to the
-/// first one younger).
+/// Reports forgotten at once past capacity (eight times as many events): 1/512 of the capacity,
+/// at most 128. A commit that deletes rewrites the pages at the start of each table and index
+/// as well as those at their end: with a few reports a commit, deleting in every commit added
+/// half to the bytes the writer writes, and making room for this many at a time took a quarter
+/// off them (docs/performance.md, 2026-12-07). A store never holds more than its capacity, and
+/// at most this many fewer.
+fn headroom(capacity: usize) -> usize {
+    (capacity / 512).min(128)
+}
+
+/// Forgets reports and events past capacity (a range delete by row number, once the oldest row
+/// is outside the last `capacity` numbers, down to [`headroom`] below) and, about once a
+/// minute, those older than the maximum age (the oldest rows, up to the first one younger).
 fn forget_old(
     conn: &Connection,
     capacity: usize,
     max_age: Option<Duration>,
     last_sweep: &mut Option<Instant>,
 ) -> rusqlite::Result<()> {
-    let keep_events = capacity.saturating_mul(EVENTS_PER_REPORT);
-    conn.prepare_cached("DELETE FROM reports WHERE n <= (SELECT MAX(n) FROM reports) - ?1")?
-        .execute([i64::try_from(capacity).unwrap_or(i64::MAX)])?;
-    conn.prepare_cached(
-        "DELETE FROM events WHERE bus_seq <= (SELECT MAX(bus_seq) FROM events) - ?1",
-    )?
-    .execute([i64::try_from(keep_events).unwrap_or(i64::MAX)])?;
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let room = headroom(capacity);
+    trim(
+        conn,
+        "SELECT (SELECT MIN(n) FROM reports), (SELECT MAX(n) FROM reports)",
+        "DELETE FROM reports WHERE n <= ?1",
+        count(capacity),
+        count(room),
+    )?;
+    trim(
+        conn,
+        "SELECT (SELECT MIN(bus_seq) FROM events), (SELECT MAX(bus_seq) FROM events)",
+        "DELETE FROM events WHERE bus_seq <= ?1",
+        count(capacity.saturating_mul(EVENTS_PER_REPORT)),
+        count(room.saturating_mul(EVENTS_PER_REPORT)),
+    )?;
     let Some(max_age) = max_age else { return Ok(()) };
     if last_sweep.is_some_and(|t| t.elapsed() < AGE_SWEEP_EVERY) {
         return Ok(());
@@ -447,6 +466,26 @@ fn forget_old(
          (SELECT MAX(bus_seq) + 1 FROM events))",
     )?
     .execute([cutoff])?;
+    Ok(())
+}
+
+/// When the lowest key (`bounds`: the lowest and highest) is outside the last `keep` numbers,
+/// deletes (`delete`) up to `room` more than that, oldest first.
+fn trim(
+    conn: &Connection,
+    bounds: &str,
+    delete: &str,
+    keep: i64,
+    room: i64,
+) -> rusqlite::Result<()> {
+    let (lowest, highest): (Option<i64>, Option<i64>) =
+        conn.prepare_cached(bounds)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    if let (Some(lowest), Some(highest)) = (lowest, highest)
+        && lowest <= highest.saturating_sub(keep)
+    {
+        conn.prepare_cached(delete)?
+            .execute([highest.saturating_sub(keep).saturating_add(room)])?;
+    }
     Ok(())
 }
 

@@ -130,6 +130,42 @@ async fn past_capacity_the_oldest_reports_and_events_go_first() {
     assert_eq!(kept.last().unwrap().event.seq, 120);
 }
 
+/// Past a capacity of 1,024 the store makes room for two reports (1/512) at a time, so most
+/// commits delete nothing, and it never holds more than its capacity.
+#[tokio::test]
+async fn retention_makes_room_for_a_few_at_a_time_never_above_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, 1024);
+    let mut ids = Vec::new();
+    let kept = |ids: Vec<Uuid>| {
+        let store = &store;
+        async move {
+            let mut kept = Vec::new();
+            for (i, id) in ids.into_iter().enumerate() {
+                if store.get(id).await.unwrap().is_some() {
+                    kept.push(i);
+                }
+            }
+            kept
+        }
+    };
+    for n in 0..1024 {
+        let r = report(n);
+        ids.push(r.id);
+        store.put(r).await.unwrap();
+    }
+    assert_eq!(kept(ids.clone()).await.len(), 1024, "at capacity, nothing is forgotten");
+    // The 1,025th report makes room for two more: the three oldest go.
+    for (n, expect) in [(1024, 1022), (1025, 1023), (1026, 1024), (1027, 1022)] {
+        let r = report(n);
+        ids.push(r.id);
+        store.put(r).await.unwrap();
+        let kept = kept(ids.clone()).await;
+        assert_eq!(kept.len(), expect, "after report {n}");
+        assert_eq!(kept, (ids.len() - expect..ids.len()).collect::<Vec<_>>(), "the newest kept");
+    }
+}
+
 #[tokio::test]
 async fn reports_older_than_the_maximum_age_are_forgotten() {
     let dir = tempfile::tempdir().unwrap();
